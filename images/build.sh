@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Builds the binaries inside RKE2's images from their Go modules (nothing but
+# the Go module proxy is needed), then writes the images as docker-save
+# archives with images/cmd/mkimages.
+#
+# usage: images/build.sh [OUTDIR [CACHEDIR [COMPONENT...]]]
+#
+#   OUTDIR    where the archives go            (default: build/images)
+#   CACHEDIR  binaries by component-version,   (default: build/cache)
+#             wrapper modules and the GOCACHE
+#   COMPONENT build only these (kubernetes etcd containerd runc crictl
+#             cni-plugins pause) and write no archive
+#
+# Each component lands in CACHEDIR/<component>-<version>/ with a .stamp file
+# naming what built it (version, Go version, the recipe below); a rerun with
+# nothing changed skips it. Versions live in images/versions.env.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+out=$(realpath -m "${1:-$root/build/images}")
+cache=$(realpath -m "${2:-$root/build/cache}")
+shift $(($# < 2 ? $# : 2))
+
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+# One GOCACHE for every component: kubelet, kube-apiserver, ... share most of
+# their packages, and containerd, crictl and the CNI plugins share many.
+export GOCACHE="${IMAGES_GOCACHE:-$cache/go-build}"
+export GOTOOLCHAIN=local
+export GOFLAGS="-buildvcs=false -trimpath"
+export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-0}"
+go_version=$(go env GOVERSION)
+build_date=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+
+log() { printf 'images: %s\n' "$*" >&2; }
+
+# component NAME VERSION RECIPE BINARY... builds CACHEDIR/NAME-VERSION with
+# RECIPE (a function called with the target dir) unless its stamp matches.
+# The stamp holds a hash of the recipe's own text, so a changed flag rebuilds.
+component() {
+	local name=$1 version=$2 recipe=$3
+	shift 3
+	local dir=$cache/$name-$version
+	local key
+	key="$name $version $go_version recipe=$(declare -f "$recipe" | sha256sum | cut -c1-16) extra=${KEY_EXTRA:-} bins=$*"
+	if [[ -f $dir/.stamp && "$(<"$dir/.stamp")" == "$key" ]]; then
+		log "$name $version: cached in $dir"
+		return
+	fi
+	local tmp=$dir.tmp start=$SECONDS
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	log "$name $version: building"
+	"$recipe" "$tmp" "$version"
+	local b
+	for b in "$@"; do
+		if [[ ! -x $tmp/$b ]]; then
+			log "$name $version: recipe did not produce $b"
+			exit 1
+		fi
+	done
+	printf '%s\n' "$key" >"$tmp/.stamp"
+	rm -rf "$dir"
+	mv "$tmp" "$dir"
+	log "$name $version: built in $((SECONDS - start))s"
+}
+
+# wrapper NAME writes an empty module at CACHEDIR/wrap/NAME and prints its
+# path. A module of our own is how a module with replace directives (which
+# `go install mod@version` refuses) gets built: only the main module's
+# replaces count, and ours point at published versions.
+wrapper() {
+	local dir=$cache/wrap/$1
+	mkdir -p "$dir"
+	printf 'module rke2os.local/wrap/%s\n\ngo %s\n' "$1" "${go_version#go}" >"$dir/go.mod"
+	: >"$dir/go.sum"
+	echo "$dir"
+}
+
+# gomod_of DIR MODULE@VERSION prints the path of that go.mod in the module
+# cache, downloading it from within DIR (a wrapper, so that no other go.sum
+# learns of it).
+gomod_of() {
+	(cd "$1" && go mod download -json "$2") | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p'
+}
+
+recipe_kubernetes() {
+	local target=$1 version=$2 w staging mod
+	w=$(wrapper "kubernetes-$version")
+	staging="v0.${version#v1.}"
+	(cd "$w" && go mod edit -require "k8s.io/kubernetes@$version")
+	# k8s.io/kubernetes replaces each k8s.io/<staging> module with its own
+	# ./staging/src copy; ours points each at the published v0.Y.Z instead.
+	local gomod edits=()
+	gomod=$(gomod_of "$w" "k8s.io/kubernetes@$version")
+	for mod in $(awk '$2 == "=>" && $3 ~ /^\.\/staging\// { print $1 }' "$gomod"); do
+		edits+=(-replace "$mod=$mod@$staging")
+	done
+	if ((${#edits[@]} == 0)); then
+		log "no staging replaces found in $gomod"
+		return 1
+	fi
+	(cd "$w" && go mod edit "${edits[@]}")
+	local minor=${version#v1.}
+	minor=${minor%%.*}
+	local ldflags="-s -w"
+	local pkg
+	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+		ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
+	done
+	# One invocation for all six: they share most of the compile.
+	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "$ldflags" -o "$target/" \
+		k8s.io/kubernetes/cmd/kubelet \
+		k8s.io/kubernetes/cmd/kubectl \
+		k8s.io/kubernetes/cmd/kube-apiserver \
+		k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kube-scheduler \
+		k8s.io/kubernetes/cmd/kube-proxy)
+}
+
+recipe_etcd() {
+	local target=$1 version=$2 w mod
+	w=$(wrapper "etcd-$version")
+	(cd "$w" && go mod edit -require "go.etcd.io/etcd/server/v3@$version" -require "go.etcd.io/etcd/etcdctl/v3@$version")
+	for mod in go.etcd.io/etcd/api/v3 go.etcd.io/etcd/client/pkg/v3 go.etcd.io/etcd/client/v3 go.etcd.io/etcd/pkg/v3; do
+		(cd "$w" && go mod edit -replace "$mod=$mod@$version")
+	done
+	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "-s -w" -o "$target/etcd" go.etcd.io/etcd/server/v3)
+	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "-s -w" -o "$target/etcdctl" go.etcd.io/etcd/etcdctl/v3)
+}
+
+recipe_containerd() {
+	local target=$1 version=$2 w
+	w=$(wrapper "containerd-$version")
+	(cd "$w" && go mod edit -require "github.com/containerd/containerd/v2@$version")
+	local v=github.com/containerd/containerd/v2/version
+	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go build \
+		-tags "urfave_cli_no_docs no_btrfs no_devmapper" \
+		-ldflags "-s -w -X $v.Version=$version -X $v.Revision=rke2os" -o "$target/" \
+		github.com/containerd/containerd/v2/cmd/containerd \
+		github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+		github.com/containerd/containerd/v2/cmd/ctr)
+}
+
+recipe_runc() {
+	local target=$1 version=$2
+	if ! dpkg -s libseccomp-dev >/dev/null 2>&1; then
+		log "installing libseccomp-dev (runc links it statically)"
+		apt-get install -y libseccomp-dev >&2
+	fi
+	# runc needs cgo for seccomp; -extldflags -static keeps it free of
+	# ld.so. GOFLAGS=-mod=... is not allowed with `go install mod@version`.
+	GOBIN="$target" CGO_ENABLED=1 go install -tags seccomp \
+		-ldflags "-s -w -extldflags -static" "github.com/opencontainers/runc@$version"
+}
+
+recipe_crictl() {
+	local target=$1 version=$2 w
+	w=$(wrapper "crictl-$version")
+	(cd "$w" && go mod edit -require "sigs.k8s.io/cri-tools@$version")
+	# The checksum database does not know cri-tools: check the hashes
+	# pinned in versions.env instead of asking it.
+	printf 'sigs.k8s.io/cri-tools %s %s\nsigs.k8s.io/cri-tools %s/go.mod %s\n' \
+		"$version" "$CRICTL_MODULE_SUM" "$version" "$CRICTL_GOMOD_SUM" >"$w/go.sum"
+	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go build \
+		-ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$version" -o "$target/crictl" \
+		sigs.k8s.io/cri-tools/cmd/crictl)
+}
+
+recipe_cni_plugins() {
+	local target=$1 version=$2 w p pkgs=()
+	w=$(wrapper "cni-plugins-$version")
+	(cd "$w" && go mod edit -require "github.com/containernetworking/plugins@$version")
+	for p in main/bridge main/loopback main/ptp main/host-device main/macvlan main/ipvlan main/vlan \
+		ipam/host-local ipam/static meta/portmap meta/bandwidth meta/firewall meta/tuning meta/sbr meta/vrf; do
+		pkgs+=("github.com/containernetworking/plugins/plugins/$p")
+	done
+	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go build \
+		-ldflags "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$version" \
+		-o "$target/" "${pkgs[@]}")
+}
+
+recipe_pause() {
+	local target=$1
+	(cd "$root" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$target/pause" ./images/pause)
+}
+
+build() {
+	case $1 in
+	kubernetes) component kubernetes "$KUBERNETES_VERSION" recipe_kubernetes \
+		kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy ;;
+	etcd) component etcd "$ETCD_VERSION" recipe_etcd etcd etcdctl ;;
+	containerd) component containerd "$CONTAINERD_VERSION" recipe_containerd \
+		containerd containerd-shim-runc-v2 ctr ;;
+	runc) component runc "$RUNC_VERSION" recipe_runc runc ;;
+	crictl) component crictl "$CRICTL_VERSION" recipe_crictl crictl ;;
+	cni-plugins) component cni-plugins "$CNI_PLUGINS_VERSION" recipe_cni_plugins \
+		bridge loopback host-local portmap ;;
+	pause) KEY_EXTRA=$(cat "$here"/pause/*.go | sha256sum | cut -c1-16) \
+		component pause "$PAUSE_VERSION" recipe_pause pause ;;
+	*)
+		log "unknown component $1"
+		exit 2
+		;;
+	esac
+}
+
+mkdir -p "$cache"
+start=$SECONDS
+if (($# > 0)); then
+	for c in "$@"; do build "$c"; done
+	exit 0
+fi
+# Quick ones first: a broken recipe shows before the long kubernetes build.
+for c in pause runc etcd containerd crictl cni-plugins kubernetes; do
+	build "$c"
+done
+mkdir -p "$out"
+(cd "$root" && go run ./images/cmd/mkimages -versions "$here/versions.env" -cache "$cache" -out "$out")
+log "done in $((SECONDS - start))s: $out"

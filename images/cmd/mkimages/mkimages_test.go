@@ -1,0 +1,199 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// fakeCache lays out what images/build.sh would leave in its cache, with
+// tiny scripts standing in for the binaries.
+func fakeCache(t *testing.T) (versions, cache string) {
+	t.Helper()
+	dir := t.TempDir()
+	versions = filepath.Join(dir, "versions.env")
+	env := `# test
+KUBERNETES_VERSION=v1.34.4
+CONTAINERD_VERSION=v2.4.2
+RUNC_VERSION=v1.4.0
+ETCD_VERSION=v3.6.7
+CRICTL_VERSION=v1.34.0
+CNI_PLUGINS_VERSION=v1.9.0
+PAUSE_VERSION=3.10
+RUNTIME_IMAGE=rancher/rke2-runtime:v1.34.4-rke2r1
+KUBERNETES_IMAGE=rancher/hardened-kubernetes:v1.34.4-rke2r1-build20250101
+ETCD_IMAGE=rancher/hardened-etcd:v3.6.7-build20250101
+PAUSE_IMAGE=rancher/mirrored-pause:3.10
+CNI_PLUGINS_IMAGE=rancher/hardened-cni-plugins:v1.9.0-build20250101
+`
+	if err := os.WriteFile(versions, []byte(env), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cache = filepath.Join(dir, "cache")
+	bins := map[string][]string{
+		"kubernetes-v1.34.4": {"kubelet", "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"},
+		"containerd-v2.4.2":  {"containerd", "containerd-shim-runc-v2", "ctr"},
+		"runc-v1.4.0":        {"runc"},
+		"crictl-v1.34.0":     {"crictl"},
+		"etcd-v3.6.7":        {"etcd", "etcdctl"},
+		"pause-3.10":         {"pause"},
+		"cni-plugins-v1.9.0": {"bridge", "host-local", "loopback", "portmap"},
+	}
+	for d, names := range bins {
+		if err := os.MkdirAll(filepath.Join(cache, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if err := os.WriteFile(filepath.Join(cache, d, n), []byte("#!/bin/sh\necho "+n+"\n"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return versions, cache
+}
+
+func TestRunIsReproducible(t *testing.T) {
+	versions, cache := fakeCache(t)
+	epoch := time.Unix(1700000000, 0).UTC()
+	var outs [2][]byte
+	for i := range outs {
+		out := filepath.Join(t.TempDir(), "out")
+		// Different mtimes on the inputs must not show in the output.
+		if i == 1 {
+			later := time.Now().Add(time.Hour)
+			filepath.Walk(cache, func(p string, _ os.FileInfo, _ error) error { return os.Chtimes(p, later, later) })
+		}
+		if err := run(versions, cache, out, true, epoch); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(out, zstdName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs[i] = b
+		if i == 0 {
+			checkArchive(t, filepath.Join(out, archiveName), epoch)
+			list, err := os.ReadFile(filepath.Join(out, listName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(list), "docker.io/rancher/rke2-runtime:v1.34.4-rke2r1\n") {
+				t.Errorf("image list lacks the runtime image:\n%s", list)
+			}
+		}
+	}
+	if !bytes.Equal(outs[0], outs[1]) {
+		t.Errorf("two runs wrote different archives (%d and %d bytes)", len(outs[0]), len(outs[1]))
+	}
+}
+
+// checkArchive reads the archive with go-containerregistry's own reader, as a
+// second opinion on the format, and looks at the runtime image's layer.
+func checkArchive(t *testing.T, path string, epoch time.Time) {
+	t.Helper()
+	tag, err := name.NewTag("rancher/rke2-runtime:v1.34.4-rke2r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := tarball.ImageFromPath(path, &tag)
+	if err != nil {
+		t.Fatalf("go-containerregistry cannot read the archive: %v", err)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("layers = %d, %v; want 1", len(layers), err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Architecture != "amd64" || cfg.OS != "linux" || !cfg.Created.Time.Equal(epoch) {
+		t.Errorf("config = %s/%s created %v", cfg.OS, cfg.Architecture, cfg.Created)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	want := map[string]int64{
+		"bin/": 0o755, "bin/containerd": 0o755, "bin/containerd-shim-runc-v2": 0o755, "bin/ctr": 0o755,
+		"bin/runc": 0o755, "bin/kubelet": 0o755, "bin/kubectl": 0o755, "bin/crictl": 0o755,
+		"charts/": 0o755, "charts/README": 0o644,
+	}
+	tr := tar.NewReader(rc)
+	seen := map[string]bool{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode, ok := want[hdr.Name]; !ok || hdr.Mode != mode {
+			t.Errorf("entry %s mode %o; want %o (known: %v)", hdr.Name, hdr.Mode, mode, ok)
+		}
+		if hdr.Uid != 0 || hdr.Gid != 0 || !hdr.ModTime.Equal(epoch) {
+			t.Errorf("entry %s: uid %d gid %d mtime %v", hdr.Name, hdr.Uid, hdr.Gid, hdr.ModTime)
+		}
+		dir := hdr.Name[:strings.LastIndex(strings.TrimSuffix(hdr.Name, "/"), "/")+1]
+		if dir != "" && !seen[dir] {
+			t.Errorf("entry %s comes before its directory %s", hdr.Name, dir)
+		}
+		seen[hdr.Name] = true
+	}
+	if len(seen) != len(want) {
+		t.Errorf("layer has %d entries, want %d", len(seen), len(want))
+	}
+}
+
+func TestReadEnv(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    map[string]string
+		wantErr string
+	}{
+		{in: "A=1\n# c\n\nB=x+y\n", want: map[string]string{"A": "1", "B": "x+y"}},
+		{in: "A=\"1\"\n", wantErr: "line 1"},
+		{in: "A=1\nB=$A\n", wantErr: "line 2"},
+		{in: "just words\n", wantErr: "line 1"},
+	} {
+		p := filepath.Join(t.TempDir(), "v.env")
+		os.WriteFile(p, []byte(tc.in), 0o644)
+		got, err := readEnv(p)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("readEnv(%q) err = %v, want %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("readEnv(%q): %v", tc.in, err)
+		}
+		for k, v := range tc.want {
+			if got[k] != v {
+				t.Errorf("readEnv(%q)[%s] = %q, want %q", tc.in, k, got[k], v)
+			}
+		}
+	}
+}
+
+func TestWriteLayerRefusesBadNames(t *testing.T) {
+	for _, n := range []string{"", "/bin/x", "../x", "bin/../../x", "bin//x"} {
+		if _, _, err := writeLayer(io.Discard, []file{{Name: n, Data: []byte("x"), Mode: 0o644}}, time.Unix(0, 0)); err == nil {
+			t.Errorf("writeLayer accepted %q", n)
+		}
+	}
+	dup := []file{{Name: "a", Mode: 0o644}, {Name: "a", Mode: 0o644}}
+	if _, _, err := writeLayer(io.Discard, dup, time.Unix(0, 0)); err == nil {
+		t.Error("writeLayer accepted a name twice")
+	}
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// imageSpec is one image to write: its reference and the files of its single
+// layer.
+type imageSpec struct {
+	Ref        string
+	Files      []file
+	Entrypoint []string
+}
+
+// file is one regular file of a layer: Name is its path in the image without
+// the leading slash ("bin/kubelet"); its content comes from Source on the host
+// or, when Source is empty, from Data.
+type file struct {
+	Name   string
+	Source string
+	Data   []byte
+	Mode   int64
+}
+
+// readEnv parses a shell-sourceable KEY=value file such as versions.env.
+// Quotes and expansions are not supported, so that the shell and this parser
+// can never disagree about a value.
+func readEnv(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read versions: %w", err)
+	}
+	defer f.Close()
+	env := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || k == "" || strings.ContainsAny(v, "\"'$` \t") {
+			return nil, fmt.Errorf("%s line %d: want KEY=value without quotes, spaces or $, got %q", path, n, line)
+		}
+		env[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return env, nil
+}
+
+// chartsReadme stands in /charts until the runtime image carries real
+// HelmChart manifests. RKE2 applies only *.yaml, *.yml and *.json from there.
+const chartsReadme = `RKE2 copies the files of this directory into
+/var/lib/rancher/rke2/server/manifests on servers. The rke2-runtime image
+built by images/build.sh carries no bundled charts yet.
+`
+
+// imageSpecs lists the images to write, with their files taken from the
+// component directories images/build.sh filled in cache.
+func imageSpecs(env map[string]string, cache string) ([]imageSpec, error) {
+	var missing []string
+	get := func(k string) string {
+		if env[k] == "" {
+			missing = append(missing, k)
+		}
+		return env[k]
+	}
+	dir := func(component, versionKey string) string {
+		return filepath.Join(cache, component+"-"+get(versionKey))
+	}
+	k8s := dir("kubernetes", "KUBERNETES_VERSION")
+	containerd := dir("containerd", "CONTAINERD_VERSION")
+	runc := dir("runc", "RUNC_VERSION")
+	crictl := dir("crictl", "CRICTL_VERSION")
+	etcd := dir("etcd", "ETCD_VERSION")
+	pause := dir("pause", "PAUSE_VERSION")
+	cni := dir("cni-plugins", "CNI_PLUGINS_VERSION")
+	refs := map[string]string{}
+	for _, k := range []string{"RUNTIME_IMAGE", "KUBERNETES_IMAGE", "ETCD_IMAGE", "PAUSE_IMAGE", "CNI_PLUGINS_IMAGE"} {
+		refs[k] = get(k)
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("versions: %s not set", strings.Join(missing, ", "))
+	}
+
+	bins := func(prefix string, srcs ...string) []file {
+		var fs []file
+		for _, s := range srcs {
+			fs = append(fs, file{Name: prefix + filepath.Base(s), Source: s, Mode: 0o755})
+		}
+		return fs
+	}
+	cniBins, err := executables(cni)
+	if err != nil {
+		return nil, err
+	}
+	specs := []imageSpec{
+		{
+			Ref: refs["RUNTIME_IMAGE"],
+			Files: append(bins("bin/",
+				filepath.Join(containerd, "containerd"),
+				filepath.Join(containerd, "containerd-shim-runc-v2"),
+				filepath.Join(containerd, "ctr"),
+				filepath.Join(runc, "runc"),
+				filepath.Join(k8s, "kubelet"),
+				filepath.Join(k8s, "kubectl"),
+				filepath.Join(crictl, "crictl"),
+			), file{Name: "charts/README", Data: []byte(chartsReadme), Mode: 0o644}),
+		},
+		{
+			Ref: refs["KUBERNETES_IMAGE"],
+			Files: bins("usr/local/bin/",
+				filepath.Join(k8s, "kube-apiserver"),
+				filepath.Join(k8s, "kube-controller-manager"),
+				filepath.Join(k8s, "kube-scheduler"),
+				filepath.Join(k8s, "kube-proxy"),
+				filepath.Join(k8s, "kubelet"),
+				filepath.Join(k8s, "kubectl"),
+			),
+		},
+		{
+			Ref: refs["ETCD_IMAGE"],
+			Files: bins("usr/local/bin/",
+				filepath.Join(etcd, "etcd"),
+				filepath.Join(etcd, "etcdctl"),
+			),
+		},
+		{
+			Ref:        refs["PAUSE_IMAGE"],
+			Files:      bins("", filepath.Join(pause, "pause")),
+			Entrypoint: []string{"/pause"},
+		},
+		{
+			Ref:   refs["CNI_PLUGINS_IMAGE"],
+			Files: bins("opt/cni/bin/", cniBins...),
+		},
+	}
+	sort.Slice(specs, func(i, j int) bool { return specs[i].Ref < specs[j].Ref })
+	return specs, nil
+}
+
+// executables lists the executable regular files of dir, sorted.
+func executables(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s (did images/build.sh run?): %w", dir, err)
+	}
+	var out []string
+	for _, e := range ents {
+		info, err := e.Info()
+		if err != nil {
+			return nil, fmt.Errorf("stat %s: %w", filepath.Join(dir, e.Name()), err)
+		}
+		if info.Mode().IsRegular() && info.Mode()&0o111 != 0 {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no executables", dir)
+	}
+	return out, nil
+}
