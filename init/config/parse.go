@@ -102,10 +102,68 @@ func decodeDocument(source string, data []byte) (root *yaml.Node, err error) {
 	case !errors.Is(err, io.EOF):
 		return nil, yamlError(source, err)
 	}
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
-		return doc.Content[0], nil
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+		return nil, nil
 	}
-	return nil, nil
+	root = doc.Content[0]
+	if err := checkAliases(source, root); err != nil {
+		return nil, err
+	}
+	return root, nil
+}
+
+// maxExpandedNodes bounds the size of a document with its aliases expanded.
+// A few anchors can stand for an exponential number of nodes ("billion
+// laughs"); a real config has a few hundred nodes.
+const maxExpandedNodes = 100000
+
+// checkAliases refuses a document whose aliases expand it beyond
+// maxExpandedNodes or refer to the node that contains them.
+func checkAliases(source string, root *yaml.Node) error {
+	const inProgress = -1
+	sizes := map[*yaml.Node]int{}
+	var bad *Error
+	var size func(n *yaml.Node, depth int) int
+	size = func(n *yaml.Node, depth int) int {
+		if bad != nil {
+			return 0
+		}
+		if depth > 10000 {
+			bad = &Error{Source: source, Line: n.Line, Column: n.Column, Msg: "nests too deeply"}
+			return 0
+		}
+		alias := n
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return 1
+			}
+			n = n.Alias
+		}
+		switch s, seen := sizes[n]; {
+		case seen && s == inProgress:
+			bad = &Error{Source: source, Line: alias.Line, Column: alias.Column, Msg: fmt.Sprintf("uses the alias *%s inside its own anchor; write the value out", alias.Value)}
+			return 0
+		case seen:
+			return s
+		}
+		sizes[n] = inProgress
+		total := 1
+		for _, c := range n.Content {
+			total += size(c, depth+1)
+			if total > maxExpandedNodes {
+				total = maxExpandedNodes + 1
+			}
+		}
+		sizes[n] = total
+		return total
+	}
+	if size(root, 0) > maxExpandedNodes {
+		return &Error{Source: source, Line: root.Line, Column: root.Column, Msg: fmt.Sprintf("expands to more than %d values through its YAML aliases; write the values out", maxExpandedNodes)}
+	}
+	if bad != nil {
+		return bad
+	}
+	return nil
 }
 
 // yamlError turns a yaml.v3 syntax error into an *Error with its line.

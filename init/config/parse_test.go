@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -96,6 +97,8 @@ func TestParseDocument(t *testing.T) {
 		{"ssh keys", "ssh_authorized_keys: [ssh-ed25519 AAAA]\n", 1, 1, "ssh_authorized_keys", "no SSH server"},
 		{"custom tag", "hostname: !vault abc\n", 1, 11, "hostname", "YAML tag !vault"},
 		{"mapping key", "? [a, b]\n: c\n", 1, 3, "", "has a key that is a list"},
+		{"alias cycle", "hostname: a\nrke2: &r {tls-san: *r}\n", 2, 20, "", "uses the alias *r inside its own anchor"},
+		{"billion laughs", laughs(), 1, 1, "", "expands to more than 100000 values"},
 	})
 	// Two problems at once: the yaml merge key and the unknown key.
 	_, err := Parse("x", []byte("base: &b {hostname: a}\n<<: *b\n"))
@@ -504,4 +507,21 @@ func TestParseAliases(t *testing.T) {
 	if strings.Contains(string(out), "*") || strings.Contains(string(out), "&") {
 		t.Errorf("rendered config keeps an alias or anchor:\n%s", out)
 	}
+}
+
+// laughs is a "billion laughs" document: ten levels of ten aliases each.
+func laughs() string {
+	var b strings.Builder
+	b.WriteString("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&b, "a%d: &a%d [", i, i)
+		for j := 0; j < 10; j++ {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "*a%d", i-1)
+		}
+		b.WriteString("]\n")
+	}
+	return b.String()
 }
