@@ -65,15 +65,13 @@ func ParseMetaData(source string, data []byte) (*MetaData, error) {
 			}
 		case "local-hostname":
 			if s, ok := p.str(v, key); ok && s != "" {
-				if !isDNSName(s, 253) || len(md.Hostname()) > 63 {
+				// A fully qualified name may be longer than a host name; its
+				// first label, which becomes the host name, is at most 63.
+				if !isDNSName(s, 253) {
 					p.fail(v, key, "%q is not a host name: use letters, digits and \"-\" in dot-separated labels, like \"node1\" or \"node1.example.com\"", s)
 					return
 				}
 				md.LocalHostname = s
-				if h := md.Hostname(); checkHostname(h) != nil {
-					p.fail(v, key, "%q does not start with a usable host name", s)
-					md.LocalHostname = ""
-				}
 			}
 		}
 	})

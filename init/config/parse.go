@@ -602,9 +602,16 @@ func (p *parser) writeFiles(n *yaml.Node, path string) []WriteFile {
 			p.fail(v, ipath, "has no path; add one like \"path: /etc/motd\"")
 			return
 		}
-		if ok && contentNode != nil {
+		if ok {
+			// Decode now, so that a bad file fails the build or the boot with
+			// its line rather than when it is written.
 			if _, err := decodeContent(f.Content, f.Encoding); err != nil {
-				p.fail(contentNode, child(ipath, "content"), "%v", err)
+				at := contentNode
+				if at == nil {
+					at = deref(v)
+				}
+				p.fail(at, child(ipath, "content"), "%v", err)
+				return
 			}
 		}
 		out = append(out, f)

@@ -230,6 +230,7 @@ func TestParseWriteFiles(t *testing.T) {
 		{"owner no group", "write_files:\n- path: /a\n  owner: '1000'\n", 3, 10, "write_files[0].owner", `is not "user:group"`},
 		{"encoding", "write_files:\n- path: /a\n  encoding: base32\n", 3, 13, "write_files[0].encoding", `"base32" is not an encoding: use plain, b64`},
 		{"bad base64", "write_files:\n- path: /a\n  encoding: b64\n  content: 'not base64!'\n", 4, 12, "write_files[0].content", "is not valid base64"},
+		{"gzip no content", "write_files:\n- {path: /a, encoding: gz}\n", 2, 3, "write_files[0].content", "is not gzip data"},
 		{"bad gzip", "write_files:\n- path: /a\n  encoding: gzip+base64\n  content: aGVsbG8=\n", 4, 12, "write_files[0].content", "is not gzip data"},
 		{"append", "write_files:\n- path: /a\n  append: sometimes\n", 3, 11, "write_files[0].append", `"sometimes" is not true or false`},
 		{"unknown", "write_files:\n- path: /a\n  mode: '0644'\n", 3, 3, "write_files[0].mode", "is not a known key"},
