@@ -291,25 +291,38 @@ type Mirror struct {
 
 // RegistryConfig holds the credentials and TLS settings of one registry.
 type RegistryConfig struct {
+	// Auth is "auth": credentials, nil for none.
 	Auth *RegistryAuth `yaml:"auth,omitempty"`
-	TLS  *RegistryTLS  `yaml:"tls,omitempty"`
+	// TLS is "tls": client certificate, CA and verification, nil for the
+	// defaults.
+	TLS *RegistryTLS `yaml:"tls,omitempty"`
 }
 
 // RegistryAuth holds registry credentials.
 type RegistryAuth struct {
-	Username      string `yaml:"username,omitempty"`
-	Password      string `yaml:"password,omitempty"`
-	Auth          string `yaml:"auth,omitempty"`
+	// Username and Password are "username" and "password", set together.
+	Username string `yaml:"username,omitempty"`
+	Password string `yaml:"password,omitempty"`
+	// Auth is "auth": base64 of "username:password", as in Docker's
+	// config.json.
+	Auth string `yaml:"auth,omitempty"`
+	// IdentityToken is "identity_token": an OAuth refresh token.
 	IdentityToken string `yaml:"identity_token,omitempty"`
 }
 
 // RegistryTLS holds the client certificate, CA and verification setting used
 // to reach a registry.
 type RegistryTLS struct {
-	CertFile           string `yaml:"cert_file,omitempty"`
-	KeyFile            string `yaml:"key_file,omitempty"`
-	CAFile             string `yaml:"ca_file,omitempty"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify,omitempty"`
+	// CertFile and KeyFile are "cert_file" and "key_file": the client
+	// certificate and its key, absolute paths on the node, set together.
+	CertFile string `yaml:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file,omitempty"`
+	// CAFile is "ca_file": the CA bundle that signs the registry's
+	// certificate.
+	CAFile string `yaml:"ca_file,omitempty"`
+	// InsecureSkipVerify is "insecure_skip_verify": do not verify the
+	// registry's certificate.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify,omitempty"`
 }
 
 // parseMode parses an octal mode string like "0644", "644", "1777" or
