@@ -1,0 +1,310 @@
+package content
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// Whiteout names, from the OCI image spec's layer changesets: ".wh.<name>"
+// deletes <name> of the layers below, ".wh..wh..opq" hides everything the
+// layers below have in its directory.
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutOpaque = ".wh..wh..opq"
+)
+
+// ExtractPaths extracts from img's layers, applied in order with their
+// whiteouts, the files under prefixes ("/bin", "/charts") into dest,
+// keeping their paths: /bin/kubelet lands at dest/bin/kubelet. A prefix of
+// "/" takes everything.
+//
+// dest must not exist. It appears whole or not at all: the files go into a
+// temporary sibling, renamed into place once every layer has been read to
+// its end and its digests checked. Nothing is ever written outside that
+// directory: entries with absolute paths or "..", symlinks pointing out of
+// it (or absolute ones, which on the host would point out of it), hard
+// links to files not extracted, device nodes and FIFOs under the prefixes
+// are refused. Permission bits are kept except setuid, setgid and sticky;
+// owners are not (the builder does not run as root).
+func ExtractPaths(img Image, dest string, prefixes []string) (err error) {
+	sel, err := cleanPrefixes(prefixes)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(dest); err == nil {
+		return fmt.Errorf("extract %s: %s already exists", img, dest)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("extract %s: %w", img, err)
+	}
+	parent := filepath.Dir(dest)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("extract %s: %w", img, err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("extract %s: %w", img, err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	root, err := os.OpenRoot(tmp)
+	if err != nil {
+		return fmt.Errorf("extract %s: %w", img, err)
+	}
+	defer root.Close()
+	for i := range img.layers {
+		if err := applyLayer(root, &img.layers[i], sel); err != nil {
+			return fmt.Errorf("extract %s: %w", img, err)
+		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("extract %s: %w", img, err)
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		return fmt.Errorf("extract %s: %w", img, err)
+	}
+	return nil
+}
+
+// selection is the set of paths to extract, as clean relative prefixes.
+type selection []string
+
+func cleanPrefixes(prefixes []string) (selection, error) {
+	if len(prefixes) == 0 {
+		return nil, errors.New("extract: no paths given")
+	}
+	var sel selection
+	for _, p := range prefixes {
+		for _, part := range strings.Split(p, "/") {
+			if part == ".." {
+				return nil, fmt.Errorf("extract: path %q has a \"..\"", p)
+			}
+		}
+		sel = append(sel, strings.TrimPrefix(path.Clean("/"+p), "/"))
+	}
+	return sel, nil
+}
+
+// has tells whether name (clean, relative) is under one of the prefixes.
+func (s selection) has(name string) bool {
+	for _, p := range s {
+		if p == "" || name == p || strings.HasPrefix(name, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// touches tells whether removing name could remove something selected:
+// name is selected, or a parent of a prefix.
+func (s selection) touches(name string) bool {
+	if s.has(name) {
+		return true
+	}
+	for _, p := range s {
+		if strings.HasPrefix(p, name+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// applyLayer applies one layer's selected entries and whiteouts inside root,
+// then reads the layer to its end to check its digests.
+func applyLayer(root *os.Root, l *layer, sel selection) error {
+	stream, err := l.tarStream()
+	if err != nil {
+		return err
+	}
+	defer stream.Close()
+	tr := tar.NewReader(stream)
+	written := map[string]bool{} // what this layer wrote: opaque whiteouts keep it
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", l.where, err)
+		}
+		name, err := cleanEntryName(hdr.Name)
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", l.where, err)
+		}
+		if name == "." {
+			continue
+		}
+		if err := applyEntry(root, tr, hdr, name, sel, written); err != nil {
+			return fmt.Errorf("layer %s: %w", l.where, err)
+		}
+	}
+	return stream.finish()
+}
+
+func applyEntry(root *os.Root, r io.Reader, hdr *tar.Header, name string, sel selection, written map[string]bool) error {
+	dir, base := path.Split(name)
+	dir = path.Clean(dir)
+	if base == whiteoutOpaque {
+		if sel.touches(dir) {
+			return hideLower(root, dir, written)
+		}
+		return nil
+	}
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		target := strings.TrimPrefix(base, whiteoutPrefix)
+		if target == "" || target == "." || target == ".." {
+			return fmt.Errorf("tar entry %q is a whiteout of nothing", hdr.Name)
+		}
+		target = path.Join(dir, target)
+		if sel.touches(target) {
+			return removeIfExists(root, target)
+		}
+		return nil
+	}
+	if !sel.has(name) {
+		return nil
+	}
+	perm := fs.FileMode(hdr.Mode) & fs.ModePerm
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if fi, err := root.Lstat(name); err == nil && !fi.IsDir() {
+			if err := root.Remove(name); err != nil {
+				return err
+			}
+		}
+		if err := root.MkdirAll(name, 0o755); err != nil {
+			return err
+		}
+		written[name] = true
+		return root.Chmod(name, perm|0o700) // keep it writable to us while extracting
+	case tar.TypeReg, tar.TypeRegA:
+		if isSparse(hdr) {
+			return fmt.Errorf("tar entry %q is a sparse file", hdr.Name)
+		}
+		if err := replace(root, name); err != nil {
+			return err
+		}
+		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+		if err != nil {
+			return err
+		}
+		n, err := io.Copy(f, r)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		if n != hdr.Size {
+			return fmt.Errorf("write %s: %d bytes, header says %d", name, n, hdr.Size)
+		}
+		written[name] = true
+		if err := root.Chmod(name, perm); err != nil { // umask may have cut it
+			return err
+		}
+		return root.Chtimes(name, hdr.ModTime, hdr.ModTime)
+	case tar.TypeSymlink:
+		t := hdr.Linkname
+		if t == "" || path.IsAbs(t) {
+			return fmt.Errorf("tar entry %q is a symlink to %q, an absolute path: on the host it would point outside the extracted files", hdr.Name, t)
+		}
+		if j := path.Join(path.Dir(name), t); j == ".." || strings.HasPrefix(j, "../") {
+			return fmt.Errorf("tar entry %q is a symlink to %q, outside the extracted files", hdr.Name, t)
+		}
+		if err := replace(root, name); err != nil {
+			return err
+		}
+		written[name] = true
+		return root.Symlink(t, name)
+	case tar.TypeLink:
+		t, err := cleanEntryName(hdr.Linkname)
+		if err != nil {
+			return fmt.Errorf("tar entry %q is a hard link: %w", hdr.Name, err)
+		}
+		if !sel.has(t) {
+			return fmt.Errorf("tar entry %q is a hard link to %q, which is not among the extracted paths", hdr.Name, hdr.Linkname)
+		}
+		if fi, err := root.Lstat(t); err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("tar entry %q is a hard link to %q, which is not a file extracted before it", hdr.Name, hdr.Linkname)
+		}
+		if err := replace(root, name); err != nil {
+			return err
+		}
+		written[name] = true
+		return root.Link(t, name)
+	default:
+		return fmt.Errorf("tar entry %q is a %s, which is refused", hdr.Name, typeName(hdr.Typeflag))
+	}
+}
+
+// replace makes room for a new entry: it creates the parent directories and
+// removes whatever was at name, so that the new entry never writes through
+// a symlink a lower layer left there.
+func replace(root *os.Root, name string) error {
+	if d := path.Dir(name); d != "." {
+		if err := root.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return removeIfExists(root, name)
+}
+
+func removeIfExists(root *os.Root, name string) error {
+	if _, err := root.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return root.RemoveAll(name)
+}
+
+// hideLower applies an opaque whiteout: everything in dir that this layer
+// did not write goes. Directories with something of this layer inside stay.
+func hideLower(root *os.Root, dir string, written map[string]bool) error {
+	if fi, err := root.Lstat(dir); err != nil || !fi.IsDir() {
+		return nil
+	}
+	var files, dirs []string
+	err := fs.WalkDir(root.FS(), dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == dir || written[p] {
+			return nil
+		}
+		if d.IsDir() {
+			dirs = append(dirs, p)
+		} else {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := root.Remove(f); err != nil {
+			return err
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(dirs))) // children before parents
+	for _, d := range dirs {
+		if err := root.Remove(d); err != nil && !isNotEmpty(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+func isNotEmpty(err error) bool {
+	return errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST)
+}
