@@ -1,0 +1,473 @@
+// Package build bakes one node image: it gathers the kernel, GRUB, the init
+// and the overlays, and writes the ISO, the raw disk, the PXE files and a
+// manifest of every input and output. Outputs are written under temporary
+// names and renamed into place only when all of them are complete.
+package build
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/disk"
+	"github.com/diskfs/go-diskfs/filesystem"
+	"github.com/rke2os/rke2os/builder/bootloader"
+	rawdisk "github.com/rke2os/rke2os/builder/disk"
+	"github.com/rke2os/rke2os/builder/initramfs"
+	"github.com/rke2os/rke2os/builder/iso"
+	"github.com/rke2os/rke2os/builder/kernel"
+)
+
+// InputError is bad input from the user (exit code 2): a missing kernel,
+// an unknown role, an unwritable output directory.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+func inputErr(format string, a ...any) error { return &InputError{fmt.Errorf(format, a...)} }
+
+// Options are the inputs of one image.
+type Options struct {
+	Role     string // server or agent
+	Output   string // directory for the outputs
+	Kernel   string // directory or .deb
+	Grub     string // directory of GRUB's prepared images
+	Init     string // the rke2-init binary
+	Overlays string // directory laid into the root
+	// Cmdline is appended to the kernel command line.
+	Cmdline string
+	// Epoch is SOURCE_DATE_EPOCH: every date in every output.
+	Epoch time.Time
+	// Progress reports long steps; nil logs them.
+	Progress Progress
+}
+
+// Outputs names the files a build writes, by kind.
+type Outputs struct {
+	ISO, Raw, Kernel, Initrd, Cmdline, Manifest string
+}
+
+func outputsFor(dir, role string) Outputs {
+	base := filepath.Join(dir, "rke2-"+role)
+	return Outputs{ISO: base + ".iso", Raw: base + ".raw", Kernel: base + ".vmlinuz", Initrd: base + ".initrd",
+		Cmdline: base + ".cmdline", Manifest: filepath.Join(dir, "manifest.json")}
+}
+
+// Roles are the node roles an image can have.
+var Roles = []string{"server", "agent"}
+
+// Image builds the images of one role.
+func Image(o Options) (Outputs, error) {
+	if o.Progress == nil {
+		o.Progress = logProgress{}
+	}
+	if o.Epoch.IsZero() {
+		return Outputs{}, inputErr("no SOURCE_DATE_EPOCH given")
+	}
+	// go-diskfs' FAT writer takes its dates from the environment.
+	os.Setenv("SOURCE_DATE_EPOCH", fmt.Sprint(o.Epoch.Unix()))
+	if !contains(Roles, o.Role) {
+		return Outputs{}, inputErr("unknown role %q: use --role server or --role agent", o.Role)
+	}
+	if err := os.MkdirAll(o.Output, 0o755); err != nil {
+		return Outputs{}, inputErr("output directory %s: %w", o.Output, err)
+	}
+	tmp, err := os.MkdirTemp(o.Output, ".rke2-build-")
+	if err != nil {
+		return Outputs{}, inputErr("output directory %s is not writable: %w", o.Output, err)
+	}
+	defer os.RemoveAll(tmp)
+
+	grub, err := bootloader.Load(o.Grub)
+	if err != nil {
+		return Outputs{}, &InputError{err}
+	}
+	if err := checkExecutable(o.Init); err != nil {
+		return Outputs{}, &InputError{err}
+	}
+	done := o.Progress.Step("open kernel")
+	k, err := kernel.Open(o.Kernel, tmp)
+	done()
+	if err != nil {
+		return Outputs{}, &InputError{err}
+	}
+	defer k.Close()
+
+	m := &Manifest{Role: o.Role, SourceDateEpoch: o.Epoch.Unix(), KernelVersion: k.Version}
+	staged := outputsFor(tmp, o.Role)
+
+	done = o.Progress.Step("write initramfs")
+	err = writeInitramfs(staged.Initrd, k, o, m)
+	done()
+	if err != nil {
+		return Outputs{}, err
+	}
+	if err := copyFile(k.Image, staged.Kernel); err != nil {
+		return Outputs{}, err
+	}
+	base := "console=tty0 console=ttyS0,115200 rke2.role=" + o.Role
+	if o.Cmdline != "" {
+		base += " " + o.Cmdline
+	}
+	if err := os.WriteFile(staged.Cmdline, []byte(base+"\n"), 0o644); err != nil {
+		return Outputs{}, err
+	}
+
+	done = o.Progress.Step("write ISO")
+	err = writeISO(staged, tmp, grub, base, o)
+	done()
+	if err != nil {
+		return Outputs{}, err
+	}
+	done = o.Progress.Step("write raw disk")
+	err = writeRaw(staged, grub, base)
+	done()
+	if err != nil {
+		return Outputs{}, err
+	}
+
+	// Inputs by digest.
+	m.addInput("kernel", k.Source, k.SourceDigest)
+	for _, p := range grub.All() {
+		if err := m.addFile("bootloader", p); err != nil {
+			return Outputs{}, err
+		}
+	}
+	if err := m.addFile("init", o.Init); err != nil {
+		return Outputs{}, err
+	}
+	final := outputsFor(o.Output, o.Role)
+	for _, p := range []struct{ staged, final string }{{staged.ISO, final.ISO}, {staged.Raw, final.Raw}, {staged.Kernel, final.Kernel}, {staged.Initrd, final.Initrd}, {staged.Cmdline, final.Cmdline}} {
+		d, err := digest(p.staged)
+		if err != nil {
+			return Outputs{}, err
+		}
+		m.Outputs = append(m.Outputs, Artifact{Name: filepath.Base(p.final), SHA256: d})
+	}
+	if err := m.merge(final.Manifest); err != nil {
+		return Outputs{}, err
+	}
+	if err := m.write(staged.Manifest); err != nil {
+		return Outputs{}, err
+	}
+	for _, p := range [][2]string{{staged.ISO, final.ISO}, {staged.Raw, final.Raw}, {staged.Kernel, final.Kernel}, {staged.Initrd, final.Initrd}, {staged.Cmdline, final.Cmdline}, {staged.Manifest, final.Manifest}} {
+		if err := os.Rename(p[0], p[1]); err != nil {
+			return Outputs{}, fmt.Errorf("move %s into place: %w", p[1], err)
+		}
+	}
+	return final, nil
+}
+
+// initramfsModules reads the module names the overlays ask for
+// (etc/modules-load.d/*.conf, one per line, # comments).
+func initramfsModules(overlays string) ([]string, error) {
+	files, _ := filepath.Glob(filepath.Join(overlays, "etc", "modules-load.d", "*.conf"))
+	if len(files) == 0 {
+		return nil, inputErr("no module list: %s/etc/modules-load.d/*.conf names the kernel modules the initramfs carries", overlays)
+	}
+	var names []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			l := strings.TrimSpace(sc.Text())
+			if l != "" && !strings.HasPrefix(l, "#") {
+				names = append(names, l)
+			}
+		}
+	}
+	return names, nil
+}
+
+func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest) error {
+	a := initramfs.New(o.Epoch.Unix())
+	if err := a.File("init", o.Init, 0o755); err != nil {
+		return err
+	}
+	for _, d := range []string{"dev", "proc", "sys", "run", "tmp", "etc", "var", "root"} {
+		if err := a.Dir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := a.CharDev("dev/console", 0o600, 5, 1); err != nil {
+		return err
+	}
+	if err := a.CharDev("dev/null", 0o666, 1, 3); err != nil {
+		return err
+	}
+	if o.Overlays != "" {
+		if err := a.Tree("", o.Overlays); err != nil {
+			return &InputError{fmt.Errorf("overlays %s: %w", o.Overlays, err)}
+		}
+		if err := m.addTree("overlay", o.Overlays); err != nil {
+			return err
+		}
+	}
+	names, err := initramfsModules(o.Overlays)
+	if err != nil {
+		return err
+	}
+	set, err := k.Modules()
+	if err != nil {
+		return &InputError{err}
+	}
+	files, missing, err := set.Resolve(names)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		slog.Warn("modules not in this kernel (built in, or not built)", "modules", strings.Join(missing, " "))
+	}
+	modDir := "lib/modules/" + k.Version
+	for _, f := range files {
+		if err := a.File(modDir+"/"+f, filepath.Join(set.Dir(), f), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := a.Bytes(modDir+"/rke2-modules.load", []byte(strings.Join(files, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
+	m.Modules = files
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if _, err := a.WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write initramfs: %w", err)
+	}
+	return f.Close()
+}
+
+func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options) error {
+	cfg := filepath.Join(tmp, "grub-iso.cfg")
+	title := "RKE2 " + o.Role
+	if err := os.WriteFile(cfg, bootloader.Config(bootloader.Entry{Title: title, SystemLabel: bootloader.BootLabel,
+		Cmdline: cmdline + " rke2.medium=" + bootloader.BootLabel}), 0o644); err != nil {
+		return err
+	}
+	efiImg := filepath.Join(tmp, "efi.img")
+	if err := writeEFIImage(efiImg, grub.EFI); err != nil {
+		return err
+	}
+	ws := filepath.Join(tmp, "iso-workspace")
+	if err := os.Mkdir(ws, 0o755); err != nil {
+		return err
+	}
+	return iso.Write(staged.ISO, ws, iso.Spec{
+		VolumeID: bootloader.BootLabel,
+		Files: []iso.File{
+			{Path: "/boot/vmlinuz", Source: staged.Kernel},
+			{Path: "/boot/initrd", Source: staged.Initrd},
+			{Path: "/boot/grub/grub.cfg", Source: cfg},
+			{Path: "/boot/grub/eltorito.img", Source: grub.ElTorito},
+			{Path: "/boot/grub/efi.img", Source: efiImg},
+		},
+		BIOSBoot: "/boot/grub/eltorito.img",
+		EFIBoot:  "/boot/grub/efi.img",
+		Epoch:    o.Epoch,
+	})
+}
+
+// writeEFIImage writes the FAT image of the ISO's UEFI El Torito entry.
+// OVMF ignores a FAT32 image smaller than about 33 MiB, hence 40.
+func writeEFIImage(out, efiBinary string) error {
+	d, err := diskfs.Create(out, 40<<20, diskfs.SectorSizeDefault)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	fs, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 0, FSType: filesystem.TypeFat32, VolumeLabel: "RKE2_EFI", Reproducible: true})
+	if err != nil {
+		return fmt.Errorf("EFI image: %w", err)
+	}
+	if err := fs.Mkdir("/EFI/BOOT"); err != nil {
+		return fmt.Errorf("EFI image: %w", err)
+	}
+	b, err := os.ReadFile(efiBinary)
+	if err != nil {
+		return err
+	}
+	w, err := fs.OpenFile("/EFI/BOOT/BOOTX64.EFI", os.O_CREATE|os.O_RDWR)
+	if err != nil {
+		return fmt.Errorf("EFI image: %w", err)
+	}
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("EFI image: %w", err)
+	}
+	return w.Close()
+}
+
+func writeRaw(staged Outputs, grub *bootloader.Files, cmdline string) error {
+	mbr, err := grub.MBR(rawdisk.BIOSPartitionLBA)
+	if err != nil {
+		return err
+	}
+	core, err := grub.CoreImage(rawdisk.BIOSPartitionLBA)
+	if err != nil {
+		return err
+	}
+	efi, err := os.ReadFile(grub.EFI)
+	if err != nil {
+		return err
+	}
+	cfg := bootloader.Config(bootloader.Entry{Title: "RKE2 (slot A)", SystemLabel: rawdisk.PartSysA,
+		Cmdline: cmdline + " rke2.medium=" + rawdisk.PartSysA})
+	kd, err := digest(staged.Kernel)
+	if err != nil {
+		return err
+	}
+	id, err := digest(staged.Initrd)
+	if err != nil {
+		return err
+	}
+	return rawdisk.Write(staged.Raw, rawdisk.Spec{
+		MBR: mbr, Core: core, ESPLabel: bootloader.BootLabel,
+		ESP: []rawdisk.File{
+			{Path: "/EFI/BOOT/BOOTX64.EFI", Data: efi},
+			{Path: "/boot/grub/grub.cfg", Data: cfg},
+		},
+		System: []rawdisk.File{
+			{Path: "/boot/vmlinuz", Source: staged.Kernel},
+			{Path: "/boot/initrd", Source: staged.Initrd},
+		},
+		StateSize: 256 << 20,
+		Seed:      []byte(kd + id),
+	})
+}
+
+func checkExecutable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("init binary: %w (build it with `make tools`, or give --init its path)", err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("init binary %s is not an executable file", p)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, l := range list {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func digest(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", p, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Manifest records every input and output of a build by digest.
+type Manifest struct {
+	Role            string     `json:"role"`
+	SourceDateEpoch int64      `json:"source_date_epoch"`
+	KernelVersion   string     `json:"kernel_version"`
+	Inputs          []Artifact `json:"inputs"`
+	Modules         []string   `json:"modules"`
+	Outputs         []Artifact `json:"outputs"`
+
+	existing manifestFile
+}
+
+// Artifact is one file and its digest.
+type Artifact struct {
+	Kind   string `json:"kind,omitempty"`
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+}
+
+func (m *Manifest) addInput(kind, name, d string) {
+	m.Inputs = append(m.Inputs, Artifact{Kind: kind, Name: name, SHA256: d})
+}
+
+func (m *Manifest) addFile(kind, p string) error {
+	d, err := digest(p)
+	if err != nil {
+		return err
+	}
+	m.addInput(kind, p, d)
+	return nil
+}
+
+func (m *Manifest) addTree(kind, dir string) error {
+	return filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		return m.addFile(kind, p)
+	})
+}
+
+// manifestFile is out/manifest.json: one entry per role, so that building
+// the agent next to the server keeps both.
+type manifestFile struct {
+	Images map[string]*Manifest `json:"images"`
+}
+
+func (m *Manifest) merge(existing string) error {
+	m.existing = manifestFile{Images: map[string]*Manifest{}}
+	b, err := os.ReadFile(existing)
+	if err == nil {
+		if err := json.Unmarshal(b, &m.existing); err != nil || m.existing.Images == nil {
+			m.existing = manifestFile{Images: map[string]*Manifest{}}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (m *Manifest) write(out string) error {
+	mf := m.existing
+	mf.Images[m.Role] = m
+	b, err := json.MarshalIndent(mf, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out, append(b, '\n'), 0o644)
+}

@@ -1,0 +1,151 @@
+package build
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// inputs lays out a small but complete set of build inputs: a fake bzImage
+// with one module, GRUB's four images, an init binary and an overlay.
+func inputs(t *testing.T) Options {
+	t.Helper()
+	dir := t.TempDir()
+	k := filepath.Join(dir, "kernel")
+	mods := filepath.Join(k, "lib", "modules", "6.1.0-test")
+	must(t, os.MkdirAll(filepath.Join(mods, "kernel", "fs"), 0o755))
+	must(t, os.WriteFile(filepath.Join(mods, "kernel", "fs", "isofs.ko"), minimalELF(), 0o644))
+	must(t, os.WriteFile(filepath.Join(mods, "modules.dep"), []byte("kernel/fs/isofs.ko:\n"), 0o644))
+	img := make([]byte, 4096)
+	copy(img[0x202:], "HdrS")
+	must(t, os.WriteFile(filepath.Join(k, "vmlinuz"), img, 0o644))
+
+	g := filepath.Join(dir, "grub")
+	must(t, os.MkdirAll(g, 0o755))
+	boot := make([]byte, 512)
+	boot[510], boot[511] = 0x55, 0xAA
+	must(t, os.WriteFile(filepath.Join(g, "boot.img"), boot, 0o644))
+	must(t, os.WriteFile(filepath.Join(g, "core.img"), bytes.Repeat([]byte{0x90}, 4000), 0o644))
+	must(t, os.WriteFile(filepath.Join(g, "eltorito.img"), bytes.Repeat([]byte{0xEB}, 6000), 0o644))
+	must(t, os.WriteFile(filepath.Join(g, "bootx64.efi"), bytes.Repeat([]byte{'M'}, 9000), 0o644))
+
+	initBin := filepath.Join(dir, "rke2-init")
+	must(t, os.WriteFile(initBin, []byte("\x7fELF fake init"), 0o755))
+	ov := filepath.Join(dir, "overlays")
+	must(t, os.MkdirAll(filepath.Join(ov, "etc", "modules-load.d"), 0o755))
+	must(t, os.WriteFile(filepath.Join(ov, "etc", "modules-load.d", "rke2.conf"), []byte("# medium\nisofs\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(ov, "etc", "passwd"), []byte("root:x:0:0::/root:/bin/false\n"), 0o644))
+	return Options{Role: "server", Output: filepath.Join(dir, "out"), Kernel: k, Grub: g, Init: initBin, Overlays: ov,
+		Epoch: time.Unix(1735689600, 0).UTC()}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// minimalELF is an ELF64 header with no sections: enough for debug/elf.
+func minimalELF() []byte {
+	b := make([]byte, 64)
+	copy(b, []byte{0x7f, 'E', 'L', 'F', 2, 1, 1})
+	binary.LittleEndian.PutUint16(b[16:], 1)
+	binary.LittleEndian.PutUint16(b[18:], 62)
+	binary.LittleEndian.PutUint32(b[20:], 1)
+	binary.LittleEndian.PutUint16(b[52:], 64)
+	binary.LittleEndian.PutUint16(b[58:], 64)
+	return b
+}
+
+func read(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Same inputs, same bytes: two builds a second apart, with the inputs'
+// file dates changed in between, write identical ISO, disk and initrd.
+func TestReproducible(t *testing.T) {
+	o := inputs(t)
+	t.Setenv("SOURCE_DATE_EPOCH", "1735689600")
+	a, err := Image(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := map[string][]byte{"iso": read(t, a.ISO), "raw": read(t, a.Raw), "initrd": read(t, a.Initrd)}
+	time.Sleep(1100 * time.Millisecond)
+	now := time.Now()
+	for _, p := range []string{o.Init, filepath.Join(o.Kernel, "vmlinuz"), filepath.Join(o.Grub, "bootx64.efi")} {
+		must(t, os.Chtimes(p, now, now))
+	}
+	o.Output = filepath.Join(t.TempDir(), "second")
+	b, err := Image(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for kind, p := range map[string]string{"iso": b.ISO, "raw": b.Raw, "initrd": b.Initrd} {
+		if !bytes.Equal(first[kind], read(t, p)) {
+			t.Errorf("%s differs between two builds of the same inputs", kind)
+		}
+	}
+	m := string(read(t, b.Manifest))
+	for _, want := range []string{`"role": "server"`, `"kernel_version": "6.1.0-test"`, "rke2-server.iso", `"kind": "bootloader"`, `"kind": "overlay"`, "kernel/fs/isofs.ko"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("manifest.json lacks %s", want)
+		}
+	}
+	// No temporary files are left beside the outputs.
+	ents, _ := os.ReadDir(o.Output)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(o *Options)
+		want   string
+	}{
+		{"unknown role", func(o *Options) { o.Role = "worker" }, `unknown role "worker"`},
+		{"missing kernel", func(o *Options) { o.Kernel = "/nonexistent" }, "kernel /nonexistent"},
+		{"kernel without modules", func(o *Options) { os.RemoveAll(filepath.Join(o.Kernel, "lib")) }, "no modules"},
+		{"missing init", func(o *Options) { o.Init = "/nonexistent/rke2-init" }, "init binary"},
+		{"missing grub", func(o *Options) { o.Grub = t.TempDir() }, "make grub"},
+		{"unwritable output", func(o *Options) {
+			f := filepath.Join(t.TempDir(), "file")
+			os.WriteFile(f, nil, 0o644)
+			o.Output = filepath.Join(f, "out")
+		}, "output directory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := inputs(t)
+			tc.change(&o)
+			_, err := Image(o)
+			var ie *InputError
+			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want an InputError with %q", err, tc.want)
+			}
+			// Nothing half-written: no image in the output directory.
+			if ents, _ := os.ReadDir(o.Output); len(ents) > 0 {
+				var names []string
+				for _, e := range ents {
+					names = append(names, e.Name())
+				}
+				t.Errorf("output directory holds %v after a failed build", names)
+			}
+		})
+	}
+}

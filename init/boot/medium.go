@@ -1,0 +1,115 @@
+package boot
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// MediumDir is where the boot medium is mounted, read-only.
+const MediumDir = "/run/rke2/medium"
+
+// Medium is a block device found by its label.
+type Medium struct {
+	Device string // /dev/sr0, /dev/vda3
+	FSType string // iso9660 or vfat
+	Label  string
+}
+
+// FindMedium waits up to timeout for a block device whose GPT partition
+// name or filesystem label is label. Devices appear while their drivers
+// probe, so the search repeats until the deadline.
+func FindMedium(label string, timeout time.Duration) (*Medium, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if m := scanBlock(label); m != nil {
+			return m, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("no block device labelled %s after %s (devices: %s); is the ISO or disk attached, and is its driver in the initramfs?",
+				label, timeout, strings.Join(blockDevices(), " "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func blockDevices() []string {
+	ents, _ := os.ReadDir("/sys/class/block")
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func scanBlock(label string) *Medium {
+	for _, name := range blockDevices() {
+		if strings.HasPrefix(name, "loop") || strings.HasPrefix(name, "ram") {
+			continue
+		}
+		dev := "/dev/" + name
+		fstype, fslabel := probe(dev)
+		if fstype == "" {
+			continue
+		}
+		if fslabel == label || partName(name) == label {
+			return &Medium{Device: dev, FSType: fstype, Label: label}
+		}
+	}
+	return nil
+}
+
+func partName(name string) string {
+	b, err := os.ReadFile(filepath.Join("/sys/class/block", name, "uevent"))
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "PARTNAME="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// probe reads a filesystem's type and label from its first blocks.
+func probe(dev string) (fstype, label string) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return "", ""
+	}
+	defer f.Close()
+	buf := make([]byte, 0x8800)
+	n, _ := f.ReadAt(buf, 0)
+	return ProbeLabel(buf[:n])
+}
+
+// ProbeLabel recognises ISO9660 (volume identifier) and FAT32 (volume
+// label) from the first 34 KiB of a device.
+func ProbeLabel(b []byte) (fstype, label string) {
+	if len(b) >= 0x8000+72 && b[0x8000] == 1 && string(b[0x8001:0x8006]) == "CD001" {
+		return "iso9660", strings.TrimRight(string(b[0x8000+40:0x8000+72]), " \x00")
+	}
+	if len(b) >= 512 && b[510] == 0x55 && b[511] == 0xAA && bytes.Equal(b[0x52:0x5A], []byte("FAT32   ")) {
+		return "vfat", strings.TrimRight(string(b[0x47:0x52]), " \x00")
+	}
+	return "", ""
+}
+
+// Mount mounts the medium read-only on MediumDir.
+func (m *Medium) Mount() error {
+	if err := os.MkdirAll(MediumDir, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(m.Device, MediumDir, m.FSType, unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
+		return fmt.Errorf("mount %s (%s) on %s: %w", m.Device, m.FSType, MediumDir, err)
+	}
+	slog.Info("boot medium mounted", "device", m.Device, "fstype", m.FSType, "label", m.Label, "dir", MediumDir)
+	return nil
+}

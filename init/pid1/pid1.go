@@ -1,0 +1,86 @@
+// Package pid1 is the init's boot sequence, top to bottom: each step is a
+// call into the package that owns it. Reading Run tells the whole story.
+package pid1
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/rke2os/rke2os/init/boot"
+	"github.com/rke2os/rke2os/init/console"
+	"github.com/rke2os/rke2os/init/shutdown"
+	"github.com/rke2os/rke2os/init/supervise"
+)
+
+// mediumTimeout bounds the wait for the boot medium's driver to probe.
+const mediumTimeout = 60 * time.Second
+
+// Run boots the node and never returns. A failed step is logged in plain
+// words and the init stays up (maintenance mode) until it is told to power
+// off or reboot: PID 1 exiting would panic the kernel.
+func Run() {
+	if !boot.OnTmpfsRoot() {
+		console.Milestone("init-start") // once, before the re-exec on the tmpfs root
+	}
+	step("switchroot", boot.LeaveInitramfs)
+	step("pseudofs", boot.MountPseudoFS)
+	console.Open()
+	cmdline := boot.ReadCmdline()
+	panicIn = cmdline["rke2.debug.panic"]
+	supervise.Reap()
+	requests := shutdown.Requests()
+
+	ok := step("modules", func() error {
+		n, err := boot.LoadModules()
+		slog.Info("modules loaded", "count", n)
+		return err
+	})
+	console.Milestone("modules-loaded")
+
+	if ok {
+		step("medium", func() error { return mountMedium(cmdline) })
+	}
+
+	a := <-requests
+	shutdown.Run(a, nil)
+}
+
+// mountMedium mounts the ISO or system partition named on the command line;
+// a PXE boot names none and runs from the initramfs alone.
+func mountMedium(cmdline boot.Cmdline) error {
+	label := cmdline["rke2.medium"]
+	if label == "" {
+		slog.Info("no boot medium on the command line (rke2.medium=); running from the initramfs")
+		return nil
+	}
+	m, err := boot.FindMedium(label, mediumTimeout)
+	if err != nil {
+		return err
+	}
+	return m.Mount()
+}
+
+// panicIn names a step that panics on purpose (rke2.debug.panic=<step> on
+// the kernel command line), so that tests can prove a panic is contained.
+var panicIn string
+
+// step runs one boot step; an error or a panic is reported and false returned.
+func step(name string, fn func() error) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			console.Error(fmt.Errorf("%s: panic: %v", name, r))
+			slog.Error("panic", "step", name, "stack", string(debug.Stack()))
+			ok = false
+		}
+	}()
+	if panicIn != "" && panicIn == name {
+		panic("rke2.debug.panic asked for it")
+	}
+	if err := fn(); err != nil {
+		console.Error(fmt.Errorf("%s: %w", name, err))
+		return false
+	}
+	return true
+}

@@ -1,0 +1,161 @@
+// Package qemutest boots the images rke2-build made (make image) in QEMU
+// and checks what only a boot can prove.
+package qemutest
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rke2os/rke2os/qemu-test/qemu"
+)
+
+// Under TCG on two cores, OVMF alone takes tens of seconds.
+const bootTimeout = 5 * time.Minute
+
+func outDir(t *testing.T) string {
+	t.Helper()
+	d := os.Getenv("RKE2_OUT")
+	if d == "" {
+		d = "../out"
+	}
+	if _, err := os.Stat(filepath.Join(d, "rke2-server.iso")); err != nil {
+		t.Fatalf("no images to boot in %s: run `make image` (or `make test`) first: %v", d, err)
+	}
+	return d
+}
+
+// bootAndPowerOff waits for the medium, presses the power button and
+// expects an orderly shutdown with QEMU exiting by itself.
+func bootAndPowerOff(t *testing.T, vm *qemu.VM, wantMedium string) {
+	t.Helper()
+	if _, err := vm.WaitMilestone("modules-loaded", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if wantMedium != "" {
+		re := regexp.MustCompile(`boot medium mounted" device=(\S+) fstype=(\S+) label=` + wantMedium)
+		if _, err := vm.WaitFor(re, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The button's input device is watched once its module is loaded.
+	if _, err := vm.WaitFor(regexp.MustCompile(`watching power button`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if errs := vm.Errors(); len(errs) > 0 {
+		t.Errorf("init reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+	if err := vm.Powerdown(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.WaitMilestone("shutdown-done", 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.WaitExit(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	ms := vm.Milestones()
+	for _, order := range [][2]string{{"init-start", "modules-loaded"}, {"modules-loaded", "shutdown-begin"}, {"shutdown-begin", "shutdown-done"}} {
+		if ms[order[0]] > ms[order[1]] {
+			t.Errorf("milestone %s (t=%.3f) after %s (t=%.3f)", order[0], ms[order[0]], order[1], ms[order[1]])
+		}
+	}
+	if n := strings.Count(vm.Console(), "milestone=init-start"); n != 1 {
+		t.Errorf("init-start logged %d times, want once", n)
+	}
+}
+
+func TestBootMatrix(t *testing.T) {
+	out := outDir(t)
+	for _, media := range []string{"iso", "raw"} {
+		for _, fw := range []qemu.Firmware{qemu.BIOS, qemu.UEFI} {
+			for _, machine := range []string{"pc", "q35"} {
+				media, fw, machine := media, fw, machine
+				t.Run(media+"/"+string(fw)+"/"+machine, func(t *testing.T) {
+					t.Parallel()
+					cfg := qemu.Config{Machine: machine, Firmware: fw}
+					want := "RKE2_BOOT"
+					if media == "iso" {
+						cfg.ISO = filepath.Join(out, "rke2-server.iso")
+					} else {
+						cfg.Disk, cfg.DiskSnapshot = filepath.Join(out, "rke2-server.raw"), true
+						want = "RKE2_A"
+					}
+					bootAndPowerOff(t, qemu.Start(t, cfg), want)
+				})
+			}
+		}
+	}
+}
+
+func pxe(t *testing.T, role, extra string) qemu.Config {
+	out := outDir(t)
+	cmdline, err := os.ReadFile(filepath.Join(out, "rke2-"+role+".cmdline"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return qemu.Config{Machine: "q35",
+		Kernel: filepath.Join(out, "rke2-"+role+".vmlinuz"), Initrd: filepath.Join(out, "rke2-"+role+".initrd"),
+		Append: strings.TrimSpace(string(cmdline)) + " " + extra}
+}
+
+func TestPXEBoot(t *testing.T) {
+	t.Parallel()
+	for _, role := range []string{"server", "agent"} {
+		t.Run(role, func(t *testing.T) {
+			vm := qemu.Start(t, pxe(t, role, ""))
+			bootAndPowerOff(t, vm, "")
+			if !strings.Contains(vm.Console(), "no boot medium on the command line") {
+				t.Error("PXE boot did not report running from the initramfs alone")
+			}
+		})
+	}
+}
+
+// Ctrl-Alt-Del reaches PID 1 as SIGINT: an orderly stop, then a reboot
+// (QEMU's -no-reboot turns it into an exit).
+func TestCtrlAltDelReboots(t *testing.T) {
+	t.Parallel()
+	vm := qemu.Start(t, pxe(t, "server", ""))
+	if _, err := vm.WaitFor(regexp.MustCompile(`watching power button`), bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.QMP("send-key", map[string]any{"keys": []map[string]string{
+		{"type": "qcode", "data": "ctrl"}, {"type": "qcode", "data": "alt"}, {"type": "qcode", "data": "delete"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.WaitFor(regexp.MustCompile(`shutting down action=reboot`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.WaitMilestone("shutdown-done", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.WaitExit(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A panic inside a boot step is reported and the init stays up: the
+// kernel does not panic, and the power button still works.
+func TestPanicIsContained(t *testing.T) {
+	t.Parallel()
+	vm := qemu.Start(t, pxe(t, "server", "rke2.debug.panic=medium"))
+	if _, err := vm.WaitFor(regexp.MustCompile(`rke2-init error="medium: panic: `), bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.WaitFor(regexp.MustCompile(`watching power button`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(vm.Console(), "Kernel panic") {
+		t.Fatal("kernel panicked")
+	}
+	if err := vm.Powerdown(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.WaitMilestone("shutdown-done", 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,335 @@
+// Package qemu starts the images under test in QEMU: TCG by default (KVM
+// only when a probe shows it works), the serial console captured to a file,
+// QMP to press the power button, and the console log of a failed test kept
+// as an artifact.
+package qemu
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Firmware is how the machine boots.
+type Firmware string
+
+const (
+	// BIOS is SeaBIOS, QEMU's default.
+	BIOS Firmware = "bios"
+	// UEFI is OVMF.
+	UEFI Firmware = "uefi"
+)
+
+// OVMF's firmware files from Debian's ovmf package.
+var (
+	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
+
+// Config describes one virtual machine.
+type Config struct {
+	Machine  string // pc or q35
+	Firmware Firmware
+	ISO      string // attached as a CD-ROM
+	Disk     string // raw disk, attached as virtio-blk
+	// DiskSnapshot discards the guest's writes to Disk, so that tests can
+	// share one image (and run in parallel).
+	DiskSnapshot bool
+	// Kernel, Initrd and Append boot a kernel directly (PXE-like).
+	Kernel, Initrd, Append string
+	MemoryMiB              int
+	CPUs                   int
+	Extra                  []string
+}
+
+// VM is a running QEMU.
+type VM struct {
+	t       testing.TB
+	cmd     *exec.Cmd
+	dir     string
+	console string
+	qmpPath string
+	done    chan struct{}
+	exitErr error
+	mu      sync.Mutex
+}
+
+// Start boots cfg; the machine is killed when the test ends.
+func Start(t testing.TB, cfg Config) *VM {
+	t.Helper()
+	dir := t.TempDir()
+	vm := &VM{t: t, dir: dir, console: filepath.Join(dir, "console.log"), qmpPath: filepath.Join(dir, "qmp.sock"), done: make(chan struct{})}
+	args, err := vm.args(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm.cmd = exec.Command("qemu-system-x86_64", args...)
+	stderr, err := os.Create(filepath.Join(dir, "qemu.stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm.cmd.Stdout = stderr
+	vm.cmd.Stderr = stderr
+	if err := vm.cmd.Start(); err != nil {
+		t.Fatalf("start qemu: %v (is qemu-system-x86 installed?)", err)
+	}
+	go func() {
+		err := vm.cmd.Wait()
+		vm.mu.Lock()
+		vm.exitErr = err
+		vm.mu.Unlock()
+		stderr.Close()
+		close(vm.done)
+	}()
+	t.Cleanup(func() {
+		vm.Kill()
+		if t.Failed() {
+			vm.keepArtifacts()
+		}
+	})
+	return vm
+}
+
+func (vm *VM) args(cfg Config) ([]string, error) {
+	if cfg.Machine == "" {
+		cfg.Machine = "q35"
+	}
+	if cfg.MemoryMiB == 0 {
+		cfg.MemoryMiB = 1024
+	}
+	if cfg.CPUs == 0 {
+		cfg.CPUs = 1
+	}
+	a := []string{
+		"-machine", cfg.Machine, "-accel", Accel(), "-m", strconv.Itoa(cfg.MemoryMiB), "-smp", strconv.Itoa(cfg.CPUs),
+		"-display", "none", "-vga", "none", "-no-reboot",
+		"-serial", "file:" + vm.console,
+		"-qmp", "unix:" + vm.qmpPath + ",server=on,wait=off",
+		"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0",
+	}
+	if cfg.Firmware == UEFI {
+		vars := filepath.Join(vm.dir, "OVMF_VARS.fd")
+		if err := copyFile(OVMFVars, vars); err != nil {
+			return nil, fmt.Errorf("OVMF vars (is the ovmf package installed?): %w", err)
+		}
+		a = append(a, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+	}
+	if cfg.ISO != "" {
+		a = append(a, "-drive", "file="+cfg.ISO+",media=cdrom,readonly=on")
+	}
+	if cfg.Disk != "" {
+		opt := ""
+		if cfg.DiskSnapshot {
+			opt = ",snapshot=on"
+		}
+		a = append(a, "-drive", "file="+cfg.Disk+",format=raw,if=virtio"+opt)
+	}
+	if cfg.Kernel != "" {
+		a = append(a, "-kernel", cfg.Kernel, "-initrd", cfg.Initrd, "-append", cfg.Append)
+	}
+	return append(a, cfg.Extra...), nil
+}
+
+// Console returns what the serial console printed so far.
+func (vm *VM) Console() string {
+	b, _ := os.ReadFile(vm.console)
+	return string(b)
+}
+
+var milestoneRE = regexp.MustCompile(`(?m)^rke2-init milestone=(\S+) t=([0-9.]+)\r?$`)
+
+// Milestones returns the timeline so far: name -> seconds since kernel start.
+func (vm *VM) Milestones() map[string]float64 {
+	out := map[string]float64{}
+	for _, m := range milestoneRE.FindAllStringSubmatch(vm.Console(), -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		out[m[1]] = v
+	}
+	return out
+}
+
+// WaitFor waits until the console matches re, QEMU exits, or timeout passes.
+func (vm *VM) WaitFor(re *regexp.Regexp, timeout time.Duration) ([]string, error) {
+	deadline := time.After(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if m := re.FindStringSubmatch(vm.Console()); m != nil {
+			return m, nil
+		}
+		select {
+		case <-deadline:
+			return nil, fmt.Errorf("no %q on the console after %s", re, timeout)
+		case <-vm.done:
+			if m := re.FindStringSubmatch(vm.Console()); m != nil {
+				return m, nil
+			}
+			return nil, fmt.Errorf("qemu exited before %q appeared on the console", re)
+		case <-tick.C:
+		}
+	}
+}
+
+// WaitMilestone waits for a timeline milestone and returns its time.
+func (vm *VM) WaitMilestone(name string, timeout time.Duration) (float64, error) {
+	m, err := vm.WaitFor(regexp.MustCompile(`(?m)^rke2-init milestone=`+regexp.QuoteMeta(name)+` t=([0-9.]+)\r?$`), timeout)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseFloat(m[1], 64)
+}
+
+// Errors lists the init's error lines.
+func (vm *VM) Errors() []string {
+	var out []string
+	for _, l := range strings.Split(vm.Console(), "\n") {
+		if strings.HasPrefix(l, "rke2-init error=") {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return out
+}
+
+// QMP runs one QMP command and returns its "return" value.
+func (vm *VM) QMP(command string, args map[string]any) (json.RawMessage, error) {
+	var conn net.Conn
+	var err error
+	for i := 0; i < 50; i++ {
+		if conn, err = net.Dial("unix", vm.qmpPath); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("qmp: %w", err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(conn)
+	enc := json.NewEncoder(conn)
+	read := func() (map[string]json.RawMessage, error) {
+		for {
+			line, err := r.ReadBytes('\n')
+			if err != nil {
+				return nil, err
+			}
+			var msg map[string]json.RawMessage
+			if err := json.Unmarshal(line, &msg); err != nil {
+				return nil, err
+			}
+			if _, ev := msg["event"]; ev {
+				continue
+			}
+			return msg, nil
+		}
+	}
+	if _, err := read(); err != nil { // greeting
+		return nil, fmt.Errorf("qmp greeting: %w", err)
+	}
+	cmd := map[string]any{"execute": command}
+	if len(args) > 0 {
+		cmd["arguments"] = args
+	}
+	for _, c := range []map[string]any{{"execute": "qmp_capabilities"}, cmd} {
+		if err := enc.Encode(c); err != nil {
+			return nil, err
+		}
+		msg, err := read()
+		if err != nil {
+			return nil, fmt.Errorf("qmp %v: %w", c["execute"], err)
+		}
+		if e, ok := msg["error"]; ok {
+			return nil, fmt.Errorf("qmp %v: %s", c["execute"], e)
+		}
+		if c["execute"] == command {
+			return msg["return"], nil
+		}
+	}
+	return nil, errors.New("qmp: no reply")
+}
+
+// Powerdown presses the ACPI power button.
+func (vm *VM) Powerdown() error {
+	_, err := vm.QMP("system_powerdown", nil)
+	return err
+}
+
+// WaitExit waits for QEMU to exit by itself.
+func (vm *VM) WaitExit(timeout time.Duration) error {
+	select {
+	case <-vm.done:
+		vm.mu.Lock()
+		defer vm.mu.Unlock()
+		return vm.exitErr
+	case <-time.After(timeout):
+		return fmt.Errorf("qemu still running after %s", timeout)
+	}
+}
+
+// Kill stops QEMU if it still runs.
+func (vm *VM) Kill() {
+	select {
+	case <-vm.done:
+	default:
+		_ = vm.cmd.Process.Kill()
+		<-vm.done
+	}
+}
+
+// ArtifactDir is where the console logs of failed tests are kept.
+func ArtifactDir() string {
+	if d := os.Getenv("RKE2_ARTIFACTS"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "rke2-test-artifacts")
+}
+
+func (vm *VM) keepArtifacts() {
+	dir := ArtifactDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		vm.t.Logf("keep artifacts: %v", err)
+		return
+	}
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(vm.t.Name())
+	for _, f := range []string{"console.log", "qemu.stderr"} {
+		dst := filepath.Join(dir, name+"."+f)
+		if err := copyFile(filepath.Join(vm.dir, f), dst); err == nil {
+			vm.t.Logf("kept %s", dst)
+		}
+	}
+	lines := strings.Split(vm.Console(), "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	vm.t.Logf("last console lines:\n%s", strings.Join(lines, "\n"))
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
