@@ -165,6 +165,17 @@ recipe_crictl() {
 	# pinned in versions.env instead of asking it.
 	printf 'sigs.k8s.io/cri-tools %s %s\nsigs.k8s.io/cri-tools %s/go.mod %s\n' \
 		"$version" "$CRICTL_MODULE_SUM" "$version" "$CRICTL_GOMOD_SUM" >"$w/go.sum"
+	# cri-tools requires release candidates of the k8s.io modules, which
+	# the checksum database does not know either: use the released ones
+	# of our Kubernetes version.
+	local gomod mod edits=()
+	gomod=$(gomod_of "$w" "sigs.k8s.io/cri-tools@$version")
+	for mod in $(awk '$1 ~ /^k8s\.io\// && $2 ~ /^v0\.[1-9][0-9]*\./ { print $1 }' "$gomod"); do
+		edits+=(-replace "$mod=$mod@v0.${KUBERNETES_VERSION#v1.}")
+	done
+	if ((${#edits[@]} > 0)); then
+		(cd "$w" && go mod edit "${edits[@]}")
+	fi
 	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go build \
 		-ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$version" -o "$target/crictl" \
 		sigs.k8s.io/cri-tools/cmd/crictl)
@@ -218,6 +229,22 @@ fi
 for c in pause runc etcd containerd crictl cni-plugins kubernetes; do
 	build "$c"
 done
-mkdir -p "$out"
-(cd "$root" && go run ./images/cmd/mkimages -versions "$here/versions.env" -cache "$cache" -out "$out")
+# The archives too are rewritten only when something they are made of
+# changed: the binaries (their stamps), the versions, mkimages itself.
+pack_key=$({
+	cat "$here/versions.env" "$here"/cmd/mkimages/*.go
+	echo "$go_version $SOURCE_DATE_EPOCH"
+	cat "$cache/pause-$PAUSE_VERSION/.stamp" "$cache/runc-$RUNC_VERSION/.stamp" \
+		"$cache/etcd-$ETCD_VERSION/.stamp" "$cache/containerd-$CONTAINERD_VERSION/.stamp" \
+		"$cache/crictl-$CRICTL_VERSION/.stamp" "$cache/cni-plugins-$CNI_PLUGINS_VERSION/.stamp" \
+		"$cache/kubernetes-$KUBERNETES_VERSION/.stamp"
+} | sha256sum | cut -c1-32)
+if [[ -f $out/rke2-images.linux-amd64.tar.zst && -f $out/.stamp && "$(<"$out/.stamp")" == "$pack_key" ]]; then
+	log "archives: up to date in $out"
+else
+	mkdir -p "$out"
+	rm -f "$out/.stamp"
+	(cd "$root" && go run ./images/cmd/mkimages -versions "$here/versions.env" -cache "$cache" -out "$out")
+	printf '%s\n' "$pack_key" >"$out/.stamp"
+fi
 log "done in $((SECONDS - start))s: $out"

@@ -31,16 +31,23 @@ func NormalizeName(ref string) (string, error) {
 	if reg == dockerHub && !strings.Contains(repo, "/") {
 		repo = "library/" + repo // go-containerregistry misses "Docker.IO/x"
 	}
+	var n string
 	switch r := r.(type) {
 	case name.Tag:
 		if !hasExplicitTag(ref) {
 			return "", fmt.Errorf("image name %q has no tag", ref)
 		}
-		return reg + "/" + repo + ":" + r.TagStr(), nil
+		n = reg + "/" + repo + ":" + r.TagStr()
 	case name.Digest:
-		return reg + "/" + repo + "@" + r.DigestStr(), nil
+		n = reg + "/" + repo + "@" + r.DigestStr()
+	default:
+		return "", fmt.Errorf("image name %q: neither tag nor digest", ref)
 	}
-	return "", fmt.Errorf("image name %q: neither tag nor digest", ref)
+	// Adding "library/" can make a name too long to be one.
+	if _, err := name.ParseReference(n); err != nil {
+		return "", fmt.Errorf("image name %q: %w", ref, err)
+	}
+	return n, nil
 }
 
 // hasExplicitTag tells whether the last path element of ref carries a tag.

@@ -25,6 +25,11 @@ type Registries struct {
 	Mirrors map[string]Mirror `yaml:"mirrors"`
 	// Configs maps an endpoint's host[:port] to how to talk to it.
 	Configs map[string]RegistryConfig `yaml:"configs"`
+	// DisableDefaultEndpoint leaves the registry itself out of the
+	// endpoints when it has mirrors, as RKE2's
+	// disable-default-registry-endpoint option does. It is not a key of
+	// registries.yaml.
+	DisableDefaultEndpoint bool `yaml:"-"`
 }
 
 // Mirror lists the endpoints to try for one registry, in order, before the
@@ -186,6 +191,9 @@ func (r *Registries) Endpoints(ref string) ([]Endpoint, error) {
 				out = append(out, ep)
 			}
 		}
+	}
+	if r != nil && r.DisableDefaultEndpoint && len(out) > 0 {
+		return out, nil
 	}
 	defHost := reg
 	if reg == dockerHub {

@@ -1,0 +1,253 @@
+package content
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// testRegistry starts go-containerregistry's in-process registry on
+// loopback, optionally behind basic auth and TLS, and returns its host:port.
+func testRegistry(t *testing.T, user, pass string, useTLS bool) (*httptest.Server, string) {
+	t.Helper()
+	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	if user != "" {
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != user || p != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			inner.ServeHTTP(w, r)
+		})
+	}
+	var srv *httptest.Server
+	if useTLS {
+		srv = httptest.NewTLSServer(h)
+	} else {
+		srv = httptest.NewServer(h)
+	}
+	t.Cleanup(srv.Close)
+	return srv, strings.TrimPrefix(strings.TrimPrefix(srv.URL, "http://"), "https://")
+}
+
+// push writes the runtime image to host under repo.
+func push(t *testing.T, srv *httptest.Server, host, repo string, auth authn.Authenticator) {
+	t.Helper()
+	ref, err := name.ParseReference(host + "/" + repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := ggcrImage(t, "amd64", uncompressedRuntimeLayers(t)...)
+	if err := remote.Write(ref, img, remote.WithAuth(auth), remote.WithTransport(srv.Client().Transport)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPullThroughMirrorWithRewrite(t *testing.T) {
+	srv, host := testRegistry(t, "", "", false)
+	push(t, srv, host, "mirrored/rancher/rke2-runtime:v1.34.4-rke2r1", authn.Anonymous)
+	reg, err := ParseRegistries([]byte(fmt.Sprintf(`
+mirrors:
+  docker.io:
+    endpoint:
+      - "http://%s"
+    rewrite:
+      "^rancher/(.*)": "mirrored/rancher/$1"
+`, host)), "registries.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Docker Hub itself is never reachable from a test.
+	reg.DisableDefaultEndpoint = true
+	s, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Pull(ctx, reg, "rancher/rke2-runtime:v1.34.4-rke2r1"); err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.FindRuntime("v1.34.4+rke2r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(img.Digest, "sha256:") || !strings.Contains(img.Source, host+"/mirrored/rancher/rke2-runtime") {
+		t.Errorf("digest %q source %q", img.Digest, img.Source)
+	}
+	dest := filepath.Join(t.TempDir(), "data")
+	if err := ExtractPaths(img, dest, []string{"/bin", "/charts"}); err != nil {
+		t.Fatal(err)
+	}
+	checkRuntimeTree(t, dest)
+
+	// Nothing under the original name on the mirror: the error says
+	// what the endpoint answered.
+	err = s.Pull(ctx, reg, "rancher/hardened-etcd:v3.6.7")
+	if err == nil || !strings.Contains(err.Error(), host) || !strings.Contains(err.Error(), "no endpoint served it") {
+		t.Errorf("pull of a missing image: %v", err)
+	}
+}
+
+func TestPullWithAuthAndTLS(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tls    bool
+		config func(caFile string) string
+		want   string // "" for success
+	}{
+		{"basic auth", false, func(string) string {
+			return "auth:\n      username: u\n      password: p"
+		}, ""},
+		{"auth field", false, func(string) string {
+			return "auth:\n      auth: " + base64.StdEncoding.EncodeToString([]byte("u:p"))
+		}, ""},
+		{"wrong password", false, func(string) string {
+			return "auth:\n      username: u\n      password: wrong"
+		}, "401 Unauthorized"},
+		{"no credentials", false, func(string) string { return "{}" }, "401 Unauthorized"},
+		{"tls with ca_file", true, func(ca string) string {
+			return "auth:\n      username: u\n      password: p\n    tls:\n      ca_file: " + ca
+		}, ""},
+		{"tls without the ca", true, func(string) string {
+			return "auth:\n      username: u\n      password: p"
+		}, "certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, host := testRegistry(t, "u", "p", tc.tls)
+			push(t, srv, host, "rancher/rke2-runtime:v1.34.4-rke2r1", &authn.Basic{Username: "u", Password: "p"})
+			ca := filepath.Join(t.TempDir(), "ca.pem")
+			if tc.tls {
+				os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+			}
+			yaml := fmt.Sprintf("configs:\n  %q:\n    %s\n", host, tc.config(ca))
+			reg, err := ParseRegistries([]byte(yaml), "registries.yaml")
+			if err != nil {
+				t.Fatalf("%v in\n%s", err, yaml)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s, _ := Open()
+			// The image's own registry is the loopback server: no mirror.
+			err = s.Pull(ctx, reg, host+"/rancher/rke2-runtime:v1.34.4-rke2r1")
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("pull: %v, want an error saying %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := s.Images()[0]
+			dest := filepath.Join(t.TempDir(), "data")
+			if err := ExtractPaths(img, dest, []string{"/bin"}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	reg, err := ParseRegistries([]byte(`
+mirrors:
+  docker.io:
+    endpoint: ["mirror.example.com:5000", "http://plain.example.com"]
+    rewrite:
+      "^rancher/(.*)": "cache/rancher/$1"
+  "*":
+    endpoint: ["https://everything.example.com"]
+  registry.example.com:
+    endpoint: ["https://registry.example.com"]
+configs:
+  mirror.example.com:5000:
+    auth: {username: u, password: p}
+`), "registries.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ref  string
+		want []string
+	}{
+		{"rancher/rke2-runtime:v1", []string{
+			"https://mirror.example.com:5000 mirror.example.com:5000/cache/rancher/rke2-runtime:v1 auth",
+			"http://plain.example.com plain.example.com/cache/rancher/rke2-runtime:v1",
+			"https://registry-1.docker.io registry-1.docker.io/rancher/rke2-runtime:v1",
+		}},
+		{"busybox:1", []string{
+			"https://mirror.example.com:5000 mirror.example.com:5000/library/busybox:1 auth",
+			"http://plain.example.com plain.example.com/library/busybox:1",
+			"https://registry-1.docker.io registry-1.docker.io/library/busybox:1",
+		}},
+		{"quay.io/a/b:2", []string{
+			"https://everything.example.com everything.example.com/a/b:2",
+			"https://quay.io quay.io/a/b:2",
+		}},
+		// A registry listed as its own mirror is not tried twice.
+		{"registry.example.com/a:3", []string{
+			"https://registry.example.com registry.example.com/a:3",
+		}},
+	} {
+		eps, err := reg.Endpoints(tc.ref)
+		if err != nil {
+			t.Fatalf("Endpoints(%q): %v", tc.ref, err)
+		}
+		var got []string
+		for _, e := range eps {
+			s := e.URL.String() + " " + e.Ref.String()
+			if e.Config != nil && e.Config.Auth != nil {
+				s += " auth"
+			}
+			got = append(got, s)
+		}
+		if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+			t.Errorf("Endpoints(%q) =\n%s\nwant\n%s", tc.ref, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+		}
+	}
+	var none *Registries
+	eps, err := none.Endpoints("rancher/x:1")
+	if err != nil || len(eps) != 1 || eps[0].URL.Host != "registry-1.docker.io" {
+		t.Errorf("nil registries: %v, %v", eps, err)
+	}
+}
+
+func TestParseRegistriesErrors(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"mirrors:\n  docker.io:\n    endpoints: [x]\n", "field endpoints not found"},
+		{"mirror:\n  docker.io: {}\n", "field mirror not found"},
+		{"mirrors:\n  docker.io:\n    endpoint: [\"ftp://x\"]\n", "scheme must be http or https"},
+		{"mirrors:\n  docker.io:\n    endpoint: [\"https://x/some/path\"]\n", "path other than /v2"},
+		{"mirrors:\n  docker.io:\n    rewrite:\n      \"(\": x\n", "rewrite"},
+		{"mirrors:\n  \"not a registry!\":\n    endpoint: []\n", "not a registry name"},
+		{"configs:\n  x:\n    auth: {username: u, auth: dTpw}\n", "not both"},
+		{"configs:\n  x:\n    tls: {cert_file: c}\n", "go together"},
+		{"mirrors: [\n", "registries.yaml"},
+	} {
+		_, err := ParseRegistries([]byte(tc.yaml), "registries.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseRegistries(%q) = %v, want an error saying %q", tc.yaml, err, tc.want)
+		}
+	}
+	if r, err := ParseRegistries(nil, "empty"); err != nil || r == nil {
+		t.Errorf("an empty registries.yaml: %v", err)
+	}
+}
