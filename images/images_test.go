@@ -1,0 +1,213 @@
+package images
+
+import (
+	"bufio"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/rke2os/rke2os/builder/content"
+)
+
+// archivePath is where `images/build.sh` leaves the archive, seen from this
+// directory; RKE2_IMAGES_ARCHIVE names another.
+func archivePath() string {
+	if p := os.Getenv("RKE2_IMAGES_ARCHIVE"); p != "" {
+		return p
+	}
+	return filepath.Join("..", "build", "images", "rke2-images.linux-amd64.tar.zst")
+}
+
+// versions reads versions.env.
+func versions(t *testing.T) map[string]string {
+	t.Helper()
+	f, err := os.Open("versions.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	env := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// TestArchive checks the built archive from the archive alone: every image
+// under its name, every file where RKE2 looks for it, every binary a static
+// x86-64 executable, and the binaries saying the versions asked for. It is
+// skipped when the archive has not been built, and fails instead when
+// RKE2_REQUIRE_IMAGES=1 (as `make test` after `make images` sets it).
+func TestArchive(t *testing.T) {
+	path := archivePath()
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("RKE2_REQUIRE_IMAGES") == "1" {
+			t.Fatalf("RKE2_REQUIRE_IMAGES=1 but %s is missing (run images/build.sh): %v", path, err)
+		}
+		t.Skipf("%s not built (images/build.sh builds it; RKE2_REQUIRE_IMAGES=1 makes this a failure)", path)
+	}
+	v := versions(t)
+	s, err := content.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	k8sBins := []string{"kube-apiserver", "kube-controller-manager", "kube-proxy", "kube-scheduler", "kubectl", "kubelet"}
+	want := map[string][]string{
+		v["RUNTIME_IMAGE"]:     {"bin/containerd", "bin/containerd-shim-runc-v2", "bin/crictl", "bin/ctr", "bin/kubectl", "bin/kubelet", "bin/runc", "charts/README"},
+		v["KUBERNETES_IMAGE"]:  prefixed("usr/local/bin/", k8sBins),
+		v["ETCD_IMAGE"]:        {"usr/local/bin/etcd", "usr/local/bin/etcdctl"},
+		v["PAUSE_IMAGE"]:       {"pause"},
+		v["CNI_PLUGINS_IMAGE"]: prefixed("opt/cni/bin/", []string{"bandwidth", "bridge", "firewall", "host-device", "host-local", "ipvlan", "loopback", "macvlan", "portmap", "ptp", "sbr", "static", "tuning", "vlan", "vrf"}),
+	}
+	if len(s.Images()) != len(want) {
+		t.Errorf("archive holds %d images, want %d: %v", len(s.Images()), len(want), s.Index())
+	}
+	trees := map[string]string{}
+	for ref, files := range want {
+		img, err := s.Find(ref)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		dest := filepath.Join(t.TempDir(), "root")
+		if err := content.ExtractPaths(img, dest, []string{"/"}); err != nil {
+			t.Fatal(err)
+		}
+		trees[ref] = dest
+		if got := regularFiles(t, dest); strings.Join(got, " ") != strings.Join(files, " ") {
+			t.Errorf("%s holds\n  %v\nwant\n  %v", ref, got, files)
+		}
+		for _, f := range files {
+			if strings.HasPrefix(f, "charts/") {
+				continue
+			}
+			checkStaticBinary(t, filepath.Join(dest, f))
+		}
+	}
+	if img, err := s.FindRuntime(v["RKE2_VERSION"]); err != nil {
+		t.Error(err)
+	} else if img.Name != "docker.io/"+v["RUNTIME_IMAGE"] {
+		t.Errorf("FindRuntime(%s) = %s", v["RKE2_VERSION"], img.Name)
+	}
+
+	rt, k8s, etcd := trees[v["RUNTIME_IMAGE"]], trees[v["KUBERNETES_IMAGE"]], trees[v["ETCD_IMAGE"]]
+	for _, tc := range []struct {
+		root, bin string
+		args      []string
+		want      string
+	}{
+		{rt, "bin/kubelet", []string{"--version"}, "Kubernetes " + v["KUBERNETES_VERSION"]},
+		{rt, "bin/kubectl", []string{"version", "--client"}, "Client Version: " + v["KUBERNETES_VERSION"]},
+		{rt, "bin/containerd", []string{"--version"}, v["CONTAINERD_VERSION"]},
+		{rt, "bin/runc", []string{"--version"}, "runc version " + strings.TrimPrefix(v["RUNC_VERSION"], "v")},
+		{rt, "bin/crictl", []string{"--version"}, "crictl version " + v["CRICTL_VERSION"]},
+		{k8s, "usr/local/bin/kube-apiserver", []string{"--version"}, "Kubernetes " + v["KUBERNETES_VERSION"]},
+		{etcd, "usr/local/bin/etcd", []string{"--version"}, "etcd Version: " + strings.TrimPrefix(v["ETCD_VERSION"], "v")},
+	} {
+		if tc.root == "" {
+			continue // the image is missing: reported above
+		}
+		out, err := exec.Command(filepath.Join(tc.root, tc.bin), tc.args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s %s: %v\n%s\nwant %q", tc.bin, strings.Join(tc.args, " "), err, out, tc.want)
+		}
+	}
+}
+
+func prefixed(prefix string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = prefix + n
+	}
+	return out
+}
+
+// regularFiles lists the regular files under dir, sorted, and checks that
+// each executable is mode 0755.
+func regularFiles(t *testing.T, dir string) []string {
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if !info.Mode().IsRegular() {
+			t.Errorf("%s is not a regular file: %v", rel, info.Mode())
+		}
+		if info.Mode().Perm()&0o111 != 0 && info.Mode().Perm() != 0o755 {
+			t.Errorf("%s has mode %v, want 0755", rel, info.Mode().Perm())
+		}
+		out = append(out, rel)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkStaticBinary fails the test unless p is a static x86-64 executable.
+func checkStaticBinary(t *testing.T, p string) {
+	t.Helper()
+	for _, problem := range staticProblems(p) {
+		t.Errorf("%s: %s", p, problem)
+	}
+}
+
+// staticProblems says why p is not an x86-64 ELF executable that needs no
+// dynamic loader and no shared library (and so runs in an image with
+// nothing else in it), or nothing.
+func staticProblems(p string) []string {
+	f, err := elf.Open(p)
+	if err != nil {
+		return []string{"not an ELF file: " + err.Error()}
+	}
+	defer f.Close()
+	var out []string
+	if f.Machine != elf.EM_X86_64 || f.Class != elf.ELFCLASS64 || f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		out = append(out, fmt.Sprintf("%v %v %v, want an x86-64 executable", f.Class, f.Machine, f.Type))
+	}
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			out = append(out, "has an ELF interpreter (PT_INTERP): dynamically linked")
+		}
+	}
+	libs, err := f.ImportedLibraries()
+	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
+		out = append(out, err.Error())
+	}
+	if len(libs) > 0 {
+		out = append(out, fmt.Sprintf("needs shared libraries %v (DT_NEEDED)", libs))
+	}
+	return out
+}
+
+// TestStaticProblems checks the check itself on binaries of this machine.
+func TestStaticProblems(t *testing.T) {
+	if _, err := os.Stat("/bin/ls"); err == nil {
+		if got := staticProblems("/bin/ls"); len(got) != 2 {
+			t.Errorf("/bin/ls (dynamic): %v, want PT_INTERP and DT_NEEDED", got)
+		}
+	}
+	if got := staticProblems("versions.env"); len(got) != 1 || !strings.Contains(got[0], "not an ELF") {
+		t.Errorf("versions.env: %v", got)
+	}
+}
