@@ -3,6 +3,7 @@
 package qemutest
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -127,7 +128,7 @@ func TestCtrlAltDelReboots(t *testing.T) {
 		{"type": "qcode", "data": "ctrl"}, {"type": "qcode", "data": "alt"}, {"type": "qcode", "data": "delete"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vm.WaitFor(regexp.MustCompile(`shutting down action=reboot`), time.Minute); err != nil {
+	if _, err := vm.WaitFor(regexp.MustCompile(`shutting down" action=reboot`), time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := vm.WaitMilestone("shutdown-done", time.Minute); err != nil {
@@ -151,6 +152,32 @@ func TestPanicIsContained(t *testing.T) {
 	}
 	if strings.Contains(vm.Console(), "Kernel panic") {
 		t.Fatal("kernel panicked")
+	}
+	if err := vm.Powerdown(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.WaitMilestone("shutdown-done", 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A broken config stops the boot with the source and line in plain words;
+// the init stays up (maintenance mode) and still powers off on the button.
+func TestBrokenConfig(t *testing.T) {
+	t.Parallel()
+	bad := base64.StdEncoding.EncodeToString([]byte("hostname: node1\nwrite_files:\n  - path: /etc/x\n    permissions: rw\n"))
+	vm := qemu.Start(t, pxe(t, "server", "rke2.config="+bad))
+	if _, err := vm.WaitFor(regexp.MustCompile(`rke2-init error=.*line 4 column 18: write_files\[0\]\.permissions \\"rw\\" is not an octal mode`), bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.WaitFor(regexp.MustCompile(`maintenance mode`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := vm.Milestones()["config-loaded"]; ok {
+		t.Error("config-loaded logged for a broken config")
+	}
+	if _, err := vm.WaitFor(regexp.MustCompile(`watching power button`), time.Minute); err != nil {
+		t.Fatal(err)
 	}
 	if err := vm.Powerdown(); err != nil {
 		t.Fatal(err)

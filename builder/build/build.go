@@ -28,6 +28,7 @@ import (
 	"github.com/rke2os/rke2os/builder/initramfs"
 	"github.com/rke2os/rke2os/builder/iso"
 	"github.com/rke2os/rke2os/builder/kernel"
+	"github.com/rke2os/rke2os/init/config"
 )
 
 // InputError is bad input from the user (exit code 2): a missing kernel,
@@ -47,6 +48,8 @@ type Options struct {
 	Grub     string // directory of GRUB's prepared images
 	Init     string // the rke2-init binary
 	Overlays string // directory laid into the root
+	// Config is a node config file baked into the image (optional).
+	Config string
 	// Cmdline is appended to the kernel command line.
 	Cmdline string
 	// Epoch is SOURCE_DATE_EPOCH: every date in every output.
@@ -91,6 +94,11 @@ func Image(o Options) (Outputs, error) {
 	}
 	defer os.RemoveAll(tmp)
 
+	if o.Config != "" {
+		if err := ValidateConfig(o.Config, o.Role); err != nil {
+			return Outputs{}, &InputError{err}
+		}
+	}
 	grub, err := bootloader.Load(o.Grub)
 	if err != nil {
 		return Outputs{}, &InputError{err}
@@ -171,6 +179,23 @@ func Image(o Options) (Outputs, error) {
 	return final, nil
 }
 
+// ValidateConfig checks a node config file as the init will at boot: the
+// schema, and what a node of role needs (an agent needs a server and a token).
+func ValidateConfig(path, role string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	c, err := config.Parse(path, b)
+	if err != nil {
+		return err
+	}
+	if err := c.Validate(role); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
 // initramfsModules reads the module names the overlays ask for
 // (etc/modules-load.d/*.conf, one per line, # comments).
 func initramfsModules(overlays string) ([]string, error) {
@@ -210,6 +235,14 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest) error 
 	}
 	if err := a.CharDev("dev/null", 0o666, 1, 3); err != nil {
 		return err
+	}
+	if o.Config != "" {
+		if err := a.File(strings.TrimPrefix(config.BakedPath, "/"), o.Config, 0o600); err != nil {
+			return err
+		}
+		if err := m.addFile("config", o.Config); err != nil {
+			return err
+		}
 	}
 	if o.Overlays != "" {
 		if err := a.Tree("", o.Overlays); err != nil {

@@ -123,6 +123,15 @@ func TestBadInput(t *testing.T) {
 		{"kernel without modules", func(o *Options) { os.RemoveAll(filepath.Join(o.Kernel, "lib")) }, "no modules"},
 		{"missing init", func(o *Options) { o.Init = "/nonexistent/rke2-init" }, "init binary"},
 		{"missing grub", func(o *Options) { o.Grub = t.TempDir() }, "make grub"},
+		{"bad config", func(o *Options) {
+			o.Config = filepath.Join(t.TempDir(), "node.yaml")
+			os.WriteFile(o.Config, []byte("hostname: node1\nhostnme: typo\n"), 0o644)
+		}, "node.yaml line 2"},
+		{"agent config without server", func(o *Options) {
+			o.Role = "agent"
+			o.Config = filepath.Join(t.TempDir(), "agent.yaml")
+			os.WriteFile(o.Config, []byte("hostname: node1\n"), 0o644)
+		}, "rke2.server"},
 		{"unwritable output", func(o *Options) {
 			f := filepath.Join(t.TempDir(), "file")
 			os.WriteFile(f, nil, 0o644)

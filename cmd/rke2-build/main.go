@@ -15,16 +15,55 @@ import (
 )
 
 const usage = `usage: rke2-build image --role server|agent [flags]
+       rke2-build validate [--role server|agent] FILE...
 
 Commands:
-  image   build out/rke2-<role>.{iso,raw,vmlinuz,initrd,cmdline} and out/manifest.json
+  image     build out/rke2-<role>.{iso,raw,vmlinuz,initrd,cmdline} and out/manifest.json
+  validate  check node config files as the init will at boot
 `
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] != "image" {
+	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
+	switch os.Args[1] {
+	case "image":
+		image(os.Args[2:])
+	case "validate":
+		validate(os.Args[2:])
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+}
+
+// validate checks each config file and prints every error, with its line.
+func validate(args []string) {
+	fl := flag.NewFlagSet("validate", flag.ContinueOnError)
+	role := fl.String("role", "server", "the role of the image the config is for")
+	if err := fl.Parse(args); err != nil {
+		os.Exit(2)
+	}
+	if fl.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, "rke2-build validate: name at least one config file")
+		os.Exit(2)
+	}
+	failed := false
+	for _, f := range fl.Args() {
+		if err := build.ValidateConfig(f, *role); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			failed = true
+			continue
+		}
+		fmt.Printf("%s: ok\n", f)
+	}
+	if failed {
+		os.Exit(2)
+	}
+}
+
+func image(args []string) {
 	fl := flag.NewFlagSet("image", flag.ContinueOnError)
 	var o build.Options
 	fl.StringVar(&o.Role, "role", "server", "node role: server or agent")
@@ -34,7 +73,8 @@ func main() {
 	fl.StringVar(&o.Init, "init", "build/bin/rke2-init", "the rke2-init binary")
 	fl.StringVar(&o.Overlays, "overlays", "overlays", "directory laid into every image's root")
 	fl.StringVar(&o.Cmdline, "cmdline", "", "extra kernel command line")
-	if err := fl.Parse(os.Args[2:]); err != nil {
+	fl.StringVar(&o.Config, "config", "", "node config file baked into the image (validated first)")
+	if err := fl.Parse(args); err != nil {
 		os.Exit(2)
 	}
 	if fl.NArg() > 0 {

@@ -663,3 +663,7 @@ func checkAuth(a *RegistryAuth) error {
 	}
 	return nil
 }
+
+// BakedPath is where rke2-build --config puts a config in the image, and
+// where the init reads it first.
+const BakedPath = "/etc/rke2/config.yaml"

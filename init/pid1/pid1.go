@@ -5,11 +5,14 @@ package pid1
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"time"
 
 	"github.com/rke2os/rke2os/init/boot"
+	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/console"
+	"github.com/rke2os/rke2os/init/host"
 	"github.com/rke2os/rke2os/init/shutdown"
 	"github.com/rke2os/rke2os/init/supervise"
 )
@@ -18,8 +21,9 @@ import (
 const mediumTimeout = 60 * time.Second
 
 // Run boots the node and never returns. A failed step is logged in plain
-// words and the init stays up (maintenance mode) until it is told to power
-// off or reboot: PID 1 exiting would panic the kernel.
+// words and the init stays up in maintenance mode until it is told to power
+// off or reboot: PID 1 exiting would panic the kernel, and guessing past a
+// bad config would hide the mistake.
 func Run() {
 	if !boot.OnTmpfsRoot() {
 		console.Milestone("init-start") // once, before the re-exec on the tmpfs root
@@ -27,24 +31,40 @@ func Run() {
 	step("switchroot", boot.LeaveInitramfs)
 	step("pseudofs", boot.MountPseudoFS)
 	console.Open()
-	cmdline := boot.ReadCmdline()
+	rawCmdline := readCmdline()
+	cmdline := boot.ParseCmdline(rawCmdline)
 	panicIn = cmdline["rke2.debug.panic"]
 	supervise.Reap()
 	requests := shutdown.Requests()
 
-	ok := step("modules", func() error {
+	step("modules", func() error {
 		n, err := boot.LoadModules()
 		slog.Info("modules loaded", "count", n)
 		return err
 	})
 	console.Milestone("modules-loaded")
 
+	var cfg *config.Config
+	ok := step("medium", func() error { return mountMedium(cmdline) }) &&
+		step("config", func() (err error) {
+			cfg, err = loadConfig(rawCmdline, cmdline["rke2.role"])
+			return err
+		})
 	if ok {
-		step("medium", func() error { return mountMedium(cmdline) })
+		console.Milestone("config-loaded")
+	}
+	ok = ok && step("host", func() error { return applyHost(cfg) })
+	if !ok {
+		slog.Error("maintenance mode: the node stays up without starting RKE2; fix the error above, then reboot (the power button powers off)")
 	}
 
 	a := <-requests
 	shutdown.Run(a, nil)
+}
+
+func readCmdline() string {
+	b, _ := os.ReadFile("/proc/cmdline")
+	return string(b)
 }
 
 // mountMedium mounts the ISO or system partition named on the command line;
@@ -60,6 +80,17 @@ func mountMedium(cmdline boot.Cmdline) error {
 		return err
 	}
 	return m.Mount()
+}
+
+// applyHost sets what the config says of the machine itself.
+func applyHost(cfg *config.Config) error {
+	if err := host.SetHostname("/", cfg.Hostname); err != nil {
+		return err
+	}
+	if err := host.Sysctls("/proc/sys", cfg.Sysctls); err != nil {
+		return err
+	}
+	return host.WriteFiles("/", cfg.WriteFiles)
 }
 
 // panicIn names a step that panics on purpose (rke2.debug.panic=<step> on

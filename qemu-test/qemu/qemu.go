@@ -54,20 +54,37 @@ type Config struct {
 	Extra                  []string
 }
 
+// TB is the part of testing.TB the harness uses, so that the benchmark
+// program can drive it too.
+type TB interface {
+	Helper()
+	TempDir() string
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	Failed() bool
+	Name() string
+}
+
+var _ TB = testing.TB(nil)
+
 // VM is a running QEMU.
 type VM struct {
-	t       testing.TB
+	t       TB
 	cmd     *exec.Cmd
 	dir     string
 	console string
 	qmpPath string
 	done    chan struct{}
 	exitErr error
+	// Started is when QEMU was started, for wall-clock measurements.
+	Started time.Time
 	mu      sync.Mutex
 }
 
 // Start boots cfg; the machine is killed when the test ends.
-func Start(t testing.TB, cfg Config) *VM {
+func Start(t TB, cfg Config) *VM {
 	t.Helper()
 	dir := t.TempDir()
 	vm := &VM{t: t, dir: dir, console: filepath.Join(dir, "console.log"), qmpPath: filepath.Join(dir, "qmp.sock"), done: make(chan struct{})}
@@ -82,6 +99,7 @@ func Start(t testing.TB, cfg Config) *VM {
 	}
 	vm.cmd.Stdout = stderr
 	vm.cmd.Stderr = stderr
+	vm.Started = time.Now()
 	if err := vm.cmd.Start(); err != nil {
 		t.Fatalf("start qemu: %v (is qemu-system-x86 installed?)", err)
 	}
@@ -164,7 +182,7 @@ func (vm *VM) Milestones() map[string]float64 {
 // WaitFor waits until the console matches re, QEMU exits, or timeout passes.
 func (vm *VM) WaitFor(re *regexp.Regexp, timeout time.Duration) ([]string, error) {
 	deadline := time.After(timeout)
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if m := re.FindStringSubmatch(vm.Console()); m != nil {

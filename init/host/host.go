@@ -1,0 +1,110 @@
+// Package host applies the machine-wide settings of the node config: the
+// host name, kernel parameters (sysctls) and files to write at boot.
+package host
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rke2os/rke2os/init/config"
+	"golang.org/x/sys/unix"
+)
+
+// SetHostname sets the kernel's host name and /etc/hostname.
+func SetHostname(root, name string) error {
+	if name == "" {
+		return nil
+	}
+	if err := unix.Sethostname([]byte(name)); err != nil {
+		return fmt.Errorf("hostname %q: %w", name, err)
+	}
+	return writeAtomic(filepath.Join(root, "etc", "hostname"), []byte(name+"\n"), 0o644)
+}
+
+// Sysctls writes each kernel parameter under procSys (/proc/sys).
+func Sysctls(procSys string, sysctls map[string]string) error {
+	var errs []error
+	for k, v := range sysctls {
+		p := filepath.Join(procSys, strings.TrimPrefix(config.SysctlPath(k), "/proc/sys/"))
+		if err := os.WriteFile(p, []byte(v), 0); err != nil {
+			errs = append(errs, fmt.Errorf("sysctl %s=%s: %w", k, v, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WriteFiles writes the config's write_files under root, creating parent
+// directories, with their modes and owners; append adds to a file.
+func WriteFiles(root string, files []config.WriteFile) error {
+	var errs []error
+	for i := range files {
+		if err := writeFile(root, &files[i]); err != nil {
+			errs = append(errs, fmt.Errorf("write_files[%d] %s: %w", i, files[i].Path, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func writeFile(root string, f *config.WriteFile) error {
+	data, err := f.Decode()
+	if err != nil {
+		return err
+	}
+	mode, err := f.Mode()
+	if err != nil {
+		return err
+	}
+	uid, gid, err := f.OwnerIDs()
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(root, filepath.Clean("/"+f.Path))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if f.Append {
+		out, err := os.OpenFile(p, os.O_CREATE|os.O_APPEND|os.O_WRONLY, mode)
+		if err != nil {
+			return err
+		}
+		if _, err := out.Write(data); err != nil {
+			out.Close()
+			return err
+		}
+		if err := out.Close(); err != nil {
+			return err
+		}
+	} else if err := writeAtomic(p, data, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		return err
+	}
+	return os.Lchown(p, uid, gid)
+}
+
+// writeAtomic writes through a temporary file renamed into place, so that
+// a reader never sees half a file.
+func writeAtomic(p string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}
+

@@ -1,0 +1,71 @@
+package pid1
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rke2os/rke2os/init/boot"
+	"github.com/rke2os/rke2os/init/config"
+)
+
+// Where configs are read from, earliest (weakest) first; the NoCloud volume
+// and the kernel command line come after these.
+const (
+	// BakedConfig is the config rke2-build --config put into the initramfs.
+	BakedConfig = config.BakedPath
+	// mediumConfig is a config placed on the boot medium, next to the images.
+	mediumConfig = boot.MediumDir + "/rke2/config.yaml"
+)
+
+// loadConfig reads and merges every config source: baked into the image <
+// on the boot medium < NoCloud cidata < kernel command line. Any error in
+// any source stops the boot with the source, the line and the fix.
+func loadConfig(cmdline string, defaultRole string) (*config.Config, error) {
+	var layers []*config.Config
+	var sources []string
+	for _, p := range []string{BakedConfig, mediumConfig} {
+		b, err := os.ReadFile(p)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", p, err)
+		}
+		c, err := config.Parse(p, b)
+		if err != nil {
+			return nil, err
+		}
+		layers, sources = append(layers, c), append(sources, p)
+	}
+	dir, err := boot.MountCIData()
+	if err != nil {
+		return nil, err
+	}
+	if dir != "" {
+		ud, md, err := boot.ReadCIData(dir)
+		if err != nil {
+			return nil, err
+		}
+		c, err := config.ParseNoCloud(ud, md)
+		if err != nil {
+			return nil, err
+		}
+		layers, sources = append(layers, c), append(sources, "cidata "+filepath.Base(dir))
+	}
+	c, err := config.ParseCmdline(cmdline)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		layers, sources = append(layers, c), append(sources, "kernel command line")
+	}
+	merged := config.Merge(&config.Config{}, layers...)
+	if err := merged.Validate(defaultRole); err != nil {
+		return nil, err
+	}
+	slog.Info("config loaded", "sources", strings.Join(sources, ", "), "role", merged.Role(defaultRole))
+	return merged, nil
+}

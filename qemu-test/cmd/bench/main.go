@@ -1,0 +1,189 @@
+// Command bench measures the images (make bench): each figure beside a
+// baseline measured in the same run, printed as one table.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rke2os/rke2os/builder/build"
+	"github.com/rke2os/rke2os/builder/initramfs"
+	"github.com/rke2os/rke2os/qemu-test/qemu"
+)
+
+type row struct {
+	what, value, baseline, ratio string
+}
+
+func main() {
+	runs := flag.Int("runs", 3, "repetitions per measurement (the median is shown)")
+	flag.Parse()
+	env := func(k, d string) string {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+		return d
+	}
+	out, kernelDir, bin, grub := env("RKE2_OUT", "../out"), env("RKE2_KERNEL", ""), env("RKE2_BIN", "../build/bin"), env("RKE2_GRUB", "../build/grub")
+	tb := &benchTB{}
+	defer tb.cleanup()
+	var rows []row
+
+	// 1. Image build: rke2-build against xorriso writing the same payload tree.
+	buildTimes, isoTimes := []float64{}, []float64{}
+	for i := 0; i < *runs; i++ {
+		dir := tb.TempDir()
+		start := time.Now()
+		o, err := build.Image(build.Options{Role: "server", Output: dir, Kernel: kernelDir, Grub: grub, Init: filepath.Join(bin, "rke2-init"),
+			Overlays: "../overlays", Epoch: time.Unix(1735689600, 0).UTC(), Progress: quiet{}})
+		check(err)
+		buildTimes = append(buildTimes, time.Since(start).Seconds())
+		isoTimes = append(isoTimes, xorrisoTime(tb, o, grub))
+	}
+	rows = append(rows, ratioRow("build server ISO+raw+PXE (s)", median(buildTimes), "xorriso -as mkisofs, same payload", median(isoTimes)))
+
+	// 2. Boot floor: QEMU start to init-start, beside a hello-world PID 1.
+	k := filepath.Join(out, "rke2-server.vmlinuz")
+	cmdline, err := os.ReadFile(filepath.Join(out, "rke2-server.cmdline"))
+	check(err)
+	hello := helloInitrd(tb)
+	var rkeWall, helloWall, rkeGuest, modGuest []float64
+	for i := 0; i < *runs; i++ {
+		vm := qemu.Start(tb, qemu.Config{Machine: "q35", Kernel: k, Initrd: filepath.Join(out, "rke2-server.initrd"), Append: strings.TrimSpace(string(cmdline))})
+		t, err := vm.WaitMilestone("init-start", 5*time.Minute)
+		check(err)
+		rkeWall = append(rkeWall, time.Since(vm.Started).Seconds())
+		rkeGuest = append(rkeGuest, t)
+		m, err := vm.WaitMilestone("modules-loaded", 5*time.Minute)
+		check(err)
+		modGuest = append(modGuest, m)
+		vm.Kill()
+
+		hv := qemu.Start(tb, qemu.Config{Machine: "q35", Kernel: k, Initrd: hello, Append: "console=ttyS0,115200"})
+		_, err = hv.WaitFor(regexp.MustCompile(`hello-init started`), 5*time.Minute)
+		check(err)
+		helloWall = append(helloWall, time.Since(hv.Started).Seconds())
+		hv.Kill()
+	}
+	rows = append(rows, ratioRow("QEMU start to init-start, wall (s)", median(rkeWall), "hello-world static PID 1", median(helloWall)))
+	rows = append(rows, row{"kernel start to init-start, guest (s)", f(median(rkeGuest)), "", ""})
+	rows = append(rows, row{"kernel start to modules-loaded, guest (s)", f(median(modGuest)), "", ""})
+
+	// 3. Sizes: what is not payload.
+	for _, name := range []string{"rke2-server.iso", "rke2-server.raw", "rke2-server.initrd", "rke2-server.vmlinuz"} {
+		fi, err := os.Stat(filepath.Join(out, name))
+		check(err)
+		rows = append(rows, row{"size " + name + " (MiB)", fmt.Sprintf("%.1f", float64(fi.Size())/(1<<20)), "", ""})
+	}
+	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "measure (median of %d, TCG=%s)\tvalue\tbaseline\tbaseline value\tratio\n", *runs, qemu.Accel())
+	for _, r := range rows {
+		b := strings.SplitN(r.baseline, "|", 2)
+		if len(b) < 2 {
+			b = append(b, "")
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.what, r.value, b[0], b[1], r.ratio)
+	}
+	w.Flush()
+}
+
+func ratioRow(what string, v float64, baseName string, base float64) row {
+	return row{what, f(v), baseName + "|" + f(base), fmt.Sprintf("%.2fx", v/base)}
+}
+
+func f(v float64) string { return fmt.Sprintf("%.2f", v) }
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// xorrisoTime writes the ISO's payload with xorriso's mkisofs emulation,
+// with the same El Torito entries, and returns the seconds it took.
+func xorrisoTime(tb *benchTB, o build.Outputs, grub string) float64 {
+	tree := tb.TempDir()
+	must := func(err error) { check(err) }
+	must(os.MkdirAll(filepath.Join(tree, "boot", "grub"), 0o755))
+	for src, dst := range map[string]string{o.Kernel: "boot/vmlinuz", o.Initrd: "boot/initrd", filepath.Join(grub, "eltorito.img"): "boot/grub/eltorito.img"} {
+		must(os.Link(src, filepath.Join(tree, dst)))
+	}
+	must(os.WriteFile(filepath.Join(tree, "boot/grub/grub.cfg"), []byte("# bench\n"), 0o644))
+	efi, err := os.Create(filepath.Join(tree, "boot/grub/efi.img"))
+	must(err)
+	must(efi.Truncate(40 << 20))
+	efi.Close()
+	iso := filepath.Join(tb.TempDir(), "x.iso")
+	start := time.Now()
+	cmd := exec.Command("xorriso", "-as", "mkisofs", "-quiet", "-R", "-V", "RKE2_BOOT", "-o", iso,
+		"-b", "boot/grub/eltorito.img", "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
+		"-eltorito-alt-boot", "-e", "boot/grub/efi.img", "-no-emul-boot", tree)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		check(fmt.Errorf("xorriso: %v: %s", err, b))
+	}
+	return time.Since(start).Seconds()
+}
+
+// helloInitrd builds the hello-world PID 1 and packs it as an initramfs.
+func helloInitrd(tb *benchTB) string {
+	dir := tb.TempDir()
+	bin := filepath.Join(dir, "hello-init")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/hello-init")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		check(fmt.Errorf("build hello-init: %v: %s", err, b))
+	}
+	a := initramfs.New(0)
+	check(a.File("init", bin, 0o755))
+	check(a.CharDev("dev/console", 0o600, 5, 1))
+	p := filepath.Join(dir, "hello.initrd")
+	fh, err := os.Create(p)
+	check(err)
+	_, err = a.WriteTo(fh)
+	check(err)
+	check(fh.Close())
+	return p
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type quiet struct{}
+
+func (quiet) Step(string) func() { return func() {} }
+
+// benchTB lets the test harness run outside `go test`.
+type benchTB struct{ cleanups []func() }
+
+func (b *benchTB) Helper()          {}
+func (b *benchTB) Name() string     { return "bench" }
+func (b *benchTB) Failed() bool     { return false }
+func (b *benchTB) Cleanup(f func()) { b.cleanups = append(b.cleanups, f) }
+func (b *benchTB) Logf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", a...)
+}
+func (b *benchTB) Fatal(a ...any)                 { check(fmt.Errorf("%s", fmt.Sprint(a...))) }
+func (b *benchTB) Fatalf(format string, a ...any) { check(fmt.Errorf(format, a...)) }
+func (b *benchTB) TempDir() string {
+	d, err := os.MkdirTemp("", "rke2-bench-")
+	check(err)
+	b.cleanups = append(b.cleanups, func() { os.RemoveAll(d) })
+	return d
+}
+func (b *benchTB) cleanup() {
+	for i := len(b.cleanups) - 1; i >= 0; i-- {
+		b.cleanups[i]()
+	}
+}
