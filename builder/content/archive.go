@@ -70,7 +70,7 @@ func openArchive(p, tmpDir string) (*archiveFS, error) {
 		}
 		stream = zr
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderConcurrency(1))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			src.Close()
 			return nil, fmt.Errorf("zstd: %w", err)

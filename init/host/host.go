@@ -107,4 +107,3 @@ func writeAtomic(p string, data []byte, mode os.FileMode) error {
 	}
 	return os.Rename(tmp.Name(), p)
 }
-
