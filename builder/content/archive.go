@@ -70,7 +70,10 @@ func openArchive(p, tmpDir string) (*archiveFS, error) {
 		}
 		stream = zr
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxZstdWindow))
+		// Not low-memory mode: that one keeps about one window of history
+		// and moves it down for every block, several times slower on a
+		// large window.
+		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderLowmem(false))
 		if err != nil {
 			src.Close()
 			return nil, fmt.Errorf("zstd: %w", err)

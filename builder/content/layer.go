@@ -51,7 +51,7 @@ func (l *layer) tarStream() (*verifiedStream, error) {
 		}
 		v.tar = zr
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(raw, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderConcurrency(1))
+		zr, err := zstd.NewReader(raw, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false))
 		if err != nil {
 			blob.Close()
 			return nil, fmt.Errorf("layer %s: zstd: %w", l.where, err)

@@ -21,9 +21,12 @@ const (
 	listName    = "rke2-images.linux-amd64.txt"
 )
 
-// zstdWindow bounds the decoder's memory: 32 MiB is what zstd -d and
-// containerd accept without a --long or window option.
-const zstdWindow = 1 << 25
+// zstdWindow bounds the decoder's memory. 8 MiB is what zstd -19 uses, so
+// any zstd -d takes it without a --long option. It matters for speed too:
+// klauspost/compress's decoder (containerd's) keeps by default only about a
+// window of history and moves it down every MiB or so, so on this archive a
+// 32 MiB window decodes at half the speed for 0.7% less size.
+const zstdWindow = 1 << 23
 
 func run(versionsPath, cache, out string, keepTar bool, epoch time.Time) error {
 	env, err := readEnv(versionsPath)
