@@ -1,0 +1,111 @@
+package network
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// DefaultResolvConf is where Up writes the resolver configuration.
+const DefaultResolvConf = "/etc/resolv.conf"
+
+// maxNameservers is glibc's and musl's MAXNS: resolvers past the third are
+// never asked, and the kubelet logs "Nameserver limits were exceeded" for
+// every pod it syncs if the file lists more.
+const maxNameservers = 3
+
+// resolver is the content of resolv.conf.
+type resolver struct {
+	Servers []netip.Addr
+	Search  []string
+	// Dropped are the servers past maxNameservers, left out of the file.
+	Dropped []netip.Addr
+}
+
+// mergeDNS merges resolver lists in order (the config's first, then each
+// lease's), without duplicates, keeping at most maxNameservers servers.
+func mergeDNS(servers [][]netip.Addr, search [][]string) resolver {
+	var r resolver
+	seen := map[netip.Addr]bool{}
+	for _, list := range servers {
+		for _, a := range list {
+			if !a.IsValid() || seen[a] {
+				continue
+			}
+			seen[a] = true
+			if len(r.Servers) == maxNameservers {
+				r.Dropped = append(r.Dropped, a)
+				continue
+			}
+			r.Servers = append(r.Servers, a)
+		}
+	}
+	seenDomain := map[string]bool{}
+	for _, list := range search {
+		for _, d := range list {
+			key := strings.ToLower(strings.TrimSuffix(d, "."))
+			if key == "" || seenDomain[key] {
+				continue
+			}
+			seenDomain[key] = true
+			r.Search = append(r.Search, d)
+		}
+	}
+	return r
+}
+
+// empty reports whether there is nothing to write: the image's own
+// resolv.conf (if any) is then left alone.
+func (r resolver) empty() bool { return len(r.Servers) == 0 && len(r.Search) == 0 }
+
+// render returns the resolv.conf text.
+func (r resolver) render() []byte {
+	var b bytes.Buffer
+	b.WriteString("# Written by rke2-init from the node config (network.dns) and DHCP leases.\n")
+	for _, a := range r.Servers {
+		fmt.Fprintf(&b, "nameserver %s\n", a)
+	}
+	if len(r.Search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(r.Search, " "))
+	}
+	return b.Bytes()
+}
+
+// writeFileAtomic replaces path with data through a temporary file in the
+// same directory and a rename, so that a resolver reading the file (the
+// kubelet, CoreDNS through it, any libc) never sees it half written.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+base+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
