@@ -48,9 +48,10 @@ type archiveFS struct {
 
 // openArchive reads the archive at p once: it decompresses a .tar.gz or
 // .tar.zst (found by its magic number, not its name) into a temporary file
-// in tmpDir, and indexes and hashes every entry on the way. Entries that
+// in tmpDir, at most maxSize bytes of it, and indexes and hashes every
+// entry on the way. Entries that
 // could escape a directory, device nodes, and other oddities are refused.
-func openArchive(p, tmpDir string) (*archiveFS, error) {
+func openArchive(p, tmpDir string, maxSize int64) (*archiveFS, error) {
 	start := time.Now()
 	src, err := os.Open(p)
 	if err != nil {
@@ -96,6 +97,7 @@ func openArchive(p, tmpDir string) (*archiveFS, error) {
 		}
 		a.f, a.temp = tmp, tmp.Name()
 		w := bufio.NewWriterSize(tmp, 1<<20)
+		stream = &limitReader{r: stream, max: maxSize}
 		err = a.scan(io.TeeReader(stream, w))
 		if err == nil {
 			// Copy what tar did not need (the end-of-archive blocks) so
@@ -113,6 +115,22 @@ func openArchive(p, tmpDir string) (*archiveFS, error) {
 	}
 	slog.Debug("indexed archive", "path", p, "entries", len(a.entries), "took", time.Since(start).Round(time.Millisecond))
 	return a, nil
+}
+
+// limitReader fails a read past its limit, where io.LimitReader would
+// pretend the stream ended.
+type limitReader struct {
+	r         io.Reader
+	max, read int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	if l.read > l.max {
+		return n, fmt.Errorf("decompresses to more than the limit of %d bytes (content.WithMaxSize)", l.max)
+	}
+	return n, err
 }
 
 // countReader counts the bytes read through it: the offset in the tar

@@ -67,27 +67,67 @@ type Set struct {
 	images  []Image
 	sources []string
 	closers []io.Closer
-	tmpDir  string
+	opts    options
 }
+
+// options are what Option sets.
+type options struct {
+	tmpDir  string
+	maxSize int64
+}
+
+// Option changes how a Set reads archives.
+type Option func(*options)
+
+// WithTempDir puts the decompressed copies of compressed archives in dir
+// instead of $TMPDIR: they are as large as the archives uncompressed.
+func WithTempDir(dir string) Option { return func(o *options) { o.tmpDir = dir } }
+
+// WithMaxSize refuses a compressed archive that decompresses to more than n
+// bytes (DefaultMaxSize unless set), so that a small hostile file cannot
+// fill the disk.
+func WithMaxSize(n int64) Option { return func(o *options) { o.maxSize = n } }
+
+// DefaultMaxSize is the most a compressed archive may decompress to unless
+// WithMaxSize says otherwise: RKE2's full airgap archive is a few GiB.
+const DefaultMaxSize = 64 << 30
 
 // archiveSuffixes are the file names Open takes from a directory, as RKE2
 // does from agent/images/. The compression is found by magic number.
 var archiveSuffixes = []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"}
 
+// NewSet returns an empty set, to fill with Add and Pull.
+func NewSet(opts ...Option) *Set {
+	s := &Set{opts: options{tmpDir: os.TempDir(), maxSize: DefaultMaxSize}}
+	for _, o := range opts {
+		o(&s.opts)
+	}
+	return s
+}
+
 // Open reads images from each path: a docker-save or OCI archive file
 // (.tar, .tar.gz, .tar.zst), an OCI image layout directory, or a directory
 // holding such archives (like RKE2's agent/images/), in that order.
-// Compressed archives are decompressed once into the system's temporary
-// directory ($TMPDIR).
+// Compressed archives are decompressed once into $TMPDIR; NewSet and Add
+// take options.
 func Open(paths ...string) (*Set, error) {
-	s := &Set{tmpDir: os.TempDir()}
-	for _, p := range paths {
-		if err := s.add(p); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("open %s: %w", p, err)
-		}
+	s := NewSet()
+	if err := s.Add(paths...); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
+}
+
+// Add reads images from each path, as Open does. On error the set keeps
+// what it had read before the failing path.
+func (s *Set) Add(paths ...string) error {
+	for _, p := range paths {
+		if err := s.add(p); err != nil {
+			return fmt.Errorf("open %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 func (s *Set) add(p string) error {
@@ -131,11 +171,10 @@ func hasArchiveSuffix(n string) bool {
 }
 
 func (s *Set) addArchive(p string) error {
-	a, err := openArchive(p, s.tmpDir)
+	a, err := openArchive(p, s.opts.tmpDir, s.opts.maxSize)
 	if err != nil {
 		return err
 	}
-	s.closers = append(s.closers, a)
 	var imgs []Image
 	switch {
 	case a.has("manifest.json"):
@@ -146,8 +185,10 @@ func (s *Set) addArchive(p string) error {
 		err = errors.New("neither manifest.json (docker save) nor index.json (OCI): not an image archive")
 	}
 	if err != nil {
+		a.Close()
 		return err
 	}
+	s.closers = append(s.closers, a)
 	s.addImages(p, imgs)
 	return nil
 }

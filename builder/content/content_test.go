@@ -307,3 +307,26 @@ func TestArchiveLinksInside(t *testing.T) {
 		}
 	}
 }
+
+func TestOptions(t *testing.T) {
+	tmp := t.TempDir()
+	data := zst(t, testArchive(t))
+	p := writeFile(t, "a.tar.zst", data)
+	s := NewSet(WithTempDir(tmp))
+	if err := s.Add(p); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 1 {
+		t.Errorf("want the one decompressed copy in the temp dir, got %v", left)
+	}
+	s.Close()
+	// A compressed archive larger than the limit once decompressed.
+	s = NewSet(WithTempDir(tmp), WithMaxSize(1000))
+	if err := s.Add(p); err == nil || !strings.Contains(err.Error(), "limit of 1000 bytes") {
+		t.Errorf("over the size limit: %v", err)
+	}
+	s.Close()
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left in the temp dir: %v", left)
+	}
+}

@@ -46,11 +46,12 @@ func (s *Set) addLayout(dir string) error {
 	if err != nil {
 		return err
 	}
-	s.closers = append(s.closers, root)
 	imgs, err := ociImages(root.FS(), dir, nil)
 	if err != nil {
+		root.Close()
 		return err
 	}
+	s.closers = append(s.closers, root)
 	s.addImages(dir, imgs)
 	return nil
 }
