@@ -87,12 +87,12 @@ func (r *Reaper) loop(ch <-chan os.Signal) {
 	for {
 		func() {
 			defer protect("reaper")
+			r.reapAll() // catch up on what a panic interrupted
 			for range ch {
 				r.reapAll()
 			}
 		}()
-		time.Sleep(100 * time.Millisecond)
-		r.reapAll()
+		time.Sleep(100 * time.Millisecond) // a panic that repeats must not spin
 	}
 }
 
@@ -144,11 +144,21 @@ func (r *Reaper) Spawn(cmd *exec.Cmd) (*Process, error) {
 	if active.Load() != r {
 		return nil, errors.New("supervise: Spawn on a Reaper that is not started (call Start, or use supervise.Reap())")
 	}
+	p, err := r.startLocked(cmd)
+	if err != nil {
+		return nil, err
+	}
+	go p.finish()
+	return p, nil
+}
+
+// startLocked starts cmd and registers it, holding mu throughout. Holding mu
+// also protects exec's own failure path: when exec fails in the child,
+// forkExec waits for that pid itself.
+func (r *Reaper) startLocked(cmd *exec.Cmd) (*Process, error) {
 	r.mu.Lock()
-	// Holding mu also protects exec's own failure path: when exec fails in
-	// the child, forkExec waits for that pid itself.
+	defer r.mu.Unlock() // even if Start panics: a held mu would stop all reaping
 	if err := cmd.Start(); err != nil {
-		r.mu.Unlock()
 		return nil, err
 	}
 	p := &Process{
@@ -159,8 +169,6 @@ func (r *Reaper) Spawn(cmd *exec.Cmd) (*Process, error) {
 		done:   make(chan struct{}),
 	}
 	r.subs[p.Pid] = p
-	r.mu.Unlock()
-	go p.finish()
 	return p, nil
 }
 
@@ -215,9 +223,27 @@ func (r *Reaper) kill(p *Process, target int, sig syscall.Signal) error {
 
 // Run starts cmd, waits for it and returns nil for a zero exit status or an
 // *ExitError, without racing the reaper: use it for one-shot helpers
-// (mkfs, modprobe, ctr import) instead of cmd.Run.
+// (mkfs, modprobe, ctr import) instead of cmd.Run. When cmd has neither
+// Stdout nor Stderr, its last output lines are kept for the error, so that
+// a failed helper explains itself.
 func (r *Reaper) Run(cmd *exec.Cmd) error {
+	var out *serviceLog
+	var pw *os.File
+	drained := make(chan struct{})
+	if cmd.Stdout == nil && cmd.Stderr == nil {
+		pr, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		pw = w
+		cmd.Stdout, cmd.Stderr = pw, pw
+		out = newServiceLog("", 0)
+		go out.readFrom(pr, drained)
+	}
 	p, err := r.Spawn(cmd)
+	if pw != nil {
+		pw.Close() // the child has its copy; EOF comes when it exits
+	}
 	if err != nil {
 		return err
 	}
@@ -225,7 +251,15 @@ func (r *Reaper) Run(cmd *exec.Cmd) error {
 	if ws.Exited() && ws.ExitStatus() == 0 {
 		return nil
 	}
-	return &ExitError{Name: cmd.Path, Pid: p.Pid, Status: ws}
+	e := &ExitError{Name: cmd.Path, Pid: p.Pid, Status: ws}
+	if out != nil {
+		select {
+		case <-drained:
+		case <-time.After(drainGrace): // a grandchild holds the pipe open
+		}
+		e.Lines = out.lastLines(exitLines)
+	}
+	return e
 }
 
 // ExitError is a process that ended badly: a non-zero status, a signal, or a

@@ -79,6 +79,15 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
+	t.Run("output kept for the error", func(t *testing.T) {
+		err := reaper.Run(exec.Command("/bin/sh", "-c", "echo working; echo 'mkfs: /dev/vdb: no such device' >&2; exit 1"))
+		if err == nil || !strings.Contains(err.Error(), `exited with status 1 (last output: "mkfs: /dev/vdb: no such device")`) {
+			t.Fatalf("Run = %v", err)
+		}
+		if got := err.(*ExitError).Lines; len(got) != 2 || got[0] != "working" {
+			t.Errorf("Lines = %q", got)
+		}
+	})
 	t.Run("missing program", func(t *testing.T) {
 		if err := reaper.Run(exec.Command("/nonexistent/mkfs")); err == nil {
 			t.Fatal("Run of a missing program succeeded")

@@ -413,15 +413,18 @@ func (s *Service) callReady(ctx context.Context) (err error, panicked bool) {
 	return s.Ready(ctx), false
 }
 
-// markReady moves the run of p from running to ready.
+// markReady moves the run of p from running to ready; checked and set
+// under one lock, so that a process that has just exited is never marked
+// ready.
 func (s *Service) markReady(p *Process) {
 	s.mu.Lock()
 	if s.proc != p || s.state != StateRunning {
 		s.mu.Unlock()
 		return
 	}
+	s.setLocked(StateReady, p.Pid)
 	s.mu.Unlock()
-	s.set(StateReady, p.Pid)
+	s.sup.notify()
 }
 
 func (s *Service) setProc(p *Process) {
@@ -440,11 +443,17 @@ func (s *Service) setExit(e *ExitError) {
 // waits on states (dependents, WaitReady).
 func (s *Service) set(st State, pid int, extra ...any) {
 	s.mu.Lock()
-	s.state = st
+	s.setLocked(st, pid, extra...)
 	s.mu.Unlock()
+	s.sup.notify()
+}
+
+// setLocked logs under the lock too, so a service's log lines come in the
+// order its states changed.
+func (s *Service) setLocked(st State, pid int, extra ...any) {
+	s.state = st
 	args := append([]any{"name", s.Name, "state", string(st), "pid", pid}, extra...)
 	slog.Info("service", args...)
-	s.sup.notify()
 }
 
 // notReady explains why the service is not ready, for WaitReady's error.
