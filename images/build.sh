@@ -149,7 +149,7 @@ recipe_runc() {
 	local target=$1 version=$2
 	if ! dpkg -s libseccomp-dev >/dev/null 2>&1; then
 		log "installing libseccomp-dev (runc links it statically)"
-		apt-get install -y libseccomp-dev >&2
+		apt-get install -y libseccomp-dev >&2 || { apt-get update >&2 && apt-get install -y libseccomp-dev >&2; }
 	fi
 	# runc needs cgo for seccomp; -extldflags -static keeps it free of
 	# ld.so. GOFLAGS=-mod=... is not allowed with `go install mod@version`.
