@@ -26,9 +26,10 @@ type dockerManifestEntry struct {
 
 // hexDigestName matches the names under which archives store blobs by
 // their sha256: "blobs/sha256/<hex>" (docker 25 and later), "<hex>.json"
-// (older docker's configs) and "<hex>.tar", "<hex>.tar.gz" (go-containerregistry).
-// Older docker's "<layer id>/layer.tar" is not a content digest.
-var hexDigestName = regexp.MustCompile(`^(?:blobs/sha256/([0-9a-f]{64})|([0-9a-f]{64})(?:\.json|\.tar|\.tar\.gz|\.tar\.zst)?)$`)
+// (older docker's configs), "sha256:<hex>" and "<hex>.tar", "<hex>.tar.gz"
+// (go-containerregistry's configs and layers). Older docker's
+// "<layer id>/layer.tar" is not a content digest.
+var hexDigestName = regexp.MustCompile(`^(?:blobs/sha256/|sha256:)?([0-9a-f]{64})(?:\.json|\.tar|\.tar\.gz|\.tar\.zst)?$`)
 
 // digestInName returns the sha256 a blob's name claims, if it claims one.
 func digestInName(n string) string {
@@ -36,7 +37,7 @@ func digestInName(n string) string {
 	if m == nil {
 		return ""
 	}
-	return m[1] + m[2]
+	return m[1]
 }
 
 // dockerImages reads a docker-save archive's manifest.json and checks each

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -208,4 +209,35 @@ func mustHash(t *testing.T, s string) v1.Hash {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// TestGGCRTarball reads an archive go-containerregistry's tarball package
+// wrote (gzipped layers named <hex>.tar.gz, configs named sha256:<hex>),
+// as crane and k3s' airgap tooling write them.
+func TestGGCRTarball(t *testing.T) {
+	rt := ggcrImage(t, "amd64", uncompressedRuntimeLayers(t)...)
+	pause := ggcrImage(t, "amd64", mkTar(t, file("pause", "p")))
+	rtTag, _ := name.NewTag(runtimeRef)
+	pauseTag, _ := name.NewTag("rancher/mirrored-pause:3.10")
+	p := filepath.Join(t.TempDir(), "ggcr.tar")
+	if err := tarball.MultiRefWriteToFile(p, map[name.Reference]v1.Image{rtTag: rt, pauseTag: pause}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	img, err := s.FindRuntime("v1.34.4+rke2r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "data")
+	if err := ExtractPaths(img, dest, []string{"/bin", "/charts"}); err != nil {
+		t.Fatal(err)
+	}
+	checkRuntimeTree(t, dest)
+	if len(s.Images()) != 2 {
+		t.Errorf("images: %v", s.Index())
+	}
 }
