@@ -1,0 +1,43 @@
+// Package node runs the RKE2 node stack on the init's behalf: it writes
+// containerd's and the kubelet's configuration exactly where RKE2 puts them,
+// and the static pods of the control plane. RKE2's on-disk layout is kept,
+// so that its tools, docs and habits work on these nodes.
+package node
+
+import "path/filepath"
+
+// Paths is RKE2's on-disk layout below a data directory
+// (/var/lib/rancher/rke2 on a node; a temporary directory in tests).
+type Paths struct {
+	DataDir string // /var/lib/rancher/rke2
+	EtcDir  string // /etc/rancher/rke2
+	RunDir  string // /run/k3s/containerd
+}
+
+// DefaultPaths is RKE2's layout on a node.
+var DefaultPaths = Paths{DataDir: "/var/lib/rancher/rke2", EtcDir: "/etc/rancher/rke2", RunDir: "/run/k3s/containerd"}
+
+// Agent is agent/ below the data directory.
+func (p Paths) Agent(elem ...string) string {
+	return filepath.Join(append([]string{p.DataDir, "agent"}, elem...)...)
+}
+
+// Server is server/ below the data directory.
+func (p Paths) Server(elem ...string) string {
+	return filepath.Join(append([]string{p.DataDir, "server"}, elem...)...)
+}
+
+// ContainerdSocket is containerd's API socket, where RKE2 has it.
+func (p Paths) ContainerdSocket() string { return filepath.Join(p.RunDir, "containerd.sock") }
+
+// ContainerdConfig is containerd's config.toml.
+func (p Paths) ContainerdConfig() string { return p.Agent("etc", "containerd", "config.toml") }
+
+// PodManifests is the kubelet's static pod directory.
+func (p Paths) PodManifests() string { return p.Agent("pod-manifests") }
+
+// Images is where the airgap image archives are found.
+func (p Paths) Images() string { return p.Agent("images") }
+
+// Bin is the symlink to the extracted runtime's binaries.
+func (p Paths) Bin() string { return filepath.Join(p.DataDir, "bin") }
