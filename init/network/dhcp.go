@@ -289,6 +289,11 @@ const renewMax = 60 * time.Second
 func (c *dhcpLink) run(ctx context.Context) {
 	backoff := time.Second
 	for ctx.Err() == nil {
+		// Without carrier every DISCOVER is lost, and the backoff would
+		// delay the first one that could be answered.
+		if !c.waitCarrier(ctx) {
+			return
+		}
 		nl, err := c.discover(ctx)
 		var l *Lease
 		if err == nil {
@@ -315,6 +320,26 @@ func (c *dhcpLink) run(ctx context.Context) {
 		}
 		c.drop(l)
 		c.onLease(nil, nil)
+	}
+}
+
+// waitCarrier waits until the link has carrier; it reports whether ctx is
+// still live.
+func (c *dhcpLink) waitCarrier(ctx context.Context) bool {
+	logged := false
+	for {
+		l, err := netlink.LinkByIndex(c.plan.Index)
+		if err != nil || l.Attrs().RawFlags&unix.IFF_LOWER_UP != 0 {
+			// A link that vanished is for discover to report.
+			return ctx.Err() == nil
+		}
+		if !logged {
+			c.log.Info("waiting for carrier before asking for a DHCPv4 lease")
+			logged = true
+		}
+		if !sleepCtx(ctx, pollInterval) {
+			return false
+		}
 	}
 }
 

@@ -80,7 +80,7 @@ func Up(ctx context.Context, cfg config.Network, opts ...Option) (*State, error)
 		dhcpTimeout: DefaultDHCPTimeout,
 		log:         slog.Default(),
 		sysfs:       "/sys",
-		dhcpTry:     2 * time.Second,
+		dhcpTry:     time.Second,
 		dhcpRetries: 4,
 		renewMin:    500 * time.Millisecond,
 	}
@@ -107,7 +107,7 @@ func Up(ctx context.Context, cfg config.Network, opts ...Option) (*State, error)
 	var dhcp []linkPlan
 	for _, p := range plans {
 		if p.From != "" {
-			log.Info("link renamed", "link", p.Name, "was", p.From, "mac", p.MAC, "item", p.What)
+			log.Info("link renamed", "link", p.Name, "was", p.From, "mac", p.MAC.String(), "item", p.What)
 		}
 		s.add(p)
 		if err := configure(p); err != nil {
@@ -300,20 +300,21 @@ func (s *State) setLease(index int, l *Lease, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ifc := range s.links {
-		if ifc.Index != index {
-			continue
-		}
-		ifc.Lease, ifc.LeaseErr = l.clone(), err
-		if l != nil && !s.leased[index] {
-			s.leased[index] = true
-			s.pending--
-			if s.pending == 0 {
-				close(s.ready)
-			}
+		if ifc.Index == index {
+			ifc.Lease, ifc.LeaseErr = l.clone(), err
 		}
 	}
 	if werr := s.writeResolvConfLocked(); werr != nil {
 		s.log.Error("resolv.conf", "err", werr)
+	}
+	// Ready only once resolv.conf has the lease's resolvers: what runs
+	// after Up (image pulls) resolves names.
+	if l != nil && !s.leased[index] {
+		s.leased[index] = true
+		s.pending--
+		if s.pending == 0 {
+			close(s.ready)
+		}
 	}
 }
 
