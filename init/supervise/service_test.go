@@ -106,18 +106,15 @@ func TestRestartBackoff(t *testing.T) {
 		gaps = append(gaps, starts[i+1].Sub(ends[i]).Round(ms))
 	}
 	t.Logf("gaps between runs: %v", gaps)
+	// A delay is never shorter than asked. Forking a shell on a loaded
+	// machine with the race detector makes it longer, by less than slack:
+	// the capped 400ms stays under the 800ms it would be uncapped, and the
+	// reset 50ms under the 400ms it would be without the reset.
+	const slack = 350 * ms
 	for i, w := range want {
-		// A delay is never shorter than asked; process start and the race
-		// detector make it somewhat longer.
-		if gaps[i] < w-2*ms || gaps[i] > w+200*ms {
-			t.Errorf("gap %d = %v, want %v (+ at most 200ms)", i, gaps[i], w)
+		if gaps[i] < w-2*ms || gaps[i] >= w+slack {
+			t.Errorf("gap %d = %v, want %v (+ less than %v)", i, gaps[i], w, slack)
 		}
-	}
-	if !(gaps[0] < gaps[1] && gaps[1] < gaps[2] && gaps[2] < gaps[3]) {
-		t.Errorf("gaps do not grow: %v", gaps)
-	}
-	if gaps[5] >= gaps[4]/2 {
-		t.Errorf("gap after a long run = %v, want it reset well below the capped %v", gaps[5], gaps[4])
 	}
 }
 
@@ -145,9 +142,13 @@ func TestRestartPolicy(t *testing.T) {
 			add(t, s, svc)
 			s.Start()
 			waitFor(t, "the first exit", 5*time.Second, func() bool { return svc.LastExit() != nil })
-			time.Sleep(150 * ms) // several backoff delays
-			if got := svc.Starts() > 1; got != tt.wantMore {
-				t.Errorf("restarted = %v (starts %d), want %v", got, svc.Starts(), tt.wantMore)
+			if tt.wantMore {
+				waitFor(t, "restarts", 5*time.Second, func() bool { return svc.Starts() >= 3 })
+			} else {
+				time.Sleep(200 * ms) // many times the backoff delay
+				if n := svc.Starts(); n != 1 {
+					t.Errorf("restarted: %d starts, want 1", n)
+				}
 			}
 			if !tt.wantMore && svc.State() != StateExited {
 				t.Errorf("state = %s, want exited", svc.State())
@@ -265,7 +266,7 @@ func TestStopAll(t *testing.T) {
 	if err := s.StopAll(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("StopAll took %v for services that exit on SIGTERM", d)
 	}
 	got, _ := os.ReadFile(filepath.Join(dir, "order"))
@@ -307,7 +308,7 @@ func TestStop(t *testing.T) {
 		{"default TERM", `touch $F/up; exec sleep 100`, false},
 		{"ignores TERM", `trap '' TERM; touch $F/up; sleep 100 & wait`, true},
 	}
-	const timeout = 300 * ms
+	const timeout = time.Second
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -431,7 +432,7 @@ func TestFailures(t *testing.T) {
 			s := newSupervisor(t)
 			add(t, s, tt.svc)
 			s.Start()
-			ctx, cancel := context.WithTimeout(context.Background(), 300*ms)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			err := s.WaitReady(ctx)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
