@@ -135,7 +135,12 @@ func (s *Service) LastExit() *ExitError {
 
 // LastLines returns up to n of the service's last output lines (at most
 // 200 are kept), oldest first, for error messages.
-func (s *Service) LastLines(n int) []string { return s.log.lastLines(n) }
+func (s *Service) LastLines(n int) []string {
+	if s.log == nil {
+		return nil // not added to a supervisor yet
+	}
+	return s.log.lastLines(n)
+}
 
 // Signal sends sig to the service's process (not its group). It is also the
 // debug hook that kills a service from inside the init.
