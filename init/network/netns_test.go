@@ -174,37 +174,53 @@ type testDHCP struct {
 	mu       sync.Mutex
 	addr     net.IP // the address it hands out
 	lease    time.Duration
+	t1, t2   time.Duration // renewal and rebinding times, 0 to leave out
 	router   net.IP
 	dns      []net.IP
 	search   []string
 	hostname string
 	mtu      uint16
-	nak      bool // refuse renewals
+	nak      bool            // refuse renewals
+	deaf     map[string]bool // sockets (by bound address) that drop renewals
 	requests []seenRequest
 }
 
+// seenRequest is a DHCPREQUEST the server received.
 type seenRequest struct {
 	ciaddr net.IP
-	peer   string
+	peer   string // where it came from
+	on     string // the server socket's bound address: to tell unicast from broadcast
+	at     time.Time
 }
 
+// startDHCP serves d on ifname in n, from a socket bound to 0.0.0.0:67.
 func startDHCP(t *testing.T, n *netNS, ifname string, ip net.IP, d *testDHCP) *testDHCP {
 	t.Helper()
 	d.ip = ip
+	d.listen(t, n, ifname, net.IPv4zero)
+	return d
+}
+
+// listen serves d from one more socket, bound to bind:67. A socket bound to
+// the server's address gets unicast only, one bound to 255.255.255.255
+// broadcasts only.
+func (d *testDHCP) listen(t *testing.T, n *netNS, ifname string, bind net.IP) {
+	t.Helper()
+	on := bind.String()
 	var srv *server4.Server
 	n.do(t, func() {
 		var err error
-		srv, err = server4.NewServer(ifname, &net.UDPAddr{Port: dhcpv4.ServerPort}, d.handle)
+		srv, err = server4.NewServer(ifname, &net.UDPAddr{IP: bind, Port: dhcpv4.ServerPort},
+			func(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) { d.handle(on, conn, peer, m) })
 		if err != nil {
-			t.Fatalf("DHCP server on %s: %v", ifname, err)
+			t.Fatalf("DHCP server on %s %s: %v", ifname, on, err)
 		}
 	})
 	go srv.Serve()
 	t.Cleanup(func() { srv.Close() })
-	return d
 }
 
-func (d *testDHCP) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) {
+func (d *testDHCP) handle(on string, conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var typ dhcpv4.MessageType
@@ -212,9 +228,13 @@ func (d *testDHCP) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) 
 	case dhcpv4.MessageTypeDiscover:
 		typ = dhcpv4.MessageTypeOffer
 	case dhcpv4.MessageTypeRequest:
-		d.requests = append(d.requests, seenRequest{ciaddr: m.ClientIPAddr, peer: peer.String()})
+		d.requests = append(d.requests, seenRequest{ciaddr: m.ClientIPAddr, peer: peer.String(), on: on, at: time.Now()})
 		typ = dhcpv4.MessageTypeAck
-		if d.nak && !m.ClientIPAddr.IsUnspecified() {
+		renewal := !m.ClientIPAddr.IsUnspecified()
+		if renewal && d.deaf[on] {
+			return
+		}
+		if renewal && d.nak {
 			typ = dhcpv4.MessageTypeNak
 		}
 	default:
@@ -233,6 +253,12 @@ func (d *testDHCP) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) 
 			dhcpv4.WithRouter(d.router),
 			dhcpv4.WithDNS(d.dns...),
 		)
+		if d.t1 > 0 {
+			mods = append(mods, dhcpv4.WithOption(dhcpv4.Option{Code: dhcpv4.OptionRenewTimeValue, Value: dhcpv4.Duration(d.t1)}))
+		}
+		if d.t2 > 0 {
+			mods = append(mods, dhcpv4.WithOption(dhcpv4.Option{Code: dhcpv4.OptionRebindingTimeValue, Value: dhcpv4.Duration(d.t2)}))
+		}
 		if len(d.search) > 0 {
 			mods = append(mods, dhcpv4.WithDomainSearchList(d.search...))
 		}

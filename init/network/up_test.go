@@ -245,6 +245,57 @@ func TestDHCPRenew(t *testing.T) {
 	}
 }
 
+func TestDHCPRebind(t *testing.T) {
+	if !inOwnNetNS(t) {
+		return
+	}
+	lan := newNetNS(t)
+	vethTo(t, lan, "eth0", nil, "p0", netip.MustParsePrefix("10.199.0.1/24"))
+	// The server that granted the lease no longer answers unicast
+	// (renewals), but a server still answers broadcasts (rebinding).
+	srv := &testDHCP{
+		ip:     net.IPv4(10, 199, 0, 1).To4(),
+		addr:   net.IPv4(10, 199, 0, 100).To4(),
+		lease:  6 * time.Second,
+		t1:     time.Second,
+		t2:     2 * time.Second,
+		router: net.IPv4(10, 199, 0, 1).To4(),
+		deaf:   map[string]bool{"10.199.0.1": true},
+	}
+	srv.listen(t, lan, "p0", srv.ip)
+	srv.listen(t, lan, "p0", net.IPv4bcast)
+	s, _, err := upForTest(t, config.Network{Interfaces: []config.Interface{{Name: "eth0", DHCP4: true}}})
+	if err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	first := s.Interfaces()[0].Lease
+	if first == nil || first.T1 != time.Second || first.T2 != 2*time.Second {
+		t.Fatalf("first lease: %+v", first)
+	}
+	eventually(t, 6*time.Second, "a rebound lease", func() bool {
+		l := s.Interfaces()[0].Lease
+		return l != nil && l.Renewals >= 1
+	})
+	var unicast, broadcast int
+	for _, r := range srv.renewals() {
+		switch r.on {
+		case "10.199.0.1":
+			unicast++
+		case "255.255.255.255":
+			broadcast++
+			if d := r.at.Sub(first.Obtained); d < first.T2 {
+				t.Errorf("a broadcast renewal %v after the lease, before T2 (%v)", d, first.T2)
+			}
+		}
+	}
+	if unicast == 0 || broadcast == 0 {
+		t.Errorf("renewals %+v: want unicast ones (ignored) until T2, then a broadcast one", srv.renewals())
+	}
+	if _, ok := addrsOn(t, "eth0")["10.199.0.100/24"]; !ok {
+		t.Errorf("the address was dropped: %v", addrsOn(t, "eth0"))
+	}
+}
+
 func TestDHCPLeaseLost(t *testing.T) {
 	if !inOwnNetNS(t) {
 		return
