@@ -109,7 +109,7 @@ func (s selection) has(name string) bool {
 // touches tells whether removing name could remove something selected:
 // name is selected, or a parent of a prefix.
 func (s selection) touches(name string) bool {
-	if s.has(name) {
+	if name == "." || s.has(name) {
 		return true
 	}
 	for _, p := range s {

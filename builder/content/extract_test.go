@@ -124,3 +124,36 @@ func TestExtractEverything(t *testing.T) {
 		t.Errorf("d/e = %q, %v", b, err)
 	}
 }
+
+func TestExtractWhiteoutsAboveThePrefix(t *testing.T) {
+	lower := mkTar(t, file("bin/a", "a"), file("usr/local/bin/b", "b"))
+	for _, tc := range []struct {
+		name  string
+		upper []byte
+		want  string
+	}{
+		{"opaque root", mkTar(t, file(".wh..wh..opq", ""), file("bin/c", "c")), "bin/c"},
+		{"whiteout of a parent", mkTar(t, file(".wh.usr", "")), "bin/a"},
+		{"opaque parent", mkTar(t, dir("usr/"), file("usr/.wh..wh..opq", "")), "bin/a"},
+		{"whiteout elsewhere", mkTar(t, file("etc/.wh.passwd", "")), "bin/a usr/local/bin/b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := imageWithLayers(t, timage{layers: [][]byte{lower, tc.upper}})
+			dest := filepath.Join(t.TempDir(), "out")
+			if err := ExtractPaths(img, dest, []string{"/bin", "/usr/local/bin"}); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			filepath.Walk(dest, func(p string, info os.FileInfo, err error) error {
+				if err == nil && !info.IsDir() {
+					rel, _ := filepath.Rel(dest, p)
+					got = append(got, rel)
+				}
+				return nil
+			})
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("extracted %v, want %s", got, tc.want)
+			}
+		})
+	}
+}
