@@ -503,7 +503,7 @@ func (c *dhcpLink) set(prev, l *Lease) {
 	case prev.Address != l.Address:
 		c.log.Info("DHCPv4 lease renewed with a new address", "address", l.Address, "was", prev.Address, "lease", l.Duration)
 	default:
-		c.log.Info("DHCPv4 lease renewed", "address", l.Address, "lease", l.Duration, "renewals", l.Renewals)
+		c.log.Info("DHCPv4 lease renewed", "address", l.Address, "lease", l.Duration, "renewals", l.Renewals, "server", l.Server)
 	}
 	c.onLease(l, err)
 }

@@ -74,24 +74,22 @@ func isPhysical(sysfs string, a *netlink.LinkAttrs) bool {
 	return true
 }
 
-// waitLinks polls the links until plan reports done or the deadline passes,
-// then returns plan's last answer. Drivers probe asynchronously, so the
+// waitLinks polls the links, handing each list to plan, until plan reports
+// done, the timeout passes or ctx ends. Drivers probe asynchronously, so the
 // links a config names may appear a moment after the init is ready for
 // them.
-func waitLinks(ctx context.Context, sysfs string, timeout time.Duration, plan func(links []linkInfo, last bool) (done bool)) error {
+func waitLinks(ctx context.Context, sysfs string, timeout time.Duration, plan func(links []linkInfo) (done bool)) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		links, err := listLinks(sysfs)
 		if err != nil {
 			return err
 		}
-		last := !time.Now().Before(deadline)
-		if plan(links, last) || last {
+		if plan(links) || !time.Now().Before(deadline) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			plan(links, true)
 			return ctx.Err()
 		case <-time.After(pollInterval):
 		}

@@ -165,7 +165,7 @@ func waitPlans(ctx context.Context, cfg config.Network, o *options) ([]linkPlan,
 	var plans []linkPlan
 	var perr error
 	if len(cfg.Interfaces) > 0 {
-		err := waitLinks(ctx, o.sysfs, o.linkTimeout, func(links []linkInfo, last bool) bool {
+		err := waitLinks(ctx, o.sysfs, o.linkTimeout, func(links []linkInfo) bool {
 			plans, perr = planInterfaces(cfg.Interfaces, links)
 			var missing *errNoLink
 			return !errors.As(perr, &missing)
@@ -181,7 +181,7 @@ func waitPlans(ctx context.Context, cfg config.Network, o *options) ([]linkPlan,
 	// grace period for the others.
 	var first time.Time
 	var seen []linkInfo
-	err := waitLinks(ctx, o.sysfs, o.linkTimeout, func(links []linkInfo, last bool) bool {
+	err := waitLinks(ctx, o.sysfs, o.linkTimeout, func(links []linkInfo) bool {
 		seen = links
 		var phys, carrier int
 		for _, l := range links {

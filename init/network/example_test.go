@@ -1,0 +1,30 @@
+package network_test
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+
+	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/init/network"
+)
+
+// The init's network step: Up returns once links, addresses, routes and the
+// first leases are in place (or the bounded waits ran out); the DHCP clients
+// keep renewing until ctx ends, at shutdown.
+func ExampleUp() {
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop() // at shutdown: the DHCP clients stop renewing
+
+	cfg := config.Network{
+		Interfaces: []config.Interface{{Name: "eth0", DHCP4: true}},
+		DNS:        config.DNS{Servers: []netip.Addr{netip.MustParseAddr("192.168.122.1")}},
+	}
+	st, err := network.Up(ctx, cfg)
+	// The milestone network-up is logged here, error or not: what could be
+	// configured was, and a DHCP client without a lease keeps asking.
+	if err != nil {
+		slog.Error("network", "err", err)
+	}
+	slog.Info("network up", "state", st.String(), "node_ip", st.NodeIP(), "dhcp_hostname", st.Hostname())
+}
