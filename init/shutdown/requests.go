@@ -46,7 +46,6 @@ func watchPowerButtons(ch chan<- Action) {
 				continue
 			}
 			watched[dev] = true
-			slog.Info("watching power button", "device", dev)
 			go readButton(dev, ch)
 		}
 		if len(watched) > 0 && i > 50 {
@@ -82,6 +81,8 @@ func readButton(dev string, ch chan<- Action) {
 		return
 	}
 	defer f.Close()
+	// Logged once the device is open: a press before this is not seen.
+	slog.Info("watching power button", "device", dev)
 	ev := make([]byte, 24) // struct input_event on 64-bit: timeval, type, code, value
 	for {
 		if _, err := f.Read(ev); err != nil {

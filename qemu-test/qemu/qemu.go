@@ -285,6 +285,7 @@ func (vm *VM) Powerdown() error {
 	return err
 }
 
+
 // WaitExit waits for QEMU to exit by itself.
 func (vm *VM) WaitExit(timeout time.Duration) error {
 	select {
