@@ -76,7 +76,7 @@ image: deps kernel grub tools
 # boot starts the ISO in QEMU with the serial console on this terminal (Ctrl-A X quits).
 boot:
 	qemu-system-x86_64 -machine q35 -m 2048 -smp 2 -nographic -cdrom $(OUT)/rke2-$(ROLE).iso \
-		-netdev user,id=n0 -device virtio-net-pci,netdev=n0
+		-netdev user,id=n0 -device virtio-net-pci,netdev=n0 -device virtio-rng-pci
 
 unit:
 	$(GO) vet ./...

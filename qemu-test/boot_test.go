@@ -107,7 +107,19 @@ func TestPXEBoot(t *testing.T) {
 	t.Parallel()
 	for _, role := range []string{"server", "agent"} {
 		t.Run(role, func(t *testing.T) {
-			vm := qemu.Start(t, pxe(t, role, ""))
+			extra := ""
+			if role == "agent" { // an agent needs a server to join and the token
+				extra = "rke2.config=" + base64.StdEncoding.EncodeToString([]byte("rke2:\n  server: https://10.0.2.100:9345\n  token: my-shared-secret\n"))
+			}
+			vm := qemu.Start(t, pxe(t, role, extra))
+			// With no network in the config, every NIC with a link asks DHCP:
+			// QEMU's user network leases 10.0.2.15.
+			if _, err := vm.WaitMilestone("network-up", bootTimeout); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := vm.WaitFor(regexp.MustCompile(`network up" links=.* node_ip=10\.0\.2\.15`), time.Minute); err != nil {
+				t.Fatal(err)
+			}
 			bootAndPowerOff(t, vm, "")
 			if !strings.Contains(vm.Console(), "no boot medium on the command line") {
 				t.Error("PXE boot did not report running from the initramfs alone")

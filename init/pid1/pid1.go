@@ -3,6 +3,7 @@
 package pid1
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/console"
 	"github.com/rke2os/rke2os/init/host"
+	"github.com/rke2os/rke2os/init/network"
 	"github.com/rke2os/rke2os/init/shutdown"
 	"github.com/rke2os/rke2os/init/supervise"
 )
@@ -54,12 +56,23 @@ func Run() {
 		console.Milestone("config-loaded")
 	}
 	ok = ok && step("host", func() error { return applyHost(cfg) })
+
+	// The network's DHCP clients renew leases until shutdown begins.
+	netCtx, stopNet := context.WithCancel(context.Background())
+	defer stopNet()
+	var net *network.State
+	ok = ok && step("network", func() (err error) {
+		net, err = network.Up(netCtx, cfg.Network, network.WithLogger(slog.Default()))
+		console.Milestone("network-up")
+		slog.Info("network up", "links", net.String(), "node_ip", net.NodeIP())
+		return err
+	})
 	if !ok {
 		slog.Error("maintenance mode: the node stays up without starting RKE2; fix the error above, then reboot (the power button powers off)")
 	}
 
 	a := <-requests
-	shutdown.Run(a, nil)
+	shutdown.Run(a, stopNet)
 }
 
 func readCmdline() string {

@@ -136,6 +136,9 @@ func (vm *VM) args(cfg Config) ([]string, error) {
 		"-serial", "file:" + vm.console,
 		"-qmp", "unix:" + vm.qmpPath + ",server=on,wait=off",
 		"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0",
+		// An entropy source, as libvirt gives VMs by default: without one the
+		// guest's getrandom blocks for minutes under TCG.
+		"-device", "virtio-rng-pci",
 	}
 	if cfg.Firmware == UEFI {
 		vars := filepath.Join(vm.dir, "OVMF_VARS.fd")
@@ -284,7 +287,6 @@ func (vm *VM) Powerdown() error {
 	_, err := vm.QMP("system_powerdown", nil)
 	return err
 }
-
 
 // WaitExit waits for QEMU to exit by itself.
 func (vm *VM) WaitExit(timeout time.Duration) error {
