@@ -41,6 +41,10 @@ func bootAndPowerOff(t *testing.T, vm *qemu.VM, wantMedium string) {
 		if _, err := vm.WaitFor(re, time.Minute); err != nil {
 			t.Fatal(err)
 		}
+		// The airgap archive baked by make image is linked where RKE2 reads it.
+		if _, err := vm.WaitFor(regexp.MustCompile(`image archives from the boot medium" count=1 dir=/var/lib/rancher/rke2/agent/images`), time.Minute); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The button's input device is watched once its module is loaded.
 	if _, err := vm.WaitFor(regexp.MustCompile(`watching power button`), time.Minute); err != nil {

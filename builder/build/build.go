@@ -24,6 +24,7 @@ import (
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/rke2os/rke2os/builder/bootloader"
+	"github.com/rke2os/rke2os/builder/content"
 	rawdisk "github.com/rke2os/rke2os/builder/disk"
 	"github.com/rke2os/rke2os/builder/initramfs"
 	"github.com/rke2os/rke2os/builder/iso"
@@ -48,6 +49,11 @@ type Options struct {
 	Grub     string // directory of GRUB's prepared images
 	Init     string // the rke2-init binary
 	Overlays string // directory laid into the root
+	// Images are airgap image archives (docker save, .tar[.gz|.zst]) baked
+	// into the image; one of them must hold rancher/rke2-runtime:<Version>.
+	Images []string
+	// Version is the RKE2 version the image runs, like v1.34.4+rke2r1.
+	Version string
 	// Config is a node config file baked into the image (optional).
 	Config string
 	// Cmdline is appended to the kernel command line.
@@ -93,10 +99,24 @@ func Image(o Options) (Outputs, error) {
 		return Outputs{}, inputErr("output directory %s is not writable: %w", o.Output, err)
 	}
 	defer os.RemoveAll(tmp)
+	return image(o, tmp)
+}
+
+func image(o Options, tmp string) (Outputs, error) {
+	var err error
 
 	if o.Config != "" {
 		if err := ValidateConfig(o.Config, o.Role); err != nil {
 			return Outputs{}, &InputError{err}
+		}
+	}
+	var images *bakedImages
+	if len(o.Images) > 0 {
+		done := o.Progress.Step("read images")
+		images, err = readImages(o, tmp)
+		done()
+		if err != nil {
+			return Outputs{}, err
 		}
 	}
 	grub, err := bootloader.Load(o.Grub)
@@ -135,13 +155,13 @@ func Image(o Options) (Outputs, error) {
 	}
 
 	done = o.Progress.Step("write ISO")
-	err = writeISO(staged, tmp, grub, base, o)
+	err = writeISO(staged, tmp, grub, base, o, images)
 	done()
 	if err != nil {
 		return Outputs{}, err
 	}
 	done = o.Progress.Step("write raw disk")
-	err = writeRaw(staged, grub, base)
+	err = writeRaw(staged, grub, base, images)
 	done()
 	if err != nil {
 		return Outputs{}, err
@@ -156,6 +176,14 @@ func Image(o Options) (Outputs, error) {
 	}
 	if err := m.addFile("init", o.Init); err != nil {
 		return Outputs{}, err
+	}
+	if images != nil {
+		for _, a := range images.archives {
+			if err := m.addFile("images", a); err != nil {
+				return Outputs{}, err
+			}
+		}
+		m.Images, m.RKE2Version = images.index, o.Version
 	}
 	final := outputsFor(o.Output, o.Role)
 	for _, p := range []struct{ staged, final string }{{staged.ISO, final.ISO}, {staged.Raw, final.Raw}, {staged.Kernel, final.Kernel}, {staged.Initrd, final.Initrd}, {staged.Cmdline, final.Cmdline}} {
@@ -288,7 +316,7 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest) error 
 	return f.Close()
 }
 
-func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options) error {
+func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options, images *bakedImages) error {
 	cfg := filepath.Join(tmp, "grub-iso.cfg")
 	title := "RKE2 " + o.Role
 	if err := os.WriteFile(cfg, bootloader.Config(bootloader.Entry{Title: title, SystemLabel: bootloader.BootLabel,
@@ -303,15 +331,19 @@ func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string
 	if err := os.Mkdir(ws, 0o755); err != nil {
 		return err
 	}
+	files := []iso.File{
+		{Path: "/boot/vmlinuz", Source: staged.Kernel},
+		{Path: "/boot/initrd", Source: staged.Initrd},
+		{Path: "/boot/grub/grub.cfg", Source: cfg},
+		{Path: "/boot/grub/eltorito.img", Source: grub.ElTorito},
+		{Path: "/boot/grub/efi.img", Source: efiImg},
+	}
+	for _, f := range images.files() {
+		files = append(files, iso.File{Path: f[0], Source: f[1]})
+	}
 	return iso.Write(staged.ISO, ws, iso.Spec{
 		VolumeID: bootloader.BootLabel,
-		Files: []iso.File{
-			{Path: "/boot/vmlinuz", Source: staged.Kernel},
-			{Path: "/boot/initrd", Source: staged.Initrd},
-			{Path: "/boot/grub/grub.cfg", Source: cfg},
-			{Path: "/boot/grub/eltorito.img", Source: grub.ElTorito},
-			{Path: "/boot/grub/efi.img", Source: efiImg},
-		},
+		Files:    files,
 		BIOSBoot: "/boot/grub/eltorito.img",
 		EFIBoot:  "/boot/grub/efi.img",
 		Epoch:    o.Epoch,
@@ -347,7 +379,7 @@ func writeEFIImage(out, efiBinary string) error {
 	return w.Close()
 }
 
-func writeRaw(staged Outputs, grub *bootloader.Files, cmdline string) error {
+func writeRaw(staged Outputs, grub *bootloader.Files, cmdline string, images *bakedImages) error {
 	mbr, err := grub.MBR(rawdisk.BIOSPartitionLBA)
 	if err != nil {
 		return err
@@ -370,16 +402,20 @@ func writeRaw(staged Outputs, grub *bootloader.Files, cmdline string) error {
 	if err != nil {
 		return err
 	}
+	system := []rawdisk.File{
+		{Path: "/boot/vmlinuz", Source: staged.Kernel},
+		{Path: "/boot/initrd", Source: staged.Initrd},
+	}
+	for _, f := range images.files() {
+		system = append(system, rawdisk.File{Path: f[0], Source: f[1]})
+	}
 	return rawdisk.Write(staged.Raw, rawdisk.Spec{
 		MBR: mbr, Core: core, ESPLabel: bootloader.BootLabel,
 		ESP: []rawdisk.File{
 			{Path: "/EFI/BOOT/BOOTX64.EFI", Data: efi},
 			{Path: "/boot/grub/grub.cfg", Data: cfg},
 		},
-		System: []rawdisk.File{
-			{Path: "/boot/vmlinuz", Source: staged.Kernel},
-			{Path: "/boot/initrd", Source: staged.Initrd},
-		},
+		System:    system,
 		StateSize: 256 << 20,
 		Seed:      []byte(kd + id),
 	})
@@ -442,7 +478,10 @@ type Manifest struct {
 	KernelVersion   string     `json:"kernel_version"`
 	Inputs          []Artifact `json:"inputs"`
 	Modules         []string   `json:"modules"`
-	Outputs         []Artifact `json:"outputs"`
+	RKE2Version     string     `json:"rke2_version,omitempty"`
+	// Images lists every image baked in, by name and digest.
+	Images  []content.IndexEntry `json:"images,omitempty"`
+	Outputs []Artifact           `json:"outputs"`
 
 	existing manifestFile
 }

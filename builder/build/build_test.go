@@ -9,6 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // inputs lays out a small but complete set of build inputs: a fake bzImage
@@ -156,5 +161,64 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("output directory holds %v after a failed build", names)
 			}
 		})
+	}
+}
+
+// airgap writes a docker-save archive holding the given tags.
+func airgap(t *testing.T, tags ...string) string {
+	t.Helper()
+	refs := map[name.Reference]v1.Image{}
+	for _, tag := range tags {
+		img, err := random.Image(512, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := name.NewTag(tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs[ref] = img
+	}
+	p := filepath.Join(t.TempDir(), "rke2-images.linux-amd64.tar")
+	if err := tarball.MultiRefWriteToFile(p, refs); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestImagesBaked(t *testing.T) {
+	o := inputs(t)
+	o.Images = []string{airgap(t, "rancher/rke2-runtime:v1.34.4-rke2r1", "rancher/mirrored-pause:3.10")}
+	o.Version = "v1.34.4+rke2r1"
+	out, err := Image(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := string(read(t, out.Manifest))
+	for _, want := range []string{`"rke2_version": "v1.34.4+rke2r1"`, "docker.io/rancher/rke2-runtime:v1.34.4-rke2r1", `"archive": "/rke2/agent/images/rke2-images.linux-amd64.tar"`, `"kind": "images"`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("manifest.json lacks %s", want)
+		}
+	}
+	archive := read(t, o.Images[0])
+	for _, img := range []string{out.ISO, out.Raw} {
+		if b := read(t, img); !bytes.Contains(b, archive[:2048]) || !bytes.Contains(b, []byte(`"archive": "/rke2/agent/images/`)) {
+			t.Errorf("%s does not carry the archive and its index", filepath.Base(img))
+		}
+	}
+}
+
+func TestImagesWithoutRuntime(t *testing.T) {
+	o := inputs(t)
+	o.Images = []string{airgap(t, "rancher/rke2-runtime:v1.33.0-rke2r1")}
+	o.Version = "v1.34.4+rke2r1"
+	_, err := Image(o)
+	var ie *InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "v1.33.0-rke2r1") {
+		t.Fatalf("err = %v, want an InputError naming the runtime tags found", err)
+	}
+	o.Version = ""
+	if _, err := Image(o); err == nil || !strings.Contains(err.Error(), "--version") {
+		t.Fatalf("err = %v, want a hint to give --version", err)
 	}
 }

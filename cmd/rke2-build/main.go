@@ -73,6 +73,11 @@ func image(args []string) {
 	fl.StringVar(&o.Init, "init", "build/bin/rke2-init", "the rke2-init binary")
 	fl.StringVar(&o.Overlays, "overlays", "overlays", "directory laid into every image's root")
 	fl.StringVar(&o.Cmdline, "cmdline", "", "extra kernel command line")
+	fl.StringVar(&o.Version, "version", "", "RKE2 version, like v1.34.4+rke2r1 (needed with --images)")
+	fl.Func("images", "airgap image archive to bake (docker save .tar, .tar.gz, .tar.zst); repeat for more", func(v string) error {
+		o.Images = append(o.Images, v)
+		return nil
+	})
 	fl.StringVar(&o.Config, "config", "", "node config file baked into the image (validated first)")
 	if err := fl.Parse(args); err != nil {
 		os.Exit(2)

@@ -113,3 +113,44 @@ func (m *Medium) Mount() error {
 	slog.Info("boot medium mounted", "device", m.Device, "fstype", m.FSType, "label", m.Label, "dir", MediumDir)
 	return nil
 }
+
+// MediumImages is where the boot medium carries the airgap image archives
+// (rke2-build bakes them there).
+const MediumImages = MediumDir + "/rke2/agent/images"
+
+// LinkImages makes the medium's image archives appear in RKE2's images
+// directory as symlinks: RKE2 and the init read them in place, so a 1 GiB
+// archive costs no copy and no memory. Files a user put there already win.
+func LinkImages(imagesDir string) (int, error) {
+	ents, err := os.ReadDir(MediumImages)
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("images on the boot medium: %w", err)
+	}
+	if err := os.MkdirAll(imagesDir, 0o755); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		link := filepath.Join(imagesDir, e.Name())
+		target := filepath.Join(MediumImages, e.Name())
+		if cur, err := os.Readlink(link); err == nil && cur == target {
+			n++
+			continue
+		}
+		if _, err := os.Lstat(link); err == nil {
+			slog.Info("image archive present, not linking the medium's", "file", link)
+			continue
+		}
+		if err := os.Symlink(target, link); err != nil {
+			return n, fmt.Errorf("link %s: %w", link, err)
+		}
+		n++
+	}
+	return n, nil
+}

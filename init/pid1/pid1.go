@@ -19,6 +19,9 @@ import (
 	"github.com/rke2os/rke2os/init/supervise"
 )
 
+// imagesDir is where RKE2 looks for airgap image archives.
+const imagesDir = "/var/lib/rancher/rke2/agent/images"
+
 // mediumTimeout bounds the wait for the boot medium's driver to probe.
 const mediumTimeout = 60 * time.Second
 
@@ -56,6 +59,11 @@ func Run() {
 		console.Milestone("config-loaded")
 	}
 	ok = ok && step("host", func() error { return applyHost(cfg) })
+	ok = ok && step("images", func() error {
+		n, err := boot.LinkImages(imagesDir)
+		slog.Info("image archives from the boot medium", "count", n, "dir", imagesDir)
+		return err
+	})
 
 	// The network's DHCP clients renew leases until shutdown begins.
 	netCtx, stopNet := context.WithCancel(context.Background())

@@ -33,22 +33,36 @@ func main() {
 		return d
 	}
 	out, kernelDir, bin, grub := env("RKE2_OUT", "../out"), env("RKE2_KERNEL", ""), env("RKE2_BIN", "../build/bin"), env("RKE2_GRUB", "../build/grub")
+	images, version := env("RKE2_IMAGES", "../build/images/rke2-images.linux-amd64.tar.zst"), env("RKE2_VERSION", "v1.34.4+rke2r1")
 	tb := &benchTB{}
 	defer tb.cleanup()
 	var rows []row
 
-	// 1. Image build: rke2-build against xorriso writing the same payload tree.
-	buildTimes, isoTimes := []float64{}, []float64{}
+	// 1. Image build: rke2-build against xorriso writing the same payload
+	// tree; the images' share of it against a plain cp of the archive.
+	var buildTimes, bareTimes, isoTimes, cpTimes []float64
 	for i := 0; i < *runs; i++ {
-		dir := tb.TempDir()
+		opts := build.Options{Role: "server", Output: tb.TempDir(), Kernel: kernelDir, Grub: grub, Init: filepath.Join(bin, "rke2-init"),
+			Overlays: "../overlays", Epoch: time.Unix(1735689600, 0).UTC(), Progress: quiet{}, Images: []string{images}, Version: version}
 		start := time.Now()
-		o, err := build.Image(build.Options{Role: "server", Output: dir, Kernel: kernelDir, Grub: grub, Init: filepath.Join(bin, "rke2-init"),
-			Overlays: "../overlays", Epoch: time.Unix(1735689600, 0).UTC(), Progress: quiet{}})
+		o, err := build.Image(opts)
 		check(err)
 		buildTimes = append(buildTimes, time.Since(start).Seconds())
-		isoTimes = append(isoTimes, xorrisoTime(tb, o, grub))
+		isoTimes = append(isoTimes, xorrisoTime(tb, o, grub, images))
+
+		opts.Images, opts.Output = nil, tb.TempDir()
+		start = time.Now()
+		_, err = build.Image(opts)
+		check(err)
+		bareTimes = append(bareTimes, time.Since(start).Seconds())
+
+		dst := filepath.Join(tb.TempDir(), "copy")
+		start = time.Now()
+		check(exec.Command("cp", images, dst).Run())
+		cpTimes = append(cpTimes, time.Since(start).Seconds())
 	}
-	rows = append(rows, ratioRow("build server ISO+raw+PXE (s)", median(buildTimes), "xorriso -as mkisofs, same payload", median(isoTimes)))
+	rows = append(rows, ratioRow("build server ISO+raw+PXE (s)", median(buildTimes), "xorriso -as mkisofs, ISO payload", median(isoTimes)))
+	rows = append(rows, ratioRow("read+bake airgap images, ISO and raw (s)", median(buildTimes)-median(bareTimes), "cp of the archive", median(cpTimes)))
 
 	// 2. Boot floor: QEMU start to init-start, beside a hello-world PID 1.
 	k := filepath.Join(out, "rke2-server.vmlinuz")
@@ -78,10 +92,10 @@ func main() {
 	rows = append(rows, row{"kernel start to modules-loaded, guest (s)", f(median(modGuest)), "", ""})
 
 	// 3. Sizes: what is not payload.
-	for _, name := range []string{"rke2-server.iso", "rke2-server.raw", "rke2-server.initrd", "rke2-server.vmlinuz"} {
+	for _, name := range []string{"rke2-server.iso", "rke2-server.raw", "rke2-server.initrd", "rke2-server.vmlinuz", "../build/images/rke2-images.linux-amd64.tar.zst"} {
 		fi, err := os.Stat(filepath.Join(out, name))
 		check(err)
-		rows = append(rows, row{"size " + name + " (MiB)", fmt.Sprintf("%.1f", float64(fi.Size())/(1<<20)), "", ""})
+		rows = append(rows, row{"size " + filepath.Base(name) + " (MiB)", fmt.Sprintf("%.1f", float64(fi.Size())/(1<<20)), "", ""})
 	}
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "measure (median of %d, TCG=%s)\tvalue\tbaseline\tbaseline value\tratio\n", *runs, qemu.Accel())
@@ -109,11 +123,13 @@ func median(v []float64) float64 {
 
 // xorrisoTime writes the ISO's payload with xorriso's mkisofs emulation,
 // with the same El Torito entries, and returns the seconds it took.
-func xorrisoTime(tb *benchTB, o build.Outputs, grub string) float64 {
+func xorrisoTime(tb *benchTB, o build.Outputs, grub, images string) float64 {
 	tree := tb.TempDir()
 	must := func(err error) { check(err) }
 	must(os.MkdirAll(filepath.Join(tree, "boot", "grub"), 0o755))
-	for src, dst := range map[string]string{o.Kernel: "boot/vmlinuz", o.Initrd: "boot/initrd", filepath.Join(grub, "eltorito.img"): "boot/grub/eltorito.img"} {
+	must(os.MkdirAll(filepath.Join(tree, "rke2", "agent", "images"), 0o755))
+	for src, dst := range map[string]string{o.Kernel: "boot/vmlinuz", o.Initrd: "boot/initrd", filepath.Join(grub, "eltorito.img"): "boot/grub/eltorito.img",
+		images: "rke2/agent/images/" + filepath.Base(images)} {
 		must(os.Link(src, filepath.Join(tree, dst)))
 	}
 	must(os.WriteFile(filepath.Join(tree, "boot/grub/grub.cfg"), []byte("# bench\n"), 0o644))
