@@ -106,3 +106,31 @@ func TestStaticPod(t *testing.T) {
 		t.Errorf("pod-manifests holds %d files, want 1", len(ents))
 	}
 }
+
+func TestEtcdPod(t *testing.T) {
+	dir := t.TempDir()
+	paths := Paths{DataDir: filepath.Join(dir, "rke2"), EtcDir: filepath.Join(dir, "etc"), RunDir: filepath.Join(dir, "run")}
+	o := EtcdOptions{Paths: paths, Image: "rancher/hardened-etcd:v3.6.7-build20250101", NodeName: "node1", NodeIP: "10.0.2.15"}
+	if err := EtcdCerts(o); err != nil {
+		t.Fatal(err)
+	}
+	// Golden: the pod as written with paths under DefaultPaths; the certs
+	// (and so FILE_HASH) differ per run, so the golden uses no files.
+	o2 := o
+	o2.Paths = DefaultPaths
+	b, err := yamlOf(EtcdPod(o2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "etcd-pod.yaml", b)
+	changed, err := StaticPod(paths.PodManifests(), EtcdPod(o))
+	if err != nil || !changed {
+		t.Fatalf("write: %v %v", changed, err)
+	}
+	m, _ := os.ReadFile(paths.EtcdManifest())
+	for _, crt := range []string{"server-client.crt", "server-ca.crt", "peer-server-client.key"} {
+		if !strings.Contains(string(m), "mountPath: "+paths.EtcdTLS(crt)) {
+			t.Errorf("etcd manifest does not mount %s read-only", crt)
+		}
+	}
+}

@@ -166,3 +166,10 @@ func volumeName(p string) string {
 	}
 	return "file-" + strings.Trim(base, "-") + "-" + hex.EncodeToString(sum[:4])
 }
+
+// yamlOf renders a pod as StaticPod would, without touching its files.
+func yamlOf(pod *corev1.Pod) ([]byte, error) {
+	pod = pod.DeepCopy()
+	pod.APIVersion, pod.Kind = "v1", "Pod"
+	return yaml.Marshal(pod)
+}

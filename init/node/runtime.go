@@ -1,0 +1,183 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/compress/gzip"
+)
+
+// K8sNamespace is containerd's namespace for the kubelet's images.
+const K8sNamespace = "k8s.io"
+
+// WaitContainerd connects to containerd and waits until it serves its API.
+func WaitContainerd(ctx context.Context, socket string) (*containerd.Client, error) {
+	for {
+		if _, err := os.Stat(socket); err == nil {
+			c, err := containerd.New(socket, containerd.WithTimeout(2*time.Second))
+			if err == nil {
+				if ok, err := c.IsServing(ctx); err == nil && ok {
+					return c, nil
+				}
+				c.Close()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("containerd on %s: not serving: %w", socket, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ImportResult counts what ImportArchives did.
+type ImportResult struct {
+	Imported, Skipped, Images int
+}
+
+// ImportArchives imports every archive into containerd's k8s.io namespace,
+// as RKE2 does at start. What was imported is remembered by archive digest
+// in record, so that the next boot skips it.
+func ImportArchives(ctx context.Context, c *containerd.Client, archives []string, record string) (ImportResult, error) {
+	var res ImportResult
+	done := readRecord(record)
+	ctx = namespaces.WithNamespace(ctx, K8sNamespace)
+	for _, a := range archives {
+		d, err := fileDigest(a)
+		if err != nil {
+			return res, err
+		}
+		if done[d] {
+			res.Skipped++
+			continue
+		}
+		n, err := importArchive(ctx, c, a)
+		if err != nil {
+			return res, err
+		}
+		res.Imported++
+		res.Images += n
+		if err := appendRecord(record, d, a); err != nil {
+			return res, err
+		}
+		slog.Info("images imported", "archive", a, "images", n)
+	}
+	return res, nil
+}
+
+func importArchive(ctx context.Context, c *containerd.Client, path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("import %s: %w", path, err)
+	}
+	defer f.Close()
+	r, err := decompress(path, bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return 0, fmt.Errorf("import %s: %w", path, err)
+	}
+	imgs, err := c.Import(ctx, r, containerd.WithAllPlatforms(false), containerd.WithSkipMissing(),
+		containerd.WithImageLabels(map[string]string{"io.cri-containerd.image": "managed"}))
+	if err != nil {
+		return 0, fmt.Errorf("import %s: %w", path, err)
+	}
+	return len(imgs), nil
+}
+
+// decompress opens an archive by its name, as RKE2 recognises them.
+func decompress(path string, r io.Reader) (io.Reader, error) {
+	switch {
+	case strings.HasSuffix(path, ".tar.zst"), strings.HasSuffix(path, ".tzst"):
+		d, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(1<<25))
+		if err != nil {
+			return nil, err
+		}
+		return d.IOReadCloser(), nil
+	case strings.HasSuffix(path, ".tar.gz"), strings.HasSuffix(path, ".tgz"):
+		return gzip.NewReader(r)
+	case strings.HasSuffix(path, ".tar"):
+		return r, nil
+	}
+	return nil, fmt.Errorf("%s: not an image archive (.tar, .tar.gz, .tar.zst)", filepath.Base(path))
+}
+
+// Archives lists the image archives in dir, as RKE2 would import them.
+func Archives(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		for _, ext := range []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"} {
+			if strings.HasSuffix(n, ext) {
+				out = append(out, filepath.Join(dir, n))
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+func fileDigest(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("digest %s: %w", p, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// The record is one "digest path" line per imported archive.
+func readRecord(p string) map[string]bool {
+	out := map[string]bool{}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return out
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if d, _, ok := strings.Cut(l, " "); ok {
+			out[d] = true
+		}
+	}
+	return out
+}
+
+func appendRecord(p, digest, archive string) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(f, "%s %s\n", digest, archive); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

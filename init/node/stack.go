@@ -1,0 +1,175 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/init/supervise"
+)
+
+// Stack is the node's RKE2 processes: containerd, then the kubelet, under
+// the init's supervisor, with their configuration where RKE2 writes it.
+type Stack struct {
+	Paths    Paths
+	Sup      *supervise.Supervisor
+	BinDir   string // data/<key>/bin: containerd, runc, kubelet, ...
+	Config   *config.Config
+	Role     string
+	NodeName string
+	NodeIP   string
+	// SandboxImage is the pause image the airgap archives carry.
+	SandboxImage string
+}
+
+// WriteRKE2Config writes /etc/rancher/rke2/config.yaml and registries.yaml
+// from the node config, so that RKE2's own tools read what the node runs with.
+func (s *Stack) WriteRKE2Config() error {
+	cfg, err := s.Config.RKE2ConfigYAML()
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(s.Paths.EtcDir, "config.yaml"), cfg, 0o600); err != nil {
+		return err
+	}
+	reg, err := s.Config.RegistriesYAML()
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(s.Paths.EtcDir, "registries.yaml"), reg, 0o600); err != nil {
+		return err
+	}
+	mirrors := map[string]Mirror{}
+	for host, m := range s.Config.Registries.Mirrors {
+		mirrors[host] = Mirror{Endpoints: m.Endpoints, Rewrite: m.Rewrites}
+	}
+	for dir, b := range HostsTOML(mirrors) {
+		if err := writeFile(s.Paths.Agent("etc", "containerd", "certs.d", dir, "hosts.toml"), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StartContainerd writes containerd's config, starts it as RKE2 does and
+// waits until its API answers.
+func (s *Stack) StartContainerd(ctx context.Context) error {
+	cfg, err := ContainerdConfig(ContainerdOptions{Paths: s.Paths, SandboxImage: s.SandboxImage, BinDir: s.BinDir})
+	if err != nil {
+		return err
+	}
+	if err := writeFile(s.Paths.ContainerdConfig(), cfg, 0o600); err != nil {
+		return err
+	}
+	for _, d := range []string{s.Paths.RunDir, s.Paths.Agent("containerd")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	env := append(os.Environ(), "PATH="+s.BinDir+":/usr/sbin:/usr/bin:/sbin:/bin")
+	err = s.Sup.Add(&supervise.Service{
+		Name: "containerd", Path: filepath.Join(s.BinDir, "containerd"), Env: env,
+		Args: []string{"-c", s.Paths.ContainerdConfig(), "-a", s.Paths.ContainerdSocket(),
+			"--state", s.Paths.RunDir, "--root", s.Paths.Agent("containerd")},
+		LogFile:  s.Paths.Agent("containerd", "containerd.log"),
+		Critical: true, // containerd exiting stops the node stack, as in RKE2
+		Ready: func(ctx context.Context) error {
+			c, err := WaitContainerd(ctx, s.Paths.ContainerdSocket())
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		},
+	})
+	if err != nil {
+		return err
+	}
+	s.Sup.Start()
+	return s.Sup.WaitReady(ctx, "containerd")
+}
+
+// ImportImages imports the airgap archives into containerd.
+func (s *Stack) ImportImages(ctx context.Context) (ImportResult, error) {
+	c, err := WaitContainerd(ctx, s.Paths.ContainerdSocket())
+	if err != nil {
+		return ImportResult{}, err
+	}
+	defer c.Close()
+	archives, err := Archives(s.Paths.Images())
+	if err != nil {
+		return ImportResult{}, err
+	}
+	return ImportArchives(ctx, c, archives, s.Paths.Agent("images", ".imported"))
+}
+
+// StartKubelet writes the kubelet's configuration and starts it; the
+// supervisor restarts it after every exit, with backoff.
+func (s *Stack) StartKubelet(standalone bool) error {
+	o := KubeletOptions{Paths: s.Paths, NodeName: s.NodeName, NodeIP: s.NodeIP, Standalone: standalone}
+	cfg, err := KubeletConfig(o)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(s.Paths.KubeletConfigDir(), "00-rke2-defaults.conf"), cfg, 0o600); err != nil {
+		return err
+	}
+	for _, d := range []string{s.Paths.PodManifests(), "/var/lib/kubelet", s.Paths.Agent("logs")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	env := append(os.Environ(), "PATH="+s.BinDir+":/usr/sbin:/usr/bin:/sbin:/bin")
+	return s.Sup.Add(&supervise.Service{
+		Name: "kubelet", Path: filepath.Join(s.BinDir, "kubelet"), Env: env,
+		Args:    KubeletArgs(o),
+		LogFile: s.Paths.Agent("logs", "kubelet.log"),
+		Ready: func(ctx context.Context) error {
+			return httpOK(ctx, "http://127.0.0.1:10248/healthz")
+		},
+	}, "containerd")
+}
+
+func httpOK(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+func writeFile(p string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}

@@ -1,0 +1,203 @@
+// Package pki makes the certificates of the control plane where RKE2 keeps
+// them (server/tls/...). A CA that is already there is used as it is, so
+// that a user can bring their own (RKE2's custom CA support); a leaf that is
+// valid, signed by the current CA and names the right hosts is kept.
+package pki
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// CA is a certificate authority: its certificate and key.
+type CA struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+}
+
+// EnsureCA loads the CA at certPath/keyPath, or creates one named cn.
+func EnsureCA(certPath, keyPath, cn string) (*CA, error) {
+	if ca, err := loadCA(certPath, keyPath); err == nil {
+		return ca, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: fmt.Sprintf("%s@%d", cn, now.Unix())},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	cert, _ := x509.ParseCertificate(der)
+	if err := writePair(certPath, keyPath, der, key); err != nil {
+		return nil, err
+	}
+	return &CA{Cert: cert, Key: key}, nil
+}
+
+func loadCA(certPath, keyPath string) (*CA, error) {
+	cb, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := parseCert(cb)
+	if err != nil {
+		return nil, fmt.Errorf("CA %s: %w", certPath, err)
+	}
+	block, _ := pem.Decode(kb)
+	if block == nil {
+		return nil, fmt.Errorf("CA key %s: no PEM block", keyPath)
+	}
+	key, err := parseKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("CA key %s: %w", keyPath, err)
+	}
+	if !cert.IsCA {
+		return nil, fmt.Errorf("CA %s: not a CA certificate", certPath)
+	}
+	return &CA{Cert: cert, Key: key}, nil
+}
+
+func parseKey(der []byte) (crypto.Signer, error) {
+	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		if s, ok := k.(crypto.Signer); ok {
+			return s, nil
+		}
+	}
+	if k, err := x509.ParseECPrivateKey(der); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
+		return k, nil
+	}
+	return nil, errors.New("not an EC, RSA or PKCS#8 private key")
+}
+
+func parseCert(b []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+// Leaf describes a certificate to issue.
+type Leaf struct {
+	CN     string
+	Org    []string
+	DNS    []string
+	IPs    []net.IP
+	Server bool // server auth
+	Client bool // client auth
+}
+
+// Issue writes a certificate signed by ca to certPath/keyPath, unless one
+// there is still good: signed by ca, names the same hosts, valid for more
+// than 90 days. It reports whether it wrote a new one.
+func (ca *CA) Issue(certPath, keyPath string, l Leaf) (bool, error) {
+	if cb, err := os.ReadFile(certPath); err == nil {
+		if cur, err := parseCert(cb); err == nil && ca.stillGood(cur, l) {
+			if _, err := os.Stat(keyPath); err == nil {
+				return false, nil
+			}
+		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return false, err
+	}
+	var usage []x509.ExtKeyUsage
+	if l.Server {
+		usage = append(usage, x509.ExtKeyUsageServerAuth)
+	}
+	if l.Client {
+		usage = append(usage, x509.ExtKeyUsageClientAuth)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: l.CN, Organization: l.Org},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(1, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  usage,
+		DNSNames:     l.DNS,
+		IPAddresses:  l.IPs,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		return false, fmt.Errorf("issue %s: %w", l.CN, err)
+	}
+	return true, writePair(certPath, keyPath, der, key)
+}
+
+func (ca *CA) stillGood(c *x509.Certificate, l Leaf) bool {
+	if c.CheckSignatureFrom(ca.Cert) != nil || time.Until(c.NotAfter) < 90*24*time.Hour {
+		return false
+	}
+	if !slices.Equal(c.DNSNames, l.DNS) || len(c.IPAddresses) != len(l.IPs) {
+		return false
+	}
+	for i := range l.IPs {
+		if !c.IPAddresses[i].Equal(l.IPs[i]) {
+			return false
+		}
+	}
+	return c.Subject.CommonName == l.CN
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return n
+}
+
+func writePair(certPath, keyPath string, der []byte, key *ecdsa.PrivateKey) error {
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := write(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		return err
+	}
+	return write(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+func write(p string, b []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
