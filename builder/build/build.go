@@ -138,7 +138,7 @@ func image(o Options, tmp string) (Outputs, error) {
 	staged := outputsFor(tmp, o.Role)
 
 	done = o.Progress.Step("write initramfs")
-	err = writeInitramfs(staged.Initrd, k, o, m)
+	err = writeInitramfs(staged.Initrd, k, o, m, images)
 	done()
 	if err != nil {
 		return Outputs{}, err
@@ -248,8 +248,17 @@ func initramfsModules(overlays string) ([]string, error) {
 	return names, nil
 }
 
-func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest) error {
+func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images *bakedImages) error {
 	a := initramfs.New(o.Epoch.Unix())
+	if images != nil {
+		rel, err := images.release(o.Version)
+		if err != nil {
+			return err
+		}
+		if err := a.Bytes(strings.TrimPrefix(config.ReleasePath, "/"), rel, 0o644); err != nil {
+			return err
+		}
+	}
 	if err := a.File("init", o.Init, 0o755); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/rke2os/rke2os/builder/content"
+	"github.com/rke2os/rke2os/init/config"
 )
 
 // Where the images go on the medium: the init links them into RKE2's
@@ -67,6 +68,16 @@ func readImages(o Options, tmp string) (*bakedImages, error) {
 		return nil, fmt.Errorf("images index: %w", err)
 	}
 	return b, nil
+}
+
+// release renders the image's config.Release, read by the init.
+func (b *bakedImages) release(version string) ([]byte, error) {
+	r := config.Release{RKE2Version: version}
+	for _, e := range b.index {
+		r.Images = append(r.Images, config.ReleaseImage{Name: e.Name, ID: e.ID, Digest: e.Digest, Archive: e.Archive})
+	}
+	out, err := json.MarshalIndent(r, "", "  ")
+	return append(out, '\n'), err
 }
 
 // files lists {path on the medium, source} of what the images add.
