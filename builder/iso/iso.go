@@ -32,7 +32,8 @@ type File struct {
 type Spec struct {
 	VolumeID string
 	Files    []File
-	// BIOSBoot and EFIBoot are paths in the ISO of the El Torito images.
+	// BIOSBoot and EFIBoot are paths in the ISO of the El Torito images;
+	// none makes a data-only volume.
 	BIOSBoot, EFIBoot string
 	// Epoch is the date written everywhere a date goes.
 	Epoch time.Time
@@ -71,20 +72,23 @@ func Write(out, workspace string, spec Spec) error {
 		d.Close()
 		return errors.New("iso: go-diskfs returned no ISO9660 filesystem")
 	}
-	bios := &iso9660.ElToritoEntry{Platform: iso9660.BIOS, Emulation: iso9660.NoEmulation, BootFile: spec.BIOSBoot, BootTable: true, LoadSegment: 0}
-	bios.SetLoadSize(4)
 	opts := iso9660.FinalizeOptions{
 		RockRidge:        true,
 		DeepDirectories:  true,
 		VolumeIdentifier: spec.VolumeID,
-		ElTorito: &iso9660.ElTorito{
+	}
+	// A data-only volume (a NoCloud cidata disk) has no boot entries.
+	if spec.BIOSBoot != "" {
+		bios := &iso9660.ElToritoEntry{Platform: iso9660.BIOS, Emulation: iso9660.NoEmulation, BootFile: spec.BIOSBoot, BootTable: true, LoadSegment: 0}
+		bios.SetLoadSize(4)
+		opts.ElTorito = &iso9660.ElTorito{
 			BootCatalog:     "/boot/boot.catalog",
 			HideBootCatalog: false,
 			Entries: []*iso9660.ElToritoEntry{
 				bios,
 				{Platform: iso9660.EFI, Emulation: iso9660.NoEmulation, BootFile: spec.EFIBoot},
 			},
-		},
+		}
 	}
 	if err := isofs.Finalize(opts); err != nil {
 		d.Close()
