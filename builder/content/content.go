@@ -1,19 +1,18 @@
-// Package content reads container images the way RKE2 does: from docker-save
+// Package content reads the container images the builder bakes: docker-save
 // archives (.tar, .tar.gz, .tar.zst, like RKE2's rke2-images.linux-amd64.tar.zst),
-// from OCI image layouts, and from registries configured by an RKE2
-// registries.yaml. The builder uses it to find the rke2-runtime image among
-// the archives it bakes into an image, to check every archive before it is
-// baked, and to list what each holds.
+// OCI image layouts (directories or archives), and images in registries
+// configured by an RKE2 registries.yaml. The builder uses it to find the
+// rke2-runtime image among the archives it bakes into an image, to check
+// every archive before it is baked, and to list what each holds.
 //
-// A large archive is read once: Open indexes (and for a compressed one,
-// decompresses into a temporary file) and hashes every entry in one pass,
-// where go-containerregistry's tarball package reads the whole archive again
-// for every blob. Archives that try to reach outside a directory, carry
-// device nodes, name missing blobs or blobs whose digests do not match are
-// refused with an error that says which entry and why.
+// Reading archives, checking digests, refusing hostile entries, extracting
+// and pulling are the init's package content's (the same code reads the
+// archives on the node); this package adds OCI layouts and a Set that
+// gathers the images of many sources and indexes them.
 package content
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,41 +23,25 @@ import (
 	"sort"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
+	initcontent "github.com/rke2os/rke2os/init/content"
 )
 
-// Image is one tagged image of a Set.
-type Image struct {
-	// Name is the normalised reference, "docker.io/rancher/rke2-runtime:v1.34.4-rke2r1".
-	// An image stored without a tag has an empty Name.
-	Name string
-	// ID is the sha256 digest of the image's config ("sha256:..."): the
-	// same wherever the image is stored, and what `docker images` shows.
-	ID string
-	// Digest is the manifest's digest when the source stores a manifest
-	// (OCI layouts, registries); docker-save archives store none, so it is
-	// empty for them.
-	Digest string
-	// Source is the archive file, OCI layout directory or registry
-	// endpoint the image was read from.
-	Source string
+// Image is one tagged image of a Set: the init's, so that what the builder
+// checks is read by the same code that reads it on the node.
+type Image = initcontent.Image
 
-	config *v1.ConfigFile
-	layers []layer
-	remote v1.Image // set for images read from a registry
+// Registries is an RKE2 registries.yaml, for Pull.
+type Registries = initcontent.Registries
+
+// ExtractPaths extracts from img the files under prefixes into dest, which
+// appears whole or not at all (see the init's content.ExtractPaths).
+func ExtractPaths(img Image, dest string, prefixes []string) error {
+	return initcontent.ExtractPaths(img, dest, prefixes)
 }
 
-// Config returns the image's parsed config.
-func (i Image) Config() *v1.ConfigFile { return i.config }
-
-// String names the image and where it comes from, for messages.
-func (i Image) String() string {
-	n := i.Name
-	if n == "" {
-		n = "untagged " + i.ID
-	}
-	return n + " (" + i.Source + ")"
-}
+// NormalizeName returns ref in the one form images are compared in,
+// "docker.io/rancher/pause:3.10" for "rancher/pause:3.10".
+func NormalizeName(ref string) (string, error) { return initcontent.NormalizeName(ref) }
 
 // Set is a collection of images read from archives, layouts and
 // registries. Close it to remove the temporary copies of compressed
@@ -90,11 +73,7 @@ func WithMaxSize(n int64) Option { return func(o *options) { o.maxSize = n } }
 
 // DefaultMaxSize is the most a compressed archive may decompress to unless
 // WithMaxSize says otherwise: RKE2's full airgap archive is a few GiB.
-const DefaultMaxSize = 64 << 30
-
-// archiveSuffixes are the file names Open takes from a directory, as RKE2
-// does from agent/images/. The compression is found by magic number.
-var archiveSuffixes = []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"}
+const DefaultMaxSize = initcontent.DefaultMaxSize
 
 // NewSet returns an empty set, to fill with Add and Pull.
 func NewSet(opts ...Option) *Set {
@@ -141,46 +120,33 @@ func (s *Set) add(p string) error {
 	if isLayout(p) {
 		return s.addLayout(p)
 	}
-	ents, err := os.ReadDir(p)
+	// The archives RKE2 would import from the directory, as it names them.
+	archives, err := initcontent.Archives(p)
 	if err != nil {
 		return err
 	}
-	n := 0
-	for _, e := range ents { // ReadDir sorts by name
-		if e.IsDir() || !hasArchiveSuffix(e.Name()) {
-			continue
+	for _, a := range archives {
+		if err := s.addArchive(a); err != nil {
+			return fmt.Errorf("%s: %w", filepath.Base(a), err)
 		}
-		if err := s.addArchive(filepath.Join(p, e.Name())); err != nil {
-			return fmt.Errorf("%s: %w", e.Name(), err)
-		}
-		n++
 	}
-	if n == 0 {
-		slog.Warn("no image archives in directory", "dir", p, "want", strings.Join(archiveSuffixes, " "))
+	if len(archives) == 0 {
+		slog.Warn("no image archives in directory", "dir", p, "want", strings.Join(initcontent.ArchiveSuffixes, " "))
 	}
 	return nil
 }
 
-func hasArchiveSuffix(n string) bool {
-	for _, suf := range archiveSuffixes {
-		if strings.HasSuffix(n, suf) {
-			return true
-		}
-	}
-	return false
-}
-
 func (s *Set) addArchive(p string) error {
-	a, err := openArchive(p, s.opts.tmpDir, s.opts.maxSize)
+	a, err := initcontent.OpenArchive(p, s.opts.tmpDir, s.opts.maxSize)
 	if err != nil {
 		return err
 	}
 	var imgs []Image
 	switch {
-	case a.has("manifest.json"):
-		imgs, err = dockerImages(a)
-	case a.has("index.json"):
-		imgs, err = ociImages(a, p, a.sum)
+	case a.Has("manifest.json"):
+		imgs, err = a.Images()
+	case a.Has("index.json"):
+		imgs, err = ociImages(a, p, a.Sum)
 	default:
 		err = errors.New("neither manifest.json (docker save) nor index.json (OCI): not an image archive")
 	}
@@ -199,6 +165,21 @@ func (s *Set) addImages(source string, imgs []Image) {
 	}
 	s.images = append(s.images, imgs...)
 	s.sources = append(s.sources, source)
+}
+
+// Pull adds to the set the linux/amd64 images refs name, read from the
+// endpoints reg gives for each (its mirrors first, then the registry
+// itself; nil reg: the registry itself). Only manifests and configs are
+// fetched now; layers are fetched when extracted.
+func (s *Set) Pull(ctx context.Context, reg *Registries, refs ...string) error {
+	for _, ref := range refs {
+		img, err := initcontent.Pull(ctx, reg, ref)
+		if err != nil {
+			return err
+		}
+		s.addImages(img.Source, []Image{img})
+	}
+	return nil
 }
 
 // Images returns every image of the set, in the order read.
@@ -229,13 +210,16 @@ func (s *Set) FindRuntime(rke2Version string) (Image, error) {
 	if rke2Version == "" {
 		return Image{}, errors.New("find rke2-runtime: no RKE2 version given")
 	}
-	want := dockerHub + "/rancher/rke2-runtime:" + runtimeTag(rke2Version)
+	want, err := NormalizeName(initcontent.RuntimeRef(rke2Version))
+	if err != nil {
+		return Image{}, fmt.Errorf("find rke2-runtime: RKE2 version %q: %w", rke2Version, err)
+	}
 	var found []string
 	for _, img := range s.images {
 		if img.Name == want {
 			return img, nil
 		}
-		if repo, _ := splitTag(img.Name); strings.HasSuffix(repo, "/rancher/rke2-runtime") {
+		if strings.Contains(img.Name, "/"+initcontent.RuntimeRepo+":") {
 			found = append(found, img.Name)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	initcontent "github.com/rke2os/rke2os/init/content"
 )
 
 // Annotations that name an image in an OCI index. containerd's export
@@ -62,7 +63,7 @@ func (s *Set) addLayout(dir string) error {
 // (the sha256 an archive computed when read) when given, and always when
 // extracted.
 func ociImages(fsys fs.FS, where string, sum func(string) (string, bool)) ([]Image, error) {
-	raw, err := readSmall(fsys, "index.json")
+	raw, err := initcontent.ReadMetadata(fsys, "index.json")
 	if err != nil {
 		return nil, err
 	}
@@ -91,10 +92,8 @@ func ociImages(fsys fs.FS, where string, sum func(string) (string, bool)) ([]Ima
 // repository.
 func ociName(ann map[string]string) string {
 	for _, k := range []string{annotationContainerdName, annotationRefName} {
-		if v := ann[k]; v != "" && hasExplicitTag(v) {
-			if n, err := NormalizeName(v); err == nil {
-				return n
-			}
+		if n, err := NormalizeName(ann[k]); err == nil { // a bare tag has none
+			return n
 		}
 	}
 	return ""
@@ -120,7 +119,7 @@ func (o ociReader) readBlob(d v1.Descriptor) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := readSmall(o.fsys, p)
+	b, err := initcontent.ReadMetadata(o.fsys, p)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +184,7 @@ func (o ociReader) manifest(d v1.Descriptor) (*Image, error) {
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("config %s has %d diff_ids for %d layers", m.Config.Digest, len(cfg.RootFS.DiffIDs), len(m.Layers))
 	}
-	img := &Image{ID: m.Config.Digest.String(), Digest: d.Digest.String(), config: cfg}
+	var layers []initcontent.Layer
 	for j, ld := range m.Layers {
 		p, err := blobPath(ld.Digest)
 		if err != nil {
@@ -204,12 +203,13 @@ func (o ociReader) manifest(d v1.Descriptor) (*Image, error) {
 			return nil, fmt.Errorf("layer %s: diff_id %s is not a sha256", p, diffID)
 		}
 		fsys := o.fsys
-		img.layers = append(img.layers, layer{
-			diffID: diffID,
-			digest: ld.Digest,
-			open:   func() (io.ReadCloser, error) { return fsys.Open(p) },
-			where:  o.where + ":" + p,
+		layers = append(layers, initcontent.Layer{
+			DiffID: diffID,
+			Digest: ld.Digest,
+			Open:   func() (io.ReadCloser, error) { return fsys.Open(p) },
+			Where:  o.where + ":" + p,
 		})
 	}
-	return img, nil
+	img := initcontent.NewImage("", m.Config.Digest.String(), d.Digest.String(), o.where, cfg, layers)
+	return &img, nil
 }

@@ -1,102 +1,67 @@
 package content
 
 import (
-	"bytes"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	ct "github.com/rke2os/rke2os/init/content/contenttest"
 )
-
-// ggcrImage builds an image with go-containerregistry from uncompressed
-// layer tars; its layers are stored gzipped, as in a registry.
-func ggcrImage(t testing.TB, arch string, layers ...[]byte) v1.Image {
-	t.Helper()
-	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{Architecture: arch, OS: "linux", RootFS: v1.RootFS{Type: "layers"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img = mutate.MediaType(img, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	for _, l := range layers {
-		b := l
-		gl, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
-			tarball.WithMediaType(types.OCILayer))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if img, err = mutate.AppendLayers(img, gl); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return img
-}
-
-func uncompressedRuntimeLayers(t testing.TB) [][]byte {
-	var out [][]byte
-	for _, l := range runtimeLayers(t) {
-		out = append(out, decompressForTest(t, l))
-	}
-	return out
-}
 
 // ociLayout writes a layout holding the runtime image named by containerd's
 // annotation and, behind a multi-platform index named by ref.name, a pause
 // image for amd64 and arm64.
-func ociLayout(t *testing.T) string {
+func ociLayout(t testing.TB) string {
 	dir := filepath.Join(t.TempDir(), "layout")
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := ggcrImage(t, "amd64", uncompressedRuntimeLayers(t)...)
+	rt := ct.GGCRImage(t, "amd64", ct.UncompressedRuntimeLayers(t)...)
 	if err := p.AppendImage(rt, layout.WithAnnotations(map[string]string{
-		annotationContainerdName: "docker.io/" + runtimeRef,
+		annotationContainerdName: runtimeName,
 		annotationRefName:        "v1.34.4-rke2r1",
 	})); err != nil {
 		t.Fatal(err)
 	}
 	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
-		mutate.IndexAddendum{Add: ggcrImage(t, "arm64", mkTar(t, file("pause", "arm64"))), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
-		mutate.IndexAddendum{Add: ggcrImage(t, "amd64", mkTar(t, file("pause", "amd64"))), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: ct.GGCRImage(t, "arm64", ct.Tar(t, ct.File("pause", "arm64"))), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+		mutate.IndexAddendum{Add: ct.GGCRImage(t, "amd64", ct.Tar(t, ct.File("pause", "amd64"))), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
 	)
 	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{annotationRefName: "rancher/mirrored-pause:3.10"})); err != nil {
 		t.Fatal(err)
 	}
 	// An image named by a bare tag names no repository: untagged.
-	if err := p.AppendImage(ggcrImage(t, "amd64", mkTar(t, file("x", "x"))), layout.WithAnnotations(map[string]string{annotationRefName: "latest"})); err != nil {
+	if err := p.AppendImage(ct.GGCRImage(t, "amd64", ct.Tar(t, ct.File("x", "x"))), layout.WithAnnotations(map[string]string{annotationRefName: "latest"})); err != nil {
 		t.Fatal(err)
 	}
 	return dir
 }
 
 // tarDir makes a tar of a directory's files, as `tar -C dir -c .` would.
-func tarDir(t *testing.T, dir string) []byte {
-	var es []tentry
+func tarDir(t testing.TB, dir string) []byte {
+	var es []ct.Entry
 	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		if err != nil || info.IsDir() {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
 		b, _ := os.ReadFile(p)
-		es = append(es, tentry{name: rel, body: string(b), mode: 0o644})
+		es = append(es, ct.Entry{Name: rel, Body: string(b), Mode: 0o644})
 		return nil
 	})
-	return mkTar(t, es...)
+	return ct.Tar(t, es...)
 }
 
 func TestOCILayout(t *testing.T) {
 	dir := ociLayout(t)
-	for _, src := range []string{dir, writeFile(t, "oci.tar.zst", zst(t, tarDir(t, dir)))} {
+	for _, src := range []string{dir, ct.WriteFile(t, "oci.tar.zst", ct.Zstd(t, tarDir(t, dir)))} {
 		t.Run(filepath.Base(src), func(t *testing.T) {
 			s, err := Open(src)
 			if err != nil {
@@ -121,7 +86,7 @@ func TestOCILayout(t *testing.T) {
 			if err := ExtractPaths(rt, dest, []string{"/bin", "/charts"}); err != nil {
 				t.Fatal(err)
 			}
-			checkRuntimeTree(t, dest)
+			ct.CheckRuntimeTree(t, dest)
 			pause, err := s.Find("rancher/mirrored-pause:3.10")
 			if err != nil {
 				t.Fatal(err)
@@ -155,7 +120,7 @@ func TestOCILayoutTampered(t *testing.T) {
 	}
 	ls, _ := m.Layers()
 	d, _ := ls[0].Digest()
-	if err := os.WriteFile(filepath.Join(dir, "blobs/sha256", d.Hex), gz(t, mkTar(t, file("bin/kubelet", "evil"))), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "blobs/sha256", d.Hex), ct.Gzip(t, ct.Tar(t, ct.File("bin/kubelet", "evil"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s, err = Open(dir)
@@ -209,35 +174,4 @@ func mustHash(t *testing.T, s string) v1.Hash {
 		t.Fatal(err)
 	}
 	return h
-}
-
-// TestGGCRTarball reads an archive go-containerregistry's tarball package
-// wrote (gzipped layers named <hex>.tar.gz, configs named sha256:<hex>),
-// as crane and k3s' airgap tooling write them.
-func TestGGCRTarball(t *testing.T) {
-	rt := ggcrImage(t, "amd64", uncompressedRuntimeLayers(t)...)
-	pause := ggcrImage(t, "amd64", mkTar(t, file("pause", "p")))
-	rtTag, _ := name.NewTag(runtimeRef)
-	pauseTag, _ := name.NewTag("rancher/mirrored-pause:3.10")
-	p := filepath.Join(t.TempDir(), "ggcr.tar")
-	if err := tarball.MultiRefWriteToFile(p, map[name.Reference]v1.Image{rtTag: rt, pauseTag: pause}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	img, err := s.FindRuntime("v1.34.4+rke2r1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dest := filepath.Join(t.TempDir(), "data")
-	if err := ExtractPaths(img, dest, []string{"/bin", "/charts"}); err != nil {
-		t.Fatal(err)
-	}
-	checkRuntimeTree(t, dest)
-	if len(s.Images()) != 2 {
-		t.Errorf("images: %v", s.Index())
-	}
 }

@@ -16,24 +16,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// Pull adds to the set the linux/amd64 images refs name, read from the
-// endpoints reg gives for each (its mirrors first, then the registry
-// itself; nil reg: the registry itself). Only manifests and configs are
-// fetched now; layers are fetched when extracted. The error of a ref no
-// endpoint could serve lists what each endpoint said.
-func (s *Set) Pull(ctx context.Context, reg *Registries, refs ...string) error {
-	for _, ref := range refs {
-		img, err := pull(ctx, reg, ref)
-		if err != nil {
-			return err
-		}
-		s.images = append(s.images, img)
-		s.sources = append(s.sources, img.Source)
-	}
-	return nil
-}
-
-func pull(ctx context.Context, reg *Registries, ref string) (Image, error) {
+// Pull reads the linux/amd64 image ref names from the first endpoint reg
+// gives for it that serves it (its mirrors first, then the registry
+// itself; nil reg: the registry itself). Only the manifest and config are
+// fetched now; layers are fetched when extracted, and checked against
+// their digests then. The error of a ref no endpoint could serve lists what
+// each endpoint said.
+func Pull(ctx context.Context, reg *Registries, ref string) (Image, error) {
 	norm, err := NormalizeName(ref)
 	if err != nil {
 		return Image{}, fmt.Errorf("pull: %w", err)
@@ -99,18 +88,17 @@ func pullFrom(ctx context.Context, ep Endpoint) (Image, error) {
 		Digest: digest.String(),
 		Source: ep.URL.String() + "/" + ep.Ref.Context().RepositoryStr(),
 		config: cfg,
-		remote: ri,
 	}
 	for i, rl := range rls {
 		d, err := rl.Digest()
 		if err != nil {
 			return Image{}, fmt.Errorf("layer %d: %w", i, err)
 		}
-		img.layers = append(img.layers, layer{
-			diffID: cfg.RootFS.DiffIDs[i],
-			digest: d,
-			open:   rl.Compressed,
-			where:  img.Source + "@" + d.String(),
+		img.layers = append(img.layers, Layer{
+			DiffID: cfg.RootFS.DiffIDs[i],
+			Digest: d,
+			Open:   rl.Compressed,
+			Where:  img.Source + "@" + d.String(),
 		})
 	}
 	return img, nil

@@ -5,10 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,54 +12,12 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	ct "github.com/rke2os/rke2os/init/content/contenttest"
 )
 
-// testRegistry starts go-containerregistry's in-process registry on
-// loopback, optionally behind basic auth and TLS, and returns its host:port.
-func testRegistry(t *testing.T, user, pass string, useTLS bool) (*httptest.Server, string) {
-	t.Helper()
-	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	if user != "" {
-		inner := h
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			u, p, ok := r.BasicAuth()
-			if !ok || u != user || p != pass {
-				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-				http.Error(w, "unauthorized", http.StatusUnauthorized)
-				return
-			}
-			inner.ServeHTTP(w, r)
-		})
-	}
-	var srv *httptest.Server
-	if useTLS {
-		srv = httptest.NewTLSServer(h)
-	} else {
-		srv = httptest.NewServer(h)
-	}
-	t.Cleanup(srv.Close)
-	return srv, strings.TrimPrefix(strings.TrimPrefix(srv.URL, "http://"), "https://")
-}
-
-// push writes the runtime image to host under repo.
-func push(t *testing.T, srv *httptest.Server, host, repo string, auth authn.Authenticator) {
-	t.Helper()
-	ref, err := name.ParseReference(host + "/" + repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := ggcrImage(t, "amd64", uncompressedRuntimeLayers(t)...)
-	if err := remote.Write(ref, img, remote.WithAuth(auth), remote.WithTransport(srv.Client().Transport)); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestPullThroughMirrorWithRewrite(t *testing.T) {
-	srv, host := testRegistry(t, "", "", false)
-	push(t, srv, host, "mirrored/rancher/rke2-runtime:v1.34.4-rke2r1", authn.Anonymous)
+	srv, host := ct.Registry(t, "", "", false)
+	ct.PushRuntime(t, srv, host, "mirrored/rancher/rke2-runtime:v1.34.4-rke2r1", authn.Anonymous)
 	reg, err := ParseRegistries([]byte(fmt.Sprintf(`
 mirrors:
   docker.io:
@@ -77,31 +31,24 @@ mirrors:
 	}
 	// Docker Hub itself is never reachable from a test.
 	reg.DisableDefaultEndpoint = true
-	s, err := Open()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.Pull(ctx, reg, "rancher/rke2-runtime:v1.34.4-rke2r1"); err != nil {
-		t.Fatal(err)
-	}
-	img, err := s.FindRuntime("v1.34.4+rke2r1")
+	img, err := Pull(ctx, reg, ct.RuntimeRef)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(img.Digest, "sha256:") || !strings.Contains(img.Source, host+"/mirrored/rancher/rke2-runtime") {
+	if img.Name != runtimeName || !strings.HasPrefix(img.Digest, "sha256:") || !strings.Contains(img.Source, host+"/mirrored/rancher/rke2-runtime") {
 		t.Errorf("digest %q source %q", img.Digest, img.Source)
 	}
 	dest := filepath.Join(t.TempDir(), "data")
 	if err := ExtractPaths(img, dest, []string{"/bin", "/charts"}); err != nil {
 		t.Fatal(err)
 	}
-	checkRuntimeTree(t, dest)
+	ct.CheckRuntimeTree(t, dest)
 
 	// Nothing under the original name on the mirror: the error says
 	// what the endpoint answered.
-	err = s.Pull(ctx, reg, "rancher/hardened-etcd:v3.6.7")
+	_, err = Pull(ctx, reg, "rancher/hardened-etcd:v3.6.7")
 	if err == nil || !strings.Contains(err.Error(), host) || !strings.Contains(err.Error(), "no endpoint served it") {
 		t.Errorf("pull of a missing image: %v", err)
 	}
@@ -132,8 +79,8 @@ func TestPullWithAuthAndTLS(t *testing.T) {
 		}, "certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, host := testRegistry(t, "u", "p", tc.tls)
-			push(t, srv, host, "rancher/rke2-runtime:v1.34.4-rke2r1", &authn.Basic{Username: "u", Password: "p"})
+			srv, host := ct.Registry(t, "u", "p", tc.tls)
+			ct.PushRuntime(t, srv, host, "rancher/rke2-runtime:v1.34.4-rke2r1", &authn.Basic{Username: "u", Password: "p"})
 			ca := filepath.Join(t.TempDir(), "ca.pem")
 			if tc.tls {
 				os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
@@ -145,9 +92,8 @@ func TestPullWithAuthAndTLS(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			s, _ := Open()
 			// The image's own registry is the loopback server: no mirror.
-			err = s.Pull(ctx, reg, host+"/rancher/rke2-runtime:v1.34.4-rke2r1")
+			img, err := Pull(ctx, reg, host+"/rancher/rke2-runtime:v1.34.4-rke2r1")
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("pull: %v, want an error saying %q", err, tc.want)
@@ -157,7 +103,6 @@ func TestPullWithAuthAndTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			img := s.Images()[0]
 			dest := filepath.Join(t.TempDir(), "data")
 			if err := ExtractPaths(img, dest, []string{"/bin"}); err != nil {
 				t.Fatal(err)

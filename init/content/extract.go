@@ -22,6 +22,11 @@ const (
 	whiteoutOpaque = ".wh..wh..opq"
 )
 
+// permMask is what is kept of a file's permission bits: RKE2 (wharfie's
+// extract) keeps 0755, so nothing extracted is group- or world-writable,
+// setuid, setgid or sticky.
+const permMask fs.FileMode = 0o755
+
 // ExtractPaths extracts from img's layers, applied in order with their
 // whiteouts, the files under prefixes ("/bin", "/charts") into dest,
 // keeping their paths: /bin/kubelet lands at dest/bin/kubelet. A prefix of
@@ -33,48 +38,138 @@ const (
 // directory: entries with absolute paths or "..", symlinks pointing out of
 // it (or absolute ones, which on the host would point out of it), hard
 // links to files not extracted, device nodes and FIFOs under the prefixes
-// are refused. Permission bits are kept except setuid, setgid and sticky;
+// are refused. Permission bits are kept as RKE2 keeps them (at most 0755);
 // owners are not (the builder does not run as root).
 func ExtractPaths(img Image, dest string, prefixes []string) (err error) {
-	sel, err := cleanPrefixes(prefixes)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Lstat(dest); err == nil {
-		return fmt.Errorf("extract %s: %s already exists", img, dest)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("extract %s: %w", img, err)
-	}
-	parent := filepath.Dir(dest)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("extract %s: %w", img, err)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".tmp-")
+	x, err := startExtraction(dest, prefixes)
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", img, err)
 	}
 	defer func() {
 		if err != nil {
-			os.RemoveAll(tmp)
+			x.abort()
+			err = fmt.Errorf("extract %s: %w", img, err)
 		}
 	}()
-	root, err := os.OpenRoot(tmp)
-	if err != nil {
-		return fmt.Errorf("extract %s: %w", img, err)
-	}
-	defer root.Close()
 	for i := range img.layers {
-		if err := applyLayer(root, &img.layers[i], sel); err != nil {
-			return fmt.Errorf("extract %s: %w", img, err)
+		if _, err := x.applyLayer(&img.layers[i]); err != nil {
+			return err
 		}
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return fmt.Errorf("extract %s: %w", img, err)
+	return x.commit()
+}
+
+// extraction is a destination being filled, layer after layer, in a
+// temporary sibling directory that commit renames into place and abort
+// removes.
+type extraction struct {
+	dest, tmp string
+	root      *os.Root // tmp: nothing is written through a path outside it
+	sel       selection
+}
+
+// startExtraction checks the prefixes and dest, and makes the temporary
+// directory beside dest.
+func startExtraction(dest string, prefixes []string) (*extraction, error) {
+	sel, err := cleanPrefixes(prefixes)
+	if err != nil {
+		return nil, err
 	}
-	if err := os.Rename(tmp, dest); err != nil {
-		return fmt.Errorf("extract %s: %w", img, err)
+	if _, err := os.Lstat(dest); err == nil {
+		return nil, fmt.Errorf("%s already exists", dest)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	parent := filepath.Dir(dest)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".tmp-")
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return &extraction{dest: dest, tmp: tmp, root: root, sel: sel}, nil
+}
+
+// applyLayer applies one layer's selected entries and whiteouts, then reads
+// the layer to its end to check its digests. It returns the layer's
+// uncompressed sha256, for a caller that did not know it yet.
+func (x *extraction) applyLayer(l *Layer) (string, error) {
+	stream, err := l.tarStream()
+	if err != nil {
+		return "", err
+	}
+	defer stream.Close()
+	if err := x.apply(stream, l.Where); err != nil {
+		return "", err
+	}
+	if err := stream.finish(); err != nil {
+		return "", err
+	}
+	return stream.gotDiffID, nil
+}
+
+// apply applies the selected entries and whiteouts of the layer tar r;
+// where names the layer in errors.
+func (x *extraction) apply(r io.Reader, where string) error {
+	tr := tar.NewReader(r)
+	written := map[string]bool{} // what this layer wrote: opaque whiteouts keep it
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", where, err)
+		}
+		name, err := cleanEntryName(hdr.Name)
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", where, err)
+		}
+		if name == "." {
+			continue
+		}
+		if err := applyEntry(x.root, tr, hdr, name, x.sel, written); err != nil {
+			return fmt.Errorf("layer %s: %w", where, err)
+		}
+	}
+}
+
+// writeFile writes a file of its own into the destination (RKE2's
+// .extracted marker), before it is committed.
+func (x *extraction) writeFile(name string, data []byte, perm fs.FileMode) error {
+	return x.root.WriteFile(name, data, perm)
+}
+
+// mkdirs makes directories in the destination that the layers may not
+// have had.
+func (x *extraction) mkdirs(names ...string) error {
+	for _, n := range names {
+		if err := x.root.MkdirAll(n, 0o755); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// commit renames the temporary directory into place.
+func (x *extraction) commit() error {
+	x.root.Close()
+	if err := os.Chmod(x.tmp, 0o755); err != nil {
+		return err
+	}
+	return os.Rename(x.tmp, x.dest)
+}
+
+// abort removes the temporary directory and everything in it.
+func (x *extraction) abort() {
+	x.root.Close()
+	os.RemoveAll(x.tmp)
 }
 
 // selection is the set of paths to extract, as clean relative prefixes.
@@ -82,13 +177,13 @@ type selection []string
 
 func cleanPrefixes(prefixes []string) (selection, error) {
 	if len(prefixes) == 0 {
-		return nil, errors.New("extract: no paths given")
+		return nil, errors.New("no paths to extract given")
 	}
 	var sel selection
 	for _, p := range prefixes {
 		for _, part := range strings.Split(p, "/") {
 			if part == ".." {
-				return nil, fmt.Errorf("extract: path %q has a \"..\"", p)
+				return nil, fmt.Errorf("path %q has a \"..\"", p)
 			}
 		}
 		sel = append(sel, strings.TrimPrefix(path.Clean("/"+p), "/"))
@@ -120,38 +215,6 @@ func (s selection) touches(name string) bool {
 	return false
 }
 
-// applyLayer applies one layer's selected entries and whiteouts inside root,
-// then reads the layer to its end to check its digests.
-func applyLayer(root *os.Root, l *layer, sel selection) error {
-	stream, err := l.tarStream()
-	if err != nil {
-		return err
-	}
-	defer stream.Close()
-	tr := tar.NewReader(stream)
-	written := map[string]bool{} // what this layer wrote: opaque whiteouts keep it
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", l.where, err)
-		}
-		name, err := cleanEntryName(hdr.Name)
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", l.where, err)
-		}
-		if name == "." {
-			continue
-		}
-		if err := applyEntry(root, tr, hdr, name, sel, written); err != nil {
-			return fmt.Errorf("layer %s: %w", l.where, err)
-		}
-	}
-	return stream.finish()
-}
-
 func applyEntry(root *os.Root, r io.Reader, hdr *tar.Header, name string, sel selection, written map[string]bool) error {
 	dir, base := path.Split(name)
 	dir = path.Clean(dir)
@@ -175,7 +238,7 @@ func applyEntry(root *os.Root, r io.Reader, hdr *tar.Header, name string, sel se
 	if !sel.has(name) {
 		return nil
 	}
-	perm := fs.FileMode(hdr.Mode) & fs.ModePerm
+	perm := fs.FileMode(hdr.Mode) & permMask
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		if fi, err := root.Lstat(name); err == nil && !fi.IsDir() {
