@@ -141,6 +141,7 @@ func extractRuntime(ctx context.Context, o Options, log *slog.Logger, ref, dir s
 	if err != nil {
 		return "", fmt.Errorf("content bootstrap: %w", err)
 	}
+	x.durable = true
 	source, err := fillRuntime(ctx, o, log, ref, want, x)
 	if err == nil {
 		err = finishRuntime(x, ref)
@@ -287,7 +288,7 @@ func linkBin(dataDir, binDir string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("content bootstrap: link %s: %w", link, err)
 	}
-	return nil
+	return syncPath(dataDir, false)
 }
 
 // writePullList asks for the pulled runtime to be pulled into containerd

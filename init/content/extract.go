@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Whiteout names, from the OCI image spec's layer changesets: ".wh.<name>"
@@ -66,6 +68,10 @@ type extraction struct {
 	dest, tmp string
 	root      *os.Root // tmp: nothing is written through a path outside it
 	sel       selection
+	// durable makes commit flush the files to disk before the rename and
+	// the rename after it: a power cut must not leave a directory that
+	// says it is complete (RKE2's .extracted) over half-written binaries.
+	durable bool
 }
 
 // startExtraction checks the prefixes and dest, and makes the temporary
@@ -159,11 +165,42 @@ func (x *extraction) mkdirs(names ...string) error {
 
 // commit renames the temporary directory into place.
 func (x *extraction) commit() error {
+	if x.durable {
+		if err := syncPath(x.tmp, true); err != nil {
+			return err
+		}
+	}
 	x.root.Close()
 	if err := os.Chmod(x.tmp, 0o755); err != nil {
 		return err
 	}
-	return os.Rename(x.tmp, x.dest)
+	if err := os.Rename(x.tmp, x.dest); err != nil {
+		return err
+	}
+	if x.durable {
+		return syncPath(filepath.Dir(x.dest), false)
+	}
+	return nil
+}
+
+// syncPath flushes p to disk: with wholeFS, the filesystem holding it
+// (one call for every file extracted, where an fsync of each would wait
+// for each); else the directory p's entries (a rename into it).
+func syncPath(p string, wholeFS bool) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if wholeFS {
+		err = unix.Syncfs(int(f.Fd()))
+	} else {
+		err = f.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", p, err)
+	}
+	return nil
 }
 
 // abort removes the temporary directory and everything in it.
