@@ -331,11 +331,15 @@ func TestBootstrapMissingRuntime(t *testing.T) {
 			[]string{"(found: rancher/rke2-runtime:v1.33.1-rke2r1 in rke2-images.linux-amd64.tar.zst)"}},
 		{"no runtime at all", map[string][]byte{"etcd.tar": other}, []string{"found no rke2-runtime image in etcd.tar"}},
 		{"no archives", nil, []string{"found no image archives"}},
+		{"no images directory", map[string][]byte{"gone": nil}, []string{"found no image archives"}},
 		{"unreadable archive", map[string][]byte{"junk.tar": []byte("not a tar at all"), "etcd.tar": other},
 			[]string{"found no rke2-runtime image in etcd.tar; unreadable: junk.tar"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newNode(t, tc.archives)
+			if _, ok := tc.archives["gone"]; ok {
+				os.RemoveAll(filepath.Join(n.opts.DataDir, "agent"))
+			}
 			n.opts.Registries = failingRegistries(t)
 			_, err := n.bootstrap(t)
 			if err == nil {
