@@ -1167,8 +1167,8 @@ func (p *parser) registryConfig(n *yaml.Node, path string) (RegistryConfig, bool
 		switch key {
 		case "auth":
 			a := &RegistryAuth{}
-			fields := map[string]*string{"username": &a.Username, "password": &a.Password, "auth": &a.Auth, "identity_token": &a.IdentityToken}
-			if !p.stringFields(v, kpath, fields, []string{"username", "password", "auth", "identity_token"}) {
+			fields := map[string]*string{"username": &a.Username, "password": &a.Password, "auth": &a.Auth, "identitytoken": &a.IdentityToken}
+			if !p.stringFields(v, kpath, fields, []string{"username", "password", "auth", "identitytoken"}) {
 				ok = false
 				return
 			}

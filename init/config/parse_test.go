@@ -450,7 +450,7 @@ func TestParseRegistries(t *testing.T) {
       auth: {auth: cHVsbGVyOnMzY3JldA==}
       tls: {insecure_skip_verify: true}
     "[fd00::20]:5000":
-      auth: {identity_token: abc}
+      auth: {identitytoken: abc}
 `
 	c, err := Parse("t", []byte(doc))
 	if err != nil {

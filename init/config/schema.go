@@ -306,8 +306,8 @@ type RegistryAuth struct {
 	// Auth is "auth": base64 of "username:password", as in Docker's
 	// config.json.
 	Auth string `yaml:"auth,omitempty"`
-	// IdentityToken is "identity_token": an OAuth refresh token.
-	IdentityToken string `yaml:"identity_token,omitempty"`
+	// IdentityToken is "identitytoken" (RKE2's spelling): an OAuth refresh token.
+	IdentityToken string `yaml:"identitytoken,omitempty"`
 }
 
 // RegistryTLS holds the client certificate, CA and verification setting used

@@ -86,6 +86,15 @@ func writeFile(root string, f *config.WriteFile) error {
 	return os.Lchown(p, uid, gid)
 }
 
+// WriteFileAtomic writes through a temporary file renamed into place, so
+// that a reader never sees half a file; parent directories are created.
+func WriteFileAtomic(p string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return writeAtomic(p, data, mode)
+}
+
 // writeAtomic writes through a temporary file renamed into place, so that
 // a reader never sees half a file.
 func writeAtomic(p string, data []byte, mode os.FileMode) error {

@@ -3,9 +3,6 @@ package node
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/rke2os/rke2os/init/content"
 )
 
 // K8sNamespace is containerd's namespace for the kubelet's images.
@@ -56,7 +54,7 @@ func ImportArchives(ctx context.Context, c *containerd.Client, archives []string
 	done := readRecord(record)
 	ctx = namespaces.WithNamespace(ctx, K8sNamespace)
 	for _, a := range archives {
-		d, err := fileDigest(a)
+		d, err := content.ArchiveDigest(a)
 		if err != nil {
 			return res, err
 		}
@@ -111,41 +109,6 @@ func decompress(path string, r io.Reader) (io.Reader, error) {
 		return r, nil
 	}
 	return nil, fmt.Errorf("%s: not an image archive (.tar, .tar.gz, .tar.zst)", filepath.Base(path))
-}
-
-// Archives lists the image archives in dir, as RKE2 would import them.
-func Archives(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range ents {
-		n := e.Name()
-		for _, ext := range []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"} {
-			if strings.HasSuffix(n, ext) {
-				out = append(out, filepath.Join(dir, n))
-				break
-			}
-		}
-	}
-	return out, nil
-}
-
-func fileDigest(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("digest %s: %w", p, err)
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // The record is one "digest path" line per imported archive.

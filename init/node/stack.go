@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/init/content"
+	"github.com/rke2os/rke2os/init/host"
 	"github.com/rke2os/rke2os/init/supervise"
 )
 
@@ -99,7 +101,7 @@ func (s *Stack) ImportImages(ctx context.Context) (ImportResult, error) {
 		return ImportResult{}, err
 	}
 	defer c.Close()
-	archives, err := Archives(s.Paths.Images())
+	archives, err := content.Archives(s.Paths.Images())
 	if err != nil {
 		return ImportResult{}, err
 	}
@@ -152,24 +154,5 @@ func httpOK(ctx context.Context, url string) error {
 }
 
 func writeFile(p string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
+	return host.WriteFileAtomic(p, data, mode)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/rke2os/rke2os/init/network"
 	"github.com/rke2os/rke2os/init/shutdown"
 	"github.com/rke2os/rke2os/init/supervise"
+	"golang.org/x/sys/unix"
 )
 
 // imagesDir is where RKE2 looks for airgap image archives.
@@ -39,8 +40,19 @@ func Run() {
 	rawCmdline := readCmdline()
 	cmdline := boot.ParseCmdline(rawCmdline)
 	panicIn = cmdline["rke2.debug.panic"]
-	supervise.Reap()
-	requests := shutdown.Requests()
+	reaper := supervise.Reap()
+	sup := supervise.New(reaper)
+	// The network's DHCP clients renew leases until shutdown begins.
+	netCtx, stopNet := context.WithCancel(context.Background())
+	defer stopNet()
+	// A shutdown request is served at any time, also in the middle of a
+	// long step such as the airgap import.
+	go serveShutdown(shutdown.Requests(), func() {
+		stopNet()
+		if err := sup.StopAll(10 * time.Second); err != nil {
+			slog.Warn("stopping services", "err", err)
+		}
+	})
 
 	step("modules", func() error {
 		n, err := boot.LoadModules()
@@ -65,9 +77,6 @@ func Run() {
 		return err
 	})
 
-	// The network's DHCP clients renew leases until shutdown begins.
-	netCtx, stopNet := context.WithCancel(context.Background())
-	defer stopNet()
 	var net *network.State
 	ok = ok && step("network", func() (err error) {
 		net, err = network.Up(netCtx, cfg.Network, network.WithLogger(slog.Default()))
@@ -75,12 +84,44 @@ func Run() {
 		slog.Info("network up", "links", net.String(), "node_ip", net.NodeIP())
 		return err
 	})
+	role := cfg.Role(cmdline["rke2.role"])
+	if ok && cfg.Debug["logs"] {
+		tailLogs(netCtx, map[string]string{
+			"containerd": "/var/lib/rancher/rke2/agent/containerd/containerd.log",
+			"kubelet":    "/var/lib/rancher/rke2/agent/logs/kubelet.log",
+		})
+	}
+	ok = ok && step("cgroups", func() error { return boot.DelegateCgroups("/sys/fs/cgroup") }) &&
+		step("node", func() error { return startNode(netCtx, sup, cfg, role, net.NodeIP().String()) })
 	if !ok {
 		slog.Error("maintenance mode: the node stays up without starting RKE2; fix the error above, then reboot (the power button powers off)")
 	}
 
-	a := <-requests
-	shutdown.Run(a, stopNet)
+	for e := range sup.Fatal() {
+		// containerd exiting stops the node stack, as in RKE2; then
+		// restart it or reboot, as the config says.
+		console.Error(fmt.Errorf("node stack stopped: %w", e))
+		if cfg.ContainerdExitAction() == config.ContainerdExitReboot {
+			_ = unix.Kill(1, unix.SIGINT) // the reboot request, served in order
+			continue
+		}
+		if err := sup.StopAll(10 * time.Second); err != nil {
+			slog.Warn("stopping services", "err", err)
+		}
+		sup.Start()
+	}
+	select {}
+}
+
+// serveShutdown powers off or reboots on the first request; it never returns.
+func serveShutdown(requests <-chan shutdown.Action, stop func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			console.Error(fmt.Errorf("shutdown: panic: %v", r))
+			shutdown.Run(shutdown.PowerOff, nil)
+		}
+	}()
+	shutdown.Run(<-requests, stop)
 }
 
 func readCmdline() string {

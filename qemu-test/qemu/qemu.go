@@ -50,6 +50,8 @@ type Config struct {
 	// Kernel, Initrd and Append boot a kernel directly (PXE-like).
 	Kernel, Initrd, Append string
 	MemoryMiB              int
+	// NetdevOpts are appended to the user network's options (hostfwd=...).
+	NetdevOpts string
 	CPUs                   int
 	Extra                  []string
 }
@@ -135,7 +137,7 @@ func (vm *VM) args(cfg Config) ([]string, error) {
 		"-display", "none", "-vga", "none", "-no-reboot",
 		"-serial", "file:" + vm.console,
 		"-qmp", "unix:" + vm.qmpPath + ",server=on,wait=off",
-		"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0",
+		"-netdev", "user,id=n0" + netdevOpts(cfg.NetdevOpts), "-device", "virtio-net-pci,netdev=n0",
 		// An entropy source, as libvirt gives VMs by default: without one the
 		// guest's getrandom blocks for minutes under TCG.
 		"-device", "virtio-rng-pci",
@@ -162,6 +164,13 @@ func (vm *VM) args(cfg Config) ([]string, error) {
 		a = append(a, "-kernel", cfg.Kernel, "-initrd", cfg.Initrd, "-append", cfg.Append)
 	}
 	return append(a, cfg.Extra...), nil
+}
+
+func netdevOpts(o string) string {
+	if o == "" {
+		return ""
+	}
+	return "," + o
 }
 
 // Console returns what the serial console printed so far.
