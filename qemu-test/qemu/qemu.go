@@ -52,8 +52,8 @@ type Config struct {
 	MemoryMiB              int
 	// NetdevOpts are appended to the user network's options (hostfwd=...).
 	NetdevOpts string
-	CPUs                   int
-	Extra                  []string
+	CPUs       int
+	Extra      []string
 }
 
 // TB is the part of testing.TB the harness uses, so that the benchmark
