@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -127,11 +128,12 @@ network:
       dhcp4: true
 debug:
   logs: true
+  hooks: true
 `, indent(string(ca.certPEM), 6), indent(string(ca.keyPEM), 6))
-	port := freePort(t)
+	port, hooks := freePort(t), freePort(t)
 	vm := qemu.Start(t, qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2,
 		ISO:        filepath.Join(out, "rke2-server.iso"),
-		NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:2379", port),
+		NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:2379,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:7557", port, hooks),
 		Extra:      []string{"-drive", "file=" + cidata(t, userData, "instance-id: node1\n") + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}})
 	for _, m := range []string{"config-loaded", "network-up", "content-ready", "containerd-ready", "images-imported", "kubelet-started"} {
 		if _, err := vm.WaitMilestone(m, nodeTimeout); err != nil {
@@ -172,6 +174,31 @@ debug:
 		t.Fatalf("get = %v, %v", resp, err)
 	}
 	t.Logf("timeline: %v", vm.Milestones())
+	// The hostname from cidata names the node, and so etcd's mirror pod.
+	if !strings.Contains(vm.Console(), "etcd-node1") {
+		t.Error("no etcd-node1 pod in the kubelet's log: the hostname from cidata was not applied")
+	}
+
+	// Kill the kubelet from inside: the supervisor brings it back (backoff).
+	before := strings.Count(vm.Console(), "name=kubelet state=running")
+	resp2, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/debug/signal?service=kubelet&signal=KILL", hooks), "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.StatusCode != http.StatusOK {
+		t.Fatalf("debug hook: %s", resp2.Status)
+	}
+	if _, err := vm.WaitFor(regexp.MustCompile(`name=kubelet state=backoff`), 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(3 * time.Minute)
+	for strings.Count(vm.Console(), "name=kubelet state=running") <= before {
+		if time.Now().After(deadline) {
+			t.Fatal("the kubelet was not restarted after it was killed")
+		}
+		time.Sleep(time.Second)
+	}
 	if err := vm.Powerdown(); err != nil {
 		t.Fatal(err)
 	}

@@ -91,6 +91,9 @@ func Run() {
 			"kubelet":    "/var/lib/rancher/rke2/agent/logs/kubelet.log",
 		})
 	}
+	if ok && cfg.Debug["hooks"] {
+		serveDebugHooks(sup)
+	}
 	ok = ok && step("cgroups", func() error { return boot.DelegateCgroups("/sys/fs/cgroup") }) &&
 		step("node", func() error { return startNode(netCtx, sup, cfg, role, net.NodeIP().String()) })
 	if !ok {
