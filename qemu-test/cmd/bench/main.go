@@ -67,6 +67,7 @@ func main() {
 	rows = append(rows, ratioRow("write the server ISO, same payload tree (s)", median(isoOwn), "xorriso -as mkisofs", median(isoTimes)))
 	rows = append(rows, ratioRow("whole build: ISO+raw+PXE+manifest (s)", median(buildTimes), "xorriso -as mkisofs, ISO only", median(isoTimes)))
 	rows = append(rows, ratioRow("read+bake airgap images, ISO and raw (s)", median(buildTimes)-median(bareTimes), "cp of the archive", median(cpTimes)))
+	rows = append(rows, benchExtract(tb, images, version, *runs)...)
 
 	// 2. Boot floor: QEMU start to init-start, beside a hello-world PID 1.
 	k := filepath.Join(out, "rke2-server.vmlinuz")
