@@ -9,7 +9,7 @@ export SOURCE_DATE_EPOCH ?= 1735689600
 
 # Debian packages the build and the tests need (xorriso only as the bench baseline).
 DEB_PKGS := qemu-system-x86 ovmf seabios grub-pc-bin grub-efi-amd64-bin grub-common \
-	kmod xorriso squashfs-tools libseccomp-dev zstd
+	kmod xorriso squashfs-tools libseccomp-dev zstd qemu-utils e2fsprogs
 
 KERNEL_PKG = $(shell cat $(BUILD)/kernel-pkg 2>/dev/null)
 KERNEL_DIR = $(BUILD)/kernel/$(KERNEL_PKG)

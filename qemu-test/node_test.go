@@ -102,10 +102,14 @@ func indent(s string, n int) string {
 	return pad + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+pad)
 }
 
-// The server ISO with a NoCloud volume comes up as a node: hostname, a
-// written file, DHCP, the runtime extracted as RKE2 does, containerd, the
-// airgap images imported, a standalone kubelet running etcd's static pod.
-// The test then talks to that etcd through QEMU's port forwarding.
+// The server's raw disk, written to a larger (8 GiB) disk and booted with a
+// NoCloud volume, comes up as a node: hostname, a written file, DHCP, the
+// state partition grown and formatted, the runtime extracted as RKE2 does,
+// containerd, the airgap images imported, a standalone kubelet running
+// etcd's static pod. The test talks to that etcd through QEMU's port
+// forwarding, kills the kubelet from inside, powers the node off (kubelet
+// stopped before containerd) and boots it again: the second boot skips the
+// extraction and the import, and etcd still has what was put in it.
 func TestNodeRunsEtcd(t *testing.T) {
 	out := outDir(t)
 	ca := newCA(t)
@@ -130,34 +134,36 @@ debug:
   logs: true
   hooks: true
 `, indent(string(ca.certPEM), 6), indent(string(ca.keyPEM), 6))
+	disk := qemu.Overlay(t, filepath.Join(out, "rke2-server.raw"), 8<<30)
+	seed := cidata(t, userData, "instance-id: node1\n")
 	port, hooks := freePort(t), freePort(t)
-	vm := qemu.Start(t, qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2,
-		ISO:        filepath.Join(out, "rke2-server.iso"),
-		NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:2379,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:7557", port, hooks),
-		Extra:      []string{"-drive", "file=" + cidata(t, userData, "instance-id: node1\n") + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}})
-	for _, m := range []string{"config-loaded", "network-up", "content-ready", "containerd-ready", "images-imported", "kubelet-started"} {
-		if _, err := vm.WaitMilestone(m, nodeTimeout); err != nil {
-			t.Fatalf("%v; errors: %v", err, vm.Errors())
+	bootNode := func() *qemu.VM {
+		vm := qemu.Start(t, qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2, Disk: disk,
+			NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:2379,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:7557", port, hooks),
+			Extra:      []string{"-drive", "file=" + seed + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}})
+		for _, m := range []string{"config-loaded", "network-up", "content-ready", "containerd-ready", "images-imported", "kubelet-started"} {
+			if _, err := vm.WaitMilestone(m, nodeTimeout); err != nil {
+				t.Fatalf("%v; errors: %v", err, vm.Errors())
+			}
+		}
+		if errs := vm.Errors(); len(errs) > 0 {
+			t.Fatalf("init reported errors:\n%s", strings.Join(errs, "\n"))
+		}
+		return vm
+	}
+
+	vm := bootNode()
+	for _, re := range []string{`config loaded" sources="cidata`, `state ready" device=/dev/vda5 formatted=true`,
+		`state partition grown to the end of the disk`, `runtime content" .* skipped=false`, `airgap images" imported=1 skipped=0`} {
+		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
+			t.Errorf("first boot: %v", err)
 		}
 	}
-	if errs := vm.Errors(); len(errs) > 0 {
-		t.Fatalf("init reported errors:\n%s", strings.Join(errs, "\n"))
-	}
-	if _, err := vm.WaitFor(regexp.MustCompile(`config loaded" sources="cidata`), time.Second); err != nil {
-		t.Error(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("https://127.0.0.1:%d", port)}, DialTimeout: 10 * time.Second,
-		TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{ca.client(t)}, ServerName: "localhost"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := etcdClient(t, ca, port)
 	deadline := time.Now().Add(nodeTimeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err = cli.Put(ctx, "/rke2os/test", "hello from the host")
+		_, err := cli.Put(ctx, "/rke2os/test", "hello from the host")
 		cancel()
 		if err == nil {
 			break
@@ -167,13 +173,11 @@ debug:
 		}
 		time.Sleep(5 * time.Second)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := cli.Get(ctx, "/rke2os/test")
-	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "hello from the host" {
-		t.Fatalf("get = %v, %v", resp, err)
+	if got := etcdGet(t, cli, "/rke2os/test"); got != "hello from the host" {
+		t.Fatalf("get = %q", got)
 	}
-	t.Logf("timeline: %v", vm.Milestones())
+	cli.Close()
+	t.Logf("first boot timeline: %v", vm.Milestones())
 	// The hostname from cidata names the node, and so etcd's mirror pod.
 	if !strings.Contains(vm.Console(), "etcd-node1") {
 		t.Error("no etcd-node1 pod in the kubelet's log: the hostname from cidata was not applied")
@@ -181,13 +185,13 @@ debug:
 
 	// Kill the kubelet from inside: the supervisor brings it back (backoff).
 	before := strings.Count(vm.Console(), "name=kubelet state=running")
-	resp2, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/debug/signal?service=kubelet&signal=KILL", hooks), "text/plain", nil)
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/debug/signal?service=kubelet&signal=KILL", hooks), "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp2.Body.Close()
-	if resp2.StatusCode != http.StatusOK {
-		t.Fatalf("debug hook: %s", resp2.Status)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("debug hook: %s", resp.Status)
 	}
 	if _, err := vm.WaitFor(regexp.MustCompile(`name=kubelet state=backoff`), 2*time.Minute); err != nil {
 		t.Fatal(err)
@@ -199,10 +203,93 @@ debug:
 		}
 		time.Sleep(time.Second)
 	}
+
+	// Power off: the kubelet stops before containerd, then the disk is
+	// unmounted and QEMU exits.
 	if err := vm.Powerdown(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := vm.WaitMilestone("shutdown-done", 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	if err := vm.WaitExit(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopOrder(vm.Console()); err != nil {
+		t.Error(err)
+	}
+
+	// Second boot from the same disk: the state partition is kept, and the
+	// extraction and the import are skipped.
+	vm = bootNode()
+	for _, re := range []string{`state ready" device=/dev/vda5 formatted=false`, `runtime content" .* skipped=true`, `airgap images" imported=0 skipped=1`} {
+		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
+			t.Errorf("second boot: %v", err)
+		}
+	}
+	t.Logf("second boot timeline: %v", vm.Milestones())
+	cli = etcdClient(t, ca, port)
+	defer cli.Close()
+	deadline = time.Now().Add(nodeTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := cli.Get(ctx, "/rke2os/test")
+		cancel()
+		if err == nil {
+			if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "hello from the host" {
+				t.Fatalf("second boot: etcd lost the key: %v", resp.Kvs)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("second boot: etcd never answered: %v", err)
+		}
+		time.Sleep(5 * time.Second)
+	}
+	if err := vm.Powerdown(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.WaitMilestone("shutdown-done", 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func etcdClient(t *testing.T, ca *testCA, port int) *clientv3.Client {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("https://127.0.0.1:%d", port)}, DialTimeout: 10 * time.Second,
+		TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{ca.client(t)}, ServerName: "localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
+func etcdGet(t *testing.T, cli *clientv3.Client, key string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, key)
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("get %s = %v, %v", key, resp, err)
+	}
+	return string(resp.Kvs[0].Value)
+}
+
+// stopOrder checks, in a console log, that the shutdown stopped the
+// kubelet before containerd, and both before the machine went down.
+func stopOrder(console string) error {
+	i := strings.LastIndex(console, "milestone=shutdown-begin")
+	if i < 0 {
+		return fmt.Errorf("no shutdown-begin")
+	}
+	tail := console[i:]
+	k := strings.Index(tail, "name=kubelet state=stopped")
+	c := strings.Index(tail, "name=containerd state=stopped")
+	d := strings.Index(tail, "milestone=shutdown-done")
+	if k < 0 || c < 0 || d < 0 || !(k < c && c < d) {
+		return fmt.Errorf("shutdown order: kubelet stopped at %d, containerd stopped at %d, shutdown-done at %d (want increasing)", k, c, d)
+	}
+	return nil
 }

@@ -63,6 +63,7 @@ func Run() {
 
 	var cfg *config.Config
 	ok := step("medium", func() error { return mountMedium(cmdline) }) &&
+		step("state", mountState) &&
 		step("config", func() (err error) {
 			cfg, err = loadConfig(rawCmdline, cmdline["rke2.role"])
 			return err
@@ -145,6 +146,26 @@ func mountMedium(cmdline boot.Cmdline) error {
 		return err
 	}
 	return m.Mount()
+}
+
+// mountState puts /var (and /etc/rancher) on the disk's state partition,
+// formatting it on the first boot; without one (an ISO or PXE boot) the
+// node's state lives in memory and is gone at the next boot.
+func mountState() error {
+	s, err := boot.FindState()
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		slog.Info("no state partition (" + boot.StateLabel + "); the node's state lives in memory")
+		return nil
+	}
+	formatted, err := s.Prepare()
+	if err != nil {
+		return err
+	}
+	slog.Info("state ready", "device", s.Device, "formatted", formatted)
+	return nil
 }
 
 // applyHost sets what the config says of the machine itself.

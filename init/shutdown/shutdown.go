@@ -85,8 +85,14 @@ func unmountAll() {
 			continue
 		}
 		switch fs[2] {
-		case "proc", "sysfs", "devtmpfs", "devpts", "cgroup2", "tmpfs", "rootfs", "securityfs", "bpf", "tracefs", "debugfs", "mqueue":
+		case "proc", "sysfs", "devtmpfs", "devpts", "cgroup2", "rootfs", "securityfs", "bpf", "tracefs", "debugfs", "mqueue":
 			continue
+		case "tmpfs":
+			// The system's own tmpfs stay; the kubelet's (pod secrets
+			// under /var/lib/kubelet) go, or they pin the state partition.
+			if !strings.HasPrefix(fs[1], "/var/") {
+				continue
+			}
 		}
 		targets = append(targets, fs[1])
 	}

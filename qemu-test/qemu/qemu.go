@@ -43,7 +43,7 @@ type Config struct {
 	Machine  string // pc or q35
 	Firmware Firmware
 	ISO      string // attached as a CD-ROM
-	Disk     string // raw disk, attached as virtio-blk
+	Disk     string // raw disk (or a .qcow2 from Overlay), attached as virtio-blk
 	// DiskSnapshot discards the guest's writes to Disk, so that tests can
 	// share one image (and run in parallel).
 	DiskSnapshot bool
@@ -158,12 +158,33 @@ func (vm *VM) args(cfg Config) ([]string, error) {
 		if cfg.DiskSnapshot {
 			opt = ",snapshot=on"
 		}
-		a = append(a, "-drive", "file="+cfg.Disk+",format=raw,if=virtio"+opt)
+		format := "raw"
+		if strings.HasSuffix(cfg.Disk, ".qcow2") {
+			format = "qcow2"
+		}
+		a = append(a, "-drive", "file="+cfg.Disk+",format="+format+",if=virtio"+opt)
 	}
 	if cfg.Kernel != "" {
 		a = append(a, "-kernel", cfg.Kernel, "-initrd", cfg.Initrd, "-append", cfg.Append)
 	}
 	return append(a, cfg.Extra...), nil
+}
+
+// Overlay makes a qcow2 disk of size bytes backed by the raw image base:
+// the guest writes to the overlay, base stays as built, and the guest sees
+// a disk larger than the image, as when the image is written to a real one.
+func Overlay(t TB, base string, size int64) string {
+	t.Helper()
+	abs, err := filepath.Abs(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(base), filepath.Ext(base))+".qcow2")
+	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-b", abs, "-F", "raw", p, strconv.FormatInt(size, 10)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-img create (is qemu-utils installed?): %v: %s", err, out)
+	}
+	return p
 }
 
 func netdevOpts(o string) string {

@@ -1,0 +1,263 @@
+package boot
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/filesystem/ext4"
+	"github.com/diskfs/go-diskfs/partition/gpt"
+	"golang.org/x/sys/unix"
+)
+
+// StateLabel names the state partition: its GPT name and, once the init
+// has formatted it, its ext4 label.
+const StateLabel = "RKE2_STATE"
+
+// StateDir is where the state filesystem is mounted: everything a node
+// keeps across boots lives under /var (RKE2's /var/lib/rancher, the
+// kubelet's /var/lib/kubelet, /var/log), as on Talos.
+const StateDir = "/var"
+
+// stateBinds are directories outside /var that RKE2 expects to keep too,
+// bind-mounted from the state filesystem (the node password lives in
+// /etc/rancher/node).
+var stateBinds = map[string]string{"/etc/rancher": "/var/lib/rke2os/etc/rancher"}
+
+// State is the state partition of the boot disk.
+type State struct {
+	Device    string // /dev/vda5
+	Disk      string // /dev/vda
+	Partition int    // 5
+}
+
+// FindState looks, once, for a partition named RKE2_STATE. The disk's
+// partitions have appeared by the time the boot medium was found; an ISO
+// boot has none and keeps its state in memory (nil, nil).
+func FindState() (*State, error) {
+	for _, name := range blockDevices() {
+		if partName(name) != StateLabel {
+			continue
+		}
+		sys := filepath.Join("/sys/class/block", name)
+		pb, err := os.ReadFile(filepath.Join(sys, "partition"))
+		if err != nil {
+			return nil, fmt.Errorf("state partition %s: %w", name, err)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(pb)))
+		if err != nil {
+			return nil, fmt.Errorf("state partition %s: partition number %q: %w", name, pb, err)
+		}
+		// /sys/class/block/vda5 links to .../block/vda/vda5.
+		real, err := filepath.EvalSymlinks(sys)
+		if err != nil {
+			return nil, fmt.Errorf("state partition %s: %w", name, err)
+		}
+		return &State{Device: "/dev/" + name, Disk: "/dev/" + filepath.Base(filepath.Dir(real)), Partition: n}, nil
+	}
+	return nil, nil
+}
+
+// Content says what a device holds, judged by its first 64 KiB.
+type Content int
+
+const (
+	Blank Content = iota // zeros only: the builder left it so, ours to format
+	Ext4                 // an ext4 filesystem
+	Other                // anything else: not ours to touch
+)
+
+// ProbeState tells blank, ext4 (with its label) and anything else apart.
+func ProbeState(b []byte) (Content, string) {
+	if len(b) >= 1024+136 && binary.LittleEndian.Uint16(b[1024+56:]) == 0xEF53 {
+		return Ext4, strings.TrimRight(string(b[1024+120:1024+136]), "\x00")
+	}
+	if len(bytes.Trim(b, "\x00")) == 0 {
+		return Blank, ""
+	}
+	return Other, ""
+}
+
+// Prepare makes the state partition ready and mounts it on StateDir. On
+// the first boot the partition is blank: it is grown to the end of the
+// disk (the image was written to a larger disk) and formatted ext4. A
+// partition with anything else on it is refused, never overwritten.
+func (s *State) Prepare() (formatted bool, err error) {
+	b := make([]byte, 64<<10)
+	f, err := os.Open(s.Device)
+	if err != nil {
+		return false, fmt.Errorf("state: %w", err)
+	}
+	n, _ := f.ReadAt(b, 0)
+	f.Close()
+	kind, label := ProbeState(b[:n])
+	switch kind {
+	case Other:
+		return false, fmt.Errorf("state: %s (partition %s) holds something that is not ext4; the init formats only a blank partition. "+
+			"If its data may go, wipe its start (dd if=/dev/zero of=%s bs=1M count=1) and reboot", s.Device, StateLabel, s.Device)
+	case Blank:
+		grown, err := GrowLastPartition(s.Disk, s.Partition)
+		if err != nil {
+			return false, fmt.Errorf("state: grow %s: %w", s.Device, err)
+		}
+		if grown > 0 {
+			slog.Info("state partition grown to the end of the disk", "device", s.Device, "added_mib", grown>>20)
+		}
+		if err := FormatExt4(s.Device, StateLabel); err != nil {
+			return false, fmt.Errorf("state: format %s: %w", s.Device, err)
+		}
+		formatted = true
+	case Ext4:
+		if label != StateLabel {
+			slog.Warn("state filesystem has an unexpected label", "device", s.Device, "label", label)
+		}
+	}
+	if err := MountState(s.Device, "ext4"); err != nil {
+		return formatted, err
+	}
+	return formatted, nil
+}
+
+// MountState mounts the state filesystem on StateDir and binds the
+// directories outside /var that must persist.
+func MountState(device, fstype string) error {
+	if err := os.MkdirAll(StateDir, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(device, StateDir, fstype, unix.MS_NOSUID|unix.MS_NOATIME, ""); err != nil {
+		return fmt.Errorf("state: mount %s (%s) on %s: %w; to start afresh, wipe the partition's start (dd if=/dev/zero of=%s bs=1M count=1)",
+			device, fstype, StateDir, err, device)
+	}
+	for target, src := range stateBinds {
+		for _, d := range []string{src, target} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return fmt.Errorf("state: %w", err)
+			}
+		}
+		if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("state: bind %s on %s: %w", src, target, err)
+		}
+	}
+	slog.Info("state mounted", "device", device, "dir", StateDir)
+	return nil
+}
+
+// FormatExt4 writes an empty ext4 filesystem over the whole device.
+func FormatExt4(device, label string) error {
+	f, err := os.OpenFile(device, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	size, err := deviceSize(f)
+	if err != nil {
+		return err
+	}
+	// One inode per 32 KiB (mke2fs' "big" type): container layers hold
+	// many small files, but the inode tables are written in full here,
+	// with no lazy init, so fewer make the first boot faster.
+	if _, err := ext4.Create(file.New(f, false), size, 0, 512, &ext4.Params{VolumeName: label, InodeRatio: 32768}); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// GrowLastPartition extends partition number part to the end of the disk
+// when it is the last one and the disk is larger than its GPT says (the
+// image was written to a bigger disk). It returns the bytes added.
+func GrowLastPartition(disk string, part int) (int64, error) {
+	f, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	size, err := deviceSize(f)
+	if err != nil {
+		return 0, err
+	}
+	t, err := gpt.Read(f, 512, 512)
+	if err != nil {
+		return 0, fmt.Errorf("read GPT: %w", err)
+	}
+	var p *gpt.Partition
+	for _, q := range t.Partitions {
+		if q.Index == part {
+			p = q
+		}
+	}
+	if p == nil {
+		return 0, fmt.Errorf("no partition %d in the GPT", part)
+	}
+	for _, q := range t.Partitions {
+		if q.Start > p.Start && q.Type != gpt.Unused {
+			return 0, nil // not the last one: keep its size
+		}
+	}
+	t.Resize(uint64(size))
+	end := t.LastDataSector()
+	// Partitions end on a MiB boundary, as the builder lays them out.
+	end = (end+1)/2048*2048 - 1
+	if end <= p.End {
+		return 0, nil
+	}
+	added := int64(end-p.End) * 512
+	p.End = end
+	p.Size = (p.End - p.Start + 1) * 512
+	if err := t.Write(f, size); err != nil {
+		return 0, fmt.Errorf("write GPT: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	if err := resizeKernelPartition(f, part, int64(p.Start)*512, int64(p.Size)); err != nil {
+		return 0, fmt.Errorf("tell the kernel the new size of partition %d: %w", part, err)
+	}
+	return added, nil
+}
+
+// resizeKernelPartition updates the kernel's view of one partition
+// (BLKPG_RESIZE_PARTITION): the disk's other partitions are in use, so
+// the whole table cannot be re-read. A regular file (tests) has no view.
+func resizeKernelPartition(f *os.File, part int, start, length int64) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeDevice == 0 {
+		return nil
+	}
+	p := unix.BlkpgPartition{Start: start, Length: length, Pno: int32(part)}
+	arg := unix.BlkpgIoctlArg{Op: unix.BLKPG_RESIZE_PARTITION, Datalen: int32(unsafe.Sizeof(p)), Data: (*byte)(unsafe.Pointer(&p))}
+	const blkpg = 0x1269 // _IO(0x12, 105)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), blkpg, uintptr(unsafe.Pointer(&arg))); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// deviceSize is a block device's size in bytes, or a regular file's.
+func deviceSize(f *os.File) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if fi.Mode()&os.ModeDevice == 0 {
+		return fi.Size(), nil
+	}
+	var size uint64
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKGETSIZE64, uintptr(unsafe.Pointer(&size))); e != 0 {
+		return 0, fmt.Errorf("size of %s: %w", f.Name(), e)
+	}
+	if size == 0 {
+		return 0, errors.New("size of " + f.Name() + ": zero")
+	}
+	return int64(size), nil
+}
