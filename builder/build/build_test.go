@@ -2,8 +2,12 @@ package build
 
 import (
 	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -205,6 +209,21 @@ func TestImagesBaked(t *testing.T) {
 		if b := read(t, img); !bytes.Contains(b, archive[:2048]) || !bytes.Contains(b, []byte(`"archive": "/rke2/agent/images/`)) {
 			t.Errorf("%s does not carry the archive and its index", filepath.Base(img))
 		}
+	}
+	// The release file in the initramfs gives the archive's digest, so
+	// that the node does not hash the archive at every boot.
+	zr, err := gzip.NewReader(bytes.NewReader(read(t, out.Initrd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(archive)
+	want := `"/rke2/agent/images/rke2-images.linux-amd64.tar": "sha256:` + hex.EncodeToString(sum[:]) + `"`
+	if !bytes.Contains(initrd, []byte(want)) {
+		t.Errorf("release.json in the initrd lacks %s", want)
 	}
 }
 

@@ -23,6 +23,7 @@ type bakedImages struct {
 	archives  []string
 	index     []content.IndexEntry
 	indexFile string
+	digests   map[string]string // path on the medium -> sha256 of the file
 }
 
 // readImages opens every archive (checking digests and refusing hostile
@@ -54,7 +55,14 @@ func readImages(o Options, tmp string) (*bakedImages, error) {
 	if _, err := set.FindRuntime(o.Version); err != nil {
 		return nil, &InputError{err}
 	}
-	b := &bakedImages{archives: o.Images, index: set.Index()}
+	b := &bakedImages{archives: o.Images, index: set.Index(), digests: map[string]string{}}
+	for _, p := range o.Images {
+		d, err := digest(p)
+		if err != nil {
+			return nil, fmt.Errorf("images: %w", err)
+		}
+		b.digests[path.Join(MediumImagesDir, filepath.Base(p))] = d
+	}
 	for i := range b.index {
 		b.index[i].Archive = path.Join(MediumImagesDir, filepath.Base(b.index[i].Archive))
 	}
@@ -72,7 +80,7 @@ func readImages(o Options, tmp string) (*bakedImages, error) {
 
 // release renders the image's config.Release, read by the init.
 func (b *bakedImages) release(version string) ([]byte, error) {
-	r := config.Release{RKE2Version: version}
+	r := config.Release{RKE2Version: version, Archives: b.digests}
 	for _, e := range b.index {
 		r.Images = append(r.Images, config.ReleaseImage{Name: e.Name, ID: e.ID, Digest: e.Digest, Archive: e.Archive})
 	}

@@ -15,6 +15,10 @@ const ReleasePath = "/etc/rke2/release.json"
 type Release struct {
 	RKE2Version string         `json:"rke2_version"`
 	Images      []ReleaseImage `json:"images"`
+	// Archives gives each baked archive's sha256 ("sha256:<hex>") by its
+	// path on the medium, so that the node need not hash it at every boot
+	// to know whether it was imported.
+	Archives map[string]string `json:"archives,omitempty"`
 }
 
 // ReleaseImage is one baked image: normalised name, config digest, archive.

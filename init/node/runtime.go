@@ -48,13 +48,15 @@ type ImportResult struct {
 
 // ImportArchives imports every archive into containerd's k8s.io namespace,
 // as RKE2 does at start. What was imported is remembered by archive digest
-// in record, so that the next boot skips it.
-func ImportArchives(ctx context.Context, c *containerd.Client, archives []string, record string) (ImportResult, error) {
+// in record, so that the next boot skips it. known gives the digests of
+// archives whose content is fixed (the boot medium's, from the image's
+// release file) by real path; any other archive is hashed.
+func ImportArchives(ctx context.Context, c *containerd.Client, archives []string, known map[string]string, record string) (ImportResult, error) {
 	var res ImportResult
 	done := readRecord(record)
 	ctx = namespaces.WithNamespace(ctx, K8sNamespace)
 	for _, a := range archives {
-		d, err := content.ArchiveDigest(a)
+		d, err := archiveDigest(a, known)
 		if err != nil {
 			return res, err
 		}
@@ -74,6 +76,17 @@ func ImportArchives(ctx context.Context, c *containerd.Client, archives []string
 		slog.Info("images imported", "archive", a, "images", n)
 	}
 	return res, nil
+}
+
+// archiveDigest is an archive's digest from known when the archive (or
+// the file its symlink points at) is listed there, or else its hash.
+func archiveDigest(p string, known map[string]string) (string, error) {
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		if d, ok := known[real]; ok {
+			return d, nil
+		}
+	}
+	return content.ArchiveDigest(p)
 }
 
 func importArchive(ctx context.Context, c *containerd.Client, path string) (int, error) {

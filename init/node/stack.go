@@ -26,6 +26,9 @@ type Stack struct {
 	NodeIP   string
 	// SandboxImage is the pause image the airgap archives carry.
 	SandboxImage string
+	// KnownArchives are archive digests known without hashing, by real
+	// path (the boot medium's, from the image's release file).
+	KnownArchives map[string]string
 }
 
 // WriteRKE2Config writes /etc/rancher/rke2/config.yaml and registries.yaml
@@ -105,7 +108,7 @@ func (s *Stack) ImportImages(ctx context.Context) (ImportResult, error) {
 	if err != nil {
 		return ImportResult{}, err
 	}
-	return ImportArchives(ctx, c, archives, s.Paths.Agent("images", ".imported"))
+	return ImportArchives(ctx, c, archives, s.KnownArchives, s.Paths.Agent("images", ".imported"))
 }
 
 // StartKubelet writes the kubelet's configuration and starts it; the

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime/debug"
 
+	"github.com/rke2os/rke2os/init/boot"
 	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/console"
 	"github.com/rke2os/rke2os/init/content"
@@ -38,7 +41,10 @@ func startNode(ctx context.Context, sup *supervise.Supervisor, cfg *config.Confi
 		nodeName = hostname
 	}
 	st := &node.Stack{Paths: paths, Sup: sup, BinDir: res.BinDir, Config: cfg, Role: role,
-		NodeName: nodeName, NodeIP: nodeIP, SandboxImage: rel.Image("rancher/mirrored-pause")}
+		NodeName: nodeName, NodeIP: nodeIP, SandboxImage: rel.Image("rancher/mirrored-pause"), KnownArchives: map[string]string{}}
+	for p, d := range rel.Archives {
+		st.KnownArchives[filepath.Join(boot.MediumDir, p)] = d
+	}
 	if err := st.WriteRKE2Config(); err != nil {
 		return err
 	}
@@ -52,6 +58,9 @@ func startNode(ctx context.Context, sup *supervise.Supervisor, cfg *config.Confi
 	}
 	slog.Info("airgap images", "imported", imp.Imported, "skipped", imp.Skipped, "images", imp.Images)
 	console.Milestone("images-imported")
+	// The import's buffers are garbage now; PID 1 lives for the machine's
+	// life, so give the memory back rather than keep it as headroom.
+	debug.FreeOSMemory()
 
 	if role == config.RoleServer {
 		o := node.EtcdOptions{Paths: paths, Image: rel.Image("rancher/hardened-etcd"), NodeName: nodeName, NodeIP: nodeIP}
@@ -67,5 +76,6 @@ func startNode(ctx context.Context, sup *supervise.Supervisor, cfg *config.Confi
 		return err
 	}
 	console.Milestone("kubelet-started")
+	logResources("kubelet-started")
 	return nil
 }
