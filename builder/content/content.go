@@ -30,8 +30,10 @@ import (
 // checks is read by the same code that reads it on the node.
 type Image = initcontent.Image
 
-// Registries is an RKE2 registries.yaml, for Pull.
-type Registries = initcontent.Registries
+// Remote is where Pull reads images from: an RKE2 registries.yaml
+// (config.Registries, as initcontent.LoadRegistries reads it) and the
+// pull's options.
+type Remote = initcontent.Remote
 
 // ExtractPaths extracts from img the files under prefixes into dest, which
 // appears whole or not at all (see the init's content.ExtractPaths).
@@ -168,12 +170,12 @@ func (s *Set) addImages(source string, imgs []Image) {
 }
 
 // Pull adds to the set the linux/amd64 images refs name, read from the
-// endpoints reg gives for each (its mirrors first, then the registry
-// itself; nil reg: the registry itself). Only manifests and configs are
+// endpoints r gives for each (its mirrors first, then the registry
+// itself; nil r: the registry itself). Only manifests and configs are
 // fetched now; layers are fetched when extracted.
-func (s *Set) Pull(ctx context.Context, reg *Registries, refs ...string) error {
+func (s *Set) Pull(ctx context.Context, r *Remote, refs ...string) error {
 	for _, ref := range refs {
-		img, err := initcontent.Pull(ctx, reg, ref)
+		img, err := initcontent.Pull(ctx, r, ref)
 		if err != nil {
 			return err
 		}

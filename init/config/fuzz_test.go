@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -122,6 +123,37 @@ func indent(b []byte) []byte {
 		}
 	}
 	return []byte(strings.Join(lines, ""))
+}
+
+// FuzzParseRegistries checks standalone registries.yaml files: errors are
+// positioned, and what parses renders and reads back the same.
+func FuzzParseRegistries(f *testing.F) {
+	for _, d := range seedDocs(f) {
+		f.Add(d)
+	}
+	if b, err := os.ReadFile("testdata/registries.golden.yaml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("mirrors:\n  docker.io:\n    endpoint: [\"https://m:5000\"]\n    rewrite:\n      \"^rancher/(.*)\": \"x/$1\"\nconfigs:\n  m:5000:\n    auth: {username: u, password: p}\n"))
+	f.Add([]byte("configs: {'[fd00::1]:5000': {auth: {auth: dTpw}, tls: {insecure_skip_verify: yes}}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseRegistries("fuzz.yaml", data)
+		if err != nil {
+			if r != nil {
+				t.Fatal("ParseRegistries returned registries with an error")
+			}
+			checkErrors(t, "fuzz.yaml", err)
+			return
+		}
+		out, err := (&Config{Registries: *r}).RegistriesYAML()
+		if err != nil {
+			t.Fatalf("RegistriesYAML: %v", err)
+		}
+		again, err := ParseRegistries("rendered", out)
+		if err != nil || !reflect.DeepEqual(again, r) {
+			t.Fatalf("rendered registries.yaml reads back as %+v, %v; want %+v\n%s", again, err, r, out)
+		}
+	})
 }
 
 func FuzzParseCmdline(f *testing.F) {

@@ -72,6 +72,24 @@ func Parse(source string, data []byte) (*Config, error) {
 	return c, nil
 }
 
+// ParseRegistries parses a standalone RKE2 registries.yaml (what a config's
+// registries section holds, as /etc/rancher/rke2/registries.yaml) with the
+// same checks Parse gives the section; key paths in errors start at the
+// file's top (mirrors, configs). source names it in errors. An empty
+// document has no mirrors.
+func ParseRegistries(source string, data []byte) (*Registries, error) {
+	root, err := decodeDocument(source, data)
+	if err != nil {
+		return nil, err
+	}
+	p := &parser{source: source}
+	r := p.registries(root, "")
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
 // yamlLineRe finds the line number in yaml.v3's syntax errors, like
 // "yaml: line 3: mapping values are not allowed in this context".
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

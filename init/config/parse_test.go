@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -484,11 +485,54 @@ func TestParseRegistries(t *testing.T) {
 		{"config port", "registries:\n  configs:\n    'r.example.com:70000': {}\n", 3, 5, `registries.configs["r.example.com:70000"]`, "port outside 1-65535"},
 		{"auth half", "registries:\n  configs:\n    r.example.com:\n      auth: {username: u}\n", 4, 13, `registries.configs["r.example.com"].auth`, "needs username and password together"},
 		{"auth b64", "registries:\n  configs:\n    r.example.com:\n      auth: {auth: nocolon}\n", 4, 13, `registries.configs["r.example.com"].auth`, "auth is not base64"},
+		{"auth both", "registries:\n  configs:\n    r.example.com:\n      auth: {username: u, password: p, auth: dTpw}\n", 4, 13, `registries.configs["r.example.com"].auth`, "give either username and password or auth, not both"},
 		{"auth key", "registries:\n  configs:\n    r.example.com:\n      auth: {user: u}\n", 4, 14, `registries.configs["r.example.com"].auth.user`, "is not a known key"},
 		{"tls pair", "registries:\n  configs:\n    r.example.com:\n      tls: {cert_file: /etc/c.crt}\n", 4, 12, `registries.configs["r.example.com"].tls`, "needs cert_file and key_file together"},
 		{"tls path", "registries:\n  configs:\n    r.example.com:\n      tls: {ca_file: ca.crt}\n", 4, 22, `registries.configs["r.example.com"].tls.ca_file`, "is not an absolute path"},
 		{"tls bool", "registries:\n  configs:\n    r.example.com:\n      tls: {insecure_skip_verify: 1}\n", 4, 35, `registries.configs["r.example.com"].tls.insecure_skip_verify`, "is not true or false"},
 	})
+}
+
+// TestParseRegistriesFile parses standalone registries.yaml files: what the
+// section holds, with the section's checks and key paths from the file's top.
+func TestParseRegistriesFile(t *testing.T) {
+	golden, err := os.ReadFile("testdata/registries.golden.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("t", append([]byte("registries:\n"), indent(golden)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseRegistries("registries.yaml", golden)
+	if err != nil || !reflect.DeepEqual(*r, c.Registries) || len(r.Mirrors) != 2 || len(r.Configs) != 2 {
+		t.Errorf("ParseRegistries = %+v, %v; want %+v", r, err, c.Registries)
+	}
+	for _, doc := range []string{"", "# nothing\n", "{}\n", "~\n"} {
+		if r, err := ParseRegistries("empty", []byte(doc)); err != nil || r == nil || !reflect.DeepEqual(*r, Registries{}) {
+			t.Errorf("ParseRegistries(%q) = %+v, %v; want no mirrors", doc, r, err)
+		}
+	}
+	for _, tc := range []badCase{
+		{"unknown", "mirror: {}\n", 1, 1, "mirror", `did you mean "mirrors"?`},
+		{"mirror key", "mirrors:\n  docker.io:\n    endpoints: [https://m.example.com]\n", 3, 5, `mirrors["docker.io"].endpoints`, `did you mean "endpoint"?`},
+		{"endpoint", "mirrors:\n  localhost:\n    endpoint: [m.example.com:5000]\n", 3, 16, "mirrors.localhost.endpoint[0]", "is not an http(s) URL"},
+		{"auth both", "configs:\n  r.example.com:\n    auth: {username: u, password: p, auth: dTpw}\n", 3, 11, `configs["r.example.com"].auth`, "not both"},
+		{"not a mapping", "- docker.io\n", 1, 1, "", "must be a mapping"},
+		{"two documents", "mirrors: {}\n---\nconfigs: {}\n", 2, 1, "", "starts a second YAML document"},
+		{"syntax", "mirrors: [\n", 1, 0, "", "is not valid YAML"},
+	} {
+		r, err := ParseRegistries("/etc/rancher/rke2/registries.yaml", []byte(tc.doc))
+		if err == nil || r != nil {
+			t.Errorf("%s: ParseRegistries = %+v, %v; want an error", tc.name, r, err)
+			continue
+		}
+		ps := problems(t, err)
+		e := ps[0]
+		if len(ps) != 1 || e.Source != "/etc/rancher/rke2/registries.yaml" || e.Line != tc.line || (tc.col != 0 && e.Column != tc.col) || e.Path != tc.path || !strings.Contains(e.Msg, tc.msg) {
+			t.Errorf("%s: got %q\n(line %d column %d path %q)\nwant one error at line %d column %d path %q saying %q", tc.name, err, e.Line, e.Column, e.Path, tc.line, tc.col, tc.path, tc.msg)
+		}
+	}
 }
 
 func TestParseAliases(t *testing.T) {

@@ -272,11 +272,17 @@ func (r RKE2Config) CNI() []string {
 }
 
 // Registries is the "registries" section: the content of RKE2's
-// /etc/rancher/rke2/registries.yaml.
+// /etc/rancher/rke2/registries.yaml, with RKE2's keys and meaning. It is the
+// one Go form of registries.yaml in rke2os: the init writes it for RKE2,
+// and package content pulls images through it. ParseRegistries reads a
+// standalone file.
 type Registries struct {
-	// Mirrors maps a registry name (like docker.io, or "*") to its mirrors.
+	// Mirrors is "mirrors": a registry name (like docker.io or
+	// registry.example.com:5000, or "*" for every registry without an entry
+	// of its own) to the mirrors to try before the registry itself.
 	Mirrors map[string]Mirror `yaml:"mirrors,omitempty"`
-	// Configs maps a registry host[:port] to its credentials and TLS.
+	// Configs is "configs": an endpoint's host[:port] to its credentials
+	// and TLS.
 	Configs map[string]RegistryConfig `yaml:"configs,omitempty"`
 }
 
@@ -285,7 +291,9 @@ type Mirror struct {
 	// Endpoints is "endpoint": http(s) URLs tried in order.
 	Endpoints []string `yaml:"endpoint,omitempty"`
 	// Rewrites is "rewrite": regular expression -> replacement applied to
-	// repository names.
+	// repository names ("^rancher/(.*)" -> "mirrored/rancher/$1") when
+	// pulling from an endpoint of the mirror; the registry itself gets the
+	// original name.
 	Rewrites map[string]string `yaml:"rewrite,omitempty"`
 }
 

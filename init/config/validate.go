@@ -652,6 +652,9 @@ func checkRewrite(s string) error {
 
 // checkAuth checks registry credentials without echoing secrets.
 func checkAuth(a *RegistryAuth) error {
+	if a.Auth != "" && (a.Username != "" || a.Password != "") {
+		return errors.New("gives auth and username or password; give either username and password or auth, not both")
+	}
 	if (a.Username == "") != (a.Password == "") {
 		return errors.New("needs username and password together")
 	}

@@ -26,11 +26,11 @@ type Options struct {
 	// Server copies the runtime's charts into DataDir/server/manifests, as
 	// RKE2 does on servers.
 	Server bool
-	// Registries are the mirrors and credentials of registries.yaml for
-	// pulling the runtime when no archive holds it. Nil pulls from the
+	// Remote is where to pull the runtime from when no archive holds it:
+	// the mirrors and credentials of registries.yaml. Nil pulls from the
 	// image's own registry (Docker Hub), as RKE2 without a
 	// registries.yaml does.
-	Registries *Registries
+	Remote *Remote
 	// TempDir holds the layers read ahead of their turn (rare: only
 	// archives that store layers out of order); $TMPDIR if empty. Nothing
 	// is ever written beside the archives.
@@ -71,7 +71,7 @@ const markerName = ".extracted"
 //  2. if DataDir/data/<key>/ has bin/, charts/ and .extracted, nothing is
 //     extracted (Skipped);
 //  3. otherwise the image is looked for in the archives under ImagesDir
-//     (or, when none has it, pulled through Registries), and its /bin and
+//     (or, when none has it, pulled through Remote), and its /bin and
 //     /charts extracted into a temporary directory beside data/<key>/,
 //     every layer checked against its digests, nothing written outside
 //     it, and .extracted written, before it is renamed into place: the
@@ -184,7 +184,7 @@ func fillRuntime(ctx context.Context, o Options, log *slog.Logger, ref, want str
 		}
 	}
 	log.Info("runtime image in no archive: pulling it", "image", ref, "dir", o.ImagesDir)
-	img, perr := Pull(ctx, o.Registries, want)
+	img, perr := Pull(ctx, o.Remote, want)
 	if perr == nil {
 		for i := range img.layers {
 			if _, perr = x.applyLayer(&img.layers[i]); perr != nil {

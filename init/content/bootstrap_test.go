@@ -304,7 +304,7 @@ func TestBootstrapRefuses(t *testing.T) {
 
 // failingRegistries sends every pull to a closed port on loopback: tests
 // never reach Docker Hub.
-func failingRegistries(t *testing.T) *Registries {
+func failingRegistries(t *testing.T) *Remote {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -315,8 +315,7 @@ func failingRegistries(t *testing.T) *Registries {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.DisableDefaultEndpoint = true
-	return r
+	return &Remote{Registries: r, DisableDefaultEndpoint: true}
 }
 
 func TestBootstrapMissingRuntime(t *testing.T) {
@@ -340,7 +339,7 @@ func TestBootstrapMissingRuntime(t *testing.T) {
 			if _, ok := tc.archives["gone"]; ok {
 				os.RemoveAll(filepath.Join(n.opts.DataDir, "agent"))
 			}
-			n.opts.Registries = failingRegistries(t)
+			n.opts.Remote = failingRegistries(t)
 			_, err := n.bootstrap(t)
 			if err == nil {
 				t.Fatal("Bootstrap found a runtime that is not there")
@@ -376,10 +375,10 @@ configs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg.DisableDefaultEndpoint = true
+	remote := &Remote{Registries: reg, DisableDefaultEndpoint: true}
 	// An archive without the runtime is passed over.
 	n := newNode(t, map[string][]byte{"etcd.tar": ct.DockerArchive(t, []ct.Image{{Tags: []string{"rancher/hardened-etcd:v3.6.7"}, Layers: simpleRuntime(t)}}, nil)})
-	n.opts.Registries = reg
+	n.opts.Remote = remote
 	n.opts.Server = true
 	res := n.mustBootstrap(t)
 	if !strings.Contains(res.Source, host+"/mirrored/rancher/rke2-runtime") {
@@ -396,7 +395,7 @@ configs:
 
 	// Without archives, containerd is asked to pull it too, as RKE2 does.
 	bare := newNode(t, nil)
-	bare.opts.Registries = reg
+	bare.opts.Remote = remote
 	bare.mustBootstrap(t)
 	b, err := os.ReadFile(filepath.Join(bare.opts.DataDir, "agent", "images", "runtime-image.txt"))
 	if err != nil || string(b) != "index.docker.io/"+ct.RuntimeRef+"\n" {

@@ -11,6 +11,7 @@
 // archives once with every digest checked and hostile entries refused,
 // verified layer streams, safe extraction (whiteouts applied, nothing ever
 // written outside the target, which appears whole or not at all), image
-// name normalisation and registries.yaml. The builder's package content
+// name normalisation and pulls through registries.yaml (whose one schema is
+// config.Registries). The builder's package content
 // builds on this one; packages under init/ never import the builder's.
 package content

@@ -111,8 +111,10 @@ func FuzzParseRegistries(f *testing.F) {
 			return
 		}
 		// A registries.yaml that parses resolves every name without panic.
-		for _, ref := range []string{"rancher/rke2-runtime:v1", "quay.io/a/b:1", "localhost:5000/x@sha256:" + strings.Repeat("a", 64)} {
-			r.Endpoints(ref)
+		for _, remote := range []*Remote{{Registries: r}, {Registries: r, DisableDefaultEndpoint: true}} {
+			for _, ref := range []string{"rancher/rke2-runtime:v1", "quay.io/a/b:1", "localhost:5000/x@sha256:" + strings.Repeat("a", 64)} {
+				remote.Endpoints(ref)
+			}
 		}
 	})
 }

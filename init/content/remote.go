@@ -16,18 +16,18 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// Pull reads the linux/amd64 image ref names from the first endpoint reg
+// Pull reads the linux/amd64 image ref names from the first endpoint r
 // gives for it that serves it (its mirrors first, then the registry
-// itself; nil reg: the registry itself). Only the manifest and config are
+// itself; nil r: the registry itself). Only the manifest and config are
 // fetched now; layers are fetched when extracted, and checked against
 // their digests then. The error of a ref no endpoint could serve lists what
 // each endpoint said.
-func Pull(ctx context.Context, reg *Registries, ref string) (Image, error) {
+func Pull(ctx context.Context, r *Remote, ref string) (Image, error) {
 	norm, err := NormalizeName(ref)
 	if err != nil {
 		return Image{}, fmt.Errorf("pull: %w", err)
 	}
-	eps, err := reg.Endpoints(norm)
+	eps, err := r.Endpoints(norm)
 	if err != nil {
 		return Image{}, fmt.Errorf("pull %s: %w", norm, err)
 	}

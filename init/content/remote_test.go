@@ -30,10 +30,10 @@ mirrors:
 		t.Fatal(err)
 	}
 	// Docker Hub itself is never reachable from a test.
-	reg.DisableDefaultEndpoint = true
+	remote := &Remote{Registries: reg, DisableDefaultEndpoint: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	img, err := Pull(ctx, reg, ct.RuntimeRef)
+	img, err := Pull(ctx, remote, ct.RuntimeRef)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ mirrors:
 
 	// Nothing under the original name on the mirror: the error says
 	// what the endpoint answered.
-	_, err = Pull(ctx, reg, "rancher/hardened-etcd:v3.6.7")
+	_, err = Pull(ctx, remote, "rancher/hardened-etcd:v3.6.7")
 	if err == nil || !strings.Contains(err.Error(), host) || !strings.Contains(err.Error(), "no endpoint served it") {
 		t.Errorf("pull of a missing image: %v", err)
 	}
@@ -93,7 +93,7 @@ func TestPullWithAuthAndTLS(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			// The image's own registry is the loopback server: no mirror.
-			img, err := Pull(ctx, reg, host+"/rancher/rke2-runtime:v1.34.4-rke2r1")
+			img, err := Pull(ctx, &Remote{Registries: reg}, host+"/rancher/rke2-runtime:v1.34.4-rke2r1")
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("pull: %v, want an error saying %q", err, tc.want)
@@ -115,7 +115,7 @@ func TestEndpoints(t *testing.T) {
 	reg, err := ParseRegistries([]byte(`
 mirrors:
   docker.io:
-    endpoint: ["mirror.example.com:5000", "http://plain.example.com"]
+    endpoint: ["https://mirror.example.com:5000", "http://plain.example.com"]
     rewrite:
       "^rancher/(.*)": "cache/rancher/$1"
   "*":
@@ -152,7 +152,7 @@ configs:
 			"https://registry.example.com registry.example.com/a:3",
 		}},
 	} {
-		eps, err := reg.Endpoints(tc.ref)
+		eps, err := (&Remote{Registries: reg}).Endpoints(tc.ref)
 		if err != nil {
 			t.Fatalf("Endpoints(%q): %v", tc.ref, err)
 		}
@@ -168,23 +168,35 @@ configs:
 			t.Errorf("Endpoints(%q) =\n%s\nwant\n%s", tc.ref, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 		}
 	}
-	var none *Registries
-	eps, err := none.Endpoints("rancher/x:1")
-	if err != nil || len(eps) != 1 || eps[0].URL.Host != "registry-1.docker.io" {
-		t.Errorf("nil registries: %v, %v", eps, err)
+	for _, none := range []*Remote{nil, {}, {DisableDefaultEndpoint: true}} {
+		eps, err := none.Endpoints("rancher/x:1")
+		if err != nil || len(eps) != 1 || eps[0].URL.Host != "registry-1.docker.io" {
+			t.Errorf("no registries (%+v): %v, %v", none, eps, err)
+		}
+	}
+	// DisableDefaultEndpoint leaves the registry out when it has mirrors,
+	// not when it has none.
+	noDefault := &Remote{Registries: reg, DisableDefaultEndpoint: true}
+	for ref, want := range map[string]int{"rancher/x:1": 2, "quay.io/a/b:2": 1, "registry.example.com/a:3": 1} {
+		eps, err := noDefault.Endpoints(ref)
+		if err != nil || len(eps) != want || eps[len(eps)-1].URL.Host == "registry-1.docker.io" || eps[len(eps)-1].URL.Host == "quay.io" {
+			t.Errorf("DisableDefaultEndpoint: Endpoints(%q) = %v, %v; want %d mirrors", ref, eps, err, want)
+		}
 	}
 }
 
 func TestParseRegistriesErrors(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
-		{"mirrors:\n  docker.io:\n    endpoints: [x]\n", "field endpoints not found"},
-		{"mirror:\n  docker.io: {}\n", "field mirror not found"},
-		{"mirrors:\n  docker.io:\n    endpoint: [\"ftp://x\"]\n", "scheme must be http or https"},
-		{"mirrors:\n  docker.io:\n    endpoint: [\"https://x/some/path\"]\n", "path other than /v2"},
-		{"mirrors:\n  docker.io:\n    rewrite:\n      \"(\": x\n", "rewrite"},
-		{"mirrors:\n  \"not a registry!\":\n    endpoint: []\n", "not a registry name"},
-		{"configs:\n  x:\n    auth: {username: u, auth: dTpw}\n", "not both"},
-		{"configs:\n  x:\n    tls: {cert_file: c}\n", "go together"},
+		{"mirrors:\n  docker.io:\n    endpoints: [x]\n", `registries.yaml line 3 column 5: mirrors["docker.io"].endpoints is not a known key; did you mean "endpoint"?`},
+		{"mirror:\n  docker.io: {}\n", `registries.yaml line 1 column 1: mirror is not a known key; did you mean "mirrors"?`},
+		{"mirrors:\n  docker.io:\n    endpoint: [\"ftp://x\"]\n", "line 3 column 16: " + `mirrors["docker.io"].endpoint[0] "ftp://x" is not an http(s) URL`},
+		{"mirrors:\n  docker.io:\n    endpoint: [\"mirror.example.com:5000\"]\n", "is not an http(s) URL"},
+		{"mirrors:\n  docker.io:\n    endpoint: [\"https://x/some/path\"]\n", `registries.yaml: mirrors["docker.io"].endpoint[0] "https://x/some/path" has a path; the pull supports no path other than /v2`},
+		{"mirrors:\n  docker.io:\n    rewrite:\n      \"(\": x\n", `line 4 column 7: mirrors["docker.io"].rewrite["("] "(" is not a regular expression`},
+		{"mirrors:\n  \"not a registry!\":\n    endpoint: []\n", "line 2 column 3: " + `mirrors["not a registry!"] "not a registry!" is not a registry host`},
+		{"configs:\n  x:\n    auth: {username: u, auth: dTpw}\n", "line 3 column 11: configs.x.auth gives auth and username or password; give either username and password or auth, not both"},
+		{"configs:\n  x:\n    tls: {cert_file: /c}\n", "line 3 column 10: configs.x.tls needs cert_file and key_file together"},
+		{"configs:\n  x:\n    tls: {ca_file: ca.pem}\n", "is not an absolute path"},
 		{"mirrors: [\n", "registries.yaml"},
 	} {
 		_, err := ParseRegistries([]byte(tc.yaml), "registries.yaml")
@@ -192,7 +204,18 @@ func TestParseRegistriesErrors(t *testing.T) {
 			t.Errorf("ParseRegistries(%q) = %v, want an error saying %q", tc.yaml, err, tc.want)
 		}
 	}
-	if r, err := ParseRegistries(nil, "empty"); err != nil || r == nil {
-		t.Errorf("an empty registries.yaml: %v", err)
+	for _, doc := range []string{"", "{}\n", "mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com/v2/\"]\n"} {
+		if r, err := ParseRegistries([]byte(doc), "ok"); err != nil || r == nil {
+			t.Errorf("ParseRegistries(%q): %v", doc, err)
+		}
+	}
+	dir := t.TempDir()
+	if _, err := LoadRegistries(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("LoadRegistries of a missing file: %v", err)
+	}
+	file := filepath.Join(dir, "registries.yaml")
+	os.WriteFile(file, []byte("configs:\n  m.example.com:\n    auth: {username: u}\n"), 0o644)
+	if _, err := LoadRegistries(file); err == nil || !strings.Contains(err.Error(), file+" line 3") {
+		t.Errorf("LoadRegistries: %v, want an error naming %s and its line", err, file)
 	}
 }
