@@ -96,7 +96,9 @@ func TestBootMatrix(t *testing.T) {
 					if media == "iso" {
 						cfg.ISO = filepath.Join(out, "rke2-server.iso")
 					} else {
-						cfg.Disk, cfg.DiskSnapshot = filepath.Join(out, "rke2-server.raw"), true
+						// Written to a larger disk, as a user would: the
+						// init grows the state partition to fit a node.
+						cfg.Disk = qemu.Overlay(t, filepath.Join(out, "rke2-server.raw"), 8<<30)
 						want = "RKE2_A"
 					}
 					bootAndPowerOff(t, qemu.Start(t, cfg), want)

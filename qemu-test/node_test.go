@@ -102,18 +102,11 @@ func indent(s string, n int) string {
 	return pad + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+pad)
 }
 
-// The server's raw disk, written to a larger (8 GiB) disk and booted with a
-// NoCloud volume, comes up as a node: hostname, a written file, DHCP, the
-// state partition grown and formatted, the runtime extracted as RKE2 does,
-// containerd, the airgap images imported, a standalone kubelet running
-// etcd's static pod. The test talks to that etcd through QEMU's port
-// forwarding, kills the kubelet from inside, powers the node off (kubelet
-// stopped before containerd) and boots it again: the second boot skips the
-// extraction and the import, and etcd still has what was put in it.
-func TestNodeRunsEtcd(t *testing.T) {
-	out := outDir(t)
-	ca := newCA(t)
-	userData := fmt.Sprintf(`#cloud-config
+// nodeUserData is the NoCloud user-data of the test nodes: a hostname, a
+// written file, DHCP on eth0, etcd's server CA as RKE2's custom CA (so the
+// test can make its own client certificate), and the debug switches.
+func nodeUserData(ca *testCA) string {
+	return fmt.Sprintf(`#cloud-config
 hostname: node1
 write_files:
   - path: /etc/motd
@@ -134,122 +127,201 @@ debug:
   logs: true
   hooks: true
 `, indent(string(ca.certPEM), 6), indent(string(ca.keyPEM), 6))
-	disk := qemu.Overlay(t, filepath.Join(out, "rke2-server.raw"), 8<<30)
-	seed := cidata(t, userData, "instance-id: node1\n")
-	port, hooks := freePort(t), freePort(t)
-	bootNode := func() *qemu.VM {
-		vm := qemu.Start(t, qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2, Disk: disk,
-			NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:2379,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:7557", port, hooks),
-			Extra:      []string{"-drive", "file=" + seed + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}})
-		for _, m := range []string{"config-loaded", "network-up", "content-ready", "containerd-ready", "images-imported", "kubelet-started"} {
-			if _, err := vm.WaitMilestone(m, nodeTimeout); err != nil {
-				t.Fatalf("%v; errors: %v", err, vm.Errors())
-			}
-		}
-		if errs := vm.Errors(); len(errs) > 0 {
-			t.Fatalf("init reported errors:\n%s", strings.Join(errs, "\n"))
-		}
-		return vm
-	}
+}
 
-	vm := bootNode()
-	for _, re := range []string{`config loaded" sources="cidata`, `state ready" device=/dev/vda5 formatted=true`,
-		`state partition grown to the end of the disk`, `runtime content" .* skipped=false`, `airgap images" imported=1 skipped=0`} {
-		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
-			t.Errorf("first boot: %v", err)
+// testNode is a node under test: its medium, its NoCloud volume and the
+// host ports forwarded to its etcd (2379) and debug hooks (7557).
+type testNode struct {
+	t           *testing.T
+	cfg         qemu.Config
+	etcd, hooks int
+	ca          *testCA
+}
+
+func newTestNode(t *testing.T, cfg qemu.Config) *testNode {
+	ca := newCA(t)
+	n := &testNode{t: t, cfg: cfg, etcd: freePort(t), hooks: freePort(t), ca: ca}
+	seed := cidata(t, nodeUserData(ca), "instance-id: node1\n")
+	n.cfg.Machine, n.cfg.MemoryMiB, n.cfg.CPUs = "q35", 4096, 2
+	n.cfg.NetdevOpts = fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:2379,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:7557", n.etcd, n.hooks)
+	n.cfg.Extra = []string{"-drive", "file=" + seed + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}
+	return n
+}
+
+// boot starts the node and waits for the timeline up to kubelet-started,
+// with no error on the way.
+func (n *testNode) boot() *qemu.VM {
+	t := n.t
+	vm := qemu.Start(t, n.cfg)
+	for _, m := range []string{"config-loaded", "network-up", "content-ready", "containerd-ready", "images-imported", "kubelet-started"} {
+		if _, err := vm.WaitMilestone(m, nodeTimeout); err != nil {
+			t.Fatalf("%v; errors: %v", err, vm.Errors())
 		}
 	}
-	cli := etcdClient(t, ca, port)
+	if errs := vm.Errors(); len(errs) > 0 {
+		t.Fatalf("init reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+	// The hostname from cidata names the node, and so etcd's mirror pod.
+	if _, err := vm.WaitFor(regexp.MustCompile(`etcd-node1`), nodeTimeout); err != nil {
+		t.Errorf("%v: the hostname from cidata was not applied", err)
+	}
+	return vm
+}
+
+// etcdDo retries op against the node's etcd until it answers.
+func (n *testNode) etcdDo(what string, op func(context.Context, *clientv3.Client) error) {
+	t := n.t
+	cli := etcdClient(t, n.ca, n.etcd)
+	defer cli.Close()
 	deadline := time.Now().Add(nodeTimeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := cli.Put(ctx, "/rke2os/test", "hello from the host")
+		err := op(ctx, cli)
 		cancel()
 		if err == nil {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("etcd never answered a put through the forwarded port: %v", err)
+			t.Fatalf("etcd never answered a %s through the forwarded port: %v", what, err)
 		}
 		time.Sleep(5 * time.Second)
 	}
-	if got := etcdGet(t, cli, "/rke2os/test"); got != "hello from the host" {
-		t.Fatalf("get = %q", got)
-	}
-	cli.Close()
-	t.Logf("first boot timeline: %v", vm.Milestones())
-	// The hostname from cidata names the node, and so etcd's mirror pod.
-	if !strings.Contains(vm.Console(), "etcd-node1") {
-		t.Error("no etcd-node1 pod in the kubelet's log: the hostname from cidata was not applied")
-	}
+}
 
-	// Kill the kubelet from inside: the supervisor brings it back (backoff).
-	before := strings.Count(vm.Console(), "name=kubelet state=running")
-	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/debug/signal?service=kubelet&signal=KILL", hooks), "text/plain", nil)
+func (n *testNode) put(key, value string) {
+	n.etcdDo("put", func(ctx context.Context, cli *clientv3.Client) error {
+		_, err := cli.Put(ctx, key, value)
+		return err
+	})
+}
+
+func (n *testNode) get(key string) (value string) {
+	n.etcdDo("get", func(ctx context.Context, cli *clientv3.Client) error {
+		resp, err := cli.Get(ctx, key)
+		if err == nil && len(resp.Kvs) == 1 {
+			value = string(resp.Kvs[0].Value)
+		}
+		return err
+	})
+	return value
+}
+
+// signal kills a supervised service from inside through the debug hook.
+func (n *testNode) signal(service, sig string) {
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/debug/signal?service=%s&signal=%s", n.hooks, service, sig), "text/plain", nil)
 	if err != nil {
-		t.Fatal(err)
+		n.t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("debug hook: %s", resp.Status)
+		n.t.Fatalf("debug hook: %s", resp.Status)
 	}
-	if _, err := vm.WaitFor(regexp.MustCompile(`name=kubelet state=backoff`), 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	deadline = time.Now().Add(3 * time.Minute)
-	for strings.Count(vm.Console(), "name=kubelet state=running") <= before {
+}
+
+// waitMore waits until the console has more than before lines matching s.
+func waitMore(t *testing.T, vm *qemu.VM, s string, before int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for strings.Count(vm.Console(), s) <= before {
 		if time.Now().After(deadline) {
-			t.Fatal("the kubelet was not restarted after it was killed")
+			t.Fatalf("no new %q after %s", s, timeout)
 		}
 		time.Sleep(time.Second)
 	}
+}
 
-	// Power off: the kubelet stops before containerd, then the disk is
-	// unmounted and QEMU exits.
+// The server ISO with a NoCloud volume comes up as a live node: hostname,
+// a written file, DHCP, the runtime extracted as RKE2 does, containerd,
+// the airgap images imported, a standalone kubelet running etcd's static
+// pod, which the test reaches through QEMU's port forwarding.
+func TestNodeRunsEtcd(t *testing.T) {
+	n := newTestNode(t, qemu.Config{ISO: filepath.Join(outDir(t), "rke2-server.iso")})
+	vm := n.boot()
+	for _, re := range []string{`config loaded" sources="cidata`, `no state partition`, `runtime content" .* skipped=false`} {
+		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
+			t.Error(err)
+		}
+	}
+	n.put("/rke2os/test", "hello from the host")
+	if got := n.get("/rke2os/test"); got != "hello from the host" {
+		t.Fatalf("get = %q", got)
+	}
+	t.Logf("timeline: %v", vm.Milestones())
 	if err := vm.Powerdown(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := vm.WaitMilestone("shutdown-done", 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := vm.WaitExit(time.Minute); err != nil {
+}
+
+// The server's raw disk, written to a larger (8 GiB) disk, boots twice.
+// The first boot grows and formats the state partition, extracts and
+// imports; the kubelet, killed from inside, comes back with backoff; the
+// power button stops the kubelet before containerd. The second boot
+// skips the extraction and the import, etcd still has its key, and a
+// containerd that dies takes the node stack down and back up.
+func TestNodeRawDiskTwice(t *testing.T) {
+	disk := qemu.Overlay(t, filepath.Join(outDir(t), "rke2-server.raw"), 8<<30)
+	n := newTestNode(t, qemu.Config{Disk: disk})
+
+	vm := n.boot()
+	for _, re := range []string{`state partition grown to the end of the disk`, `state ready" device=/dev/vda5 formatted=true`,
+		`runtime content" .* skipped=false`, `airgap images" imported=1 skipped=0`} {
+		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
+			t.Errorf("first boot: %v", err)
+		}
+	}
+	n.put("/rke2os/test", "kept across boots")
+	t.Logf("first boot timeline: %v", vm.Milestones())
+
+	// Kill the kubelet from inside: the supervisor brings it back (backoff).
+	before := strings.Count(vm.Console(), "name=kubelet state=running")
+	n.signal("kubelet", "KILL")
+	if _, err := vm.WaitFor(regexp.MustCompile(`name=kubelet state=backoff`), 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	waitMore(t, vm, "name=kubelet state=running", before, 3*time.Minute)
+
+	// Power off: the kubelet stops before containerd, then the disk is
+	// unmounted and QEMU exits by itself.
+	if err := vm.Powerdown(); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.WaitExit(3 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if err := stopOrder(vm.Console()); err != nil {
 		t.Error(err)
 	}
 
-	// Second boot from the same disk: the state partition is kept, and the
-	// extraction and the import are skipped.
-	vm = bootNode()
+	vm = n.boot()
 	for _, re := range []string{`state ready" device=/dev/vda5 formatted=false`, `runtime content" .* skipped=true`, `airgap images" imported=0 skipped=1`} {
 		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
 			t.Errorf("second boot: %v", err)
 		}
 	}
 	t.Logf("second boot timeline: %v", vm.Milestones())
-	cli = etcdClient(t, ca, port)
-	defer cli.Close()
-	deadline = time.Now().Add(nodeTimeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		resp, err := cli.Get(ctx, "/rke2os/test")
-		cancel()
-		if err == nil {
-			if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "hello from the host" {
-				t.Fatalf("second boot: etcd lost the key: %v", resp.Kvs)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("second boot: etcd never answered: %v", err)
-		}
-		time.Sleep(5 * time.Second)
+	if got := n.get("/rke2os/test"); got != "kept across boots" {
+		t.Fatalf("second boot: etcd has %q for the key put on the first", got)
+	}
+
+	// containerd dies: the node stack stops and starts again (the default
+	// on_containerd_exit: restart), and etcd answers again.
+	containerd, kubelet := strings.Count(vm.Console(), "name=containerd state=running"), strings.Count(vm.Console(), "name=kubelet state=running")
+	n.signal("containerd", "KILL")
+	if _, err := vm.WaitFor(regexp.MustCompile(`error="node stack stopped`), 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	waitMore(t, vm, "name=containerd state=running", containerd, 3*time.Minute)
+	waitMore(t, vm, "name=kubelet state=running", kubelet, 3*time.Minute)
+	if got := n.get("/rke2os/test"); got != "kept across boots" {
+		t.Fatalf("after the stack restart: etcd has %q", got)
 	}
 	if err := vm.Powerdown(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vm.WaitMilestone("shutdown-done", 3*time.Minute); err != nil {
+	if err := vm.WaitExit(3 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -264,17 +336,6 @@ func etcdClient(t *testing.T, ca *testCA, port int) *clientv3.Client {
 		t.Fatal(err)
 	}
 	return cli
-}
-
-func etcdGet(t *testing.T, cli *clientv3.Client, key string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := cli.Get(ctx, key)
-	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("get %s = %v, %v", key, resp, err)
-	}
-	return string(resp.Kvs[0].Value)
 }
 
 // stopOrder checks, in a console log, that the shutdown stopped the

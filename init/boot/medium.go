@@ -122,6 +122,9 @@ const MediumImages = MediumDir + "/rke2/agent/images"
 // directory as symlinks: RKE2 and the init read them in place, so a 1 GiB
 // archive costs no copy and no memory. Files a user put there already win.
 func LinkImages(imagesDir string) (int, error) {
+	if err := unlinkGone(imagesDir); err != nil {
+		return 0, err
+	}
 	ents, err := os.ReadDir(MediumImages)
 	if os.IsNotExist(err) {
 		return 0, nil
@@ -153,4 +156,31 @@ func LinkImages(imagesDir string) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// unlinkGone removes links into the medium whose archive is gone: the
+// images directory lives on the state partition, across image updates
+// that drop or rename an archive, and a dangling link stops RKE2's import.
+func unlinkGone(imagesDir string) error {
+	ents, err := os.ReadDir(imagesDir)
+	if err != nil {
+		return nil // not there yet
+	}
+	for _, e := range ents {
+		if e.Type()&os.ModeSymlink == 0 {
+			continue
+		}
+		link := filepath.Join(imagesDir, e.Name())
+		target, err := os.Readlink(link)
+		if err != nil || !strings.HasPrefix(target, MediumImages+"/") {
+			continue
+		}
+		if _, err := os.Stat(target); os.IsNotExist(err) {
+			if err := os.Remove(link); err != nil {
+				return fmt.Errorf("remove stale link %s: %w", link, err)
+			}
+			slog.Info("image archive gone from the boot medium; link removed", "file", link, "target", target)
+		}
+	}
+	return nil
 }

@@ -39,16 +39,22 @@ type State struct {
 	Partition int    // 5
 }
 
-// FindState looks, once, for a partition named RKE2_STATE. The disk's
-// partitions have appeared by the time the boot medium was found; an ISO
-// boot has none and keeps its state in memory (nil, nil).
-func FindState() (*State, error) {
+// FindState looks, once, for the partition named RKE2_STATE on the disk
+// the system booted from (medium is its partition, like /dev/vda3): a
+// state partition on another disk (an old install, a USB stick) is never
+// touched. An ISO or PXE boot has none and keeps its state in memory
+// (nil, nil).
+func FindState(medium string) (*State, error) {
+	disk := parentDisk(filepath.Base(medium))
+	if disk == "" {
+		return nil, nil
+	}
+	var found []*State
 	for _, name := range blockDevices() {
-		if partName(name) != StateLabel {
+		if partName(name) != StateLabel || parentDisk(name) != disk {
 			continue
 		}
-		sys := filepath.Join("/sys/class/block", name)
-		pb, err := os.ReadFile(filepath.Join(sys, "partition"))
+		pb, err := os.ReadFile(filepath.Join("/sys/class/block", name, "partition"))
 		if err != nil {
 			return nil, fmt.Errorf("state partition %s: %w", name, err)
 		}
@@ -56,14 +62,33 @@ func FindState() (*State, error) {
 		if err != nil {
 			return nil, fmt.Errorf("state partition %s: partition number %q: %w", name, pb, err)
 		}
-		// /sys/class/block/vda5 links to .../block/vda/vda5.
-		real, err := filepath.EvalSymlinks(sys)
-		if err != nil {
-			return nil, fmt.Errorf("state partition %s: %w", name, err)
-		}
-		return &State{Device: "/dev/" + name, Disk: "/dev/" + filepath.Base(filepath.Dir(real)), Partition: n}, nil
+		found = append(found, &State{Device: "/dev/" + name, Disk: "/dev/" + disk, Partition: n})
 	}
-	return nil, nil
+	switch len(found) {
+	case 0:
+		return nil, nil
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("state: /dev/%s has %d partitions named %s (%s, %s); rename or remove all but one", disk, len(found), StateLabel, found[0].Device, found[1].Device)
+}
+
+// parentDisk is the disk a partition belongs to (vda for vda3), or "" when
+// name is not a partition (sr0, a whole disk).
+func parentDisk(name string) string {
+	if name == "" || name == "." {
+		return ""
+	}
+	sys := filepath.Join("/sys/class/block", name)
+	if _, err := os.Stat(filepath.Join(sys, "partition")); err != nil {
+		return ""
+	}
+	// /sys/class/block/vda3 links to .../block/vda/vda3.
+	real, err := filepath.EvalSymlinks(sys)
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(filepath.Dir(real))
 }
 
 // Content says what a device holds, judged by its first 64 KiB.
@@ -86,6 +111,16 @@ func ProbeState(b []byte) (Content, string) {
 	return Other, ""
 }
 
+// MinStateSize is the least a node's state needs: the airgap images
+// twice (containerd's content store and its unpacked snapshots), the
+// extracted runtime, etcd and the logs.
+const MinStateSize = 4 << 30
+
+// formattingLabel marks a filesystem whose format has not finished (the
+// power went in the middle): the label becomes StateLabel last, so such a
+// filesystem is formatted again rather than trusted.
+const formattingLabel = StateLabel + ".new"
+
 // Prepare makes the state partition ready and mounts it on StateDir. On
 // the first boot the partition is blank: it is grown to the end of the
 // disk (the image was written to a larger disk) and formatted ext4. A
@@ -99,31 +134,55 @@ func (s *State) Prepare() (formatted bool, err error) {
 	n, _ := f.ReadAt(b, 0)
 	f.Close()
 	kind, label := ProbeState(b[:n])
-	switch kind {
-	case Other:
+	switch {
+	case kind == Other:
 		return false, fmt.Errorf("state: %s (partition %s) holds something that is not ext4; the init formats only a blank partition. "+
 			"If its data may go, wipe its start (dd if=/dev/zero of=%s bs=1M count=1) and reboot", s.Device, StateLabel, s.Device)
-	case Blank:
+	case kind == Blank || kind == Ext4 && label == formattingLabel:
+		if kind == Ext4 {
+			slog.Warn("state: the last format did not finish; formatting again", "device", s.Device)
+		}
 		grown, err := GrowLastPartition(s.Disk, s.Partition)
 		if err != nil {
-			return false, fmt.Errorf("state: grow %s: %w", s.Device, err)
+			return false, fmt.Errorf("state: grow %s to the end of %s: %w; the partition is left as it was", s.Device, s.Disk, err)
 		}
 		if grown > 0 {
 			slog.Info("state partition grown to the end of the disk", "device", s.Device, "added_mib", grown>>20)
+		}
+		if err := s.checkSize(); err != nil {
+			return false, err
 		}
 		if err := FormatExt4(s.Device, StateLabel); err != nil {
 			return false, fmt.Errorf("state: format %s: %w", s.Device, err)
 		}
 		formatted = true
-	case Ext4:
-		if label != StateLabel {
-			slog.Warn("state filesystem has an unexpected label", "device", s.Device, "label", label)
-		}
+	case label != StateLabel:
+		slog.Warn("state filesystem has an unexpected label", "device", s.Device, "label", label)
 	}
-	if err := MountState(s.Device, "ext4"); err != nil {
+	if err := s.checkSize(); err != nil {
 		return formatted, err
 	}
-	return formatted, nil
+	return formatted, MountState(s.Device, "ext4")
+}
+
+// checkSize refuses a state partition too small for a node, before the
+// airgap import fails with "no space left" minutes later.
+func (s *State) checkSize() error {
+	f, err := os.Open(s.Device)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer f.Close()
+	size, err := deviceSize(f)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if size < MinStateSize {
+		return fmt.Errorf("state: %s is %d MiB, and a node needs %d GiB there for the airgap images, containerd and etcd: "+
+			"write the image to a disk of at least %d GiB, or grow the image file before the first boot (qemu-img resize rke2-server.raw 16G)",
+			s.Device, size>>20, MinStateSize>>30, MinStateSize>>30+1)
+	}
+	return nil
 }
 
 // MountState mounts the state filesystem on StateDir and binds the
@@ -132,9 +191,10 @@ func MountState(device, fstype string) error {
 	if err := os.MkdirAll(StateDir, 0o755); err != nil {
 		return err
 	}
-	if err := unix.Mount(device, StateDir, fstype, unix.MS_NOSUID|unix.MS_NOATIME, ""); err != nil {
-		return fmt.Errorf("state: mount %s (%s) on %s: %w; to start afresh, wipe the partition's start (dd if=/dev/zero of=%s bs=1M count=1)",
-			device, fstype, StateDir, err, device)
+	if err := unix.Mount(device, StateDir, fstype, unix.MS_NOSUID|unix.MS_NOATIME, "errors=remount-ro"); err != nil {
+		return fmt.Errorf("state: mount %s (%s) on %s: %w; repair it from a rescue system (e2fsck -y %s), "+
+			"or, to start the node afresh and lose its state, wipe the partition's start (dd if=/dev/zero of=%s bs=1M count=1)",
+			device, fstype, StateDir, err, device, device)
 	}
 	for target, src := range stateBinds {
 		for _, d := range []string{src, target} {
@@ -150,7 +210,8 @@ func MountState(device, fstype string) error {
 	return nil
 }
 
-// FormatExt4 writes an empty ext4 filesystem over the whole device.
+// FormatExt4 writes an empty ext4 filesystem over the whole device. The
+// label is written last: until then the filesystem says it is unfinished.
 func FormatExt4(device, label string) error {
 	f, err := os.OpenFile(device, os.O_RDWR, 0)
 	if err != nil {
@@ -161,11 +222,22 @@ func FormatExt4(device, label string) error {
 	if err != nil {
 		return err
 	}
-	// One inode per 32 KiB (mke2fs' "big" type): container layers hold
-	// many small files, but the inode tables are written in full here,
-	// with no lazy init, so fewer make the first boot faster.
-	if _, err := ext4.Create(file.New(f, false), size, 0, 512, &ext4.Params{VolumeName: label, InodeRatio: 32768}); err != nil {
+	// 4 KiB blocks; one inode per 32 KiB (mke2fs' "big" type): container
+	// layers hold many small files, but the inode tables are written in
+	// full here, with no lazy init, so fewer make the first boot faster.
+	fs, err := ext4.Create(file.New(f, false), size, 0, 512, &ext4.Params{VolumeName: formattingLabel, SectorsPerBlock: 8, InodeRatio: 32768})
+	if err != nil {
 		return err
+	}
+	// e2fsck expects lost+found, and puts what it recovers there.
+	if err := fs.Mkdir("lost+found"); err != nil {
+		return fmt.Errorf("lost+found: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := fs.SetLabel(label); err != nil {
+		return fmt.Errorf("label: %w", err)
 	}
 	return f.Sync()
 }
@@ -183,9 +255,16 @@ func GrowLastPartition(disk string, part int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	t, err := gpt.Read(f, 512, 512)
+	sector, err := sectorSize(f)
+	if err != nil {
+		return 0, err
+	}
+	t, err := gpt.Read(f, sector, sector)
 	if err != nil {
 		return 0, fmt.Errorf("read GPT: %w", err)
+	}
+	if int64(t.TotalSize()) > size {
+		return 0, fmt.Errorf("the GPT describes %d MiB but the disk has %d MiB: the image was written to a smaller disk", t.TotalSize()>>20, size>>20)
 	}
 	var p *gpt.Partition
 	for _, q := range t.Partitions {
@@ -198,26 +277,28 @@ func GrowLastPartition(disk string, part int) (int64, error) {
 	}
 	for _, q := range t.Partitions {
 		if q.Start > p.Start && q.Type != gpt.Unused {
-			return 0, nil // not the last one: keep its size
+			slog.Info("state partition is not the disk's last; keeping its size", "disk", disk, "partition", part)
+			return 0, nil
 		}
 	}
 	t.Resize(uint64(size))
 	end := t.LastDataSector()
 	// Partitions end on a MiB boundary, as the builder lays them out.
-	end = (end+1)/2048*2048 - 1
+	perMiB := uint64(1<<20) / uint64(sector)
+	end = (end+1)/perMiB*perMiB - 1
 	if end <= p.End {
 		return 0, nil
 	}
-	added := int64(end-p.End) * 512
+	added := int64(end-p.End) * int64(sector)
 	p.End = end
-	p.Size = (p.End - p.Start + 1) * 512
+	p.Size = (p.End - p.Start + 1) * uint64(sector)
 	if err := t.Write(f, size); err != nil {
 		return 0, fmt.Errorf("write GPT: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		return 0, err
 	}
-	if err := resizeKernelPartition(f, part, int64(p.Start)*512, int64(p.Size)); err != nil {
+	if err := resizeKernelPartition(f, part, int64(p.Start)*int64(sector), int64(p.Size)); err != nil {
 		return 0, fmt.Errorf("tell the kernel the new size of partition %d: %w", part, err)
 	}
 	return added, nil
@@ -241,6 +322,22 @@ func resizeKernelPartition(f *os.File, part int, start, length int64) error {
 		return e
 	}
 	return nil
+}
+
+// sectorSize is a block device's logical sector size; 512 for a file.
+func sectorSize(f *os.File) (int, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if fi.Mode()&os.ModeDevice == 0 {
+		return 512, nil
+	}
+	n, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKSSZGET)
+	if err != nil {
+		return 0, fmt.Errorf("sector size of %s: %w", f.Name(), err)
+	}
+	return n, nil
 }
 
 // deviceSize is a block device's size in bytes, or a regular file's.

@@ -1,6 +1,8 @@
 package boot
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +43,8 @@ func TestProbeState(t *testing.T) {
 // the state partition grows to the end, the others stay.
 func TestGrowLastPartition(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "disk.raw")
-	err := disk.Write(p, disk.Spec{MBR: make([]byte, 440), Core: []byte("core"), ESPLabel: "RKE2_BOOT",
+	bootCode := bytes.Repeat([]byte{0xEB, 0x63, 0x90, 0x10}, 110) // 440 bytes, as GRUB's would be
+	err := disk.Write(p, disk.Spec{MBR: bootCode, Core: []byte("core"), ESPLabel: "RKE2_BOOT",
 		System: []disk.File{{Path: "/boot/x", Data: []byte("x")}}, StateSize: 64 << 20, Seed: []byte("t")})
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +83,12 @@ func TestGrowLastPartition(t *testing.T) {
 	defer f.Close()
 	mbr := make([]byte, 512)
 	f.ReadAt(mbr, 0)
-	if mbr[510] != 0x55 || mbr[511] != 0xAA {
-		t.Fatal("MBR signature lost")
+	if !bytes.Equal(mbr[:440], bootCode) || mbr[510] != 0x55 || mbr[511] != 0xAA {
+		t.Fatal("MBR boot code or signature lost")
+	}
+	// The backup GPT at the disk's new end says the same.
+	if err := after.Verify(f, uint64(fileSize(t, p))); err != nil {
+		t.Fatalf("backup GPT: %v", err)
 	}
 	// A second boot finds nothing more to grow.
 	if added, err := GrowLastPartition(p, 5); err != nil || added != 0 {
@@ -92,31 +99,81 @@ func TestGrowLastPartition(t *testing.T) {
 	}
 }
 
-// The filesystem the init formats passes e2fsck and carries the label.
+// The filesystem the init formats passes a repairing e2fsck with nothing
+// to repair, at the builder's default size and at a node's, and carries
+// the label only once it is complete.
 func TestFormatExt4(t *testing.T) {
 	e2fsck, err := exec.LookPath("e2fsck")
 	if err != nil {
 		e2fsck = "/usr/sbin/e2fsck" // not on a user's PATH on Debian
 	}
-	p := filepath.Join(t.TempDir(), "state.img")
-	if err := os.WriteFile(p, nil, 0o644); err != nil {
-		t.Fatal(err)
+	for _, size := range []int64{256 << 20, 4 << 30} {
+		t.Run(fmt.Sprintf("%dMiB", size>>20), func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "state.img")
+			if err := os.WriteFile(p, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(p, size); err != nil {
+				t.Fatal(err)
+			}
+			if err := FormatExt4(p, StateLabel); err != nil {
+				t.Fatal(err)
+			}
+			if kind, label := ProbeState(head(t, p)); kind != Ext4 || label != StateLabel {
+				t.Fatalf("ProbeState after format = %v %q", kind, label)
+			}
+			// -fy repairs what it finds; exit status 0 means it found nothing.
+			if out, err := exec.Command(e2fsck, "-fy", p).CombinedOutput(); err != nil {
+				t.Fatalf("e2fsck: %v\n%s", err, out)
+			}
+		})
 	}
-	if err := os.Truncate(p, 512<<20); err != nil {
-		t.Fatal(err)
+}
+
+// A format cut short (the power went) keeps the placeholder label, which
+// Prepare formats again instead of mounting.
+func TestUnfinishedFormatIsNotState(t *testing.T) {
+	b := make([]byte, 4096)
+	b[1024+56], b[1024+57] = 0x53, 0xEF
+	copy(b[1024+120:], formattingLabel)
+	if kind, label := ProbeState(b); kind != Ext4 || label != formattingLabel || label == StateLabel {
+		t.Fatalf("ProbeState = %v %q", kind, label)
 	}
-	if err := FormatExt4(p, StateLabel); err != nil {
-		t.Fatal(err)
-	}
+}
+
+func head(t *testing.T, p string) []byte {
+	t.Helper()
 	b := make([]byte, 64<<10)
-	f, _ := os.Open(p)
-	f.ReadAt(b, 0)
-	f.Close()
-	if kind, label := ProbeState(b); kind != Ext4 || label != StateLabel {
-		t.Fatalf("ProbeState after format = %v %q", kind, label)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if out, err := exec.Command(e2fsck, "-fn", p).CombinedOutput(); err != nil {
-		t.Fatalf("e2fsck: %v\n%s", err, out)
+	defer f.Close()
+	n, _ := f.ReadAt(b, 0)
+	return b[:n]
+}
+
+// Links into the medium whose archive is gone are removed; the user's
+// own files and links elsewhere stay.
+func TestUnlinkGone(t *testing.T) {
+	dir := t.TempDir()
+	own := filepath.Join(dir, "own.tar")
+	os.WriteFile(own, []byte("x"), 0o644)
+	os.Symlink(MediumImages+"/gone-from-the-medium.tar.zst", filepath.Join(dir, "gone.tar.zst"))
+	os.Symlink(own, filepath.Join(dir, "elsewhere.tar"))
+	if err := unlinkGone(dir); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if strings.Join(left, " ") != "elsewhere.tar own.tar" {
+		t.Fatalf("left %v", left)
+	}
+	if err := unlinkGone(filepath.Join(dir, "missing")); err != nil {
+		t.Fatalf("missing dir: %v", err)
 	}
 }
 

@@ -96,7 +96,10 @@ func WriteFileAtomic(p string, data []byte, mode os.FileMode) error {
 }
 
 // writeAtomic writes through a temporary file renamed into place, so that
-// a reader never sees half a file.
+// a reader never sees half a file, and syncs the file before the rename and
+// the directory after it: on the state partition a power cut must leave
+// the old file or the new one, never an empty one (a node whose CA is
+// empty cannot start again).
 func writeAtomic(p string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".")
 	if err != nil {
@@ -111,8 +114,25 @@ func writeAtomic(p string, data []byte, mode os.FileMode) error {
 		tmp.Close()
 		return err
 	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), p)
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/rke2os/rke2os/init/boot"
@@ -62,8 +63,12 @@ func Run() {
 	console.Milestone("modules-loaded")
 
 	var cfg *config.Config
-	ok := step("medium", func() error { return mountMedium(cmdline) }) &&
-		step("state", mountState) &&
+	var medium string // the boot medium's device; "" for PXE
+	ok := step("medium", func() (err error) {
+		medium, err = mountMedium(cmdline)
+		return err
+	}) &&
+		step("state", func() error { return mountState(medium) }) &&
 		step("config", func() (err error) {
 			cfg, err = loadConfig(rawCmdline, cmdline["rke2.role"])
 			return err
@@ -117,6 +122,14 @@ func Run() {
 	select {}
 }
 
+// formatting is held while the state partition is grown and formatted:
+// a power-off in the middle would leave it unfinished (the next boot
+// would format it again, but the wait is short and loses nothing).
+var formatting sync.Mutex
+
+// formatWait bounds how long a shutdown waits for a format to finish.
+const formatWait = 2 * time.Minute
+
 // serveShutdown powers off or reboots on the first request; it never returns.
 func serveShutdown(requests <-chan shutdown.Action, stop func()) {
 	defer func() {
@@ -125,7 +138,15 @@ func serveShutdown(requests <-chan shutdown.Action, stop func()) {
 			shutdown.Run(shutdown.PowerOff, nil)
 		}
 	}()
-	shutdown.Run(<-requests, stop)
+	a := <-requests
+	for deadline := time.Now().Add(formatWait); !formatting.TryLock(); {
+		if time.Now().After(deadline) {
+			slog.Warn("state partition still being formatted; shutting down anyway", "waited", formatWait)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	shutdown.Run(a, stop)
 }
 
 func readCmdline() string {
@@ -135,24 +156,27 @@ func readCmdline() string {
 
 // mountMedium mounts the ISO or system partition named on the command line;
 // a PXE boot names none and runs from the initramfs alone.
-func mountMedium(cmdline boot.Cmdline) error {
+func mountMedium(cmdline boot.Cmdline) (string, error) {
 	label := cmdline["rke2.medium"]
 	if label == "" {
 		slog.Info("no boot medium on the command line (rke2.medium=); running from the initramfs")
-		return nil
+		return "", nil
 	}
 	m, err := boot.FindMedium(label, mediumTimeout)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return m.Mount()
+	return m.Device, m.Mount()
 }
 
 // mountState puts /var (and /etc/rancher) on the disk's state partition,
 // formatting it on the first boot; without one (an ISO or PXE boot) the
 // node's state lives in memory and is gone at the next boot.
-func mountState() error {
-	s, err := boot.FindState()
+func mountState(medium string) error {
+	// A power-off waits for the format to finish (see serveShutdown).
+	formatting.Lock()
+	defer formatting.Unlock()
+	s, err := boot.FindState(medium)
 	if err != nil {
 		return err
 	}

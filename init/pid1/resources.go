@@ -15,7 +15,9 @@ import (
 func logResources(when string) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	slog.Info("init resources", "when", when, "rss_kib", statusKiB("/proc/self/status", "VmRSS"),
+	const status = "/proc/self/status"
+	slog.Info("init resources", "when", when, "rss_kib", statusKiB(status, "VmRSS"),
+		"anon_kib", statusKiB(status, "RssAnon"), "file_kib", statusKiB(status, "RssFile"), "shmem_kib", statusKiB(status, "RssShmem"),
 		"heap_kib", ms.HeapInuse>>10, "goroutines", runtime.NumGoroutine())
 }
 

@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/rke2os/rke2os/init/host"
 )
 
 // CA is a certificate authority: its certificate and key.
@@ -191,13 +193,11 @@ func writePair(certPath, keyPath string, der []byte, key *ecdsa.PrivateKey) erro
 	return write(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
+// write writes a certificate or key durably (see host.WriteFileAtomic):
+// a power cut right after the first boot must not leave an empty CA.
 func write(p string, b []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
+	return host.WriteFileAtomic(p, b, mode)
 }
