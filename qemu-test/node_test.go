@@ -154,12 +154,17 @@ func (n *testNode) boot() *qemu.VM {
 	t := n.t
 	vm := qemu.Start(t, n.cfg)
 	for _, m := range []string{"config-loaded", "network-up", "content-ready", "containerd-ready", "images-imported", "kubelet-started"} {
-		if _, err := vm.WaitMilestone(m, nodeTimeout); err != nil {
-			t.Fatalf("%v; errors: %v", err, vm.Errors())
+		// An error line means maintenance mode: fail now, not at the timeout.
+		got, err := vm.WaitFor(regexp.MustCompile(`(?m)^rke2-init (milestone=`+m+` |error=)`), nodeTimeout)
+		if err != nil || got[1] == "error=" {
+			t.Fatalf("waiting for %s: %v; errors: %v", m, err, vm.Errors())
 		}
 	}
 	if errs := vm.Errors(); len(errs) > 0 {
 		t.Fatalf("init reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+	if i := strings.Index(vm.Console(), "EXT4-fs error"); i >= 0 {
+		t.Fatalf("the kernel found the state filesystem broken: %s", strings.SplitN(vm.Console()[i:], "\n", 2)[0])
 	}
 	// The hostname from cidata names the node, and so etcd's mirror pod.
 	if _, err := vm.WaitFor(regexp.MustCompile(`etcd-node1`), nodeTimeout); err != nil {
@@ -293,6 +298,9 @@ func TestNodeRawDiskTwice(t *testing.T) {
 	}
 	if err := stopOrder(vm.Console()); err != nil {
 		t.Error(err)
+	}
+	if i := strings.Index(vm.Console(), "unmount failed"); i >= 0 {
+		t.Errorf("the state was not unmounted cleanly: %s", strings.SplitN(vm.Console()[i:], "\n", 2)[0])
 	}
 
 	vm = n.boot()

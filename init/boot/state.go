@@ -222,10 +222,7 @@ func FormatExt4(device, label string) error {
 	if err != nil {
 		return err
 	}
-	// 4 KiB blocks; one inode per 32 KiB (mke2fs' "big" type): container
-	// layers hold many small files, but the inode tables are written in
-	// full here, with no lazy init, so fewer make the first boot faster.
-	fs, err := ext4.Create(file.New(f, false), size, 0, 512, &ext4.Params{VolumeName: formattingLabel, SectorsPerBlock: 8, InodeRatio: 32768})
+	fs, err := ext4.Create(file.New(f, false), size, 0, 512, ext4Params(size))
 	if err != nil {
 		return err
 	}
@@ -240,6 +237,29 @@ func FormatExt4(device, label string) error {
 		return fmt.Errorf("label: %w", err)
 	}
 	return f.Sync()
+}
+
+// ext4Params lays out the state filesystem: 4 KiB blocks, 32768 blocks
+// per group, one inode per 32 KiB (mke2fs' "big" type: container layers
+// hold many small files, but fewer inodes make the first boot faster).
+// The inodes per group must fill whole blocks of the inode table, as
+// mke2fs makes them: the kernel computes the table's size by rounding
+// down and finds a group with a partial block "wrong" (go-diskfs rounds
+// only to 8 inodes, so the count is given here).
+func ext4Params(size int64) *ext4.Params {
+	const (
+		blockSize      = 4096
+		blocksPerGroup = 8 * blockSize // one block of block bitmap
+		inodeSize      = 256
+		bytesPerInode  = 32768
+		perBlock       = blockSize / inodeSize
+	)
+	blocks := size / blockSize
+	groups := (blocks + blocksPerGroup - 1) / blocksPerGroup
+	perGroup := (size/bytesPerInode + groups - 1) / groups
+	perGroup = (perGroup + perBlock - 1) / perBlock * perBlock
+	return &ext4.Params{VolumeName: formattingLabel, SectorsPerBlock: blockSize / 512, BlocksPerGroup: blocksPerGroup,
+		InodeCount: uint32(perGroup * groups)}
 }
 
 // GrowLastPartition extends partition number part to the end of the disk

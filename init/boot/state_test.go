@@ -2,6 +2,7 @@ package boot
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -107,7 +108,9 @@ func TestFormatExt4(t *testing.T) {
 	if err != nil {
 		e2fsck = "/usr/sbin/e2fsck" // not on a user's PATH on Debian
 	}
-	for _, size := range []int64{256 << 20, 4 << 30} {
+	// 4 GiB, the size that failed in QEMU (4040 inodes per group), and one
+	// whose last group is short.
+	for _, size := range []int64{4 << 30, 7575 << 20, 5<<30 + 12345<<12} {
 		t.Run(fmt.Sprintf("%dMiB", size>>20), func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "state.img")
 			if err := os.WriteFile(p, nil, 0o644); err != nil {
@@ -119,8 +122,18 @@ func TestFormatExt4(t *testing.T) {
 			if err := FormatExt4(p, StateLabel); err != nil {
 				t.Fatal(err)
 			}
-			if kind, label := ProbeState(head(t, p)); kind != Ext4 || label != StateLabel {
+			sb := head(t, p)
+			if kind, label := ProbeState(sb); kind != Ext4 || label != StateLabel {
 				t.Fatalf("ProbeState after format = %v %q", kind, label)
+			}
+			// The kernel sizes a group's inode table as inodes per group
+			// divided by inodes per block, rounded down: it must be whole.
+			sb = sb[1024:]
+			blockSize := 1024 << binary.LittleEndian.Uint32(sb[24:])
+			perGroup := binary.LittleEndian.Uint32(sb[40:])
+			inodeSize := binary.LittleEndian.Uint16(sb[88:])
+			if blockSize != 4096 || perGroup%uint32(blockSize/int(inodeSize)) != 0 {
+				t.Fatalf("block size %d, %d inodes of %d bytes per group: not whole inode table blocks", blockSize, perGroup, inodeSize)
 			}
 			// -fy repairs what it finds; exit status 0 means it found nothing.
 			if out, err := exec.Command(e2fsck, "-fy", p).CombinedOutput(); err != nil {
