@@ -70,6 +70,7 @@ $(GRUB_DIR)/boot.img:
 tools:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/rke2-init ./cmd/rke2-init
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/rke2-node ./cmd/rke2-node
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/rke2-build ./cmd/rke2-build
 
 # images builds RKE2's images from source (containerd, runc, kubelet, etcd, ...)
@@ -80,7 +81,7 @@ images: deps
 # image builds the role's ISO, raw disk and PXE files into out/.
 image: deps kernel grub tools images
 	$(BIN)/rke2-build image --role $(ROLE) --output $(OUT) \
-		--kernel $(KERNEL_DIR) --grub $(GRUB_DIR) --init $(BIN)/rke2-init --overlays overlays \
+		--kernel $(KERNEL_DIR) --grub $(GRUB_DIR) --init $(BIN)/rke2-init --node $(BIN)/rke2-node --overlays overlays \
 		--version $(RKE2_VERSION) --images $(IMAGES)
 
 # boot starts the ISO in QEMU with the serial console on this terminal (Ctrl-A X quits).

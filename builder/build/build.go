@@ -29,6 +29,7 @@ import (
 	"github.com/rke2os/rke2os/builder/initramfs"
 	"github.com/rke2os/rke2os/builder/iso"
 	"github.com/rke2os/rke2os/builder/kernel"
+	"github.com/rke2os/rke2os/init/agent"
 	"github.com/rke2os/rke2os/init/config"
 )
 
@@ -43,11 +44,15 @@ func inputErr(format string, a ...any) error { return &InputError{fmt.Errorf(for
 
 // Options are the inputs of one image.
 type Options struct {
-	Role     string // server or agent
-	Output   string // directory for the outputs
-	Kernel   string // directory or .deb
-	Grub     string // directory of GRUB's prepared images
-	Init     string // the rke2-init binary
+	Role   string // server or agent
+	Output string // directory for the outputs
+	Kernel string // directory or .deb
+	Grub   string // directory of GRUB's prepared images
+	Init   string // the rke2-init binary
+	// Node is the rke2-node binary (the init's one-shot steps); empty
+	// takes rke2-node beside Init, if it is there. An image with airgap
+	// images needs it.
+	Node     string
 	Overlays string // directory laid into the root
 	// Images are airgap image archives (docker save, .tar[.gz|.zst]) baked
 	// into the image; one of them must hold rancher/rke2-runtime:<Version>.
@@ -123,8 +128,20 @@ func image(o Options, tmp string) (Outputs, error) {
 	if err != nil {
 		return Outputs{}, &InputError{err}
 	}
-	if err := checkExecutable(o.Init); err != nil {
+	if err := checkExecutable("init binary", o.Init, "--init"); err != nil {
 		return Outputs{}, &InputError{err}
+	}
+	if o.Node == "" {
+		if sib := filepath.Join(filepath.Dir(o.Init), "rke2-node"); exists(sib) {
+			o.Node = sib
+		} else if len(o.Images) > 0 {
+			return Outputs{}, inputErr("no rke2-node beside %s: a node image needs it to extract and import its images (build it with `make tools`, or give --node its path)", o.Init)
+		}
+	}
+	if o.Node != "" {
+		if err := checkExecutable("rke2-node binary", o.Node, "--node"); err != nil {
+			return Outputs{}, &InputError{err}
+		}
 	}
 	done := o.Progress.Step("open kernel")
 	k, err := kernel.Open(o.Kernel, tmp)
@@ -176,6 +193,11 @@ func image(o Options, tmp string) (Outputs, error) {
 	}
 	if err := m.addFile("init", o.Init); err != nil {
 		return Outputs{}, err
+	}
+	if o.Node != "" {
+		if err := m.addFile("init", o.Node); err != nil {
+			return Outputs{}, err
+		}
 	}
 	if images != nil {
 		for _, a := range images.archives {
@@ -261,6 +283,11 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 	}
 	if err := a.File("init", o.Init, 0o755); err != nil {
 		return err
+	}
+	if o.Node != "" {
+		if err := a.File(strings.TrimPrefix(agent.Path, "/"), o.Node, 0o755); err != nil {
+			return err
+		}
 	}
 	for _, d := range []string{"dev", "proc", "sys", "run", "tmp", "etc", "var", "root"} {
 		if err := a.Dir(d, 0o755); err != nil {
@@ -430,15 +457,20 @@ func writeRaw(staged Outputs, grub *bootloader.Files, cmdline string, images *ba
 	})
 }
 
-func checkExecutable(p string) error {
+func checkExecutable(what, p, flag string) error {
 	fi, err := os.Stat(p)
 	if err != nil {
-		return fmt.Errorf("init binary: %w (build it with `make tools`, or give --init its path)", err)
+		return fmt.Errorf("%s: %w (build it with `make tools`, or give %s its path)", what, err, flag)
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("init binary %s is not an executable file", p)
+		return fmt.Errorf("%s %s is not an executable file", what, p)
 	}
 	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func contains(list []string, s string) bool {

@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/rke2os/rke2os/init/agent"
 )
 
 // inputs lays out a small but complete set of build inputs: a fake bzImage
@@ -45,6 +46,7 @@ func inputs(t *testing.T) Options {
 
 	initBin := filepath.Join(dir, "rke2-init")
 	must(t, os.WriteFile(initBin, []byte("\x7fELF fake init"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "rke2-node"), []byte("\x7fELF fake rke2-node"), 0o755))
 	ov := filepath.Join(dir, "overlays")
 	must(t, os.MkdirAll(filepath.Join(ov, "etc", "modules-load.d"), 0o755))
 	must(t, os.WriteFile(filepath.Join(ov, "etc", "modules-load.d", "rke2.conf"), []byte("# medium\nisofs\n"), 0o644))
@@ -132,6 +134,11 @@ func TestBadInput(t *testing.T) {
 		{"kernel without modules", func(o *Options) { os.RemoveAll(filepath.Join(o.Kernel, "lib")) }, "no modules"},
 		{"missing init", func(o *Options) { o.Init = "/nonexistent/rke2-init" }, "init binary"},
 		{"missing grub", func(o *Options) { o.Grub = t.TempDir() }, "make grub"},
+		{"missing rke2-node", func(o *Options) { o.Node = "/nonexistent/rke2-node" }, "rke2-node binary"},
+		{"images without rke2-node", func(o *Options) {
+			o.Images, o.Version = []string{airgap(t, "rancher/rke2-runtime:v1.34.4-rke2r1")}, "v1.34.4+rke2r1"
+			os.Remove(filepath.Join(filepath.Dir(o.Init), "rke2-node"))
+		}, "no rke2-node beside"},
 		{"bad config", func(o *Options) {
 			o.Config = filepath.Join(t.TempDir(), "node.yaml")
 			os.WriteFile(o.Config, []byte("hostname: node1\nhostnme: typo\n"), 0o644)
@@ -224,6 +231,10 @@ func TestImagesBaked(t *testing.T) {
 	want := `"/rke2/agent/images/rke2-images.linux-amd64.tar": "sha256:` + hex.EncodeToString(sum[:]) + `"`
 	if !bytes.Contains(initrd, []byte(want)) {
 		t.Errorf("release.json in the initrd lacks %s", want)
+	}
+	// rke2-node, which extracts and imports the images, is where the init runs it.
+	if !bytes.Contains(initrd, []byte(strings.TrimPrefix(agent.Path, "/"))) || !bytes.Contains(initrd, []byte("fake rke2-node")) {
+		t.Errorf("the initrd lacks rke2-node at %s", agent.Path)
 	}
 }
 

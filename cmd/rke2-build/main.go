@@ -71,6 +71,7 @@ func image(args []string) {
 	fl.StringVar(&o.Kernel, "kernel", "build/kernel/current", "kernel: a directory with vmlinuz and lib/modules, or a linux-image .deb")
 	fl.StringVar(&o.Grub, "grub", "build/grub", "directory of GRUB's prepared images (make grub)")
 	fl.StringVar(&o.Init, "init", "build/bin/rke2-init", "the rke2-init binary")
+	fl.StringVar(&o.Node, "node", "", "the rke2-node binary (default: rke2-node beside --init)")
 	fl.StringVar(&o.Overlays, "overlays", "overlays", "directory laid into every image's root")
 	fl.StringVar(&o.Cmdline, "cmdline", "", "extra kernel command line")
 	fl.StringVar(&o.Version, "version", "", "RKE2 version, like v1.34.4+rke2r1 (needed with --images)")

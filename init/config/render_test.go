@@ -2,36 +2,14 @@ package config
 
 import (
 	"bytes"
-	"flag"
 	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
+	"github.com/rke2os/rke2os/internal/golden"
+
 	"gopkg.in/yaml.v3"
 )
-
-// update rewrites the golden files: go test ./init/config -update
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./init/config -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (review, then go test ./init/config -update):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
 
 func TestRenderGolden(t *testing.T) {
 	data, err := os.ReadFile("testdata/render.yaml")
@@ -46,12 +24,12 @@ func TestRenderGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "rke2-config.golden.yaml", rke2)
+	golden.Check(t, "rke2-config.golden.yaml", rke2)
 	reg, err := c.RegistriesYAML()
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "registries.golden.yaml", reg)
+	golden.Check(t, "registries.golden.yaml", reg)
 
 	// RKE2 reads the rendered file as it would have read the section.
 	var src struct{ RKE2 map[string]any }

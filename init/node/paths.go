@@ -41,3 +41,9 @@ func (p Paths) Images() string { return p.Agent("images") }
 
 // Bin is the symlink to the extracted runtime's binaries.
 func (p Paths) Bin() string { return filepath.Join(p.DataDir, "bin") }
+
+// EtcdTLS is where RKE2 keeps etcd's certificates.
+func (p Paths) EtcdTLS(name string) string { return p.Server("tls", "etcd", name) }
+
+// EtcdManifest is the file the kubelet runs etcd from.
+func (p Paths) EtcdManifest() string { return filepath.Join(p.PodManifests(), "etcd.yaml") }

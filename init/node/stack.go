@@ -3,13 +3,13 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/rke2os/rke2os/init/config"
-	"github.com/rke2os/rke2os/init/content"
 	"github.com/rke2os/rke2os/init/host"
 	"github.com/rke2os/rke2os/init/supervise"
 )
@@ -26,9 +26,6 @@ type Stack struct {
 	NodeIP   string
 	// SandboxImage is the pause image the airgap archives carry.
 	SandboxImage string
-	// KnownArchives are archive digests known without hashing, by real
-	// path (the boot medium's, from the image's release file).
-	KnownArchives map[string]string
 }
 
 // WriteRKE2Config writes /etc/rancher/rke2/config.yaml and registries.yaml
@@ -82,8 +79,12 @@ func (s *Stack) StartContainerd(ctx context.Context) error {
 			"--state", s.Paths.RunDir, "--root", s.Paths.Agent("containerd")},
 		LogFile:  s.Paths.Agent("containerd", "containerd.log"),
 		Critical: true, // containerd exiting stops the node stack, as in RKE2
+		// Ready once its socket accepts connections: containerd listens
+		// after its plugins have loaded. (The import then waits for the
+		// API itself; the init stays free of containerd's client.)
 		Ready: func(ctx context.Context) error {
-			c, err := WaitContainerd(ctx, s.Paths.ContainerdSocket())
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "unix", s.Paths.ContainerdSocket())
 			if err != nil {
 				return err
 			}
@@ -95,20 +96,6 @@ func (s *Stack) StartContainerd(ctx context.Context) error {
 	}
 	s.Sup.Start()
 	return s.Sup.WaitReady(ctx, "containerd")
-}
-
-// ImportImages imports the airgap archives into containerd.
-func (s *Stack) ImportImages(ctx context.Context) (ImportResult, error) {
-	c, err := WaitContainerd(ctx, s.Paths.ContainerdSocket())
-	if err != nil {
-		return ImportResult{}, err
-	}
-	defer c.Close()
-	archives, err := content.Archives(s.Paths.Images())
-	if err != nil {
-		return ImportResult{}, err
-	}
-	return ImportArchives(ctx, c, archives, s.KnownArchives, s.Paths.Agent("images", ".imported"))
 }
 
 // StartKubelet writes the kubelet's configuration and starts it; the

@@ -5,69 +5,61 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"runtime/debug"
+	"strconv"
+	"time"
 
-	"github.com/rke2os/rke2os/init/boot"
+	"github.com/rke2os/rke2os/init/agent"
 	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/console"
-	"github.com/rke2os/rke2os/init/content"
 	"github.com/rke2os/rke2os/init/node"
 	"github.com/rke2os/rke2os/init/supervise"
 )
 
 // startNode runs RKE2's process lifecycle on this machine: content
 // bootstrap, containerd, the airgap import, the kubelet and, on servers,
-// etcd's static pod. Each milestone is logged as it is reached.
-func startNode(ctx context.Context, sup *supervise.Supervisor, cfg *config.Config, role, nodeIP string) error {
+// etcd's static pod. The heavy one-shot steps run in rke2-node child
+// processes (package agent); containerd and the kubelet are services of
+// the init's supervisor. Each milestone is logged as it is reached.
+func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Supervisor, cfg *config.Config, role, nodeIP string) error {
 	rel, err := config.ReadRelease(config.ReleasePath)
 	if err != nil {
 		return fmt.Errorf("%w (this image was built without --images; rebuild it with the airgap images)", err)
 	}
-	paths := node.DefaultPaths
-	res, err := content.Bootstrap(ctx, content.Options{
-		DataDir: paths.DataDir, ImagesDir: paths.Images(), Version: rel.RKE2Version,
-		Server: role == config.RoleServer, TempDir: os.TempDir(),
-	})
-	if err != nil {
-		return err
-	}
-	slog.Info("runtime content", "key", res.DataKey, "bin", res.BinDir, "skipped", res.Skipped, "took", res.Duration)
-	console.Milestone("content-ready")
-
 	hostname, _ := os.Hostname()
 	nodeName := cfg.RKE2.NodeName()
 	if nodeName == "" {
 		nodeName = hostname
 	}
-	st := &node.Stack{Paths: paths, Sup: sup, BinDir: res.BinDir, Config: cfg, Role: role,
-		NodeName: nodeName, NodeIP: nodeIP, SandboxImage: rel.Image("rancher/mirrored-pause"), KnownArchives: map[string]string{}}
-	for p, d := range rel.Archives {
-		st.KnownArchives[filepath.Join(boot.MediumDir, p)] = d
-	}
+	st := &node.Stack{Paths: node.DefaultPaths, Sup: sup, Config: cfg, Role: role,
+		NodeName: nodeName, NodeIP: nodeIP, SandboxImage: rel.Image("rancher/mirrored-pause")}
+	// RKE2's config.yaml and registries.yaml first: the runtime pull
+	// fallback reads the registries.
 	if err := st.WriteRKE2Config(); err != nil {
 		return err
 	}
+
+	var res agent.ContentResult
+	if err := agent.Run(reaper, agent.Path, &res, agent.StepContent, "--server="+strconv.FormatBool(role == config.RoleServer)); err != nil {
+		return err
+	}
+	slog.Info("runtime content", "key", res.DataKey, "bin", res.BinDir, "skipped", res.Skipped, "took", time.Duration(res.Seconds*float64(time.Second)))
+	console.Milestone("content-ready")
+
+	st.BinDir = res.BinDir
 	if err := st.StartContainerd(ctx); err != nil {
 		return err
 	}
 	console.Milestone("containerd-ready")
-	imp, err := st.ImportImages(ctx)
-	if err != nil {
+	var imp agent.ImportResult
+	if err := agent.Run(reaper, agent.Path, &imp, agent.StepImport); err != nil {
 		return err
 	}
 	slog.Info("airgap images", "imported", imp.Imported, "skipped", imp.Skipped, "images", imp.Images)
 	console.Milestone("images-imported")
-	// The import's buffers are garbage now; PID 1 lives for the machine's
-	// life, so give the memory back rather than keep it as headroom.
-	debug.FreeOSMemory()
 
 	if role == config.RoleServer {
-		o := node.EtcdOptions{Paths: paths, Image: rel.Image("rancher/hardened-etcd"), NodeName: nodeName, NodeIP: nodeIP}
-		if err := node.EtcdCerts(o); err != nil {
-			return err
-		}
-		if _, err := node.StaticPod(paths.PodManifests(), node.EtcdPod(o)); err != nil {
+		var etcd agent.EtcdResult
+		if err := agent.Run(reaper, agent.Path, &etcd, agent.StepEtcd, "--node-name="+nodeName, "--node-ip="+nodeIP); err != nil {
 			return err
 		}
 	}

@@ -101,7 +101,7 @@ func Run() {
 		serveDebugHooks(sup)
 	}
 	ok = ok && step("cgroups", func() error { return boot.DelegateCgroups("/sys/fs/cgroup") }) &&
-		step("node", func() error { return startNode(netCtx, sup, cfg, role, net.NodeIP().String()) })
+		step("node", func() error { return startNode(netCtx, reaper, sup, cfg, role, net.NodeIP().String()) })
 	if !ok {
 		slog.Error("maintenance mode: the node stays up without starting RKE2; fix the error above, then reboot (the power button powers off)")
 	}

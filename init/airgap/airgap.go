@@ -1,4 +1,4 @@
-package node
+package airgap
 
 import (
 	"bufio"

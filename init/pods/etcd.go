@@ -1,10 +1,10 @@
-package node
+package pods
 
 import (
 	"fmt"
 	"net"
-	"path/filepath"
 
+	"github.com/rke2os/rke2os/init/node"
 	"github.com/rke2os/rke2os/init/pki"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -14,14 +14,11 @@ import (
 
 // EtcdOptions describe this node's etcd member.
 type EtcdOptions struct {
-	Paths    Paths
+	Paths    node.Paths
 	Image    string // rancher/hardened-etcd:...
 	NodeName string
 	NodeIP   string
 }
-
-// EtcdTLS is where RKE2 keeps etcd's certificates.
-func (p Paths) EtcdTLS(name string) string { return p.Server("tls", "etcd", name) }
 
 // EtcdCerts makes etcd's CAs (kept if present: a custom CA) and the
 // server, peer and client certificates, as RKE2 lays them out.
@@ -111,6 +108,3 @@ func EtcdPod(o EtcdOptions) *corev1.Pod {
 		},
 	}
 }
-
-// EtcdManifest is the file the kubelet runs etcd from.
-func (p Paths) EtcdManifest() string { return filepath.Join(p.PodManifests(), "etcd.yaml") }

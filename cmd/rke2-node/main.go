@@ -1,0 +1,17 @@
+// Command rke2-node runs one of the node's heavy one-shot steps (runtime
+// extraction, airgap import, etcd's static pod) for rke2-init, PID 1, and
+// exits. It is not meant to be run by hand.
+package main
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/rke2os/rke2os/init/agent/steps"
+	"github.com/rke2os/rke2os/init/console"
+)
+
+func main() {
+	slog.SetDefault(console.Logger())
+	os.Exit(steps.Main(steps.DefaultEnv, os.Args[1:], os.Stdout))
+}

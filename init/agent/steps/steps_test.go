@@ -1,0 +1,100 @@
+package steps
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rke2os/rke2os/init/agent"
+	ct "github.com/rke2os/rke2os/init/content/contenttest"
+	"github.com/rke2os/rke2os/init/node"
+)
+
+// testEnv is a node tree under a temporary directory, with a release file
+// that names the runtime and etcd images.
+func testEnv(t *testing.T) Env {
+	dir := t.TempDir()
+	env := Env{Paths: node.Paths{DataDir: filepath.Join(dir, "rke2"), EtcDir: filepath.Join(dir, "etc"), RunDir: filepath.Join(dir, "run")},
+		Release: filepath.Join(dir, "release.json"), MediumDir: filepath.Join(dir, "medium")}
+	rel := `{"rke2_version":"v1.34.4+rke2r1","images":[{"name":"docker.io/rancher/hardened-etcd:v3.6.7-k3s1","id":"sha256:1","archive":"/rke2/agent/images/a.tar"}]}`
+	if err := os.WriteFile(env.Release, []byte(rel), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func run(t *testing.T, env Env, args ...string) (int, map[string]any) {
+	t.Helper()
+	var out bytes.Buffer
+	code := Main(env, args, &out)
+	var m map[string]any
+	if out.Len() > 0 {
+		if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+			t.Fatalf("answer %q: %v", out.String(), err)
+		}
+	}
+	return code, m
+}
+
+func TestUsage(t *testing.T) {
+	env := testEnv(t)
+	for _, args := range [][]string{nil, {"dance"}, {agent.StepEtcd, "--no-such-flag"}} {
+		if code, _ := run(t, env, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
+
+// The content step extracts the runtime from an archive in the images
+// directory, and skips it the second time, as RKE2 does.
+func TestContent(t *testing.T) {
+	env := testEnv(t)
+	archive := ct.DockerArchive(t, []ct.Image{{Tags: []string{ct.RuntimeRef}, Layers: ct.RuntimeLayers(t)}}, nil)
+	os.MkdirAll(env.Paths.Images(), 0o755)
+	os.WriteFile(filepath.Join(env.Paths.Images(), "rke2-images.linux-amd64.tar"), archive, 0o644)
+	for i, skipped := range []bool{false, true} {
+		code, m := run(t, env, agent.StepContent, "--server")
+		if code != 0 || m["skipped"] != skipped || !strings.HasPrefix(m["data_key"].(string), "v1.34.4-rke2r1-") {
+			t.Fatalf("run %d: exit %d, answer %v", i, code, m)
+		}
+		ct.CheckRuntimeTree(t, filepath.Join(env.Paths.DataDir, "data", m["data_key"].(string)), ".extracted")
+	}
+}
+
+// A step that fails answers its error in plain words and exits 1.
+func TestFailureAnswer(t *testing.T) {
+	env := testEnv(t)
+	os.Remove(env.Release)
+	code, m := run(t, env, agent.StepContent)
+	if code != 1 || !strings.Contains(m["error"].(string), "rebuild it with the airgap images") {
+		t.Fatalf("exit %d, answer %v", code, m)
+	}
+	env = testEnv(t)
+	os.MkdirAll(env.Paths.Images(), 0o755)
+	code, m = run(t, env, agent.StepContent)
+	if code != 1 || !strings.Contains(m["error"].(string), "rke2-runtime") {
+		t.Fatalf("no archive: exit %d, answer %v", code, m)
+	}
+}
+
+// The etcd step writes the certificates and the static pod once; the
+// same node asks again and nothing changes.
+func TestEtcd(t *testing.T) {
+	env := testEnv(t)
+	for i, changed := range []bool{true, false} {
+		code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15")
+		if code != 0 || m["changed"] != changed || m["manifest"] != env.Paths.EtcdManifest() {
+			t.Fatalf("run %d: exit %d, answer %v", i, code, m)
+		}
+	}
+	b, err := os.ReadFile(env.Paths.EtcdManifest())
+	if err != nil || !strings.Contains(string(b), "rancher/hardened-etcd:v3.6.7-k3s1") || !strings.Contains(string(b), "10.0.2.15") {
+		t.Fatalf("manifest: %v\n%s", err, b)
+	}
+	if code, m := run(t, env, agent.StepEtcd); code != 1 || !strings.Contains(m["error"].(string), "no node name") {
+		t.Fatalf("no node name: exit %d, answer %v", code, m)
+	}
+}
