@@ -24,6 +24,11 @@ import (
 // imagesDir is where RKE2 looks for airgap image archives.
 const imagesDir = "/var/lib/rancher/rke2/agent/images"
 
+// memoryLimit is the Go runtime's soft limit for PID 1 (heap, stacks and
+// runtime, not the binary): about twice what it uses, so GC, not the
+// limit, sets the pace, and freed pages go back to the kernel.
+const memoryLimit = 8 << 20
+
 // mediumTimeout bounds the wait for the boot medium's driver to probe.
 const mediumTimeout = 60 * time.Second
 
@@ -32,6 +37,10 @@ const mediumTimeout = 60 * time.Second
 // off or reboot: PID 1 exiting would panic the kernel, and guessing past a
 // bad config would hide the mistake.
 func Run() {
+	// PID 1 lives as long as the machine and allocates little: collect
+	// sooner and hand freed memory back, rather than keep heap headroom.
+	debug.SetGCPercent(50)
+	debug.SetMemoryLimit(memoryLimit)
 	if !boot.OnTmpfsRoot() {
 		console.Milestone("init-start") // once, before the re-exec on the tmpfs root
 	}

@@ -96,7 +96,10 @@ func main() {
 	rows = append(rows, row{"kernel start to init-start, guest (s)", f(median(rkeGuest)), "", ""})
 	rows = append(rows, row{"kernel start to modules-loaded, guest (s)", f(median(modGuest)), "", ""})
 
-	// 3. Sizes: what is not payload.
+	// 3. A node: the raw disk booted twice to kubelet-started.
+	rows = append(rows, benchNode(tb, out, median(helloWall))...)
+
+	// 4. Sizes: what is not payload.
 	for _, name := range []string{"rke2-server.iso", "rke2-server.raw", "rke2-server.initrd", "rke2-server.vmlinuz", "../build/images/rke2-images.linux-amd64.tar.zst"} {
 		fi, err := os.Stat(filepath.Join(out, name))
 		check(err)
