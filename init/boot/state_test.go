@@ -211,3 +211,19 @@ func fileSize(t *testing.T, p string) int64 {
 	}
 	return fi.Size()
 }
+
+// A state partition too small for a node is refused with the fix, before
+// anything is formatted.
+func TestStateTooSmall(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "vda5")
+	os.WriteFile(p, nil, 0o644)
+	os.Truncate(p, 256<<20)
+	err := (&State{Device: p}).checkSize()
+	if err == nil || !strings.Contains(err.Error(), "is 256 MiB") || !strings.Contains(err.Error(), "qemu-img resize") {
+		t.Fatalf("err = %v", err)
+	}
+	os.Truncate(p, MinStateSize)
+	if err := (&State{Device: p}).checkSize(); err != nil {
+		t.Fatalf("%d bytes refused: %v", int64(MinStateSize), err)
+	}
+}
