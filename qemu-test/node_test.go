@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -263,9 +264,10 @@ func TestNodeRunsEtcd(t *testing.T) {
 // The server's raw disk, written to a larger (8 GiB) disk, boots twice.
 // The first boot grows and formats the state partition, extracts and
 // imports; the kubelet, killed from inside, comes back with backoff; the
-// power button stops the kubelet before containerd. The second boot
-// skips the extraction and the import, etcd still has its key, and a
-// containerd that dies takes the node stack down and back up.
+// power button stops the kubelet before containerd. The disk then grows
+// to 10 GiB; the second boot grows the state filesystem, skips the
+// extraction and the import, etcd still has its key, and a containerd
+// that dies takes the node stack down and back up.
 func TestNodeRawDiskTwice(t *testing.T) {
 	disk := qemu.Overlay(t, filepath.Join(outDir(t), "rke2-server.raw"), 8<<30)
 	n := newTestNode(t, qemu.Config{Disk: disk})
@@ -303,8 +305,14 @@ func TestNodeRawDiskTwice(t *testing.T) {
 		t.Errorf("the state was not unmounted cleanly: %s", strings.SplitN(vm.Console()[i:], "\n", 2)[0])
 	}
 
+	// The disk grows while the VM is off, as a cloud disk is resized: the
+	// second boot grows the partition and the mounted filesystem.
+	if out, err := exec.Command("qemu-img", "resize", "-q", disk, "10G").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img resize: %v: %s", err, out)
+	}
 	vm = n.boot()
-	for _, re := range []string{`state ready" device=/dev/vda5 formatted=false`, `runtime content" .* skipped=true`, `airgap images" imported=0 skipped=1`} {
+	for _, re := range []string{`state ready" device=/dev/vda5 formatted=false`, `state filesystem grown to its partition" device=/dev/vda5 added_mib=20`,
+		`runtime content" .* skipped=true`, `airgap images" imported=0 skipped=1`} {
 		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
 			t.Errorf("second boot: %v", err)
 		}

@@ -159,10 +159,56 @@ func (s *State) Prepare() (formatted bool, err error) {
 	case label != StateLabel:
 		slog.Warn("state filesystem has an unexpected label", "device", s.Device, "label", label)
 	}
+	// A disk enlarged since the format (a VM's disk resized): the
+	// partition grows now, the filesystem once mounted.
+	var grown int64
+	if !formatted {
+		if grown, err = GrowLastPartition(s.Disk, s.Partition); err != nil {
+			return false, fmt.Errorf("state: grow %s to the end of %s: %w; the partition is left as it was", s.Device, s.Disk, err)
+		}
+	}
 	if err := s.checkSize(); err != nil {
 		return formatted, err
 	}
-	return formatted, MountState(s.Device, "ext4")
+	if err := MountState(s.Device, "ext4"); err != nil {
+		return formatted, err
+	}
+	if grown > 0 {
+		if err := resizeExt4(StateDir, s.Device); err != nil {
+			return formatted, fmt.Errorf("state: grow the filesystem on %s: %w; it keeps its old size", s.Device, err)
+		}
+		slog.Info("state filesystem grown to its partition", "device", s.Device, "added_mib", grown>>20)
+	}
+	return formatted, nil
+}
+
+// resizeExt4 grows the ext4 filesystem mounted on dir to fill device,
+// online, as resize2fs does (EXT4_IOC_RESIZE_FS with the new block count).
+func resizeExt4(dir, device string) error {
+	f, err := os.Open(device)
+	if err != nil {
+		return err
+	}
+	size, err := deviceSize(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return err
+	}
+	blocks := uint64(size) / uint64(st.Bsize)
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	const ext4IocResizeFS = 0x40086610 // _IOW('f', 16, __u64)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, d.Fd(), ext4IocResizeFS, uintptr(unsafe.Pointer(&blocks))); e != 0 {
+		return e
+	}
+	return nil
 }
 
 // checkSize refuses a state partition too small for a node, before the
