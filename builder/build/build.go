@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rke2os/rke2os/internal/fsutil"
+
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
@@ -160,7 +162,7 @@ func image(o Options, tmp string) (Outputs, error) {
 	if err != nil {
 		return Outputs{}, err
 	}
-	if err := copyFile(k.Image, staged.Kernel); err != nil {
+	if err := fsutil.CopyFile(k.Image, staged.Kernel); err != nil {
 		return Outputs{}, err
 	}
 	base := "console=tty0 console=ttyS0,115200 rke2.role=" + o.Role
@@ -480,23 +482,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func digest(p string) (string, error) {

@@ -7,12 +7,13 @@ package iso
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/rke2os/rke2os/internal/fsutil"
 
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/disk"
@@ -117,20 +118,7 @@ func stage(f File, workspace string) error {
 		return nil
 	}
 	// Another filesystem (or no hard links): copy.
-	in, err := os.Open(f.Source)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	o, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(o, in); err != nil {
-		o.Close()
-		return err
-	}
-	return o.Close()
+	return fsutil.CopyFile(f.Source, dst)
 }
 
 // Paths lists the files' ISO paths, sorted (for messages and tests).

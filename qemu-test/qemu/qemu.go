@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rke2os/rke2os/internal/fsutil"
 )
 
 // Firmware is how the machine boots.
@@ -144,7 +145,7 @@ func (vm *VM) args(cfg Config) ([]string, error) {
 	}
 	if cfg.Firmware == UEFI {
 		vars := filepath.Join(vm.dir, "OVMF_VARS.fd")
-		if err := copyFile(OVMFVars, vars); err != nil {
+		if err := fsutil.CopyFile(OVMFVars, vars); err != nil {
 			return nil, fmt.Errorf("OVMF vars (is the ovmf package installed?): %w", err)
 		}
 		a = append(a, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
@@ -357,7 +358,7 @@ func (vm *VM) keepArtifacts() {
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(vm.t.Name())
 	for _, f := range []string{"console.log", "qemu.stderr"} {
 		dst := filepath.Join(dir, name+"."+f)
-		if err := copyFile(filepath.Join(vm.dir, f), dst); err == nil {
+		if err := fsutil.CopyFile(filepath.Join(vm.dir, f), dst); err == nil {
 			vm.t.Logf("kept %s", dst)
 		}
 	}
@@ -366,21 +367,4 @@ func (vm *VM) keepArtifacts() {
 		lines = lines[len(lines)-40:]
 	}
 	vm.t.Logf("last console lines:\n%s", strings.Join(lines, "\n"))
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rke2os/rke2os/internal/fsutil"
+
 	"github.com/rke2os/rke2os/init/content"
 )
 
@@ -138,15 +140,7 @@ func copyFile(fsys fs.FS, name, p string) error {
 		return err
 	}
 	defer r.Close()
-	w, err := os.Create(p)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(w, r); err != nil {
-		w.Close()
-		return err
-	}
-	return w.Close()
+	return fsutil.WriteFrom(p, r)
 }
 
 // extractTar runs `tar -x -f layer -C dir` for each layer in turn into a
