@@ -134,46 +134,39 @@ func (s *State) Prepare() (formatted bool, err error) {
 	n, _ := f.ReadAt(b, 0)
 	f.Close()
 	kind, label := ProbeState(b[:n])
+	fresh := kind == Blank || kind == Ext4 && label == formattingLabel
 	switch {
 	case kind == Other:
 		return false, fmt.Errorf("state: %s (partition %s) holds something that is not ext4; the init formats only a blank partition. "+
 			"If its data may go, wipe its start (dd if=/dev/zero of=%s bs=1M count=1) and reboot", s.Device, StateLabel, s.Device)
-	case kind == Blank || kind == Ext4 && label == formattingLabel:
-		if kind == Ext4 {
-			slog.Warn("state: the last format did not finish; formatting again", "device", s.Device)
-		}
-		grown, err := GrowLastPartition(s.Disk, s.Partition)
-		if err != nil {
-			return false, fmt.Errorf("state: grow %s to the end of %s: %w; the partition is left as it was", s.Device, s.Disk, err)
-		}
-		if grown > 0 {
-			slog.Info("state partition grown to the end of the disk", "device", s.Device, "added_mib", grown>>20)
-		}
-		if err := s.checkSize(); err != nil {
-			return false, err
-		}
+	case kind == Ext4 && fresh:
+		slog.Warn("state: the last format did not finish; formatting again", "device", s.Device)
+	case kind == Ext4 && label != StateLabel:
+		slog.Warn("state filesystem has an unexpected label", "device", s.Device, "label", label)
+	}
+	// The partition reaches the disk's end: on the first boot (the image
+	// was written to a larger disk), and after the disk was enlarged.
+	grown, err := GrowLastPartition(s.Disk, s.Partition)
+	if err != nil {
+		return false, fmt.Errorf("state: grow %s to the end of %s: %w; the partition is left as it was", s.Device, s.Disk, err)
+	}
+	if grown > 0 {
+		slog.Info("state partition grown to the end of the disk", "device", s.Device, "added_mib", grown>>20)
+	}
+	if err := s.checkSize(); err != nil {
+		return false, err
+	}
+	if fresh {
 		if err := FormatExt4(s.Device, StateLabel); err != nil {
 			return false, fmt.Errorf("state: format %s: %w", s.Device, err)
 		}
 		formatted = true
-	case label != StateLabel:
-		slog.Warn("state filesystem has an unexpected label", "device", s.Device, "label", label)
-	}
-	// A disk enlarged since the format (a VM's disk resized): the
-	// partition grows now, the filesystem once mounted.
-	var grown int64
-	if !formatted {
-		if grown, err = GrowLastPartition(s.Disk, s.Partition); err != nil {
-			return false, fmt.Errorf("state: grow %s to the end of %s: %w; the partition is left as it was", s.Device, s.Disk, err)
-		}
-	}
-	if err := s.checkSize(); err != nil {
-		return formatted, err
 	}
 	if err := MountState(s.Device, "ext4"); err != nil {
 		return formatted, err
 	}
-	if grown > 0 {
+	if grown > 0 && !formatted {
+		// An existing filesystem follows its partition, online.
 		if err := resizeExt4(StateDir, s.Device); err != nil {
 			return formatted, fmt.Errorf("state: grow the filesystem on %s: %w; it keeps its old size", s.Device, err)
 		}
