@@ -7,9 +7,12 @@ ROLE ?= server
 GO ?= go
 export SOURCE_DATE_EPOCH ?= 1735689600
 
-# Debian packages the build and the tests need (xorriso only as the bench baseline).
+# Debian packages the build and the tests need. xorriso is the bench
+# baseline; it, squashfs-tools, e2fsprogs and the tools after it make the
+# images the state probe's tests read (mount has losetup, for pvcreate).
 DEB_PKGS := qemu-system-x86 ovmf seabios grub-pc-bin grub-efi-amd64-bin grub-common \
-	kmod xorriso squashfs-tools libseccomp-dev zstd qemu-utils e2fsprogs
+	kmod xorriso squashfs-tools libseccomp-dev zstd qemu-utils e2fsprogs \
+	btrfs-progs xfsprogs dosfstools util-linux mount cryptsetup-bin lvm2 mdadm
 
 KERNEL_PKG = $(shell cat $(BUILD)/kernel-pkg 2>/dev/null)
 KERNEL_DIR = $(BUILD)/kernel/$(KERNEL_PKG)
@@ -23,9 +26,10 @@ RKE2_VERSION := $(shell sed -n 's/^RKE2_VERSION=//p' images/versions.env)
 IMAGES := $(BUILD)/images/rke2-images.linux-amd64.tar.zst
 all: image
 
-# deps installs the Debian packages once; a stamp keeps reruns instant.
+# deps installs the Debian packages once; a stamp keeps reruns instant (and
+# is made again when this file, and so DEB_PKGS, changes).
 deps: $(BUILD)/deps.stamp
-$(BUILD)/deps.stamp:
+$(BUILD)/deps.stamp: Makefile
 	@mkdir -p $(BUILD)
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -89,7 +93,8 @@ boot:
 	qemu-system-x86_64 -machine q35 -m 2048 -smp 2 -nographic -cdrom $(OUT)/rke2-$(ROLE).iso \
 		-netdev user,id=n0 -device virtio-net-pci,netdev=n0 -device virtio-rng-pci
 
-unit:
+# The unit tests make filesystem images with Debian's tools (DEB_PKGS).
+unit: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test $$($(GO) list ./... | grep -v /qemu-test$$)

@@ -113,8 +113,12 @@ func image(o Options, tmp string) (Outputs, error) {
 	var err error
 
 	if o.Config != "" {
-		if err := ValidateConfig(o.Config, o.Role); err != nil {
+		warnings, err := ValidateConfig(o.Config, o.Role)
+		if err != nil {
 			return Outputs{}, &InputError{err}
+		}
+		for _, w := range warnings {
+			slog.Warn("the baked config turns on a debug switch: "+w, "config", o.Config)
 		}
 	}
 	var images *bakedImages
@@ -232,20 +236,23 @@ func image(o Options, tmp string) (Outputs, error) {
 }
 
 // ValidateConfig checks a node config file as the init will at boot: the
-// schema, and what a node of role needs (an agent needs a server and a token).
-func ValidateConfig(path, role string) error {
+// schema, and what a node of role needs (an agent needs a server and a
+// token). A valid config may still carry warnings: debug switches that
+// must not reach a production node, which the init warns about at every
+// boot too.
+func ValidateConfig(path, role string) (warnings []string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
+		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	c, err := config.Parse(path, b)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.Validate(role); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
+		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	return nil
+	return c.DebugWarnings(), nil
 }
 
 // initramfsModules reads the module names the overlays ask for

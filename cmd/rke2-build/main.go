@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -31,36 +32,39 @@ func main() {
 	case "image":
 		image(os.Args[2:])
 	case "validate":
-		validate(os.Args[2:])
+		os.Exit(validate(os.Args[2:], os.Stdout, os.Stderr))
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
 }
 
-// validate checks each config file and prints every error, with its line.
-func validate(args []string) {
+// validate checks each config file and prints every error, with its
+// line, and every warning (a debug switch on); warnings do not fail it.
+func validate(args []string, stdout, stderr io.Writer) (exit int) {
 	fl := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fl.SetOutput(stderr)
 	role := fl.String("role", "server", "the role of the image the config is for")
 	if err := fl.Parse(args); err != nil {
-		os.Exit(2)
+		return 2
 	}
 	if fl.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "rke2-build validate: name at least one config file")
-		os.Exit(2)
+		fmt.Fprintln(stderr, "rke2-build validate: name at least one config file")
+		return 2
 	}
-	failed := false
 	for _, f := range fl.Args() {
-		if err := build.ValidateConfig(f, *role); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			failed = true
+		warnings, err := build.ValidateConfig(f, *role)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			exit = 2
 			continue
 		}
-		fmt.Printf("%s: ok\n", f)
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "%s: warning: %s\n", f, w)
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", f)
 	}
-	if failed {
-		os.Exit(2)
-	}
+	return exit
 }
 
 func image(args []string) {

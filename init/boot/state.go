@@ -1,10 +1,11 @@
 package boot
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -91,26 +92,6 @@ func parentDisk(name string) string {
 	return filepath.Base(filepath.Dir(real))
 }
 
-// Content says what a device holds, judged by its first 64 KiB.
-type Content int
-
-const (
-	Blank Content = iota // zeros only: the builder left it so, ours to format
-	Ext4                 // an ext4 filesystem
-	Other                // anything else: not ours to touch
-)
-
-// ProbeState tells blank, ext4 (with its label) and anything else apart.
-func ProbeState(b []byte) (Content, string) {
-	if len(b) >= 1024+136 && binary.LittleEndian.Uint16(b[1024+56:]) == 0xEF53 {
-		return Ext4, strings.TrimRight(string(b[1024+120:1024+136]), "\x00")
-	}
-	if len(bytes.Trim(b, "\x00")) == 0 {
-		return Blank, ""
-	}
-	return Other, ""
-}
-
 // MinStateSize is the least a node's state needs: the airgap images
 // twice (containerd's content store and its unpacked snapshots), the
 // extracted runtime, etcd and the logs.
@@ -126,23 +107,20 @@ const formattingLabel = StateLabel + ".new"
 // disk (the image was written to a larger disk) and formatted ext4. A
 // partition with anything else on it is refused, never overwritten.
 func (s *State) Prepare() (formatted bool, err error) {
-	b := make([]byte, 64<<10)
-	f, err := os.Open(s.Device)
+	p, size, err := s.probe()
 	if err != nil {
-		return false, fmt.Errorf("state: %w", err)
+		return false, err
 	}
-	n, _ := f.ReadAt(b, 0)
-	f.Close()
-	kind, label := ProbeState(b[:n])
-	fresh := kind == Blank || kind == Ext4 && label == formattingLabel
+	fresh := p.Content == Blank || p.Content == Unfinished || p.Content == Ext4 && p.Label == formattingLabel
 	switch {
-	case kind == Other:
-		return false, fmt.Errorf("state: %s (partition %s) holds something that is not ext4; the init formats only a blank partition. "+
-			"If its data may go, wipe its start (dd if=/dev/zero of=%s bs=1M count=1) and reboot", s.Device, StateLabel, s.Device)
-	case kind == Ext4 && fresh:
+	case p.Content == Other:
+		return false, fmt.Errorf("state: %s (partition %s) holds %s; the init formats only a blank partition (zeros wherever filesystems keep their signatures), "+
+			"so nothing was written. If its data may go, zero those places from a rescue system (%s) and reboot",
+			s.Device, StateLabel, p.Found, wipeCommands(s.Device, size))
+	case p.Content == Unfinished || p.Content == Ext4 && fresh:
 		slog.Warn("state: the last format did not finish; formatting again", "device", s.Device)
-	case kind == Ext4 && label != StateLabel:
-		slog.Warn("state filesystem has an unexpected label", "device", s.Device, "label", label)
+	case p.Content == Ext4 && p.Label != StateLabel:
+		slog.Warn("state filesystem has an unexpected label", "device", s.Device, "label", p.Label)
 	}
 	// The partition reaches the disk's end: on the first boot (the image
 	// was written to a larger disk), and after the disk was enlarged.
@@ -157,6 +135,7 @@ func (s *State) Prepare() (formatted bool, err error) {
 		return false, err
 	}
 	if fresh {
+		slog.Info("state: formatting ext4", "device", s.Device, "mib", size>>20)
 		if err := FormatExt4(s.Device, StateLabel); err != nil {
 			return false, fmt.Errorf("state: format %s: %w", s.Device, err)
 		}
@@ -173,6 +152,41 @@ func (s *State) Prepare() (formatted bool, err error) {
 		slog.Info("state filesystem grown to its partition", "device", s.Device, "added_mib", grown>>20)
 	}
 	return formatted, nil
+}
+
+// probe says what the state partition holds, and its size. A partition
+// that cannot be read in full is an error: blank needs evidence.
+func (s *State) probe() (Probe, int64, error) {
+	f, err := os.Open(s.Device)
+	if err != nil {
+		return Probe{}, 0, fmt.Errorf("state: %w; nothing was written", err)
+	}
+	defer f.Close()
+	size, err := deviceSize(f)
+	if err != nil {
+		return Probe{}, 0, fmt.Errorf("state: %w; nothing was written", err)
+	}
+	p, err := ProbeState(f, size)
+	if err != nil {
+		return Probe{}, 0, fmt.Errorf("state: %s (partition %s): cannot tell whether it is blank: %w; nothing was written "+
+			"(the kernel log names the disk's I/O errors, if any)", s.Device, StateLabel, err)
+	}
+	return p, size, nil
+}
+
+// wipeHint is how to make a partition blank again from a rescue system,
+// losing what it holds.
+func wipeHint(device string) string {
+	f, err := os.Open(device)
+	if err != nil {
+		return "dd if=/dev/zero of=" + device + " bs=1M"
+	}
+	defer f.Close()
+	size, err := deviceSize(f)
+	if err != nil {
+		return "dd if=/dev/zero of=" + device + " bs=1M"
+	}
+	return wipeCommands(device, size)
 }
 
 // resizeExt4 grows the ext4 filesystem mounted on dir to fill device,
@@ -232,8 +246,8 @@ func MountState(device, fstype string) error {
 	}
 	if err := unix.Mount(device, StateDir, fstype, unix.MS_NOSUID|unix.MS_NOATIME, "errors=remount-ro"); err != nil {
 		return fmt.Errorf("state: mount %s (%s) on %s: %w; repair it from a rescue system (e2fsck -y %s), "+
-			"or, to start the node afresh and lose its state, wipe the partition's start (dd if=/dev/zero of=%s bs=1M count=1)",
-			device, fstype, StateDir, err, device, device)
+			"or, to start the node afresh and lose its state, zero the places where filesystems keep their signatures (%s)",
+			device, fstype, StateDir, err, device, wipeHint(device))
 	}
 	for target, src := range stateBinds {
 		for _, d := range []string{src, target} {
@@ -261,6 +275,11 @@ func FormatExt4(device, label string) error {
 	if err != nil {
 		return err
 	}
+	// The marker first: from here until it is cleared the partition holds
+	// our unfinished format, whatever the power does.
+	if err := writeMarker(f, formatMarker); err != nil {
+		return fmt.Errorf("format marker: %w", err)
+	}
 	fs, err := ext4.Create(file.New(f, false), size, 0, 512, ext4Params(size))
 	if err != nil {
 		return err
@@ -274,6 +293,20 @@ func FormatExt4(device, label string) error {
 	}
 	if err := fs.SetLabel(label); err != nil {
 		return fmt.Errorf("label: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return writeMarker(f, "")
+}
+
+// writeMarker writes the first sector of the partition (marker, then
+// zeros) durably.
+func writeMarker(f *os.File, marker string) error {
+	b := make([]byte, 512)
+	copy(b, marker)
+	if _, err := f.WriteAt(b, 0); err != nil {
+		return err
 	}
 	return f.Sync()
 }
@@ -318,11 +351,14 @@ func GrowLastPartition(disk string, part int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := checkGPTHeaders(f, size, sector); err != nil {
+		return 0, err
+	}
 	t, err := gpt.Read(f, sector, sector)
 	if err != nil {
 		return 0, fmt.Errorf("read GPT: %w", err)
 	}
-	if int64(t.TotalSize()) > size {
+	if t.TotalSize() > uint64(size) {
 		return 0, fmt.Errorf("the GPT describes %d MiB but the disk has %d MiB: the image was written to a smaller disk", t.TotalSize()>>20, size>>20)
 	}
 	var p *gpt.Partition
@@ -334,6 +370,10 @@ func GrowLastPartition(disk string, part int) (int64, error) {
 	if p == nil {
 		return 0, fmt.Errorf("no partition %d in the GPT", part)
 	}
+	sectors := uint64(size) / uint64(sector)
+	if p.Start > p.End || p.End >= sectors {
+		return 0, fmt.Errorf("partition %d spans sectors %d to %d of a disk of %d: the GPT is damaged", part, p.Start, p.End, sectors)
+	}
 	for _, q := range t.Partitions {
 		if q.Start > p.Start && q.Type != gpt.Unused {
 			slog.Info("state partition is not the disk's last; keeping its size", "disk", disk, "partition", part)
@@ -342,10 +382,13 @@ func GrowLastPartition(disk string, part int) (int64, error) {
 	}
 	t.Resize(uint64(size))
 	end := t.LastDataSector()
-	// Partitions end on a MiB boundary, as the builder lays them out.
+	if end >= sectors {
+		return 0, fmt.Errorf("a disk of %d sectors is too small for its GPT", sectors)
+	}
+	// Partitions end on a MiB boundary, as the builder lays them out
+	// (on a disk smaller than a MiB there is none to end on).
 	perMiB := uint64(1<<20) / uint64(sector)
-	end = (end+1)/perMiB*perMiB - 1
-	if end <= p.End {
+	if end = (end+1)/perMiB*perMiB - 1; end+1 == 0 || end <= p.End {
 		return 0, nil
 	}
 	added := int64(end-p.End) * int64(sector)
@@ -361,6 +404,47 @@ func GrowLastPartition(disk string, part int) (int64, error) {
 		return 0, fmt.Errorf("tell the kernel the new size of partition %d: %w", part, err)
 	}
 	return added, nil
+}
+
+// checkGPTHeaders refuses a GPT header that go-diskfs would trust (its
+// signature and checksum hold) but whose fields would have it allocate
+// without bound or write outside the table: go-diskfs reads the entries
+// where a header says, but writes them back beside the header. Each
+// valid header, at sector 1 and at the disk's last, must name its own
+// sector, hold 128-byte entries in whole sectors (1 MiB at most) right
+// beside it, and, at sector 1, a backup inside the disk.
+func checkGPTHeaders(f io.ReaderAt, size int64, sector int) error {
+	sectors := size / int64(sector)
+	for _, lba := range []int64{1, sectors - 1} {
+		if lba < 1 {
+			continue
+		}
+		h := make([]byte, 92)
+		if n, _ := f.ReadAt(h, lba*int64(sector)); n < len(h) {
+			continue // gpt.Read says why
+		}
+		crc := binary.LittleEndian.Uint32(h[16:])
+		binary.LittleEndian.PutUint32(h[16:], 0)
+		if string(h[:8]) != "EFI PART" || binary.LittleEndian.Uint32(h[12:]) != 92 || crc32.ChecksumIEEE(h) != crc {
+			continue // not a header gpt.Read uses
+		}
+		self, alt := binary.LittleEndian.Uint64(h[24:]), binary.LittleEndian.Uint64(h[32:])
+		first, count, esize := binary.LittleEndian.Uint64(h[72:]), binary.LittleEndian.Uint32(h[80:]), binary.LittleEndian.Uint32(h[84:])
+		arraySectors := uint64(count) * 128 / uint64(sector)
+		switch {
+		case self != uint64(lba):
+			return fmt.Errorf("the GPT header at sector %d says it is at sector %d: the GPT is damaged", lba, self)
+		case esize != 128 || count == 0 || uint64(count)*128 > 1<<20 || uint64(count)*128%uint64(sector) != 0:
+			return fmt.Errorf("the GPT header at sector %d lists %d partition entries of %d bytes; want 128-byte entries filling whole sectors, 1 MiB at most", lba, count, esize)
+		case lba == 1 && first != 2, lba > 1 && first+arraySectors != uint64(lba):
+			return fmt.Errorf("the GPT header at sector %d puts its partition entries at sector %d, not beside itself", lba, first)
+		case lba > 1 && alt != 1:
+			return fmt.Errorf("the backup GPT header at sector %d says the primary is at sector %d, not 1: the GPT is damaged", lba, alt)
+		case lba == 1 && alt >= uint64(sectors):
+			return fmt.Errorf("the GPT describes %d MiB but the disk has %d MiB: the image was written to a smaller disk", (alt+1)/uint64(1<<20/sector), size>>20)
+		}
+	}
+	return nil
 }
 
 // resizeKernelPartition updates the kernel's view of one partition
@@ -395,6 +479,9 @@ func sectorSize(f *os.File) (int, error) {
 	n, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKSSZGET)
 	if err != nil {
 		return 0, fmt.Errorf("sector size of %s: %w", f.Name(), err)
+	}
+	if n < 512 || n > 64<<10 || n&(n-1) != 0 {
+		return 0, fmt.Errorf("sector size of %s: the kernel says %d bytes", f.Name(), n)
 	}
 	return n, nil
 }

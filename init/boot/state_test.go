@@ -14,32 +14,6 @@ import (
 	"github.com/rke2os/rke2os/builder/disk"
 )
 
-func TestProbeState(t *testing.T) {
-	ext := make([]byte, 4096)
-	ext[1024+56], ext[1024+57] = 0x53, 0xEF
-	copy(ext[1024+120:], "RKE2_STATE")
-	fat := make([]byte, 4096)
-	fat[3] = 'M'
-	for _, tc := range []struct {
-		name  string
-		b     []byte
-		want  Content
-		label string
-	}{
-		{"zeros", make([]byte, 65536), Blank, ""},
-		{"empty read", nil, Blank, ""},
-		{"ext4", ext, Ext4, "RKE2_STATE"},
-		{"something else", fat, Other, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, label := ProbeState(tc.b)
-			if got != tc.want || label != tc.label {
-				t.Fatalf("ProbeState = %v %q, want %v %q", got, label, tc.want, tc.label)
-			}
-		})
-	}
-}
-
 // A disk image as the builder writes it, then copied to a larger disk:
 // the state partition grows to the end, the others stay.
 func TestGrowLastPartition(t *testing.T) {
@@ -100,6 +74,48 @@ func TestGrowLastPartition(t *testing.T) {
 	}
 }
 
+// A GPT whose checksums hold but whose header would have go-diskfs
+// allocate what it says (2^32 entries: 512 GiB, a "fatal error: runtime:
+// out of memory" that no recover catches, so PID 1 exits and the kernel
+// panics) or write entries elsewhere than it read them is refused, and
+// nothing is written; a disk too small to hold a MiB-aligned partition
+// end is left as it is (it used to "grow" to sector 2^64-1).
+func TestGrowLastPartitionDamagedGPT(t *testing.T) {
+	le := binary.LittleEndian
+	for _, tc := range []struct {
+		name   string
+		damage func(b []byte)
+		grow   int64
+		errHas string
+	}{
+		{"entry count", func(b []byte) { le.PutUint32(b[512+80:], 0xffffffff) }, 1 << 20, "lists 4294967295 partition entries of 128 bytes"},
+		{"entry size", func(b []byte) { le.PutUint32(b[512+84:], 0) }, 1 << 20, "lists 4 partition entries of 0 bytes"},
+		{"header's own sector", func(b []byte) { le.PutUint64(b[512+24:], 3) }, 1 << 20, "says it is at sector 3"},
+		{"entries elsewhere", func(b []byte) { le.PutUint64(b[512+72:], 6) }, 1 << 20, "puts its partition entries at sector 6"},
+		{"backup header's primary", func(b []byte) { le.PutUint64(b[7*512+32:], 2) }, 0, "says the primary is at sector 2"},
+		{"smaller disk", func(b []byte) { le.PutUint64(b[512+32:], 1<<40) }, 1 << 20, "the image was written to a smaller disk"},
+		{"disk under a MiB", func([]byte) {}, 100 << 10, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := gptImage(t, 8, [][2]uint64{{3, 5}})
+			tc.damage(b)
+			fixGPT(b, 1)
+			fixGPT(b, 7)
+			p := filepath.Join(t.TempDir(), "disk.raw")
+			os.WriteFile(p, b, 0o644)
+			os.Truncate(p, int64(len(b))+tc.grow)
+			before, _ := os.ReadFile(p)
+			added, err := GrowLastPartition(p, 1)
+			if tc.errHas == "" && (err != nil || added != 0) || tc.errHas != "" && (err == nil || !strings.Contains(err.Error(), tc.errHas)) {
+				t.Fatalf("GrowLastPartition = %d, %v; want error %q", added, err, tc.errHas)
+			}
+			if after, _ := os.ReadFile(p); !bytes.Equal(before, after) {
+				t.Fatal("the disk changed")
+			}
+		})
+	}
+}
+
 // The filesystem the init formats passes a repairing e2fsck with nothing
 // to repair, at the builder's default size and at a node's, and carries
 // the label only once it is complete.
@@ -122,9 +138,13 @@ func TestFormatExt4(t *testing.T) {
 			if err := FormatExt4(p, StateLabel); err != nil {
 				t.Fatal(err)
 			}
+			if got := probeFile(t, p); got.Content != Ext4 || got.Label != StateLabel {
+				t.Fatalf("ProbeState after format = %+v", got)
+			}
 			sb := head(t, p)
-			if kind, label := ProbeState(sb); kind != Ext4 || label != StateLabel {
-				t.Fatalf("ProbeState after format = %v %q", kind, label)
+			// The format marker is cleared once the format is done.
+			if !bytes.Equal(sb[:1024], make([]byte, 1024)) {
+				t.Fatalf("the first KiB is not zero after the format: %q", bytes.TrimRight(sb[:64], "\x00"))
 			}
 			// The kernel sizes a group's inode table as inodes per group
 			// divided by inodes per block, rounded down: it must be whole.
@@ -149,8 +169,51 @@ func TestUnfinishedFormatIsNotState(t *testing.T) {
 	b := make([]byte, 4096)
 	b[1024+56], b[1024+57] = 0x53, 0xEF
 	copy(b[1024+120:], formattingLabel)
-	if kind, label := ProbeState(b); kind != Ext4 || label != formattingLabel || label == StateLabel {
-		t.Fatalf("ProbeState = %v %q", kind, label)
+	got, err := ProbeState(bytes.NewReader(b), int64(len(b)))
+	if err != nil || got.Content != Ext4 || got.Label != formattingLabel || got.Label == StateLabel {
+		t.Fatalf("ProbeState = %+v, %v", got, err)
+	}
+}
+
+// A format cut at any point, even before ext4's superblock is written
+// (bitmaps and inode tables come first), still carries the marker written
+// before anything else: it is ours, and formatted again. Without the
+// marker the same bytes are someone else's data.
+func TestCutFormatIsFormattedAgain(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state.img")
+	const size = 4 << 30
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, size); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeMarker(f, formatMarker); err != nil {
+		t.Fatal(err)
+	}
+	// What a cut format leaves: some metadata blocks written, no superblock.
+	f.WriteAt(bytes.Repeat([]byte{0xff}, 4096), 256<<10)
+	f.Close()
+	if got := probeFile(t, p); got.Content != Unfinished {
+		t.Fatalf("ProbeState of a cut format = %+v, want unfinished", got)
+	}
+	// Prepare formats it (a regular file: no partition to grow, no mount).
+	if err := FormatExt4(p, StateLabel); err != nil {
+		t.Fatal(err)
+	}
+	if got := probeFile(t, p); got.Content != Ext4 || got.Label != StateLabel {
+		t.Fatalf("after the new format: %+v", got)
+	}
+	// The same metadata without the marker is not ours.
+	f, _ = os.OpenFile(p, os.O_RDWR, 0)
+	f.WriteAt(make([]byte, 8192), 0)
+	f.Close()
+	if got := probeFile(t, p); got.Content != Other {
+		t.Fatalf("unmarked data = %+v, want other", got)
 	}
 }
 
@@ -204,7 +267,7 @@ func readGPT(t *testing.T, p string) *gpt.Table {
 	return tb
 }
 
-func fileSize(t *testing.T, p string) int64 {
+func fileSize(t testing.TB, p string) int64 {
 	fi, err := os.Stat(p)
 	if err != nil {
 		t.Fatal(err)

@@ -67,5 +67,9 @@ func loadConfig(cmdline string, defaultRole string) (*config.Config, error) {
 		return nil, err
 	}
 	slog.Info("config loaded", "sources", strings.Join(sources, ", "), "role", merged.Role(defaultRole))
+	// At every boot: a switch meant for a test must not go unnoticed.
+	for _, w := range merged.DebugWarnings() {
+		slog.Warn(w)
+	}
 	return merged, nil
 }

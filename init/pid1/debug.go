@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/supervise"
 )
 
@@ -53,7 +54,7 @@ func tailLogs(ctx context.Context, files map[string]string) {
 }
 
 // debugHooksAddr is where the debug hooks listen (config debug: {hooks: true}).
-const debugHooksAddr = ":7557"
+const debugHooksAddr = config.DebugHooksAddr
 
 // serveDebugHooks lets tests act inside the node: POST
 // /debug/signal?service=kubelet&signal=KILL signals a supervised service.
