@@ -123,14 +123,13 @@ type Leaf struct {
 }
 
 // Issue writes a certificate signed by ca to certPath/keyPath, unless one
-// there is still good: signed by ca, names the same hosts, valid for more
-// than 90 days. It reports whether it wrote a new one.
+// there is still good: signed by ca, names the same hosts, valid now and for
+// more than 90 days. It reports whether it wrote a new one.
 func (ca *CA) Issue(certPath, keyPath string, l Leaf) (bool, error) {
+	now := time.Now()
 	if cb, err := os.ReadFile(certPath); err == nil {
-		if cur, err := parseCert(cb); err == nil && ca.stillGood(cur, l) {
-			if _, err := os.Stat(keyPath); err == nil {
-				return false, nil
-			}
+		if cur, err := parseCert(cb); err == nil && ca.stillGood(cur, l, now) && keyMatches(keyPath, cur) {
+			return false, nil
 		}
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -144,7 +143,6 @@ func (ca *CA) Issue(certPath, keyPath string, l Leaf) (bool, error) {
 	if l.Client {
 		usage = append(usage, x509.ExtKeyUsageClientAuth)
 	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: l.CN, Organization: l.Org},
@@ -162,8 +160,11 @@ func (ca *CA) Issue(certPath, keyPath string, l Leaf) (bool, error) {
 	return true, writePair(certPath, keyPath, der, key)
 }
 
-func (ca *CA) stillGood(c *x509.Certificate, l Leaf) bool {
-	if c.CheckSignatureFrom(ca.Cert) != nil || time.Until(c.NotAfter) < 90*24*time.Hour {
+// stillGood reports whether c can be kept for l at now. A certificate made
+// while the clock was ahead (before NTP set it back) starts in the future,
+// and peers refuse it until then: it is made again.
+func (ca *CA) stillGood(c *x509.Certificate, l Leaf, now time.Time) bool {
+	if c.CheckSignatureFrom(ca.Cert) != nil || now.Before(c.NotBefore) || c.NotAfter.Sub(now) < 90*24*time.Hour {
 		return false
 	}
 	if !slices.Equal(c.DNSNames, l.DNS) || len(c.IPAddresses) != len(l.IPs) {
@@ -175,6 +176,26 @@ func (ca *CA) stillGood(c *x509.Certificate, l Leaf) bool {
 		}
 	}
 	return c.Subject.CommonName == l.CN
+}
+
+// keyMatches reports whether the key at keyPath is c's: the key is written
+// before the certificate, and a power cut between the two leaves a new key
+// beside the old certificate, a pair no peer accepts.
+func keyMatches(keyPath string, c *x509.Certificate) bool {
+	kb, err := os.ReadFile(keyPath)
+	if err != nil {
+		return false
+	}
+	blk, _ := pem.Decode(kb)
+	if blk == nil {
+		return false
+	}
+	key, err := parseKey(blk.Bytes)
+	if err != nil {
+		return false
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(c.PublicKey)
 }
 
 func serial() *big.Int {
