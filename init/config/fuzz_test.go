@@ -3,9 +3,13 @@ package config
 import (
 	"encoding/base64"
 	"errors"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -24,6 +28,7 @@ func seedDocs(f *testing.F) [][]byte {
 		[]byte("write_files:\n- {path: /a, encoding: gz+b64, content: H4sIAAAAAAAAA8tIzcnJBwCGphA2BQAAAA==}\n"),
 		[]byte("network: {interfaces: [{mac: '52:54:00:12:34:56', routes: [{to: ::/0, via: 'fe80::1', metric: 0x10}]}]}\n"),
 		[]byte("registries: {mirrors: {'*': {rewrite: {'^(.*)$': x/$1}}}}\n"),
+		[]byte("ntp: {enabled: yes, servers: [10.0.0.1, 'ntp.example.com:1123', '[fd00::1]:123', 'fd00::2'], pools: [pool.ntp.org]}\n"),
 		[]byte("---\n...\n---\n"),
 		[]byte("hostname: \"\\x00\"\n"),
 	}
@@ -108,6 +113,20 @@ func FuzzParse(f *testing.F) {
 		}
 		if _, err := Parse("rendered", append([]byte("registries:\n"), indent(reg)...)); err != nil {
 			t.Fatalf("rendered registries.yaml does not parse back: %v\n%s", err, reg)
+		}
+		// Every NTP server is a host and a port the time client can dial.
+		for _, s := range append(slices.Clone(c.NTP.Servers), c.NTP.Pools...) {
+			hp := s
+			if _, err := netip.ParseAddr(s); err == nil || !strings.ContainsAny(s, ":[]") {
+				hp = net.JoinHostPort(s, "123")
+			}
+			host, port, err := net.SplitHostPort(hp)
+			if err != nil || !isHost(host) {
+				t.Fatalf("ntp server %q: host %q, %v", s, host, err)
+			}
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				t.Fatalf("ntp server %q: port %q", s, port)
+			}
 		}
 		_ = Merge(c, c).Validate(RoleServer)
 	})

@@ -6,11 +6,12 @@ import (
 )
 
 // Merge returns base with each overlay applied in order, later wins: a
-// non-empty scalar replaces the earlier one, a non-empty list replaces the
-// earlier list whole (write_files, modules, network interfaces, DNS servers
-// and search domains), and maps merge key by key (sysctls, debug, rke2,
-// registries mirrors and configs). Nil configs are skipped. The inputs are
-// not modified, and the result shares no map or slice with them.
+// non-empty scalar (or an ntp.enabled that is set) replaces the earlier one,
+// a non-empty list replaces the earlier list whole (write_files, modules,
+// network interfaces, DNS servers and search domains, NTP servers and
+// pools), and maps merge key by key (sysctls, debug, rke2, registries
+// mirrors and configs). Nil configs are skipped. The inputs are not
+// modified, and the result shares no map or slice with them.
 func Merge(base *Config, overlays ...*Config) *Config {
 	out := &Config{}
 	for _, c := range append([]*Config{base}, overlays...) {
@@ -39,6 +40,16 @@ func Merge(base *Config, overlays ...*Config) *Config {
 		}
 		if len(c.Network.DNS.Search) > 0 {
 			out.Network.DNS.Search = slices.Clone(c.Network.DNS.Search)
+		}
+		if c.NTP.Enabled != nil {
+			on := *c.NTP.Enabled
+			out.NTP.Enabled = &on
+		}
+		if len(c.NTP.Servers) > 0 {
+			out.NTP.Servers = slices.Clone(c.NTP.Servers)
+		}
+		if len(c.NTP.Pools) > 0 {
+			out.NTP.Pools = slices.Clone(c.NTP.Pools)
 		}
 	}
 	return out

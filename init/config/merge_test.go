@@ -32,6 +32,7 @@ rke2:
   kube-proxy-arg: [metrics-bind-address=0.0.0.0]
 registries:
   mirrors: {docker.io: {endpoint: [https://mirror.example.com]}}
+ntp: {enabled: false, servers: [10.0.0.1], pools: [pool.ntp.org]}
 debug: {hooks: true}
 `)
 	cidata := mustParse(t, "cidata", `
@@ -47,10 +48,12 @@ rke2:
 registries:
   mirrors: {quay.io: {endpoint: [https://quay-mirror.example.com]}}
   configs: {mirror.example.com: {auth: {username: u, password: p}}}
+ntp: {servers: [10.0.0.5, "ntp.example.com:1123"]}
 `)
 	cmdline := mustParse(t, "cmdline", `
 role: server
 rke2: {node-label+: [tier=db]}
+ntp: {enabled: true}
 debug: {hooks: false, trace: true}
 `)
 	got := Merge(baked, nil, cidata, cmdline)
@@ -88,6 +91,13 @@ debug: {hooks: false, trace: true}
 	if want := map[string]bool{"hooks": false, "trace": true}; !reflect.DeepEqual(got.Debug, want) {
 		t.Errorf("debug: %v", got.Debug)
 	}
+	if want := []string{"10.0.0.5", "ntp.example.com:1123"}; !got.NTP.IsEnabled() || !reflect.DeepEqual(got.NTP.Servers, want) || !reflect.DeepEqual(got.NTP.Pools, []string{"pool.ntp.org"}) {
+		t.Errorf("ntp: enabled %v servers %q pools %q; want enabled, servers %q replaced, pools kept", got.NTP.IsEnabled(), got.NTP.Servers, got.NTP.Pools, want)
+	}
+	// A source that leaves ntp.enabled out keeps the earlier value.
+	if Merge(baked, cidata).NTP.IsEnabled() {
+		t.Errorf("ntp.enabled false lost in a merge with a source that does not set it")
+	}
 	if err := got.Validate("agent"); err != nil {
 		t.Errorf("merged config does not validate: %v", err)
 	}
@@ -98,7 +108,9 @@ debug: {hooks: false, trace: true}
 	}
 	got.Modules[0] = "changed"
 	got.Network.Interfaces[0].Name = "changed"
-	if baked.Modules[0] != "br_netfilter" || baked.Network.Interfaces[0].Name != "eth0" {
+	got.NTP.Pools[0] = "changed"
+	*got.NTP.Enabled = false
+	if baked.Modules[0] != "br_netfilter" || baked.Network.Interfaces[0].Name != "eth0" || baked.NTP.Pools[0] != "pool.ntp.org" || !*cmdline.NTP.Enabled {
 		t.Errorf("Merge result shares slices with its inputs")
 	}
 }

@@ -226,7 +226,7 @@ func (p *parser) err() error {
 }
 
 // topKeys are the keys of a config, for "did you mean" hints.
-var topKeys = []string{"hostname", "role", "write_files", "sysctls", "modules", "network", "rke2", "registries", "on_containerd_exit", "debug"}
+var topKeys = []string{"hostname", "role", "write_files", "sysctls", "modules", "network", "ntp", "rke2", "registries", "on_containerd_exit", "debug"}
 
 // unsupportedKeys are cloud-init keys people carry over from other systems,
 // with the reason this OS does without them.
@@ -280,6 +280,8 @@ func (p *parser) config(root *yaml.Node) *Config {
 			c.Modules = p.modules(v, path)
 		case "network":
 			c.Network = p.network(v, path)
+		case "ntp":
+			c.NTP = p.ntp(v, path)
 		case "rke2":
 			c.RKE2 = p.rke2(v, path)
 		case "registries":
@@ -902,6 +904,62 @@ func (p *parser) dns(n *yaml.Node, path string) DNS {
 		}
 	})
 	return d
+}
+
+// ntpUnsupportedKeys are the keys of cloud-init's ntp module that this OS
+// does without, with the reason: the init asks the servers itself, there is
+// no NTP daemon.
+var ntpUnsupportedKeys = map[string]string{
+	"ntp_client": "is not supported: the init sets the clock itself, there is no NTP client to choose; remove it",
+	"config":     "is not supported: there is no NTP daemon to configure; remove it",
+	"peers":      "is not supported: the node only asks servers for the time; list them under servers",
+	"allow":      "is not supported: the node serves the time to no one; remove it",
+}
+
+// ntp walks ntp.
+func (p *parser) ntp(n *yaml.Node, path string) NTP {
+	var t NTP
+	p.mapping(n, path, func(key string, k, v *yaml.Node) {
+		kpath := child(path, key)
+		switch key {
+		case "enabled":
+			if b, ok := p.boolean(v, kpath); ok {
+				t.Enabled = &b
+			}
+		case "servers":
+			t.Servers = p.ntpServers(v, kpath)
+		case "pools":
+			t.Pools = p.ntpServers(v, kpath)
+		default:
+			if why, ok := ntpUnsupportedKeys[key]; ok {
+				p.fail(k, kpath, "%s", why)
+				return
+			}
+			p.unknown(k, path, key, []string{"enabled", "servers", "pools"})
+		}
+	})
+	return t
+}
+
+// ntpServers walks ntp.servers or ntp.pools.
+func (p *parser) ntpServers(n *yaml.Node, path string) []string {
+	var out []string
+	p.sequence(n, path, func(i int, v *yaml.Node) {
+		ipath := index(path, i)
+		s, ok := p.str(v, ipath)
+		if !ok {
+			if isNull(deref(v)) {
+				p.fail(v, ipath, "is empty; remove the \"-\" line or name a server like \"pool.ntp.org\"")
+			}
+			return
+		}
+		if err := checkNTPServer(s); err != nil {
+			p.fail(v, ipath, "%v", err)
+			return
+		}
+		out = append(out, s)
+	})
+	return out
 }
 
 // rke2TypedKeys are the rke2 keys the init reads itself, with how each is

@@ -351,6 +351,70 @@ func TestParseNetwork(t *testing.T) {
 	})
 }
 
+func TestParseNTP(t *testing.T) {
+	doc := `ntp:
+  enabled: true
+  servers: [10.0.0.1, "ntp.example.com:1123", "fd00::123", "[fd00::1]:123"]
+  pools: [pool.ntp.org, 2.debian.pool.ntp.org]
+`
+	c, err := Parse("t", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := true
+	want := NTP{
+		Enabled: &on,
+		Servers: []string{"10.0.0.1", "ntp.example.com:1123", "fd00::123", "[fd00::1]:123"},
+		Pools:   []string{"pool.ntp.org", "2.debian.pool.ntp.org"},
+	}
+	if !reflect.DeepEqual(c.NTP, want) || !c.NTP.IsEnabled() {
+		t.Errorf("got  %+v\nwant %+v", c.NTP, want)
+	}
+	for doc, enabled := range map[string]bool{
+		"hostname: a\n":             true, // no ntp section
+		"ntp:\n":                    true,
+		"ntp: {servers: [a.b]}\n":   true,
+		"ntp: {enabled: no}\n":      false,
+		"ntp: {enabled: false}\n":   false,
+		"ntp: {enabled: true}\n":    true,
+		"ntp: {enabled: ~}\n":       true,
+		"ntp: {servers: []}\n":      true,
+		"ntp: {pools: [a, b, c]}\n": true,
+	} {
+		if c := mustParse(t, "t", doc); c.NTP.IsEnabled() != enabled {
+			t.Errorf("%q: IsEnabled = %v, want %v", doc, c.NTP.IsEnabled(), enabled)
+		}
+	}
+	if !(*NTP)(nil).IsEnabled() {
+		t.Error("a nil NTP is not enabled")
+	}
+	runBad(t, []badCase{
+		{"unknown", "ntp:\n  server: [10.0.0.1]\n", 2, 3, "ntp.server", `did you mean "servers"?`},
+		{"far unknown", "ntp:\n  iburst: true\n", 2, 3, "ntp.iburst", "known keys are enabled, servers, pools"},
+		{"ntp_client", "ntp:\n  ntp_client: chrony\n", 2, 3, "ntp.ntp_client", "there is no NTP client to choose"},
+		{"peers", "ntp:\n  peers: [10.0.0.2]\n", 2, 3, "ntp.peers", "list them under servers"},
+		{"enabled", "ntp:\n  enabled: sometimes\n", 2, 12, "ntp.enabled", `"sometimes" is not true or false`},
+		{"not a mapping", "ntp: [10.0.0.1]\n", 1, 6, "ntp", "must be a mapping"},
+		{"servers string", "ntp:\n  servers: 10.0.0.1\n", 2, 12, "ntp.servers", "must be a list"},
+		{"server empty", "ntp:\n  servers:\n  - 10.0.0.1\n  -\n", 4, 4, "ntp.servers[1]", "is empty"},
+		{"server list", "ntp:\n  servers: [[10.0.0.1]]\n", 2, 13, "ntp.servers[0]", "must be a single value"},
+		{"server name", "ntp:\n  servers: [ntp_1.example.com]\n", 2, 13, "ntp.servers[0]", `"ntp_1.example.com" is not an NTP server: give a host name or IP address`},
+		{"server url", "ntp:\n  servers: ['ntp://ntp.example.com']\n", 2, 13, "ntp.servers[0]", `is a URL; give the host alone, like "ntp.example.com"`},
+		{"port zero", "ntp:\n  servers: ['ntp.example.com:0']\n", 2, 13, "ntp.servers[0]", "has a port outside 1-65535"},
+		{"port big", "ntp:\n  servers: ['10.0.0.1:65536']\n", 2, 13, "ntp.servers[0]", "has a port outside 1-65535"},
+		{"port word", "ntp:\n  servers: ['10.0.0.1:ntp']\n", 2, 13, "ntp.servers[0]", "has a port outside 1-65535"},
+		{"port sign", "ntp:\n  servers: ['10.0.0.1:+123']\n", 2, 13, "ntp.servers[0]", "has a port outside 1-65535"},
+		{"port empty", "ntp:\n  servers: ['10.0.0.1:']\n", 2, 13, "ntp.servers[0]", "has a port outside 1-65535"},
+		{"ipv6 no brackets", "ntp:\n  servers: ['fd00::1::123']\n", 2, 13, "ntp.servers[0]", "is not an NTP server"},
+		{"brackets no port", "ntp:\n  servers: ['[fd00::1]']\n", 2, 13, "ntp.servers[0]", "is not an NTP server"},
+		{"zone", "ntp:\n  servers: ['fe80::1%eth0']\n", 2, 13, "ntp.servers[0]", "has an IPv6 zone"},
+		{"mapped", "ntp:\n  servers: ['::ffff:10.0.0.1']\n", 2, 13, "ntp.servers[0]", `write "10.0.0.1"`},
+		{"unspecified", "ntp:\n  servers: [0.0.0.0]\n", 2, 13, "ntp.servers[0]", "is not a server's address"},
+		{"multicast", "ntp:\n  pools: [224.0.1.1]\n", 2, 11, "ntp.pools[0]", "is not a server's address"},
+		{"pool name", "ntp:\n  pools: ['pool ntp org']\n", 2, 11, "ntp.pools[0]", "is not an NTP server"},
+	})
+}
+
 func TestParseRKE2(t *testing.T) {
 	doc := `rke2:
   token: K10` + strings.Repeat("ab", 32) + `::server:secret

@@ -61,6 +61,8 @@ type Config struct {
 	// Registries is "registries": the content of
 	// /etc/rancher/rke2/registries.yaml.
 	Registries Registries
+	// NTP is "ntp": the time servers the node sets its clock from.
+	NTP NTP
 	// OnContainerdExit is "on_containerd_exit": "restart", "reboot" or "" for
 	// restart. Read it through ContainerdExitAction.
 	OnContainerdExit string
@@ -190,6 +192,31 @@ type DNS struct {
 	Servers []netip.Addr
 	// Search is "search": search domains.
 	Search []string
+}
+
+// NTP is the "ntp" section, with the keys of cloud-init's ntp module that
+// mean something here: enabled, servers and pools. The init asks the servers
+// itself (package timesync) before it makes any certificate, since a
+// certificate made while the clock is years off is not valid once it is
+// right; without servers or pools here it asks those the DHCP lease names.
+type NTP struct {
+	// Enabled is "enabled": nil when the key is left out, which means true.
+	// Read it through IsEnabled.
+	Enabled *bool
+	// Servers is "servers": host names or IP addresses, each with an
+	// optional port (123 by default), like "10.0.0.1", "ntp.example.com:123"
+	// or "[fd00::1]:123".
+	Servers []string
+	// Pools is "pools": names that stand for several servers, like
+	// "pool.ntp.org", spelled as Servers; each address a pool resolves to
+	// counts as a server.
+	Pools []string
+}
+
+// IsEnabled reports whether the node sets its clock from NTP: true unless
+// the config says "enabled: false".
+func (n *NTP) IsEnabled() bool {
+	return n == nil || n.Enabled == nil || *n.Enabled
 }
 
 // RKE2Config is the "rke2" section: the content of RKE2's

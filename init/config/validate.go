@@ -379,6 +379,42 @@ func parseDNSServer(s string) (netip.Addr, error) {
 	return a, nil
 }
 
+// checkNTPServer checks an entry of ntp.servers or ntp.pools: a host name
+// or IP address with an optional port. An IPv6 address with a port is
+// written in brackets, as in a URL.
+func checkNTPServer(s string) error {
+	bad := fmt.Errorf("%q is not an NTP server: give a host name or IP address, with an optional port, like \"pool.ntp.org\", \"10.0.0.1:123\" or \"[fd00::1]:123\"", s)
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
+		return fmt.Errorf("%q is a URL; give the host alone, like %q", s, u.Host)
+	}
+	host := s
+	if _, err := netip.ParseAddr(s); err != nil && strings.ContainsAny(s, ":[]") {
+		h, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return bad
+		}
+		if n, err := strconv.Atoi(port); err != nil || strings.Trim(port, "0123456789") != "" || n < 1 || n > 65535 {
+			return fmt.Errorf("%q has a port outside 1-65535; leave it out for NTP's 123", s)
+		}
+		host = h
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		switch {
+		case a.Zone() != "":
+			return fmt.Errorf("%q has an IPv6 zone; give a global or unique local address", s)
+		case a.Is4In6():
+			return fmt.Errorf("%q is an IPv4-mapped IPv6 address; write %q", s, a.Unmap().String())
+		case a.IsUnspecified(), a.IsMulticast():
+			return fmt.Errorf("%q is not a server's address", s)
+		}
+		return nil
+	}
+	if !isDNSName(host, 253) {
+		return bad
+	}
+	return nil
+}
+
 // checkToken checks an RKE2 token without echoing it: errors end up on the
 // console and in build logs.
 func checkToken(s string) error {
