@@ -5,23 +5,26 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/rke2os/rke2os/builder/iso"
+	"github.com/rke2os/rke2os/init/timesync/ntptest"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -39,14 +42,14 @@ type testCA struct {
 	keyPEM  []byte
 }
 
-func newCA(t *testing.T) *testCA {
+func newCA(t *testing.T, cn string) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "etcd-server-ca@test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(10, 0, 0),
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, BasicConstraintsValid: true, IsCA: true}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
@@ -60,8 +63,14 @@ func newCA(t *testing.T) *testCA {
 
 func (ca *testCA) client(t *testing.T) tls.Certificate {
 	t.Helper()
+	return ca.clientAs(t, "test-client")
+}
+
+// clientAs is a client certificate for cn in the groups org.
+func (ca *testCA) clientAs(t *testing.T, cn string, org ...string) tls.Certificate {
+	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "test-client"},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn, Organization: org},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
@@ -106,7 +115,8 @@ func indent(s string, n int) string {
 // nodeUserData is the NoCloud user-data of the test nodes: a hostname, a
 // written file, DHCP on eth0, etcd's server CA as RKE2's custom CA (so the
 // test can make its own client certificate), and the debug switches.
-func nodeUserData(ca *testCA) string {
+func nodeUserData(cas testCAs, extra string) string {
+	ca := cas.etcd
 	return fmt.Sprintf(`#cloud-config
 hostname: node1
 write_files:
@@ -120,6 +130,9 @@ write_files:
     permissions: "0600"
     content: |
 %s
+%s  - path: /var/lib/rke2os-test/written.txt
+    permissions: "0640"
+    content: "written by write_files\n"
 network:
   interfaces:
     - name: eth0
@@ -127,33 +140,72 @@ network:
 debug:
   logs: true
   hooks: true
-`, indent(string(ca.certPEM), 6), indent(string(ca.keyPEM), 6))
+%s`, indent(string(ca.certPEM), 6), indent(string(ca.keyPEM), 6), cas.writeFiles(), extra)
+}
+
+// testCAs are the cluster CAs a test hands its node (RKE2's custom CA
+// support): with them the test makes its own client certificates for
+// etcd and the apiserver.
+type testCAs struct{ etcd, server, client *testCA }
+
+func newTestCAs(t *testing.T) testCAs {
+	return testCAs{etcd: newCA(t, "etcd-server-ca@test"), server: newCA(t, "rke2-server-ca@test"), client: newCA(t, "rke2-client-ca@test")}
+}
+
+// writeFiles are the write_files entries of the server and client CAs.
+func (c testCAs) writeFiles() string {
+	var b strings.Builder
+	for _, f := range []struct {
+		name string
+		ca   *testCA
+	}{{"server-ca", c.server}, {"client-ca", c.client}} {
+		fmt.Fprintf(&b, "  - path: /var/lib/rancher/rke2/server/tls/%s.crt\n    permissions: \"0644\"\n    content: |\n%s\n", f.name, indent(string(f.ca.certPEM), 6))
+		fmt.Fprintf(&b, "  - path: /var/lib/rancher/rke2/server/tls/%s.key\n    permissions: \"0600\"\n    content: |\n%s\n", f.name, indent(string(f.ca.keyPEM), 6))
+	}
+	return b.String()
 }
 
 // testNode is a node under test: its medium, its NoCloud volume and the
-// host ports forwarded to its etcd (2379) and debug hooks (7557).
+// host ports forwarded to its etcd (2379), apiserver (6443) and debug
+// hooks (7557).
 type testNode struct {
-	t           *testing.T
-	cfg         qemu.Config
-	etcd, hooks int
-	ca          *testCA
+	t                *testing.T
+	cfg              qemu.Config
+	etcd, api, hooks int
+	ca               *testCA // etcd's server CA
+	cas              testCAs
 }
 
 func newTestNode(t *testing.T, cfg qemu.Config) *testNode {
-	ca := newCA(t)
-	n := &testNode{t: t, cfg: cfg, etcd: freePort(t), hooks: freePort(t), ca: ca}
-	seed := cidata(t, nodeUserData(ca), "instance-id: node1\n")
+	cas := newTestCAs(t)
+	n := &testNode{t: t, cfg: cfg, etcd: freePort(t), api: freePort(t), hooks: freePort(t), ca: cas.etcd, cas: cas}
 	n.cfg.Machine, n.cfg.MemoryMiB, n.cfg.CPUs = "q35", 4096, 2
-	n.cfg.NetdevOpts = fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:2379,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:7557", n.etcd, n.hooks)
-	n.cfg.Extra = []string{"-drive", "file=" + seed + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}
+	n.cfg.NetdevOpts = fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:2379,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:7557", n.etcd, n.api, n.hooks)
+	n.userData("")
 	return n
+}
+
+// userData gives the node's next boots a NoCloud volume with the test
+// nodes' user-data and extra YAML at its end.
+func (n *testNode) userData(extra string) {
+	seed := cidata(n.t, nodeUserData(n.cas, extra), "instance-id: node1\n")
+	n.cfg.Extra = []string{"-drive", "file=" + seed + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}
 }
 
 // boot starts the node and waits for the timeline up to kubelet-started,
 // with no error on the way.
 func (n *testNode) boot() *qemu.VM {
+	return n.bootWith(nil)
+}
+
+// bootWith is boot with a step of the test's own (unplugging the cable,
+// say) run right after QEMU starts, before the timeline is waited for.
+func (n *testNode) bootWith(started func(*qemu.VM)) *qemu.VM {
 	t := n.t
 	vm := qemu.Start(t, n.cfg)
+	if started != nil {
+		started(vm)
+	}
 	for _, m := range []string{"config-loaded", "network-up", "content-ready", "containerd-ready", "images-imported", "kubelet-started"} {
 		// An error line means maintenance mode: fail now, not at the timeout.
 		got, err := vm.WaitFor(regexp.MustCompile(`(?m)^rke2-init (milestone=`+m+` |error=)`), nodeTimeout)
@@ -240,9 +292,74 @@ func waitMore(t *testing.T, vm *qemu.VM, s string, before int, timeout time.Dura
 // a written file, DHCP, the runtime extracted as RKE2 does, containerd,
 // the airgap images imported, a standalone kubelet running etcd's static
 // pod, which the test reaches through QEMU's port forwarding.
+//
+// Its cable is unplugged from power-on for 90 seconds, as when the switch
+// comes back after the node: the boot waits, says what for, and goes on by
+// itself once the link is up.
+//
+// Its hardware clock is six years behind (QEMU's -rtc base=2020-01-01) and
+// the test serves the host's time over NTP: the clock is set before any
+// certificate is made, and etcd's are valid today. A second disk with a
+// state partition of another machine is attached: the live ISO leaves it
+// alone.
 func TestNodeRunsEtcd(t *testing.T) {
-	n := newTestNode(t, qemu.Config{ISO: filepath.Join(outDir(t), "rke2-server.iso")})
-	vm := n.boot()
+	ntp, err := ntptest.Listen("127.0.0.1:0", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ntp.Close() })
+	foreign := foreignStateDisk(t)
+	rtc := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	n := newTestNode(t, qemu.Config{ISO: filepath.Join(outDir(t), "rke2-server.iso"), Disk: foreign, RTCBase: rtc.Format("2006-01-02")})
+	n.userData(fmt.Sprintf("ntp:\n  servers: [\"10.0.2.2:%d\"]\n", ntp.Port()))
+	started := time.Now()
+	const unplugged = 90 * time.Second
+	vm := n.bootWith(func(vm *qemu.VM) {
+		if err := vm.SetLink(false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := vm.WaitFor(regexp.MustCompile(`waiting for a DHCPv4 lease on eth0 \(no carrier: check the cable and the switch port\) for 30s`), bootTimeout); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Until(vm.Started.Add(unplugged)))
+		if ms := vm.Milestones(); ms["network-up"] != 0 {
+			t.Fatalf("network-up at t=%.3f with the cable unplugged", ms["network-up"])
+		}
+		if err := vm.SetLink(true); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("waiting messages while unplugged: %d", strings.Count(vm.Console(), "waiting for a DHCPv4 lease on eth0"))
+	// DHCP on the interface the config names (not the automatic DHCP).
+	if _, err := vm.WaitFor(regexp.MustCompile(`DHCPv4 lease" .*item="network.interfaces\[0\] \(name eth0\)"`), time.Second); err != nil {
+		t.Error(err)
+	}
+
+	// The clock: set from NTP after network-up and before content-ready,
+	// by the offset the test made.
+	ms := vm.Milestones()
+	if !(ms["network-up"] <= ms["time-synced"] && ms["time-synced"] > 0 && ms["time-synced"] < ms["content-ready"]) {
+		t.Errorf("time-synced at %.3f, want after network-up (%.3f) and before content-ready (%.3f)", ms["time-synced"], ms["network-up"], ms["content-ready"])
+	}
+	m, err := vm.WaitFor(regexp.MustCompile(`clock set from NTP" offset=(\S+) stepped=true`), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offset, err := time.ParseDuration(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The guest started at rtc when QEMU started; its clock ran since.
+	if want := started.Sub(rtc); offset < want-5*time.Minute || offset > want+5*time.Minute {
+		t.Errorf("logged offset %v, want about %v", offset, want)
+	}
+	if ntp.Queries() == 0 {
+		t.Errorf("the node never asked the test's NTP server")
+	}
+	// With virtio-rng the kernel's RNG is ready at once: no word about it.
+	if strings.Contains(vm.Console(), "random number generator is not ready") || strings.Contains(vm.Console(), "no hardware random number generator") {
+		t.Errorf("the RNG message appeared although the VM has virtio-rng")
+	}
 	for _, re := range []string{`config loaded" sources="cidata`, `no state partition`, `runtime content" .* skipped=false`} {
 		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
 			t.Error(err)
@@ -252,6 +369,16 @@ func TestNodeRunsEtcd(t *testing.T) {
 	if got := n.get("/rke2os/test"); got != "hello from the host" {
 		t.Fatalf("get = %q", got)
 	}
+	// etcd's serving certificate, made by the node, is valid today.
+	conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", n.etcd), &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{n.ca.client(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := conn.ConnectionState().PeerCertificates[0]
+	conn.Close()
+	if now := time.Now(); cert.NotBefore.After(now) || cert.NotAfter.Before(now) || now.Sub(cert.NotBefore) > time.Hour+10*time.Minute {
+		t.Errorf("etcd's certificate is valid %v to %v, not from about now (%v)", cert.NotBefore, cert.NotAfter, now)
+	}
 	t.Logf("timeline: %v", vm.Milestones())
 	if err := vm.Powerdown(); err != nil {
 		t.Fatal(err)
@@ -259,87 +386,34 @@ func TestNodeRunsEtcd(t *testing.T) {
 	if _, err := vm.WaitMilestone("shutdown-done", 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	vm.WaitExit(time.Minute)
+	// The other machine's blank state partition is still blank.
+	start, size := statePartition(t, foreign)
+	if sum, zero := regionSum(t, foreign, start, size), sha256.Sum256(make([]byte, size)); sum != zero {
+		t.Errorf("the state partition of a disk the node did not boot from was written to")
+	}
 }
 
-// The server's raw disk, written to a larger (8 GiB) disk, boots twice.
-// The first boot grows and formats the state partition, extracts and
-// imports; the kubelet, killed from inside, comes back with backoff; the
-// power button stops the kubelet before containerd. The disk then grows
-// to 10 GiB; the second boot grows the state filesystem, skips the
-// extraction and the import, etcd still has its key, and a containerd
-// that dies takes the node stack down and back up.
-func TestNodeRawDiskTwice(t *testing.T) {
-	disk := qemu.Overlay(t, filepath.Join(outDir(t), "rke2-server.raw"), 8<<30)
-	n := newTestNode(t, qemu.Config{Disk: disk})
-
-	vm := n.boot()
-	for _, re := range []string{`state partition grown to the end of the disk`, `state ready" device=/dev/vda5 formatted=true`,
-		`runtime content" .* skipped=false`, `airgap images" imported=1 skipped=0`} {
-		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
-			t.Errorf("first boot: %v", err)
-		}
-	}
-	n.put("/rke2os/test", "kept across boots")
-	t.Logf("first boot timeline: %v", vm.Milestones())
-
-	// Kill the kubelet from inside: the supervisor brings it back (backoff).
-	before := strings.Count(vm.Console(), "name=kubelet state=running")
-	n.signal("kubelet", "KILL")
-	if _, err := vm.WaitFor(regexp.MustCompile(`name=kubelet state=backoff`), 2*time.Minute); err != nil {
+// foreignStateDisk is a disk of another machine: a GPT with a blank
+// partition named RKE2_STATE (what a fresh rke2os disk has), 64 MiB.
+func foreignStateDisk(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "foreign.raw")
+	const size = 96 << 20
+	f, err := os.Create(p)
+	if err != nil {
 		t.Fatal(err)
 	}
-	waitMore(t, vm, "name=kubelet state=running", before, 3*time.Minute)
-
-	// Power off: the kubelet stops before containerd, then the disk is
-	// unmounted and QEMU exits by itself.
-	if err := vm.Powerdown(); err != nil {
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
 		t.Fatal(err)
 	}
-	if err := vm.WaitExit(3 * time.Minute); err != nil {
-		t.Fatal(err)
+	tbl := &gpt.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512, ProtectiveMBR: true,
+		Partitions: []*gpt.Partition{{Index: 1, Start: 2048, End: 2048 + 64<<11 - 1, Size: 64 << 20, Type: gpt.LinuxFilesystem, Name: "RKE2_STATE"}}}
+	if err := tbl.Write(f, size); err != nil {
+		t.Fatalf("write GPT: %v", err)
 	}
-	if err := stopOrder(vm.Console()); err != nil {
-		t.Error(err)
-	}
-	if i := strings.Index(vm.Console(), "unmount failed"); i >= 0 {
-		t.Errorf("the state was not unmounted cleanly: %s", strings.SplitN(vm.Console()[i:], "\n", 2)[0])
-	}
-
-	// The disk grows while the VM is off, as a cloud disk is resized: the
-	// second boot grows the partition and the mounted filesystem.
-	if out, err := exec.Command("qemu-img", "resize", "-q", disk, "10G").CombinedOutput(); err != nil {
-		t.Fatalf("qemu-img resize: %v: %s", err, out)
-	}
-	vm = n.boot()
-	for _, re := range []string{`state ready" device=/dev/vda5 formatted=false`, `state filesystem grown to its partition" device=/dev/vda5 added_mib=20`,
-		`runtime content" .* skipped=true`, `airgap images" imported=0 skipped=1`} {
-		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
-			t.Errorf("second boot: %v", err)
-		}
-	}
-	t.Logf("second boot timeline: %v", vm.Milestones())
-	if got := n.get("/rke2os/test"); got != "kept across boots" {
-		t.Fatalf("second boot: etcd has %q for the key put on the first", got)
-	}
-
-	// containerd dies: the node stack stops and starts again (the default
-	// on_containerd_exit: restart), and etcd answers again.
-	containerd, kubelet := strings.Count(vm.Console(), "name=containerd state=running"), strings.Count(vm.Console(), "name=kubelet state=running")
-	n.signal("containerd", "KILL")
-	if _, err := vm.WaitFor(regexp.MustCompile(`error="node stack stopped`), 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	waitMore(t, vm, "name=containerd state=running", containerd, 3*time.Minute)
-	waitMore(t, vm, "name=kubelet state=running", kubelet, 3*time.Minute)
-	if got := n.get("/rke2os/test"); got != "kept across boots" {
-		t.Fatalf("after the stack restart: etcd has %q", got)
-	}
-	if err := vm.Powerdown(); err != nil {
-		t.Fatal(err)
-	}
-	if err := vm.WaitExit(3 * time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	return p
 }
 
 func etcdClient(t *testing.T, ca *testCA, port int) *clientv3.Client {
@@ -369,4 +443,62 @@ func stopOrder(console string) error {
 		return fmt.Errorf("shutdown order: kubelet stopped at %d, containerd stopped at %d, shutdown-done at %d (want increasing)", k, c, d)
 	}
 	return nil
+}
+
+// checkControlPlane waits for the server's control plane: etcd healthy,
+// then the apiserver ready, answering the admin's certificate and refusing
+// anyone else; the controller-manager and the scheduler take their leader
+// leases through it.
+func (n *testNode) checkControlPlane(vm *qemu.VM) {
+	t := n.t
+	for _, m := range []string{"etcd-healthy", "apiserver-ready"} {
+		if _, err := vm.WaitMilestone(m, nodeTimeout); err != nil {
+			t.Fatalf("%v; errors: %v", err, vm.Errors())
+		}
+	}
+	ms := vm.Milestones()
+	if !(ms["kubelet-started"] <= ms["etcd-healthy"] && ms["etcd-healthy"] <= ms["apiserver-ready"]) {
+		t.Errorf("kubelet-started %.3f, etcd-healthy %.3f, apiserver-ready %.3f: not in order", ms["kubelet-started"], ms["etcd-healthy"], ms["apiserver-ready"])
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(n.cas.server.cert)
+	get := func(path string, certs ...tls.Certificate) (int, string) {
+		c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs, ServerName: "localhost"}}}
+		resp, err := c.Get(fmt.Sprintf("https://127.0.0.1:%d%s", n.api, path))
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode, string(b)
+	}
+	admin := n.cas.client.clientAs(t, "system:admin", "system:masters")
+	if code, body := get("/readyz", admin); code != http.StatusOK {
+		t.Fatalf("/readyz as system:admin: %d %s", code, body)
+	}
+	if code, body := get("/api/v1/namespaces/kube-system", admin); code != http.StatusOK || !strings.Contains(body, `"name":"kube-system"`) {
+		t.Errorf("kube-system namespace: %d %s", code, body)
+	}
+	// No credentials, or a certificate of another CA: 401.
+	stranger := newCA(t, "stranger").clientAs(t, "system:admin", "system:masters")
+	for what, certs := range map[string][]tls.Certificate{"no credentials": nil, "a foreign certificate": {stranger}} {
+		if code, body := get("/api/v1/namespaces", certs...); code != http.StatusUnauthorized {
+			t.Errorf("%s: %d %s, want 401", what, code, body)
+		}
+	}
+	for _, lease := range []string{"kube-controller-manager", "kube-scheduler"} {
+		deadline := time.Now().Add(10 * time.Minute)
+		for {
+			code, body := get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/"+lease, admin)
+			if code == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s holds no leader lease after 10m: %d %s", lease, code, body)
+				break
+			}
+			time.Sleep(5 * time.Second)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"syscall"
 	"time"
@@ -42,6 +43,9 @@ type Lease struct {
 	// the domain name, option 15, when there is no search list).
 	DNS    []netip.Addr
 	Search []string
+	// NTP are the time servers (option 42), for the init's clock when the
+	// config names none.
+	NTP []netip.Addr
 	// Hostname is the host name the server suggests. It is reported, not
 	// applied: the node's name comes from the config.
 	Hostname string
@@ -69,7 +73,22 @@ func (l *Lease) clone() *Lease {
 	c.Routes = slices.Clone(l.Routes)
 	c.DNS = slices.Clone(l.DNS)
 	c.Search = slices.Clone(l.Search)
+	c.NTP = slices.Clone(l.NTP)
 	return &c
+}
+
+// transactionIDsFromURandom makes the DHCP library draw its transaction
+// IDs from /dev/urandom. By default it polls getrandom(GRND_NONBLOCK) until
+// the kernel's CRNG is initialised, which on a machine without a hardware
+// RNG (QEMU's default CPU under TCG, no virtio-rng) takes minutes: every
+// DISCOVER failed with "could not get random number". A transaction ID only
+// matches answers to requests; it need not be secret (RFC 2131 asks for a
+// random number, not an unpredictable one), and /dev/urandom never blocks.
+// u-root's reader reads the variable once, at its first use.
+func transactionIDsFromURandom() {
+	if os.Getenv("UROOT_NOHWRNG") == "" {
+		os.Setenv("UROOT_NOHWRNG", "1")
+	}
 }
 
 // defaultLeaseTime stands in for a missing lease time option, which RFC 2131
@@ -83,6 +102,7 @@ var requestedOptions = dhcpv4.WithRequestedOptions(
 	dhcpv4.OptionDomainNameServer,
 	dhcpv4.OptionDomainName,
 	dhcpv4.OptionDNSDomainSearchList,
+	dhcpv4.OptionNTPServers,
 	dhcpv4.OptionHostName,
 	dhcpv4.OptionInterfaceMTU,
 	dhcpv4.OptionClasslessStaticRoute,
@@ -157,6 +177,11 @@ func leaseFromACK(ack *dhcpv4.DHCPv4, now time.Time) (*Lease, error) {
 	} else if d := ack.DomainName(); d != "" {
 		l.Search = []string{d}
 	}
+	for _, s := range ack.NTPServers() {
+		if a, ok := addr4(s); ok && !a.IsUnspecified() && !a.IsMulticast() {
+			l.NTP = append(l.NTP, a)
+		}
+	}
 	l.Hostname = ack.HostName()
 	if v := ack.Options.Get(dhcpv4.OptionInterfaceMTU); len(v) == 2 {
 		// 68 is the smallest MTU IPv4 allows; a smaller one is a broken
@@ -186,6 +211,9 @@ func (l *Lease) inherit(prev *Lease, ack *dhcpv4.DHCPv4) {
 	}
 	if !has(dhcpv4.OptionDNSDomainSearchList) && !has(dhcpv4.OptionDomainName) {
 		l.Search = slices.Clone(prev.Search)
+	}
+	if !has(dhcpv4.OptionNTPServers) {
+		l.NTP = slices.Clone(prev.NTP)
 	}
 	if !has(dhcpv4.OptionHostName) {
 		l.Hostname = prev.Hostname
@@ -499,7 +527,7 @@ func (c *dhcpLink) set(prev, l *Lease) {
 	switch {
 	case prev == nil:
 		c.log.Info("DHCPv4 lease", "address", l.Address, "router", l.Router, "dns", l.DNS,
-			"search", l.Search, "hostname", l.Hostname, "lease", l.Duration, "server", l.Server)
+			"search", l.Search, "hostname", l.Hostname, "ntp", l.NTP, "lease", l.Duration, "server", l.Server, "item", c.plan.What)
 	case prev.Address != l.Address:
 		c.log.Info("DHCPv4 lease renewed with a new address", "address", l.Address, "was", prev.Address, "lease", l.Duration)
 	default:

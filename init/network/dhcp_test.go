@@ -40,13 +40,14 @@ func TestLeaseFromACK(t *testing.T) {
 			dhcpv4.WithRouter(ip("10.0.2.2"), ip("10.0.2.254")),
 			dhcpv4.WithDNS(ip("10.0.2.3"), ip("1.1.1.1")),
 			dhcpv4.WithDomainSearchList("lab.example", "example"),
+			dhcpv4.WithOption(dhcpv4.OptNTPServers(ip("10.0.2.2"), ip("0.0.0.0"), ip("192.0.2.123"))),
 			dhcpv4.WithOption(dhcpv4.OptHostName("node-7")),
 			dhcpv4.WithGeneric(dhcpv4.OptionInterfaceMTU, []byte{0x05, 0xaa}),
 		},
 		want: &Lease{
 			Address: netip.MustParsePrefix("10.0.2.15/24"), Router: netip.MustParseAddr("10.0.2.2"),
 			Server: netip.MustParseAddr("10.0.2.2"), DNS: addrs("10.0.2.3", "1.1.1.1"),
-			Search: []string{"lab.example", "example"}, Hostname: "node-7", MTU: 1450,
+			Search: []string{"lab.example", "example"}, NTP: addrs("10.0.2.2", "192.0.2.123"), Hostname: "node-7", MTU: 1450,
 			Duration: 24 * time.Hour, T1: 12 * time.Hour, T2: 21 * time.Hour, Obtained: now,
 		},
 	}, {
@@ -126,7 +127,7 @@ func TestInherit(t *testing.T) {
 	prev := &Lease{
 		Address: netip.MustParsePrefix("10.0.2.15/24"), Router: netip.MustParseAddr("10.0.2.2"),
 		Server: netip.MustParseAddr("10.0.2.2"), DNS: addrs("10.0.2.3"), Search: []string{"lab.example"},
-		Hostname: "node-7", MTU: 1450,
+		NTP: addrs("10.0.2.123"), Hostname: "node-7", MTU: 1450,
 	}
 	// A renewal ACK with the address and lease time alone keeps the rest.
 	a := ack(t, dhcpv4.WithYourIP(net.ParseIP("10.0.2.15").To4()), dhcpv4.WithLeaseTime(600))
@@ -147,6 +148,38 @@ func TestInherit(t *testing.T) {
 	l.inherit(prev, a)
 	if l.Address.Bits() != 16 || !reflect.DeepEqual(l.DNS, addrs("9.9.9.9")) || l.Router != prev.Router {
 		t.Errorf("renewal with new values: %+v", l)
+	}
+	a = ack(t, dhcpv4.WithYourIP(net.ParseIP("10.0.2.15").To4()), dhcpv4.WithOption(dhcpv4.OptNTPServers(net.ParseIP("10.0.2.124").To4())))
+	l, _ = leaseFromACK(a, time.Now())
+	l.inherit(prev, a)
+	if !reflect.DeepEqual(l.NTP, addrs("10.0.2.124")) {
+		t.Errorf("renewal with new NTP servers: %v", l.NTP)
+	}
+}
+
+func TestLeaseClone(t *testing.T) {
+	l := &Lease{DNS: addrs("10.0.2.3"), NTP: addrs("10.0.2.123"), Search: []string{"lab.example"},
+		Routes: []config.Route{{To: netip.MustParsePrefix("0.0.0.0/0"), Via: netip.MustParseAddr("10.0.2.2")}}}
+	c := l.clone()
+	if !reflect.DeepEqual(c, l) {
+		t.Fatalf("clone %+v, want %+v", c, l)
+	}
+	c.NTP[0], c.DNS[0], c.Search[0], c.Routes[0].Via = netip.Addr{}, netip.Addr{}, "x", netip.Addr{}
+	if l.NTP[0] != netip.MustParseAddr("10.0.2.123") || l.DNS[0] != netip.MustParseAddr("10.0.2.3") || l.Search[0] != "lab.example" || !l.Routes[0].Via.IsValid() {
+		t.Errorf("clone shares slices with the lease: %+v", l)
+	}
+	if (*Lease)(nil).clone() != nil {
+		t.Error("clone of nil is not nil")
+	}
+}
+
+func TestRequestedOptions(t *testing.T) {
+	m, err := dhcpv4.New(requestedOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.IsOptionRequested(dhcpv4.OptionNTPServers) {
+		t.Errorf("the parameter request list %v does not ask for NTP servers (option 42)", m.ParameterRequestList())
 	}
 }
 

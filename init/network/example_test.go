@@ -10,8 +10,9 @@ import (
 )
 
 // The init's network step: Up returns once links, addresses, routes and the
-// first leases are in place (or the bounded waits ran out); the DHCP clients
-// keep renewing until ctx ends, at shutdown.
+// first leases are in place, however long the cable or the DHCP server takes
+// (or at once, with an error, for a config mistake); the DHCP clients keep
+// renewing until ctx ends, at shutdown.
 func ExampleUp() {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop() // at shutdown: the DHCP clients stop renewing
@@ -21,10 +22,10 @@ func ExampleUp() {
 		DNS:        config.DNS{Servers: []netip.Addr{netip.MustParseAddr("192.168.122.1")}},
 	}
 	st, err := network.Up(ctx, cfg)
-	// The milestone network-up is logged here, error or not: what could be
-	// configured was, and a DHCP client without a lease keeps asking.
+	// The milestone network-up is logged only here, once the network is up.
 	if err != nil {
 		slog.Error("network", "err", err)
+		return
 	}
 	slog.Info("network up", "state", st.String(), "node_ip", st.NodeIP(), "dhcp_hostname", st.Hostname())
 }

@@ -20,6 +20,7 @@ func FuzzLeaseFromACK(f *testing.F) {
 		dhcpv4.WithRouter(net.IPv4(10, 0, 2, 2)),
 		dhcpv4.WithDNS(net.IPv4(10, 0, 2, 3)),
 		dhcpv4.WithDomainSearchList("lab.example"),
+		dhcpv4.WithOption(dhcpv4.OptNTPServers(net.IPv4(10, 0, 2, 2), net.IPv4(192, 0, 2, 123))),
 		dhcpv4.WithOption(dhcpv4.OptClasslessStaticRoute(&dhcpv4.Route{
 			Dest: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, Router: net.IPv4(10, 0, 2, 2),
 		})),
@@ -40,6 +41,11 @@ func FuzzLeaseFromACK(f *testing.F) {
 		}
 		if l.Duration <= 0 || l.T1 <= 0 || l.T1 > l.T2 || l.T2 > l.Duration {
 			t.Fatalf("times: lease %v T1 %v T2 %v", l.Duration, l.T1, l.T2)
+		}
+		for _, a := range l.NTP {
+			if !a.Is4() || a.IsUnspecified() || a.IsMulticast() {
+				t.Fatalf("ntp server %v", a)
+			}
 		}
 		for _, r := range l.Routes {
 			if !r.To.IsValid() || r.To != r.To.Masked() {

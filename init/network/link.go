@@ -75,7 +75,7 @@ func isPhysical(sysfs string, a *netlink.LinkAttrs) bool {
 }
 
 // waitLinks polls the links, handing each list to plan, until plan reports
-// done, the timeout passes or ctx ends. Drivers probe asynchronously, so the
+// done, the timeout passes (0: never) or ctx ends. Drivers probe asynchronously, so the
 // links a config names may appear a moment after the init is ready for
 // them.
 func waitLinks(ctx context.Context, sysfs string, timeout time.Duration, plan func(links []linkInfo) (done bool)) error {
@@ -85,7 +85,7 @@ func waitLinks(ctx context.Context, sysfs string, timeout time.Duration, plan fu
 		if err != nil {
 			return err
 		}
-		if plan(links) || !time.Now().Before(deadline) {
+		if plan(links) || timeout > 0 && !time.Now().Before(deadline) {
 			return nil
 		}
 		select {

@@ -181,6 +181,7 @@ type testDHCP struct {
 	hostname string
 	mtu      uint16
 	nak      bool            // refuse renewals
+	mute     time.Time       // answer nothing before this time
 	deaf     map[string]bool // sockets (by bound address) that drop renewals
 	requests []seenRequest
 }
@@ -223,6 +224,9 @@ func (d *testDHCP) listen(t *testing.T, n *netNS, ifname string, bind net.IP) {
 func (d *testDHCP) handle(on string, conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if time.Now().Before(d.mute) {
+		return
+	}
 	var typ dhcpv4.MessageType
 	switch m.MessageType() {
 	case dhcpv4.MessageTypeDiscover:

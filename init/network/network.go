@@ -20,27 +20,31 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/config"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
-// Defaults of the bounded waits in Up.
+// Defaults of the waits in Up.
 const (
 	// DefaultLinkTimeout bounds the wait for configured links to appear
-	// (drivers probe asynchronously) and, without configured interfaces,
-	// for a physical link to report carrier.
+	// (drivers probe asynchronously): a link the config names that is
+	// still missing then is a config mistake, reported at once.
 	DefaultLinkTimeout = 15 * time.Second
-	// DefaultDHCPTimeout bounds the wait in Up for each DHCP link's first
-	// lease. The client keeps trying afterwards, in the background.
-	DefaultDHCPTimeout = 30 * time.Second
+	// DefaultWaitReport is how often Up says what it still waits for
+	// (carrier, a lease) while the network is not up.
+	DefaultWaitReport = 30 * time.Second
 )
 
 // Option changes how Up works.
 type Option func(*options)
 
 type options struct {
-	resolvConf  string
-	linkTimeout time.Duration
-	dhcpTimeout time.Duration
-	log         *slog.Logger
+	resolvConf     string
+	linkTimeout    time.Duration
+	carrierTimeout time.Duration // 0: as long as ctx lives
+	dhcpTimeout    time.Duration // 0: as long as ctx lives
+	waitReport     time.Duration
+	log            *slog.Logger
 
 	// Knobs for tests.
 	sysfs       string        // where sysfs is mounted
@@ -53,11 +57,22 @@ type options struct {
 // of /etc/resolv.conf; "" leaves resolv.conf alone.
 func WithResolvConf(path string) Option { return func(o *options) { o.resolvConf = path } }
 
-// WithLinkTimeout bounds the wait for links to appear and get carrier.
+// WithLinkTimeout bounds the wait for configured links to appear.
 func WithLinkTimeout(d time.Duration) Option { return func(o *options) { o.linkTimeout = d } }
 
-// WithDHCPTimeout bounds the wait in Up for the first DHCP leases.
+// WithCarrierTimeout bounds the wait, without configured interfaces, for a
+// physical link to report carrier. By default Up waits as long as its
+// context lives: a switch port that forwards nothing for a minute, or a
+// cable plugged in late, must not end the boot.
+func WithCarrierTimeout(d time.Duration) Option { return func(o *options) { o.carrierTimeout = d } }
+
+// WithDHCPTimeout bounds the wait in Up for the first DHCP leases. By
+// default Up waits as long as its context lives (a DHCP server that comes
+// back after a power cut later than the node).
 func WithDHCPTimeout(d time.Duration) Option { return func(o *options) { o.dhcpTimeout = d } }
+
+// WithWaitReport sets how often Up logs what it still waits for.
+func WithWaitReport(d time.Duration) Option { return func(o *options) { o.waitReport = d } }
 
 // WithLogger sends the package's logs (leases, renewals, renames) to l
 // instead of slog's default logger.
@@ -65,8 +80,11 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // Up brings the network up as cfg says and returns what it did. It brings up
 // lo, waits (a bounded time) for the configured links, renames, sets MTU,
-// addresses and routes, starts DHCP and waits (a bounded time) for the
-// first leases, and writes resolv.conf.
+// addresses and routes, starts DHCP, writes resolv.conf and waits for the
+// first leases. Without configured interfaces it first waits for a physical
+// link to get carrier. The waits for carrier and leases last as long as ctx
+// (unless an option bounds them), logging about every 30 seconds what is
+// still missing: a node must come up by itself once its network does.
 //
 // The DHCP clients run until ctx is cancelled, renewing their leases; State
 // follows them. Up returns a State even with an error: the error joins one
@@ -77,7 +95,7 @@ func Up(ctx context.Context, cfg config.Network, opts ...Option) (*State, error)
 	o := &options{
 		resolvConf:  DefaultResolvConf,
 		linkTimeout: DefaultLinkTimeout,
-		dhcpTimeout: DefaultDHCPTimeout,
+		waitReport:  DefaultWaitReport,
 		log:         slog.Default(),
 		sysfs:       "/sys",
 		dhcpTry:     time.Second,
@@ -121,6 +139,9 @@ func Up(ctx context.Context, cfg config.Network, opts ...Option) (*State, error)
 		errs = append(errs, err)
 	}
 
+	if len(dhcp) > 0 {
+		transactionIDsFromURandom()
+	}
 	for _, p := range dhcp {
 		c := &dhcpLink{plan: p, o: o, log: log.With("link", p.Name)}
 		c.onLease = func(l *Lease, err error) {
@@ -145,18 +166,77 @@ func Up(ctx context.Context, cfg config.Network, opts ...Option) (*State, error)
 	}()
 
 	if len(dhcp) > 0 {
-		wctx, cancel := context.WithTimeout(ctx, o.dhcpTimeout)
-		err := s.Wait(wctx)
-		cancel()
-		if err != nil {
-			for _, ifc := range s.Interfaces() {
-				if ifc.DHCP && ifc.Lease == nil {
-					errs = append(errs, fmt.Errorf("%s: no DHCPv4 lease on %s within %v; the client keeps asking in the background", ifc.Item, ifc.Name, o.dhcpTimeout))
-				}
-			}
+		if err := s.waitLeases(ctx, o, log); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return s, errors.Join(errs...)
+}
+
+// waitLeases waits for the first lease of every DHCP link, saying about
+// every o.waitReport which links still have none and why (no carrier, or
+// no answer), until ctx ends or o.dhcpTimeout (if set) passes.
+func (s *State) waitLeases(ctx context.Context, o *options, log *slog.Logger) error {
+	start := time.Now()
+	wctx := ctx
+	if o.dhcpTimeout > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, o.dhcpTimeout)
+		defer cancel()
+	}
+	tick := time.NewTicker(o.waitReport)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ready:
+			if d := time.Since(start); d >= o.waitReport {
+				log.Info("network: every DHCP link has its lease; the boot goes on", "waited", d.Round(time.Second))
+			}
+			return nil
+		case <-tick.C:
+			for _, ifc := range s.pendingLeases() {
+				log.Warn(fmt.Sprintf("network: waiting for a DHCPv4 lease on %s (%s) for %v; the boot goes on once it has one",
+					ifc.Name, leaseWait(ifc.Index), time.Since(start).Round(time.Second)),
+					"link", ifc.Name, "item", ifc.Item)
+			}
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var errs []error
+			for _, ifc := range s.pendingLeases() {
+				errs = append(errs, fmt.Errorf("%s: no DHCPv4 lease on %s within %v (%s); the client keeps asking in the background", ifc.Item, ifc.Name, o.dhcpTimeout, leaseWait(ifc.Index)))
+			}
+			return errors.Join(errs...)
+		}
+	}
+}
+
+// pendingLeases lists the DHCP links that have not had a lease yet.
+func (s *State) pendingLeases() []Interface {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Interface
+	for _, ifc := range s.links {
+		if ifc.DHCP && !s.leased[ifc.Index] {
+			out = append(out, *ifc)
+		}
+	}
+	return out
+}
+
+// leaseWait says in plain words why a link has no lease yet: no carrier
+// (the cable, the switch port) or no answer (the DHCP server).
+func leaseWait(index int) string {
+	l, err := netlink.LinkByIndex(index)
+	switch {
+	case err != nil:
+		return "the link is gone: " + err.Error()
+	case l.Attrs().RawFlags&unix.IFF_LOWER_UP == 0:
+		return "no carrier: check the cable and the switch port"
+	default:
+		return "carrier is up, no DHCP server has answered"
+	}
 }
 
 // waitPlans matches the config to the links present, waiting a bounded time
@@ -178,10 +258,12 @@ func waitPlans(ctx context.Context, cfg config.Network, o *options) ([]linkPlan,
 
 	// No interfaces: DHCP on the physical links that get carrier. Links
 	// must be up to report carrier; the first one to have it starts a short
-	// grace period for the others.
+	// grace period for the others. Until one has it, Up waits (and says so):
+	// after a power cut the switch often comes back after the node.
 	var first time.Time
 	var seen []linkInfo
-	err := waitLinks(ctx, o.sysfs, o.linkTimeout, func(links []linkInfo) bool {
+	start, reported := time.Now(), time.Now()
+	err := waitLinks(ctx, o.sysfs, o.carrierTimeout, func(links []linkInfo) bool {
 		seen = links
 		var phys, carrier int
 		for _, l := range links {
@@ -199,11 +281,17 @@ func waitPlans(ctx context.Context, cfg config.Network, o *options) ([]linkPlan,
 		if carrier > 0 && first.IsZero() {
 			first = time.Now()
 		}
+		if carrier == 0 && time.Since(reported) >= o.waitReport {
+			reported = time.Now()
+			o.log.Warn(fmt.Sprintf("network: waiting for carrier on a physical Ethernet link for %v (links present: %s); "+
+				"the boot goes on once a cable is plugged in and the switch port forwards", time.Since(start).Round(time.Second), presentLinks(links)),
+				"step", "network")
+		}
 		return carrier > 0 && (carrier == phys || time.Since(first) >= carrierSettle)
 	})
 	if len(plans) == 0 {
 		if err == nil {
-			err = fmt.Errorf("the config has no network.interfaces and no physical Ethernet link got carrier within %v; links present: %s", o.linkTimeout, presentLinks(seen))
+			err = fmt.Errorf("the config has no network.interfaces and no physical Ethernet link got carrier within %v; links present: %s", o.carrierTimeout, presentLinks(seen))
 		}
 		return nil, err
 	}

@@ -2,12 +2,15 @@ package network
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -459,8 +462,124 @@ func TestUpAutoDHCP(t *testing.T) {
 	}
 
 	// No physical link at all: a bounded wait, then an error that says why.
-	_, _, err = upForTest(t, config.Network{}, func(o *options) { o.sysfs = t.TempDir() }, WithLinkTimeout(300*time.Millisecond))
+	_, _, err = upForTest(t, config.Network{}, func(o *options) { o.sysfs = t.TempDir() }, WithCarrierTimeout(300*time.Millisecond))
 	if err == nil || !strings.Contains(err.Error(), "no physical Ethernet link got carrier within 300ms; links present:") {
 		t.Errorf("Up without physical links: %v", err)
+	}
+}
+
+// syncBuffer is a log sink the DHCP clients' goroutines may write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// A DHCP server that answers late (one that comes back after the node, after
+// a power cut) does not end the boot: Up waits, says what it waits for, and
+// returns once the lease is there.
+func TestUpWaitsForLateDHCP(t *testing.T) {
+	if !inOwnNetNS(t) {
+		return
+	}
+	lan := newNetNS(t)
+	vethTo(t, lan, "eth0", nil, "p0", netip.MustParsePrefix("10.199.0.1/24"))
+	const late = 3 * time.Second
+	startDHCP(t, lan, "p0", net.IPv4(10, 199, 0, 1).To4(), &testDHCP{
+		addr: net.IPv4(10, 199, 0, 100).To4(), lease: time.Hour, router: net.IPv4(10, 199, 0, 1).To4(),
+		mute: time.Now().Add(late),
+	})
+	var logs syncBuffer
+	start := time.Now()
+	s, _, err := upForTest(t, config.Network{Interfaces: []config.Interface{{Name: "eth0", DHCP4: true}}},
+		WithDHCPTimeout(0), WithWaitReport(time.Second), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
+		func(o *options) { o.dhcpTry = 200 * time.Millisecond; o.dhcpRetries = 2 })
+	if err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if d := time.Since(start); d < late {
+		t.Errorf("Up returned after %v, before the server answered", d)
+	}
+	if l := s.Interfaces()[0].Lease; l == nil || l.Address != netip.MustParsePrefix("10.199.0.100/24") {
+		t.Errorf("lease %+v", l)
+	}
+	const want = "waiting for a DHCPv4 lease on eth0 (carrier is up, no DHCP server has answered) for "
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("logs lack %q:\n%s", want, logs.String())
+	}
+}
+
+// Without configured interfaces Up waits for a cable, however late: a link
+// without carrier is reported, and DHCP starts once it has carrier.
+func TestUpWaitsForCarrier(t *testing.T) {
+	if !inOwnNetNS(t) {
+		return
+	}
+	lan := newNetNS(t)
+	vethTo(t, lan, "eth0", nil, "p0", netip.MustParsePrefix("10.199.0.1/24"))
+	startDHCP(t, lan, "p0", net.IPv4(10, 199, 0, 1).To4(), &testDHCP{
+		addr: net.IPv4(10, 199, 0, 100).To4(), lease: time.Hour, router: net.IPv4(10, 199, 0, 1).To4(),
+	})
+	// The peer down: eth0 has no carrier until the "cable" is plugged in.
+	peer, err := lan.h.LinkByName("p0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lan.h.LinkSetDown(peer); err != nil {
+		t.Fatal(err)
+	}
+	const late = 3 * time.Second
+	time.AfterFunc(late, func() { lan.h.LinkSetUp(peer) })
+	sysfs := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(sysfs, "class/net/eth0/device"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	start := time.Now()
+	s, _, err := upForTest(t, config.Network{}, func(o *options) { o.sysfs = sysfs },
+		WithWaitReport(time.Second), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if d := time.Since(start); d < late {
+		t.Errorf("Up returned after %v, before the link had carrier", d)
+	}
+	if ifs := s.Interfaces(); len(ifs) != 1 || ifs[0].Lease == nil {
+		t.Errorf("state %+v", ifs)
+	}
+	const want = "waiting for carrier on a physical Ethernet link for "
+	if !strings.Contains(logs.String(), want) || !strings.Contains(logs.String(), "eth0") {
+		t.Errorf("logs lack %q:\n%s", want, logs.String())
+	}
+}
+
+// Up waits only as long as its context: a shutdown ends the wait.
+func TestUpWaitEndsWithContext(t *testing.T) {
+	if !inOwnNetNS(t) {
+		return
+	}
+	vethTo(t, nil, "eth0", nil, "peer0", netip.Prefix{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	s, err := Up(ctx, config.Network{Interfaces: []config.Interface{{Name: "eth0", DHCP4: true}}},
+		WithResolvConf(filepath.Join(t.TempDir(), "resolv.conf")), WithLogger(slog.New(slog.DiscardHandler)))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Up: %v, want the context's end", err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Errorf("the DHCP clients did not stop")
 	}
 }

@@ -4,11 +4,13 @@ package pid1
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rke2os/rke2os/init/boot"
@@ -50,6 +52,9 @@ func Run() {
 	rawCmdline := readCmdline()
 	cmdline := boot.ParseCmdline(rawCmdline)
 	panicIn = cmdline["rke2.debug.panic"]
+	for _, w := range config.CmdlineDebugWarnings(rawCmdline) {
+		slog.Warn(w)
+	}
 	reaper := supervise.Reap()
 	sup := supervise.New(reaper)
 	// The network's DHCP clients renew leases until shutdown begins.
@@ -69,6 +74,12 @@ func Run() {
 		slog.Info("modules loaded", "count", n)
 		return err
 	})
+	// From here on a press of the power button is served, whatever the
+	// boot waits for next (the network, a DHCP server, maintenance mode).
+	if shutdown.WatchPowerButtons() == 0 {
+		slog.Info("no power button yet; looking for one in the background")
+	}
+	boot.WatchEntropy(boot.EntropyWait)
 	console.Milestone("modules-loaded")
 
 	var cfg *config.Config
@@ -93,11 +104,23 @@ func Run() {
 	})
 
 	var net *network.State
+	// The network step waits for carrier and leases as long as it takes
+	// (a switch or DHCP server that comes back after the node, a cable
+	// plugged in late), saying what it waits for; a config mistake is an
+	// error at once.
 	ok = ok && step("network", func() (err error) {
 		net, err = network.Up(netCtx, cfg.Network, network.WithLogger(slog.Default()))
+		if err != nil {
+			return err
+		}
 		console.Milestone("network-up")
 		slog.Info("network up", "links", net.String(), "node_ip", net.NodeIP())
-		return err
+		return nil
+	})
+	// True time before any certificate, key or etcd data is made.
+	ok = ok && step("clock", func() error {
+		syncClock(netCtx, cfg, net)
+		return nil
 	})
 	role := cfg.Role(cmdline["rke2.role"])
 	if ok && cfg.Debug["logs"] {
@@ -111,7 +134,7 @@ func Run() {
 	}
 	ok = ok && step("cgroups", func() error { return boot.DelegateCgroups("/sys/fs/cgroup") }) &&
 		step("node", func() error { return startNode(netCtx, reaper, sup, cfg, role, net.NodeIP().String()) })
-	if !ok {
+	if !ok && !stopping.Load() {
 		slog.Error("maintenance mode: the node stays up without starting RKE2; fix the error above, then reboot (the power button powers off)")
 	}
 
@@ -136,6 +159,10 @@ func Run() {
 // would format it again, but the wait is short and loses nothing).
 var formatting sync.Mutex
 
+// stopping is set once a shutdown or reboot has begun: a boot step that
+// ends because the shutdown stopped it (the network wait) is no error.
+var stopping atomic.Bool
+
 // formatWait bounds how long a shutdown waits for a format to finish.
 const formatWait = 2 * time.Minute
 
@@ -148,6 +175,7 @@ func serveShutdown(requests <-chan shutdown.Action, stop func()) {
 		}
 	}()
 	a := <-requests
+	stopping.Store(true)
 	for deadline := time.Now().Add(formatWait); !formatting.TryLock(); {
 		if time.Now().After(deadline) {
 			slog.Warn("state partition still being formatted; shutting down anyway", "waited", formatWait)
@@ -209,7 +237,15 @@ func applyHost(cfg *config.Config) error {
 	if err := host.Sysctls("/proc/sys", cfg.Sysctls); err != nil {
 		return err
 	}
-	return host.WriteFiles("/", cfg.WriteFiles)
+	if err := host.WriteFiles("/", cfg.WriteFiles); err != nil {
+		return err
+	}
+	// After write_files, so that a password given there is the one kept.
+	created, err := host.EnsureNodePassword("/")
+	if err == nil {
+		slog.Info("node password", "file", host.NodePasswordFile, "created", created)
+	}
+	return err
 }
 
 // panicIn names a step that panics on purpose (rke2.debug.panic=<step> on
@@ -229,6 +265,10 @@ func step(name string, fn func() error) (ok bool) {
 		panic("rke2.debug.panic asked for it")
 	}
 	if err := fn(); err != nil {
+		if stopping.Load() && errors.Is(err, context.Canceled) {
+			slog.Info("boot step stopped by the shutdown", "step", name)
+			return false
+		}
 		console.Error(fmt.Errorf("%s: %w", name, err))
 		return false
 	}

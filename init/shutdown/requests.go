@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,7 +15,8 @@ import (
 
 // Requests delivers shutdown requests: SIGTERM and the ACPI power button
 // (what `virsh shutdown` and QEMU's system_powerdown press) ask for a power
-// off, SIGINT (Ctrl-Alt-Del) for a reboot.
+// off, SIGINT (Ctrl-Alt-Del) for a reboot. Power buttons are looked for in
+// the background from now on; WatchPowerButtons opens those present at once.
 func Requests() <-chan Action {
 	ch := make(chan Action, 4)
 	// Without CAD_OFF the kernel reboots at once on Ctrl-Alt-Del; with it,
@@ -31,27 +33,60 @@ func Requests() <-chan Action {
 			}
 		}
 	}()
-	go watchPowerButtons(ch)
+	buttons.mu.Lock()
+	buttons.ch = ch
+	buttons.mu.Unlock()
+	go pollPowerButtons()
 	return ch
 }
 
-// watchPowerButtons reads every input device named like a power button.
-// The devices appear once the button and evdev modules are loaded, so it
-// looks again for a while.
-func watchPowerButtons(ch chan<- Action) {
-	watched := map[string]bool{}
-	for i := 0; i < 600; i++ {
-		for _, dev := range PowerButtons("/sys/class/input") {
-			if watched[dev] {
-				continue
-			}
-			watched[dev] = true
-			go readButton(dev, ch)
+// buttons are the power buttons being read, and where their presses go.
+var buttons struct {
+	mu      sync.Mutex
+	ch      chan<- Action
+	watched map[string]bool
+}
+
+// WatchPowerButtons opens, before it returns, every power button present
+// that is not read yet: the init calls it right after loading the modules
+// (button, evdev), so that a press at any time after modules-loaded is
+// seen, also while the boot waits for the network or sits in maintenance
+// mode. It returns how many buttons are read in all.
+func WatchPowerButtons() int {
+	buttons.mu.Lock()
+	defer buttons.mu.Unlock()
+	if buttons.ch == nil {
+		return 0
+	}
+	if buttons.watched == nil {
+		buttons.watched = map[string]bool{}
+	}
+	for _, dev := range PowerButtons("/sys/class/input") {
+		if buttons.watched[dev] {
+			continue
 		}
-		if len(watched) > 0 && i > 50 {
-			return
+		f, err := os.Open(dev)
+		if err != nil {
+			// devtmpfs may not have made the node yet: the next look.
+			continue
 		}
-		time.Sleep(200 * time.Millisecond)
+		buttons.watched[dev] = true
+		slog.Info("watching power button", "device", dev)
+		go readButton(f, buttons.ch)
+	}
+	return len(buttons.watched)
+}
+
+// pollPowerButtons looks for buttons that appear late (a module loaded by
+// the config, a USB keyboard's power key): often at first, then seldom.
+func pollPowerButtons() {
+	for i := 0; ; i++ {
+		WatchPowerButtons()
+		if i < 600 {
+			time.Sleep(200 * time.Millisecond)
+		} else {
+			time.Sleep(5 * time.Second)
+		}
 	}
 }
 
@@ -74,15 +109,9 @@ const (
 	keyPower = 116
 )
 
-func readButton(dev string, ch chan<- Action) {
-	f, err := os.Open(dev)
-	if err != nil {
-		slog.Warn("power button", "device", dev, "err", err)
-		return
-	}
+func readButton(f *os.File, ch chan<- Action) {
 	defer f.Close()
-	// Logged once the device is open: a press before this is not seen.
-	slog.Info("watching power button", "device", dev)
+	dev := f.Name()
 	ev := make([]byte, 24) // struct input_event on 64-bit: timeval, type, code, value
 	for {
 		if _, err := f.Read(ev); err != nil {

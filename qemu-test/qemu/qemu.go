@@ -54,7 +54,13 @@ type Config struct {
 	// NetdevOpts are appended to the user network's options (hostfwd=...).
 	NetdevOpts string
 	CPUs       int
-	Extra      []string
+	// NoRNG leaves out the virtio-rng device, as a VM defined by hand
+	// often has none.
+	NoRNG bool
+	// RTCBase sets the guest's hardware clock at start (QEMU's -rtc base=),
+	// like "2020-01-01"; "" is the host's time.
+	RTCBase string
+	Extra   []string
 }
 
 // TB is the part of testing.TB the harness uses, so that the benchmark
@@ -138,10 +144,15 @@ func (vm *VM) args(cfg Config) ([]string, error) {
 		"-display", "none", "-vga", "none", "-no-reboot",
 		"-serial", "file:" + vm.console,
 		"-qmp", "unix:" + vm.qmpPath + ",server=on,wait=off",
-		"-netdev", "user,id=n0" + netdevOpts(cfg.NetdevOpts), "-device", "virtio-net-pci,netdev=n0",
+		"-netdev", "user,id=n0" + netdevOpts(cfg.NetdevOpts), "-device", "virtio-net-pci,netdev=n0,id=nic0",
+	}
+	if !cfg.NoRNG {
 		// An entropy source, as libvirt gives VMs by default: without one the
 		// guest's getrandom blocks for minutes under TCG.
-		"-device", "virtio-rng-pci",
+		a = append(a, "-device", "virtio-rng-pci")
+	}
+	if cfg.RTCBase != "" {
+		a = append(a, "-rtc", "base="+cfg.RTCBase)
 	}
 	if cfg.Firmware == UEFI {
 		vars := filepath.Join(vm.dir, "OVMF_VARS.fd")
@@ -153,6 +164,10 @@ func (vm *VM) args(cfg Config) ([]string, error) {
 	}
 	if cfg.ISO != "" {
 		a = append(a, "-drive", "file="+cfg.ISO+",media=cdrom,readonly=on")
+		if cfg.Disk != "" {
+			// The disk may be another machine's: boot from the CD.
+			a = append(a, "-boot", "order=d")
+		}
 	}
 	if cfg.Disk != "" {
 		opt := ""
@@ -311,6 +326,13 @@ func (vm *VM) QMP(command string, args map[string]any) (json.RawMessage, error) 
 		}
 	}
 	return nil, errors.New("qmp: no reply")
+}
+
+// SetLink plugs (up) or unplugs the cable of the VM's NIC: the guest sees
+// its carrier come and go.
+func (vm *VM) SetLink(up bool) error {
+	_, err := vm.QMP("set_link", map[string]any{"name": "nic0", "up": up})
+	return err
 }
 
 // Powerdown presses the ACPI power button.

@@ -1,0 +1,45 @@
+package host
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// NodePasswordFile is where RKE2 keeps the password a node proves its name
+// with when it joins (the server stores its hash in the secret
+// <node>.node-password.rke2). It lives on the state partition, through the
+// /etc/rancher bind, so the node keeps its name across reboots.
+const NodePasswordFile = "/etc/rancher/node/password"
+
+// EnsureNodePassword makes the node's password once, as RKE2's agent does
+// (32 random hex characters, mode 0600), and keeps the one it finds. An
+// unreadable or empty file is an error, never replaced: a new password would
+// lock the node out of its own name on the server.
+func EnsureNodePassword(root string) (created bool, err error) {
+	p := filepath.Join(root, NodePasswordFile)
+	b, err := os.ReadFile(p)
+	switch {
+	case err == nil && strings.TrimSpace(string(b)) != "":
+		return false, nil
+	case err == nil:
+		return false, fmt.Errorf("node password %s is empty: remove it to make a new one (the server then refuses this node's name until its Node is deleted)", NodePasswordFile)
+	case !errors.Is(err, os.ErrNotExist):
+		return false, fmt.Errorf("node password: %w", err)
+	}
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return false, fmt.Errorf("node password: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return false, fmt.Errorf("node password: %w", err)
+	}
+	if err := WriteFileAtomic(p, []byte(hex.EncodeToString(secret)+"\n"), 0o600); err != nil {
+		return false, fmt.Errorf("node password: %w", err)
+	}
+	return true, nil
+}

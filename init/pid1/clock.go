@@ -1,0 +1,94 @@
+package pid1
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/init/console"
+	"github.com/rke2os/rke2os/init/network"
+	"github.com/rke2os/rke2os/init/timesync"
+)
+
+// clockWait bounds the boot's wait for an NTP answer: a node whose servers
+// are all unreachable still comes up, on its hardware clock, and keeps
+// asking in the background.
+const clockWait = 15 * time.Second
+
+// oldestCert is a certificate the node made; a step of the clock back past
+// its NotBefore is worth a warning (it would not be valid yet).
+const oldestCert = "/var/lib/rancher/rke2/server/tls/etcd/server-ca.crt"
+
+// reissue checks the node's certificates again (re-issuing those whose
+// validity no longer covers now) after the clock is stepped; set once the
+// node has made them.
+var reissue atomic.Pointer[func()]
+
+// syncClock sets the clock from NTP (the config's servers, else DHCP's)
+// before any certificate, key or etcd data is made, then keeps it
+// disciplined for as long as the node runs. It never fails the boot.
+func syncClock(ctx context.Context, cfg *config.Config, net *network.State) {
+	var dhcp []netip.Addr
+	for _, ifc := range net.Interfaces() {
+		if ifc.Lease != nil {
+			dhcp = append(dhcp, ifc.Lease.NTP...)
+		}
+	}
+	servers := timesync.Servers(cfg.NTP, dhcp)
+	if len(servers) == 0 {
+		if cfg.NTP.IsEnabled() {
+			slog.Warn("no NTP server in the config (ntp.servers, ntp.pools) or from DHCP: the node runs on its hardware clock", "now", time.Now().UTC().Format(time.RFC3339))
+		} else {
+			slog.Info("ntp.enabled is false: the node runs on its hardware clock", "now", time.Now().UTC().Format(time.RFC3339))
+		}
+		return
+	}
+	opts := []timesync.Option{
+		timesync.WithLogger(slog.Default()),
+		timesync.WithNotBefore(func() time.Time { return certNotBefore(oldestCert) }),
+		timesync.OnStep(func(old, now time.Time) {
+			// Certificates made on the old time may not cover the new.
+			if f := reissue.Load(); f != nil {
+				(*f)()
+			}
+		}),
+	}
+	sctx, cancel := context.WithTimeout(ctx, clockWait)
+	r, err := timesync.Sync(sctx, servers, opts...)
+	cancel()
+	if err != nil {
+		slog.Warn("no NTP server answered within "+clockWait.String()+": the node runs on its hardware clock for now and keeps asking in the background",
+			"servers", servers, "err", err, "now", time.Now().UTC().Format(time.RFC3339))
+	} else {
+		// Sync logged the offset and the servers.
+		console.Milestone("time-synced")
+		slog.Debug("clock", "stepped", r.Stepped, "now", time.Now().UTC().Format(time.RFC3339))
+	}
+	// Certificates made later check their validity against the clock as
+	// it is then: the etcd step re-issues any leaf that does not cover now.
+	go timesync.Discipline(ctx, servers, opts...)
+}
+
+// certNotBefore is when a certificate starts to be valid; zero when it
+// cannot be read (none made yet).
+func certNotBefore(path string) time.Time {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return time.Time{}
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return time.Time{}
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return time.Time{}
+	}
+	return c.NotBefore
+}
