@@ -18,6 +18,10 @@ type EtcdOptions struct {
 	Image    string // rancher/hardened-etcd:...
 	NodeName string
 	NodeIP   string
+	// ExtraArgs are RKE2's etcd-arg ("name=value"): k3s writes them into
+	// etcd's config file over its own keys, so here one replaces the flag
+	// of the same name in place and a new one is appended.
+	ExtraArgs []string
 }
 
 // EtcdCerts makes etcd's CAs (kept if present: a custom CA) and the
@@ -72,7 +76,7 @@ func EtcdPod(o EtcdOptions) *corev1.Pod {
 				Name:    "etcd",
 				Image:   o.Image,
 				Command: []string{"etcd"},
-				Args: []string{
+				Args: overrideArgs([]string{
 					"--name=" + o.NodeName,
 					"--data-dir=" + dataDir,
 					"--advertise-client-urls=https://" + ip + ":2379",
@@ -93,7 +97,7 @@ func EtcdPod(o EtcdOptions) *corev1.Pod {
 					"--heartbeat-interval=500",
 					"--election-timeout=5000",
 					"--snapshot-count=10000",
-				},
+				}, o.ExtraArgs),
 				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 					corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")}},
 				LivenessProbe: &corev1.Probe{

@@ -20,9 +20,12 @@ import (
 // The manifest is written to a temporary file outside the directory (the
 // kubelet reads every file in it, half-written ones too), synced and renamed
 // in. Identical content is not rewritten, so the kubelet does not restart the
-// pod. Every file a container names on its command line gets a read-only
-// host mount, and the hash of those files goes into a FILE_HASH environment
-// value: a changed certificate changes the manifest and restarts the pod.
+// pod. Every file a container names on its command line, and every
+// certificate a kubeconfig among them names, gets a read-only host mount
+// (as RKE2's ReadFiles finds them, lists too), and the hash of those files
+// goes into a FILE_HASH environment value: a changed certificate changes the
+// manifest and restarts the pod. Files a component reloads or writes
+// (unmountedFileFlags) are left to the directories the pod mounts.
 func StaticPod(podDir string, pod *corev1.Pod) (changed bool, err error) {
 	if pod.Name == "" {
 		return false, fmt.Errorf("static pod: no name")
@@ -72,26 +75,93 @@ func StaticPod(podDir string, pod *corev1.Pod) (changed bool, err error) {
 	return true, nil
 }
 
-// fileArgs finds absolute file paths in --flag=/path arguments that exist on
-// the host as regular files.
-func fileArgs(args []string) []string {
+// unmountedFileFlags name files that must not be bind-mounted one by one:
+// a file mount pins the inode, so a file the component reloads when it is
+// replaced would never change inside the container, and a file it writes
+// would be read-only. They are seen through a directory mount instead, and
+// kept out of FILE_HASH: a new encryption config is reloaded, not a reason
+// to restart the apiserver (RKE2 excludes the same two).
+var unmountedFileFlags = map[string]bool{
+	"--encryption-provider-config": true,
+	"--audit-log-path":             true,
+}
+
+// fileArgs finds absolute file paths in --flag=/path arguments (and in
+// comma-separated lists of them) that exist on the host as regular files,
+// and the certificates and keys that a --...kubeconfig file names.
+func fileArgs(args []string) ([]string, error) {
 	var files []string
 	for _, a := range args {
-		_, v, ok := strings.Cut(a, "=")
+		flag, v, ok := strings.Cut(a, "=")
 		if !ok {
 			v = a
 		}
+		if unmountedFileFlags[flag] {
+			continue
+		}
 		for _, p := range strings.Split(v, ",") {
-			if !filepath.IsAbs(p) {
+			if !isFile(p) {
 				continue
 			}
-			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-				files = append(files, filepath.Clean(p))
+			files = append(files, filepath.Clean(p))
+			if strings.HasSuffix(flag, "kubeconfig") {
+				named, err := kubeconfigFiles(p)
+				if err != nil {
+					return nil, err
+				}
+				files = append(files, named...)
 			}
 		}
 	}
 	sort.Strings(files)
-	return dedupe(files)
+	return dedupe(files), nil
+}
+
+func isFile(p string) bool {
+	if !filepath.IsAbs(p) {
+		return false
+	}
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// kubeconfigFiles are the CA, certificate and key files a kubeconfig names
+// (k3s writes them as absolute paths beside the kubeconfig's own).
+func kubeconfigFiles(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var kc struct {
+		Clusters []struct {
+			Cluster struct {
+				CA string `json:"certificate-authority"`
+			} `json:"cluster"`
+		} `json:"clusters"`
+		Users []struct {
+			User struct {
+				Cert string `json:"client-certificate"`
+				Key  string `json:"client-key"`
+			} `json:"user"`
+		} `json:"users"`
+	}
+	if err := yaml.Unmarshal(b, &kc); err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	var files []string
+	add := func(p string) {
+		if isFile(p) {
+			files = append(files, filepath.Clean(p))
+		}
+	}
+	for _, c := range kc.Clusters {
+		add(c.Cluster.CA)
+	}
+	for _, u := range kc.Users {
+		add(u.User.Cert)
+		add(u.User.Key)
+	}
+	return files, nil
 }
 
 func dedupe(s []string) []string {
@@ -109,9 +179,15 @@ func mountFileArgs(pod *corev1.Pod) error {
 	var all []string
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
-		files := fileArgs(append(append([]string{}, c.Command...), c.Args...))
+		files, err := fileArgs(append(append([]string{}, c.Command...), c.Args...))
+		if err != nil {
+			return err
+		}
 		for _, f := range files {
-			name := volumeName(f)
+			if hasMount(c, f) {
+				continue
+			}
+			name := pathVolumeName("file", f)
 			if !hasVolume(pod, name) {
 				t := corev1.HostPathFile
 				pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name,
@@ -152,19 +228,15 @@ func hasVolume(pod *corev1.Pod, name string) bool {
 	return false
 }
 
-// volumeName makes a DNS-label volume name for a file path.
-func volumeName(p string) string {
-	sum := sha256.Sum256([]byte(p))
-	base := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			return r
+// hasMount says the container already mounts something at p: the
+// kubelet refuses two mounts on one path.
+func hasMount(c *corev1.Container, p string) bool {
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == p {
+			return true
 		}
-		return '-'
-	}, strings.ToLower(filepath.Base(p)))
-	if len(base) > 40 {
-		base = base[:40]
 	}
-	return "file-" + strings.Trim(base, "-") + "-" + hex.EncodeToString(sum[:4])
+	return false
 }
 
 // yamlOf renders a pod as StaticPod would, without touching its files.
