@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -15,37 +16,81 @@ import (
 	"golang.org/x/term"
 )
 
-const usage = `usage: rke2-build image --role server|agent [flags]
-       rke2-build validate [--role server|agent] FILE...
+const usage = `rke2-build bakes bootable RKE2 node images (ISO, raw disk, PXE).
+
+Usage:
+  rke2-build image --role server|agent [flags]
+  rke2-build validate [--role server|agent] FILE...
+  rke2-build version
 
 Commands:
   image     build out/rke2-<role>.{iso,raw,vmlinuz,initrd,cmdline} and out/manifest.json
   validate  check node config files as the init will at boot
+  version   print rke2-build's version
+  help      print this help
+
+Use "rke2-build <command> --help" for a command's flags.
 `
 
+// version is set at build time (-ldflags -X main.version=...); else the
+// module's version from the build info.
+var version = ""
+
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
-	switch os.Args[1] {
-	case "image":
+	if len(os.Args) >= 2 && os.Args[1] == "image" {
 		image(os.Args[2:])
-	case "validate":
-		os.Exit(validate(os.Args[2:], os.Stdout, os.Stderr))
-	default:
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
+		return
 	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is every command but image: help on standard output with exit 0, as
+// kubectl does, and a usage error on standard error with exit 2.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "version", "--version":
+		fmt.Fprintf(stdout, "rke2-build %s\n", buildVersion())
+		return 0
+	case "validate":
+		return validate(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "rke2-build: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }
 
 // validate checks each config file and prints every error, with its
 // line, and every warning (a debug switch on); warnings do not fail it.
 func validate(args []string, stdout, stderr io.Writer) (exit int) {
 	fl := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl.SetOutput(io.Discard)
 	role := fl.String("role", "server", "the role of the image the config is for")
 	if err := fl.Parse(args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "rke2-build validate: %v (see rke2-build validate --help)\n", err)
+		}
+		if errors.Is(err, flag.ErrHelp) {
+			fl.SetOutput(stdout)
+			fmt.Fprintln(stdout, "usage: rke2-build validate [--role server|agent] FILE...")
+			fl.PrintDefaults()
+			return 0
+		}
 		return 2
 	}
 	if fl.NArg() == 0 {
@@ -84,7 +129,15 @@ func image(args []string) {
 		return nil
 	})
 	fl.StringVar(&o.Config, "config", "", "node config file baked into the image (validated first)")
+	fl.SetOutput(io.Discard)
 	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stdout, "usage: rke2-build image --role server|agent [flags]\n\nFlags:")
+			fl.SetOutput(os.Stdout)
+			fl.PrintDefaults()
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "rke2-build image: %v (see rke2-build image --help)\n", err)
 		os.Exit(2)
 	}
 	if fl.NArg() > 0 {

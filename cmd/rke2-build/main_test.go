@@ -37,3 +37,27 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("stdout %q, stderr %q", &stdout, &stderr)
 	}
 }
+
+// Help goes to standard output with exit 0, as Kubernetes tools do; a
+// wrong command to standard error with exit 2.
+func TestHelpAndVersion(t *testing.T) {
+	for _, c := range []struct {
+		args       []string
+		exit       int
+		out, errOut string
+	}{
+		{[]string{"--help"}, 0, "Usage:\n  rke2-build image", ""},
+		{[]string{"help"}, 0, "rke2-build version", ""},
+		{[]string{"version"}, 0, "rke2-build ", ""},
+		{[]string{"validate", "--help"}, 0, "-role", ""},
+		{[]string{"dance"}, 2, "", `unknown command "dance"`},
+		{nil, 2, "", "Usage:"},
+	} {
+		var stdout, stderr bytes.Buffer
+		exit := run(c.args, &stdout, &stderr)
+		if exit != c.exit || !strings.Contains(stdout.String(), c.out) || !strings.Contains(stderr.String(), c.errOut) ||
+			(c.exit == 0) != (stderr.Len() == 0) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", c.args, exit, &stdout, &stderr)
+		}
+	}
+}
