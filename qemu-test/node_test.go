@@ -379,6 +379,7 @@ func TestNodeRunsEtcd(t *testing.T) {
 	if now := time.Now(); cert.NotBefore.After(now) || cert.NotAfter.Before(now) || now.Sub(cert.NotBefore) > time.Hour+10*time.Minute {
 		t.Errorf("etcd's certificate is valid %v to %v, not from about now (%v)", cert.NotBefore, cert.NotAfter, now)
 	}
+	n.checkControlPlane(vm)
 	t.Logf("timeline: %v", vm.Milestones())
 	if err := vm.Powerdown(); err != nil {
 		t.Fatal(err)

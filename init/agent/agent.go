@@ -29,6 +29,9 @@ const (
 	StepContent = "content" // extract the runtime image as RKE2 does
 	StepImport  = "import"  // import the airgap archives into containerd
 	StepEtcd    = "etcd"    // etcd's certificates and static pod
+	// StepServer is not one-shot: the server's long-running side (the
+	// control plane's gating), a supervised service of PID 1.
+	StepServer = "server"
 )
 
 // ContentResult is what the content step answers.
@@ -50,6 +53,11 @@ type ImportResult struct {
 type EtcdResult struct {
 	Manifest string `json:"manifest"`
 	Changed  bool   `json:"changed"`
+	// PKIWritten counts the server's certificates, keys, kubeconfigs and
+	// secrets made or re-issued (0 when all were in place); Warnings are
+	// what is kept but wrong (a CA not valid now).
+	PKIWritten int      `json:"pki_written"`
+	Warnings   []string `json:"warnings,omitempty"`
 }
 
 // Failure is the answer of a step that failed: its error in plain words.

@@ -79,6 +79,19 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 		return err
 	}
 	console.Milestone("kubelet-started")
+	if role == config.RoleServer {
+		// The control plane's gating (etcd healthy, then the apiserver,
+		// then the controller-manager and the scheduler) is a service of
+		// its own: a crash there costs a restart, never PID 1.
+		err := sup.Add(&supervise.Service{
+			Name: "rke2-server", Path: agent.Path,
+			Args:    []string{agent.StepServer, "--node-name=" + nodeName, "--node-ip=" + nodeIP},
+			LogFile: node.DefaultPaths.Agent("logs", "rke2-server.log"),
+		}, "kubelet")
+		if err != nil {
+			return err
+		}
+	}
 	logResources("kubelet-started")
 	return nil
 }

@@ -6,21 +6,28 @@ package steps
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/rke2os/rke2os/init/agent"
 	"github.com/rke2os/rke2os/init/airgap"
 	"github.com/rke2os/rke2os/init/boot"
 	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/init/console"
 	"github.com/rke2os/rke2os/init/content"
 	"github.com/rke2os/rke2os/init/node"
 	"github.com/rke2os/rke2os/init/pods"
+	"github.com/rke2os/rke2os/init/serverpki"
+	"gopkg.in/yaml.v3"
 )
 
 // Env is where the steps find the node: its paths and the image's release
@@ -29,10 +36,15 @@ type Env struct {
 	Paths     node.Paths
 	Release   string // config.ReleasePath
 	MediumDir string // boot.MediumDir
+	// The server's view of its control plane: etcd's and the apiserver's
+	// addresses, and where it records the milestones of this boot.
+	EtcdURL, APIServerURL string
+	MilestoneDir          string
 }
 
 // DefaultEnv is the node's own.
-var DefaultEnv = Env{Paths: node.DefaultPaths, Release: config.ReleasePath, MediumDir: boot.MediumDir}
+var DefaultEnv = Env{Paths: node.DefaultPaths, Release: config.ReleasePath, MediumDir: boot.MediumDir,
+	EtcdURL: "https://127.0.0.1:2379", APIServerURL: "https://127.0.0.1:6443", MilestoneDir: "/run/rke2os/milestones"}
 
 // Main runs the step named by args[0] and writes its answer to stdout;
 // the exit status is 0 on success, 1 on a failed step, 2 on bad usage.
@@ -53,6 +65,22 @@ func Main(env Env, args []string, stdout io.Writer) int {
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
 		run = func(context.Context) (any, error) { return env.Etcd(*name, *ip) }
+	case agent.StepServer:
+		name := fs.String("node-name", "", "the node's name")
+		ip := fs.String("node-ip", "", "the node's IP address")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		// A service: its milestones go to the console, its logs to its
+		// log file (and the console in debug mode).
+		console.Open()
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		if err := env.Server(ctx, *name, *ip); err != nil {
+			slog.Error("server", "err", err)
+			return 1
+		}
+		return 0
 	default:
 		fmt.Fprintf(os.Stderr, "rke2-node: unknown step %q\n", args[0])
 		return 2
@@ -144,6 +172,12 @@ func (e Env) Etcd(nodeName, nodeIP string) (*agent.EtcdResult, error) {
 	if o.Image == "" {
 		return nil, fmt.Errorf("etcd: the image carries no rancher/hardened-etcd (release %s)", e.Release)
 	}
+	// The server's whole PKI first, as RKE2 makes it before etcd starts:
+	// etcd's certificates are part of it.
+	pki, err := e.serverPKI(nodeName, nodeIP)
+	if err != nil {
+		return nil, err
+	}
 	if err := pods.EtcdCerts(o); err != nil {
 		return nil, err
 	}
@@ -152,5 +186,58 @@ func (e Env) Etcd(nodeName, nodeIP string) (*agent.EtcdResult, error) {
 		return nil, err
 	}
 	slog.Info("etcd static pod", "manifest", e.Paths.EtcdManifest(), "changed", changed)
-	return &agent.EtcdResult{Manifest: e.Paths.EtcdManifest(), Changed: changed}, nil
+	return &agent.EtcdResult{Manifest: e.Paths.EtcdManifest(), Changed: changed, PKIWritten: len(pki.Written), Warnings: pki.Warnings}, nil
+}
+
+// serverPKI makes (once) and checks (every start) the server's CAs,
+// certificates, kubeconfigs, token and encryption config, from the keys of
+// RKE2's config.yaml that shape them.
+func (e Env) serverPKI(nodeName, nodeIP string) (*serverpki.Result, error) {
+	rc, err := e.rke2Config()
+	if err != nil {
+		return nil, err
+	}
+	o := serverpki.Options{Paths: e.Paths, NodeName: nodeName, TLSSANs: rc.TLSSANs(), Token: rc.Token(),
+		AgentToken: rc.String("agent-token"), ServiceCIDR: rc.String("service-cidr"), ClusterDomain: rc.String("cluster-domain"),
+		Kubeconfig: rc.String("write-kubeconfig"), KubeconfigMode: rc.String("write-kubeconfig-mode")}
+	if ip := net.ParseIP(nodeIP); ip != nil {
+		o.NodeIPs = []net.IP{ip}
+	}
+	res, err := serverpki.Ensure(o)
+	if err != nil {
+		return nil, fmt.Errorf("server PKI: %w", err)
+	}
+	for _, w := range res.Warnings {
+		slog.Warn("server PKI: " + w)
+	}
+	return res, nil
+}
+
+// rke2Config reads RKE2's config.yaml as the init wrote it; none is an
+// empty config.
+func (e Env) rke2Config() (config.RKE2Config, error) {
+	p := filepath.Join(e.Paths.EtcDir, "config.yaml")
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return config.RKE2Config{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	rc := config.RKE2Config{}
+	if len(doc.Content) == 0 {
+		return rc, nil
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: not a mapping of RKE2's keys", p)
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		rc[m.Content[i].Value] = m.Content[i+1]
+	}
+	return rc, nil
 }

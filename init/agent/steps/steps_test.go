@@ -94,6 +94,19 @@ func TestEtcd(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), "rancher/hardened-etcd:v3.6.7-k3s1") || !strings.Contains(string(b), "10.0.2.15") {
 		t.Fatalf("manifest: %v\n%s", err, b)
 	}
+	// The server's PKI came with it, once: keys and kubeconfigs 0600.
+	for _, f := range []string{"server/tls/server-ca.key", "server/tls/client-admin.key", "server/cred/admin.kubeconfig",
+		"server/cred/encryption-config.json", "server/token", "agent/kubelet.kubeconfig"} {
+		fi, err := os.Lstat(filepath.Join(env.Paths.DataDir, f))
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+		} else if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+	if code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15"); code != 0 || m["pki_written"] != 0.0 {
+		t.Errorf("third run: exit %d, answer %v: the PKI was written again", code, m)
+	}
 	if code, m := run(t, env, agent.StepEtcd); code != 1 || !strings.Contains(m["error"].(string), "no node name") {
 		t.Fatalf("no node name: exit %d, answer %v", code, m)
 	}

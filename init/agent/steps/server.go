@@ -1,0 +1,195 @@
+package steps
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rke2os/rke2os/init/console"
+	"github.com/rke2os/rke2os/init/host"
+	"github.com/rke2os/rke2os/init/pods"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// pollEvery is how often the server looks at etcd and the apiserver while
+// it waits for them.
+const pollEvery = 2 * time.Second
+
+// Server is the server's long-running side, what RKE2 runs in goroutines
+// of its own process, here a service of PID 1 restarted with backoff: it
+// waits for etcd to answer, writes the apiserver's static pod, waits for
+// its /readyz, then writes the controller-manager's and the scheduler's.
+// It reports etcd-healthy and apiserver-ready on the console, then stays,
+// for the work that follows (manifests, joins).
+func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
+	rel, err := e.release()
+	if err != nil {
+		return err
+	}
+	image := rel.Image("rancher/hardened-kubernetes")
+	if image == "" {
+		return fmt.Errorf("server: the image carries no rancher/hardened-kubernetes (release %s)", e.Release)
+	}
+	rc, err := e.rke2Config()
+	if err != nil {
+		return err
+	}
+	cp := pods.ControlPlane{Paths: e.Paths, Image: image, NodeName: nodeName, NodeIP: nodeIP,
+		ClusterCIDR: rc.String("cluster-cidr"), ServiceCIDR: rc.String("service-cidr"), ClusterDomain: rc.String("cluster-domain"),
+		ServiceNodePortRange: rc.String("service-node-port-range"), CADirs: pods.ExistingDirs(pods.SSLDirs)}
+
+	etcd, err := e.tlsClient(e.Paths.EtcdTLS("server-ca.crt"), e.Paths.EtcdTLS("client.crt"), e.Paths.EtcdTLS("client.key"))
+	if err != nil {
+		return err
+	}
+	if err := waitFor(ctx, "etcd", func(ctx context.Context) error { return etcdHealthy(ctx, etcd, e.EtcdURL+"/health") }); err != nil {
+		return err
+	}
+	e.milestone("etcd-healthy")
+
+	api := pods.KubeAPIServerOptions{ControlPlane: cp, ExtraArgs: rc.Strings("kube-apiserver-arg"),
+		PodSecurityConfigFile: rc.String("pod-security-admission-config-file")}
+	if api.PodSecurityConfigFile == "" {
+		if err := host.WriteFileAtomic(pods.PodSecurityConfigPath(api), pods.PodSecurityConfig(), 0o600); err != nil {
+			return fmt.Errorf("server: pod security config: %w", err)
+		}
+	}
+	if err := e.writePod(pods.KubeAPIServerPod(api)); err != nil {
+		return err
+	}
+	admin, err := e.tlsClient(e.Paths.Server("tls", "server-ca.crt"), e.Paths.Server("tls", "client-admin.crt"), e.Paths.Server("tls", "client-admin.key"))
+	if err != nil {
+		return err
+	}
+	readyz := e.APIServerURL + "/readyz"
+	if err := waitFor(ctx, "kube-apiserver", func(ctx context.Context) error { return httpOK(ctx, admin, readyz) }); err != nil {
+		return err
+	}
+	e.milestone("apiserver-ready")
+
+	if err := e.writePod(pods.KubeControllerManagerPod(pods.KubeControllerManagerOptions{ControlPlane: cp, ExtraArgs: rc.Strings("kube-controller-manager-arg")})); err != nil {
+		return err
+	}
+	if err := e.writePod(pods.KubeSchedulerPod(pods.KubeSchedulerOptions{ControlPlane: cp, ExtraArgs: rc.Strings("kube-scheduler-arg")})); err != nil {
+		return err
+	}
+	slog.Info("control plane started: kube-apiserver, kube-controller-manager, kube-scheduler")
+	<-ctx.Done()
+	return nil
+}
+
+// writePod writes a static pod into the kubelet's manifests, unchanged
+// content left as it is.
+func (e Env) writePod(pod *corev1.Pod) error {
+	changed, err := pods.StaticPod(e.Paths.PodManifests(), pod)
+	if err != nil {
+		return fmt.Errorf("server: %s: %w", pod.Name, err)
+	}
+	slog.Info("static pod", "name", pod.Name, "changed", changed)
+	return nil
+}
+
+// milestone logs a timeline milestone on the console, once per boot: the
+// service restarts, the marks in MilestoneDir (a tmpfs) stay.
+func (e Env) milestone(name string) {
+	mark := filepath.Join(e.MilestoneDir, name)
+	if _, err := os.Stat(mark); err == nil {
+		return
+	}
+	console.Milestone(name)
+	if err := os.MkdirAll(e.MilestoneDir, 0o755); err == nil {
+		_ = os.WriteFile(mark, nil, 0o644)
+	}
+}
+
+// tlsClient is an HTTPS client that trusts ca and presents cert/key.
+func (e Env) tlsClient(ca, cert, key string) (*http.Client, error) {
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("server: %s holds no certificate", ca)
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, ServerName: "localhost"},
+	}}, nil
+}
+
+// waitFor polls check until it succeeds or ctx ends, saying about every
+// minute what it waits for.
+func waitFor(ctx context.Context, what string, check func(context.Context) error) error {
+	start, said := time.Now(), time.Now()
+	for {
+		err := check(ctx)
+		if err == nil {
+			slog.Info(what+" answers", "after", time.Since(start).Round(100*time.Millisecond))
+			return nil
+		}
+		if time.Since(said) >= time.Minute {
+			said = time.Now()
+			slog.Info("waiting for "+what, "for", time.Since(start).Round(time.Second), "last", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
+// etcdHealthy asks etcd's /health, which answers {"health":"true"} once
+// the member has a leader and serves.
+func etcdHealthy(ctx context.Context, c *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Health string `json:"health"`
+		Reason string `json:"reason"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&h); err != nil {
+		return fmt.Errorf("etcd /health: %s: %w", resp.Status, err)
+	}
+	if h.Health != "true" {
+		return fmt.Errorf("etcd /health: %s %s", h.Health, h.Reason)
+	}
+	return nil
+}
+
+// httpOK GETs url and wants 200.
+func httpOK(ctx context.Context, c *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s %s", url, resp.Status, body)
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+package steps
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rke2os/rke2os/init/agent"
+)
+
+// fakeTLS serves h over HTTPS with a certificate the node's PKI made, and
+// asks clients for a certificate of clientCA.
+func fakeTLS(t *testing.T, cert, key, clientCA string, h http.HandlerFunc) string {
+	t.Helper()
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, _ := os.ReadFile(clientCA)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// The server side waits for etcd, then writes the apiserver's pod, waits
+// for its /readyz, then writes the controller-manager's and the
+// scheduler's: each in its turn, with the node's own client certificates.
+func TestServer(t *testing.T) {
+	env := testEnv(t)
+	rel := `{"rke2_version":"v1.34.4+rke2r1","images":[` +
+		`{"name":"docker.io/rancher/hardened-etcd:v3.6.7-k3s1","id":"sha256:1","archive":"/a.tar"},` +
+		`{"name":"docker.io/rancher/hardened-kubernetes:v1.34.4-rke2r1-build20250101","id":"sha256:2","archive":"/a.tar"}]}`
+	os.WriteFile(env.Release, []byte(rel), 0o644)
+	os.MkdirAll(env.Paths.EtcDir, 0o700)
+	os.WriteFile(filepath.Join(env.Paths.EtcDir, "config.yaml"), []byte("kube-apiserver-arg: [\"v=2\"]\n"), 0o600)
+	if code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15"); code != 0 {
+		t.Fatalf("etcd step: %v", m)
+	}
+	var etcdUp, apiUp atomic.Bool
+	tlsDir := env.Paths.Server("tls")
+	env.EtcdURL = fakeTLS(t, env.Paths.EtcdTLS("server-client.crt"), env.Paths.EtcdTLS("server-client.key"), env.Paths.EtcdTLS("server-ca.crt"),
+		func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/health" || !etcdUp.Load() {
+				w.Write([]byte(`{"health":"false","reason":"no leader"}`))
+				return
+			}
+			w.Write([]byte(`{"health":"true","reason":""}`))
+		})
+	env.APIServerURL = fakeTLS(t, filepath.Join(tlsDir, "serving-kube-apiserver.crt"), filepath.Join(tlsDir, "serving-kube-apiserver.key"), filepath.Join(tlsDir, "client-ca.crt"),
+		func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/readyz" || !apiUp.Load() || r.TLS.PeerCertificates[0].Subject.CommonName != "system:admin" {
+				http.Error(w, "[-]etcd failed", http.StatusInternalServerError)
+				return
+			}
+			w.Write([]byte("ok"))
+		})
+	env.MilestoneDir = filepath.Join(t.TempDir(), "milestones")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- env.Server(ctx, "node1", "10.0.2.15") }()
+	manifest := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(env.Paths.PodManifests(), name+".yaml"))
+		return string(b)
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 30s: %s", what)
+			}
+		}
+	}
+
+	time.Sleep(3 * pollEvery)
+	if manifest("kube-apiserver") != "" {
+		t.Fatal("the apiserver's pod was written before etcd answered")
+	}
+	etcdUp.Store(true)
+	waitUntil("the apiserver's pod, once etcd is healthy", func() bool { return manifest("kube-apiserver") != "" })
+	if m := manifest("kube-apiserver"); !strings.Contains(m, "--v=2") || !strings.Contains(m, "hardened-kubernetes:v1.34.4-rke2r1-build20250101") {
+		t.Errorf("apiserver pod lacks the user's argument or the image:\n%s", m)
+	}
+	if _, err := os.Stat(filepath.Join(env.Paths.EtcDir, "rke2-pss.yaml")); err != nil {
+		t.Errorf("pod security config: %v", err)
+	}
+	time.Sleep(3 * pollEvery)
+	if manifest("kube-controller-manager") != "" || manifest("kube-scheduler") != "" {
+		t.Fatal("the controller-manager or the scheduler came before the apiserver was ready")
+	}
+	apiUp.Store(true)
+	waitUntil("the controller-manager's and scheduler's pods", func() bool {
+		return manifest("kube-controller-manager") != "" && manifest("kube-scheduler") != ""
+	})
+	for _, m := range []string{"etcd-healthy", "apiserver-ready"} {
+		if _, err := os.Stat(filepath.Join(env.MilestoneDir, m)); err != nil {
+			t.Errorf("milestone %s not recorded: %v", m, err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Server: %v", err)
+	}
+}
