@@ -1052,10 +1052,14 @@ func (p *parser) rke2String(v *yaml.Node, path string, check func(string) error)
 	return true
 }
 
-// rke2List checks a list RKE2 option, each element with check.
+// rke2List checks a list RKE2 option, each element with check. A single
+// value counts as a list of one, as RKE2 reads it (tls-san: name).
 func (p *parser) rke2List(v *yaml.Node, path string, check func(string) error) bool {
+	if v.Kind == yaml.ScalarNode && !isNull(v) {
+		return p.rke2String(v, path, check)
+	}
 	if v.Kind != yaml.SequenceNode {
-		p.fail(v, path, "must be a list (lines starting with \"- \"), not a %s", kindName(v))
+		p.fail(v, path, "must be a value or a list (lines starting with \"- \"), not a %s", kindName(v))
 		return false
 	}
 	ok := true

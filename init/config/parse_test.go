@@ -415,6 +415,23 @@ func TestParseNTP(t *testing.T) {
 	})
 }
 
+// RKE2 takes a single value where a list is expected: so does the schema.
+func TestParseRKE2SingleValues(t *testing.T) {
+	c, err := Parse("t", []byte("rke2:\n  tls-san: api.example.com\n  node-label: zone=a\n  node-taint: \"gpu=yes:NoSchedule\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.RKE2.TLSSANs(); len(got) != 1 || got[0] != "api.example.com" {
+		t.Errorf("tls-san %q", got)
+	}
+	if got := c.RKE2.NodeLabels(); len(got) != 1 || got[0] != "zone=a" {
+		t.Errorf("node-label %q", got)
+	}
+	if got := c.RKE2.NodeTaints(); len(got) != 1 || got[0] != "gpu=yes:NoSchedule" {
+		t.Errorf("node-taint %q", got)
+	}
+}
+
 func TestParseRKE2(t *testing.T) {
 	doc := `rke2:
   token: K10` + strings.Repeat("ab", 32) + `::server:secret
@@ -481,7 +498,8 @@ func TestParseRKE2(t *testing.T) {
 		{"label bad key", "rke2:\n  node-label: ['-zone=a']\n", 2, 16, "rke2.node-label[0]", `key "-zone" is not a label key`},
 		{"label bad value", "rke2:\n  node-label: ['zone=a b']\n", 2, 16, "rke2.node-label[0]", `value "a b" is not a label value`},
 		{"label restricted", "rke2:\n  node-label: [node-role.kubernetes.io/worker=true]\n", 2, 16, "rke2.node-label[0]", "the kubelet would refuse to start"},
-		{"label string", "rke2:\n  node-label: zone=a\n", 2, 15, "rke2.node-label", "must be a list"},
+		{"label single bad value", "rke2:\n  node-label: zone\n", 2, 15, "rke2.node-label", "is not a label"},
+		{"label map", "rke2:\n  node-label: {zone: a}\n", 2, 15, "rke2.node-label", "must be a value or a list"},
 		{"label plus", "rke2:\n  node-label+: [zone]\n", 2, 17, "rke2.node-label+[0]", "is not a label"},
 		{"taint effect", "rke2:\n  node-taint: ['a=b:NoRun']\n", 2, 16, "rke2.node-taint[0]", `has effect "NoRun"; use NoSchedule, PreferNoSchedule or NoExecute`},
 		{"taint no effect", "rke2:\n  node-taint: ['a=b']\n", 2, 16, "rke2.node-taint[0]", `is not a taint "key=value:Effect"`},
