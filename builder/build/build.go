@@ -252,7 +252,7 @@ func ValidateConfig(path, role string) (warnings []string, err error) {
 	if err := c.Validate(role); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	return c.DebugWarnings(), nil
+	return append(c.DebugWarnings(), c.RKE2Warnings()...), nil
 }
 
 // initramfsModules reads the module names the overlays ask for

@@ -68,7 +68,7 @@ func loadConfig(cmdline string, defaultRole string) (*config.Config, error) {
 	}
 	slog.Info("config loaded", "sources", strings.Join(sources, ", "), "role", merged.Role(defaultRole))
 	// At every boot: a switch meant for a test must not go unnoticed.
-	for _, w := range merged.DebugWarnings() {
+	for _, w := range append(merged.DebugWarnings(), merged.RKE2Warnings()...) {
 		slog.Warn(w)
 	}
 	return merged, nil

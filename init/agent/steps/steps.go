@@ -172,6 +172,11 @@ func (e Env) Etcd(nodeName, nodeIP string) (*agent.EtcdResult, error) {
 	if o.Image == "" {
 		return nil, fmt.Errorf("etcd: the image carries no rancher/hardened-etcd (release %s)", e.Release)
 	}
+	rc, err := e.rke2Config()
+	if err != nil {
+		return nil, err
+	}
+	o.ExtraArgs = rc.Strings("etcd-arg")
 	// The server's whole PKI first, as RKE2 makes it before etcd starts:
 	// etcd's certificates are part of it.
 	pki, err := e.serverPKI(nodeName, nodeIP)

@@ -1,0 +1,49 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// RKE2KeysActedOn are the keys of RKE2's config.yaml that this OS acts on
+// today, with where: every other key is still written to config.yaml (so
+// RKE2's own tools read it), but does nothing yet, and the node says so.
+var RKE2KeysActedOn = map[string]string{
+	"node-name":                          "the kubelet's and the certificates' node name",
+	"token":                              "the cluster's token (server/token)",
+	"agent-token":                        "the agents' token",
+	"tls-san":                            "the apiserver's serving certificate",
+	"service-cidr":                       "the apiserver, the certificates",
+	"cluster-cidr":                       "the controller-manager",
+	"cluster-domain":                     "the certificates, the apiserver",
+	"service-node-port-range":            "the apiserver",
+	"write-kubeconfig":                   "where rke2.yaml is written",
+	"write-kubeconfig-mode":              "rke2.yaml's mode",
+	"kube-apiserver-arg":                 "the apiserver's static pod",
+	"kube-controller-manager-arg":        "the controller-manager's static pod",
+	"kube-scheduler-arg":                 "the scheduler's static pod",
+	"etcd-arg":                           "etcd's static pod",
+	"pod-security-admission-config-file": "the apiserver's Pod Security configuration",
+}
+
+// RKE2Warnings names, one sentence each, the keys under rke2: that this OS
+// writes to config.yaml but does not act on yet, for rke2-build validate
+// and for every boot.
+func (c *Config) RKE2Warnings() []string {
+	if c == nil {
+		return nil
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(c.RKE2)) {
+		base := k
+		if len(base) > 1 && base[len(base)-1] == '+' {
+			base = base[:len(base)-1]
+		}
+		if _, ok := RKE2KeysActedOn[base]; ok {
+			continue
+		}
+		out = append(out, fmt.Sprintf("rke2.%s is written to /etc/rancher/rke2/config.yaml but not acted on by this OS yet (the README lists the keys it acts on)", k))
+	}
+	return out
+}
