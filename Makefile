@@ -103,7 +103,7 @@ unit: deps
 qemu-test: image
 	$(MAKE) image ROLE=agent
 	RKE2_REQUIRE_IMAGES=1 $(GO) test -count=1 ./images/
-	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) $(GO) test -count=1 -timeout 50m ./...
+	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) $(GO) test -count=1 -timeout 50m ./...
 
 test: unit qemu-test
 

@@ -136,6 +136,10 @@ func TestPXEBoot(t *testing.T) {
 			if _, err := vm.WaitFor(regexp.MustCompile(`network up" links=.* node_ip=10\.0\.2\.15`), time.Minute); err != nil {
 				t.Fatal(err)
 			}
+			// The lease came by the automatic DHCP, not a named interface.
+			if _, err := vm.WaitFor(regexp.MustCompile(`DHCPv4 lease" .*item="eth0 \(automatic DHCP`), time.Second); err != nil {
+				t.Error(err)
+			}
 			// Without a medium there are no airgap images: the runtime must come
 			// from a registry, which this sandbox cannot reach.
 			bootAndPowerOff(t, vm, "", regexp.MustCompile(`rke2-init error="node: .*rke2-runtime`))

@@ -205,6 +205,29 @@ func TestNodeRawDisk(t *testing.T) {
 	if ls := stateList(t, disk, "/log/pods"); !strings.Contains(ls, "kube-system_etcd-node1_") {
 		t.Errorf("/var/log/pods lacks etcd's logs:\n%s", ls)
 	}
+	// write_files wrote what the config says, with its mode, onto the state.
+	if got := stateFile(t, disk, "/lib/rke2os-test/written.txt"); got != "written by write_files\n" {
+		t.Errorf("write_files content %q", got)
+	}
+	if ls := stateList(t, disk, "/lib/rke2os-test"); !regexp.MustCompile(`100640 .*written.txt`).MatchString(ls) {
+		t.Errorf("write_files mode, want 0640:\n%s", ls)
+	}
+	// Every key and kubeconfig of the server's PKI is 0600.
+	for _, d := range []string{"/lib/rancher/rke2/server/tls", "/lib/rancher/rke2/server/cred"} {
+		ls := stateList(t, disk, d)
+		for _, l := range strings.Split(ls, "\n") {
+			f := strings.Fields(l)
+			if len(f) < 9 || !(strings.HasSuffix(l, ".key") || strings.HasSuffix(l, ".kubeconfig") || strings.HasSuffix(l, ".json")) {
+				continue
+			}
+			if f[1] != "100600" {
+				t.Errorf("%s: %s is mode %s, want 0600", d, f[len(f)-1], f[1])
+			}
+		}
+		if !strings.Contains(ls, ".key") && !strings.Contains(ls, ".kubeconfig") {
+			t.Errorf("%s holds no key or kubeconfig:\n%s", d, ls)
+		}
+	}
 
 	// A boot on which the state partition's superblock cannot be read
 	// (QEMU's blkdebug fails every read and write of its sector 2, where
