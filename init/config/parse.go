@@ -669,17 +669,23 @@ func (p *parser) sysctls(n *yaml.Node, path string) map[string]string {
 
 // modules walks modules.
 func (p *parser) modules(n *yaml.Node, path string) []string {
+	return p.checkedStrings(n, path, "name a module like br_netfilter", checkModuleName)
+}
+
+// checkedStrings walks a list of strings, each checked by check; an empty
+// entry is an error that says what to write there (fix).
+func (p *parser) checkedStrings(n *yaml.Node, path, fix string, check func(string) error) []string {
 	var out []string
 	p.sequence(n, path, func(i int, v *yaml.Node) {
 		ipath := index(path, i)
 		s, ok := p.str(v, ipath)
 		if !ok {
 			if isNull(deref(v)) {
-				p.fail(v, ipath, "is empty; remove the \"-\" line or name a module like br_netfilter")
+				p.fail(v, ipath, "is empty; remove the \"-\" line or %s", fix)
 			}
 			return
 		}
-		if err := checkModuleName(s); err != nil {
+		if err := check(s); err != nil {
 			p.fail(v, ipath, "%v", err)
 			return
 		}
@@ -943,23 +949,7 @@ func (p *parser) ntp(n *yaml.Node, path string) NTP {
 
 // ntpServers walks ntp.servers or ntp.pools.
 func (p *parser) ntpServers(n *yaml.Node, path string) []string {
-	var out []string
-	p.sequence(n, path, func(i int, v *yaml.Node) {
-		ipath := index(path, i)
-		s, ok := p.str(v, ipath)
-		if !ok {
-			if isNull(deref(v)) {
-				p.fail(v, ipath, "is empty; remove the \"-\" line or name a server like \"pool.ntp.org\"")
-			}
-			return
-		}
-		if err := checkNTPServer(s); err != nil {
-			p.fail(v, ipath, "%v", err)
-			return
-		}
-		out = append(out, s)
-	})
-	return out
+	return p.checkedStrings(n, path, `name a server like "pool.ntp.org"`, checkNTPServer)
 }
 
 // rke2TypedKeys are the rke2 keys the init reads itself, with how each is

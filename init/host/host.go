@@ -124,11 +124,11 @@ func writeAtomic(p string, data []byte, mode os.FileMode) error {
 	if err := os.Rename(tmp.Name(), p); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(p))
+	return SyncDir(filepath.Dir(p))
 }
 
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
+// SyncDir makes a rename (or a new link) in dir durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -396,16 +396,7 @@ func (b *builder) symlink(target, link string) error {
 		return err
 	}
 	b.wrote(link)
-	return syncDir(filepath.Dir(link))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return host.SyncDir(filepath.Dir(link))
 }
 
 // mkdirs makes dir and its parents private (0700), as k3s makes
