@@ -42,8 +42,8 @@ func TestValidate(t *testing.T) {
 // wrong command to standard error with exit 2.
 func TestHelpAndVersion(t *testing.T) {
 	for _, c := range []struct {
-		args       []string
-		exit       int
+		args        []string
+		exit        int
 		out, errOut string
 	}{
 		{[]string{"--help"}, 0, "Usage:\n  rke2-build image", ""},
