@@ -106,7 +106,7 @@ func TestNodeRawDisk(t *testing.T) {
 
 	// Cut during the format (the label is written last: formatted again).
 	vm := qemu.Start(t, n.cfg)
-	cutAt(t, vm, `state: formatting`, 2*time.Second)
+	cutAt(t, vm, `state: formatting`, 500*time.Millisecond)
 	// Cut during the runtime extraction (no .extracted marker: again).
 	vm = qemu.Start(t, n.cfg)
 	cutAt(t, vm, `milestone=network-up`, 5*time.Second)
