@@ -123,7 +123,9 @@ func TestNodeRawDisk(t *testing.T) {
 	}
 
 	vm = n.boot()
-	for _, re := range []string{`state ready" device=/dev/vda5 formatted=false`, `airgap images" imported=1 skipped=0`} {
+	for _, re := range []string{`state ready" device=/dev/vda5 formatted=false`, `airgap images" imported=1 skipped=0`,
+		// No ntp: in its config, none from QEMU's DHCP.
+		`no NTP server in the config \(ntp.servers, ntp.pools\) or from DHCP: the node runs on its hardware clock`} {
 		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
 			t.Errorf("first complete boot: %v", err)
 		}
