@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ import (
 	"github.com/rke2os/rke2os/builder/kernel"
 	"github.com/rke2os/rke2os/init/agent"
 	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/init/serverpki"
 )
 
 // InputError is bad input from the user (exit code 2): a missing kernel,
@@ -63,6 +65,9 @@ type Options struct {
 	Version string
 	// Config is a node config file baked into the image (optional).
 	Config string
+	// Secrets is a cluster's secrets (rke2-build secrets) baked into a
+	// server image (optional): the image then holds the cluster's CA keys.
+	Secrets string
 	// Cmdline is appended to the kernel command line.
 	Cmdline string
 	// Epoch is SOURCE_DATE_EPOCH: every date in every output.
@@ -119,6 +124,14 @@ func image(o Options, tmp string) (Outputs, error) {
 		}
 		for _, w := range warnings {
 			slog.Warn("the baked config turns on a debug switch: "+w, "config", o.Config)
+		}
+	}
+	if o.Secrets != "" {
+		if o.Role != "server" {
+			return Outputs{}, inputErr("--secrets bakes the cluster's CA keys and token into a server image; an %s joins with the token alone (rke2.token in its config)", o.Role)
+		}
+		if err := serverpki.CheckSecrets(o.Secrets); err != nil {
+			return Outputs{}, &InputError{err}
 		}
 	}
 	var images *bakedImages
@@ -212,6 +225,16 @@ func image(o Options, tmp string) (Outputs, error) {
 			}
 		}
 		m.Images, m.RKE2Version = images.index, o.Version
+	}
+	if o.Secrets != "" {
+		// The initrd, and the ISO and disk that carry it, hold the
+		// cluster's CA keys: as private as the secrets directory.
+		for _, p := range []string{staged.ISO, staged.Raw, staged.Initrd} {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return Outputs{}, err
+			}
+		}
+		m.Secrets = "baked"
 	}
 	final := outputsFor(o.Output, o.Role)
 	for _, p := range []struct{ staged, final string }{{staged.ISO, final.ISO}, {staged.Raw, final.Raw}, {staged.Kernel, final.Kernel}, {staged.Initrd, final.Initrd}, {staged.Cmdline, final.Cmdline}} {
@@ -325,6 +348,13 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 			return err
 		}
 	}
+	// After the overlays, so that nothing there can stand in for them. Not
+	// in the manifest: their names and digests are nobody's business.
+	if o.Secrets != "" {
+		if err := bakeSecrets(a, o.Secrets); err != nil {
+			return err
+		}
+	}
 	names, err := initramfsModules(o.Overlays)
 	if err != nil {
 		return err
@@ -359,6 +389,30 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 		return fmt.Errorf("write initramfs: %w", err)
 	}
 	return f.Close()
+}
+
+// bakeSecrets adds every file below dir to the initramfs at
+// serverpki.BakedSecretsDir, in the same layout: files 0600, directories
+// 0700.
+func bakeSecrets(a *initramfs.Archive, dir string) error {
+	root := strings.TrimPrefix(serverpki.BakedSecretsDir, "/")
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		name := path.Join(root, filepath.ToSlash(rel))
+		switch {
+		case d.IsDir():
+			return a.Dir(name, 0o700)
+		case d.Type().IsRegular():
+			return a.File(name, p, 0o600)
+		}
+		return inputErr("secrets %s: %s is neither a file nor a directory", dir, p)
+	})
 }
 
 func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options, images *bakedImages) error {
@@ -512,6 +566,9 @@ type Manifest struct {
 	Inputs          []Artifact `json:"inputs"`
 	Modules         []string   `json:"modules"`
 	RKE2Version     string     `json:"rke2_version,omitempty"`
+	// Secrets is "baked" when the image holds a cluster's secrets; which
+	// ones, and their digests, are not recorded.
+	Secrets string `json:"secrets,omitempty"`
 	// Images lists every image baked in, by name and digest.
 	Images  []content.IndexEntry `json:"images,omitempty"`
 	Outputs []Artifact           `json:"outputs"`

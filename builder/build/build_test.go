@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/rke2os/rke2os/init/agent"
+	"github.com/rke2os/rke2os/init/serverpki"
+	"github.com/u-root/u-root/pkg/cpio"
 )
 
 // inputs lays out a small but complete set of build inputs: a fake bzImage
@@ -250,5 +252,91 @@ func TestImagesWithoutRuntime(t *testing.T) {
 	o.Version = ""
 	if _, err := Image(o); err == nil || !strings.Contains(err.Error(), "--version") {
 		t.Fatalf("err = %v, want a hint to give --version", err)
+	}
+}
+
+// --secrets puts the cluster's secrets into the server's initramfs, in
+// RKE2's layout and private, and keeps them out of manifest.json: no
+// path, no name, no digest.
+func TestSecretsBaked(t *testing.T) {
+	o := inputs(t)
+	o.Secrets = filepath.Join(t.TempDir(), "secrets")
+	must(t, serverpki.GenerateSecrets(o.Secrets))
+	out, err := Image(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(read(t, out.Initrd)))
+	must(t, err)
+	raw, err := io.ReadAll(zr)
+	must(t, err)
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(raw)))
+	must(t, err)
+	inInitrd := map[string]cpio.Record{}
+	for _, r := range recs {
+		inInitrd[r.Name] = r
+	}
+	root := strings.TrimPrefix(serverpki.BakedSecretsDir, "/")
+	for _, d := range []string{root, root + "/tls", root + "/tls/etcd"} {
+		if r, ok := inInitrd[d]; !ok || r.Mode != cpio.S_IFDIR|0o700 {
+			t.Errorf("%s: in the initrd %v, mode %o, want a directory 0700", d, ok, r.Mode)
+		}
+	}
+	m := read(t, out.Manifest)
+	for _, rel := range serverpki.SecretFiles() {
+		want := read(t, filepath.Join(o.Secrets, rel))
+		r, ok := inInitrd[root+"/"+rel]
+		if !ok {
+			t.Errorf("%s is not in the initrd", rel)
+			continue
+		}
+		got, err := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+		if err != nil || !bytes.Equal(got, want) || r.Mode != cpio.S_IFREG|0o600 {
+			t.Errorf("%s: mode %o, same content %v (%v), want 0600 and the file", rel, r.Mode, bytes.Equal(got, want), err)
+		}
+		sum := sha256.Sum256(want)
+		if bytes.Contains(m, []byte(hex.EncodeToString(sum[:]))) {
+			t.Errorf("manifest.json holds the digest of %s", rel)
+		}
+	}
+	for _, leak := range []string{o.Secrets, "secrets/", "server-ca", "service.key", "token"} {
+		if bytes.Contains(m, []byte(leak)) {
+			t.Errorf("manifest.json mentions %q", leak)
+		}
+	}
+	if !bytes.Contains(m, []byte(`"secrets": "baked"`)) {
+		t.Errorf("manifest.json lacks \"secrets\": \"baked\"")
+	}
+	for _, p := range []string{out.ISO, out.Raw, out.Initrd} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, want mode 0600 (it holds the CA keys)", filepath.Base(p), err)
+		}
+	}
+}
+
+// --secrets is for servers, and for a directory rke2-build secrets made.
+func TestSecretsRefused(t *testing.T) {
+	secrets := filepath.Join(t.TempDir(), "secrets")
+	must(t, serverpki.GenerateSecrets(secrets))
+	for _, c := range []struct {
+		name   string
+		change func(o *Options)
+		want   string
+	}{
+		{"agent", func(o *Options) { o.Role, o.Secrets = "agent", secrets }, "server image"},
+		{"not made by rke2-build secrets", func(o *Options) { o.Secrets = t.TempDir() }, "tls/server-ca.crt is missing"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := inputs(t)
+			c.change(&o)
+			_, err := Image(o)
+			var ie *InputError
+			if !errors.As(err, &ie) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want an InputError with %q", err, c.want)
+			}
+			if ents, _ := os.ReadDir(o.Output); len(ents) > 0 {
+				t.Errorf("output directory holds %d entries after a refused build", len(ents))
+			}
+		})
 	}
 }

@@ -21,13 +21,17 @@ const usage = `rke2-build bakes bootable RKE2 node images (ISO, raw disk, PXE).
 Usage:
   rke2-build image --role server|agent [flags]
   rke2-build validate [--role server|agent] FILE...
+  rke2-build secrets --output DIR
+  rke2-build kubeconfig --secrets DIR --server https://ADDR:6443 [--output FILE]
   rke2-build version
 
 Commands:
-  image     build out/rke2-<role>.{iso,raw,vmlinuz,initrd,cmdline} and out/manifest.json
-  validate  check node config files as the init will at boot
-  version   print rke2-build's version
-  help      print this help
+  image       build out/rke2-<role>.{iso,raw,vmlinuz,initrd,cmdline} and out/manifest.json
+  validate    check node config files as the init will at boot
+  secrets     make a new cluster's CAs and token, to bake into server images
+  kubeconfig  print an admin kubeconfig made from those secrets
+  version     print rke2-build's version
+  help        print this help
 
 Use "rke2-build <command> --help" for a command's flags.
 `
@@ -60,6 +64,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "validate":
 		return validate(args[1:], stdout, stderr)
+	case "secrets":
+		return secrets(args[1:], stdout, stderr)
+	case "kubeconfig":
+		return kubeconfig(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "rke2-build: unknown command %q\n\n%s", args[0], usage)
 	return 2
@@ -129,6 +137,7 @@ func image(args []string) {
 		return nil
 	})
 	fl.StringVar(&o.Config, "config", "", "node config file baked into the image (validated first)")
+	fl.StringVar(&o.Secrets, "secrets", "", "the cluster's secrets (rke2-build secrets) baked into a server image")
 	fl.SetOutput(io.Discard)
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -50,6 +50,11 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"help"}, 0, "rke2-build version", ""},
 		{[]string{"version"}, 0, "rke2-build ", ""},
 		{[]string{"validate", "--help"}, 0, "-role", ""},
+		{[]string{"secrets", "--help"}, 0, "-output", ""},
+		{[]string{"kubeconfig", "-h"}, 0, "-server", ""},
+		{[]string{"secrets"}, 2, "", "give --output DIR"},
+		{[]string{"kubeconfig", "--secrets", "x"}, 2, "", "give --secrets DIR and --server"},
+		{[]string{"kubeconfig", "--nope"}, 2, "", "see rke2-build kubeconfig --help"},
 		{[]string{"dance"}, 2, "", `unknown command "dance"`},
 		{nil, 2, "", "Usage:"},
 	} {
@@ -59,5 +64,51 @@ func TestHelpAndVersion(t *testing.T) {
 			(c.exit == 0) != (stderr.Len() == 0) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", c.args, exit, &stdout, &stderr)
 		}
+	}
+}
+
+// rke2-build secrets makes the directory once; kubeconfig prints an admin
+// kubeconfig from it, or writes it private, replacing the file.
+func TestSecretsAndKubeconfig(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "secrets")
+	var stdout, stderr bytes.Buffer
+	if exit := run([]string{"secrets", "--output", dir}, &stdout, &stderr); exit != 0 || stderr.Len() > 0 {
+		t.Fatalf("exit %d, stderr %q", exit, &stderr)
+	}
+	token, err := os.ReadFile(filepath.Join(dir, "token"))
+	if err != nil || !strings.HasPrefix(string(token), "K10") || strings.Contains(stdout.String(), strings.TrimSpace(string(token))) {
+		t.Fatalf("token %q (%v), stdout %q: want a K10 token, not printed", token, err, &stdout)
+	}
+	stdout.Reset()
+	if exit := run([]string{"secrets", "--output", dir}, &stdout, &stderr); exit != 2 || !strings.Contains(stderr.String(), "already exists") || stdout.Len() > 0 {
+		t.Fatalf("again: exit %d, stdout %q, stderr %q", exit, &stdout, &stderr)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, "token")); string(again) != string(token) {
+		t.Fatal("the second run changed the token")
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	if exit := run([]string{"kubeconfig", "--secrets", dir, "--server", "https://192.0.2.10:6443"}, &stdout, &stderr); exit != 0 || stderr.Len() > 0 {
+		t.Fatalf("kubeconfig: exit %d, stderr %q", exit, &stderr)
+	}
+	for _, want := range []string{"server: https://192.0.2.10:6443", "certificate-authority-data: ", "client-key-data: "} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("kubeconfig lacks %q:\n%s", want, &stdout)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "admin.yaml")
+	for i := range 2 {
+		stdout.Reset()
+		if exit := run([]string{"kubeconfig", "--secrets", dir, "--server", "https://192.0.2.10:6443", "--output", out}, &stdout, &stderr); exit != 0 || stdout.Len() > 0 {
+			t.Fatalf("--output, run %d: exit %d, stdout %q, stderr %q", i, exit, &stdout, &stderr)
+		}
+		if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("run %d: %s: %v, want mode 0600", i, out, err)
+		}
+	}
+	stderr.Reset()
+	if exit := run([]string{"kubeconfig", "--secrets", dir, "--server", "192.0.2.10:6443"}, &stdout, &stderr); exit != 2 || !strings.Contains(stderr.String(), "https://") {
+		t.Errorf("bad --server: exit %d, stderr %q", exit, &stderr)
 	}
 }

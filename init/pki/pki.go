@@ -132,9 +132,25 @@ func (ca *CA) Issue(certPath, keyPath string, l Leaf) (bool, error) {
 			return false, nil
 		}
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err := ca.Sign(l)
 	if err != nil {
 		return false, err
+	}
+	if err := write(keyPath, keyPEM, 0o600); err != nil {
+		return false, err
+	}
+	return true, write(certPath, certPEM, 0o644)
+}
+
+// Sign makes a new key and a certificate for l signed by ca, valid for a
+// year, both PEM-encoded; nothing is written. It is for a certificate
+// that leaves the machine (an admin's kubeconfig), whose key must not sit
+// in a file on the way.
+func (ca *CA) Sign(l Leaf) (certPEM, keyPEM []byte, err error) {
+	now := time.Now()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
 	var usage []x509.ExtKeyUsage
 	if l.Server {
@@ -155,9 +171,14 @@ func (ca *CA) Issue(certPath, keyPath string, l Leaf) (bool, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
-		return false, fmt.Errorf("issue %s: %w", l.CN, err)
+		return nil, nil, fmt.Errorf("issue %s: %w", l.CN, err)
 	}
-	return true, writePair(certPath, keyPath, der, key)
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }
 
 // stillGood reports whether c can be kept for l at now. A certificate made

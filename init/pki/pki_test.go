@@ -155,3 +155,32 @@ func TestIssueMismatchedKey(t *testing.T) {
 		t.Fatalf("missing key: wrote=%v err=%v", wrote, err)
 	}
 }
+
+// Sign writes nothing: the pair it returns chains to the CA and the key is
+// the certificate's.
+func TestSign(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := EnsureCA(filepath.Join(dir, "client-ca.crt"), filepath.Join(dir, "client-ca.key"), "rke2-client-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.Sign(Leaf{CN: "system:admin", Org: []string{"system:masters"}, Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("Sign wrote files: %d entries beside the CA", len(ents)-2)
+	}
+	c, err := parseCert(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckSignatureFrom(ca.Cert); err != nil || c.Subject.CommonName != "system:admin" || c.Subject.Organization[0] != "system:masters" {
+		t.Fatalf("certificate %v: %v", c.Subject, err)
+	}
+	kp := filepath.Join(t.TempDir(), "k")
+	os.WriteFile(kp, keyPEM, 0o600)
+	if !keyMatches(kp, c) {
+		t.Error("the key is not the certificate's")
+	}
+}

@@ -75,24 +75,26 @@ func (b *builder) ensureCA(path, cn string) (*pki.CA, error) {
 	return ca, nil
 }
 
+// clusterCAs are the cluster's CAs in the order they are made: their files
+// below server/ (without .crt and .key) and the names k3s gives them.
+var clusterCAs = []struct{ rel, cn string }{
+	{"tls/server-ca", "rke2-server-ca"},
+	{"tls/client-ca", "rke2-client-ca"},
+	{"tls/request-header-ca", "rke2-request-header-ca"},
+	{"tls/etcd/server-ca", "etcd-server-ca"},
+	{"tls/etcd/peer-ca", "etcd-peer-ca"},
+}
+
 func (b *builder) ensureCAs() (*caSet, error) {
 	var cas caSet
-	for _, c := range []struct {
-		ca   **pki.CA
-		path string
-		cn   string
-	}{
-		{&cas.server, b.paths.Server("tls", "server-ca"), "rke2-server-ca"},
-		{&cas.client, b.paths.Server("tls", "client-ca"), "rke2-client-ca"},
-		{&cas.requestHeader, b.paths.Server("tls", "request-header-ca"), "rke2-request-header-ca"},
-		{&cas.etcdServer, b.paths.EtcdTLS("server-ca"), "etcd-server-ca"},
-		{&cas.etcdPeer, b.paths.EtcdTLS("peer-ca"), "etcd-peer-ca"},
-	} {
-		ca, err := b.ensureCA(c.path, c.cn)
+	for i, ca := range []**pki.CA{&cas.server, &cas.client, &cas.requestHeader, &cas.etcdServer, &cas.etcdPeer} {
+		c := clusterCAs[i]
+		p := b.paths.Server(filepath.FromSlash(c.rel))
+		got, err := b.ensureCA(p, c.cn)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Base(c.path), err)
+			return nil, fmt.Errorf("%s: %w", filepath.Base(p), err)
 		}
-		*c.ca = ca
+		*ca = got
 	}
 	return &cas, nil
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,11 +41,15 @@ type Env struct {
 	// addresses, and where it records the milestones of this boot.
 	EtcdURL, APIServerURL string
 	MilestoneDir          string
+	// Secrets is where a server image carries the cluster's secrets
+	// (rke2-build image --secrets); "" or a missing directory is none.
+	Secrets string
 }
 
 // DefaultEnv is the node's own.
 var DefaultEnv = Env{Paths: node.DefaultPaths, Release: config.ReleasePath, MediumDir: boot.MediumDir,
-	EtcdURL: "https://127.0.0.1:2379", APIServerURL: "https://127.0.0.1:6443", MilestoneDir: "/run/rke2os/milestones"}
+	EtcdURL: "https://127.0.0.1:2379", APIServerURL: "https://127.0.0.1:6443", MilestoneDir: "/run/rke2os/milestones",
+	Secrets: serverpki.BakedSecretsDir}
 
 // Main runs the step named by args[0] and writes its answer to stdout;
 // the exit status is 0 on success, 1 on a failed step, 2 on bad usage.
@@ -178,8 +183,13 @@ func (e Env) Etcd(nodeName, nodeIP string) (*agent.EtcdResult, error) {
 	}
 	o.ExtraArgs = rc.Strings("etcd-arg")
 	// The server's whole PKI first, as RKE2 makes it before etcd starts:
-	// etcd's certificates are part of it.
-	pki, err := e.serverPKI(nodeName, nodeIP)
+	// etcd's certificates are part of it. The image's secrets come first,
+	// where the node has none, so that Ensure keeps them.
+	baked, err := e.installSecrets()
+	if err != nil {
+		return nil, err
+	}
+	pki, err := e.serverPKI(nodeName, nodeIP, baked.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -191,13 +201,35 @@ func (e Env) Etcd(nodeName, nodeIP string) (*agent.EtcdResult, error) {
 		return nil, err
 	}
 	slog.Info("etcd static pod", "manifest", e.Paths.EtcdManifest(), "changed", changed)
-	return &agent.EtcdResult{Manifest: e.Paths.EtcdManifest(), Changed: changed, PKIWritten: len(pki.Written), Warnings: pki.Warnings}, nil
+	return &agent.EtcdResult{Manifest: e.Paths.EtcdManifest(), Changed: changed, PKIWritten: len(pki.Written),
+		Warnings: append(baked.Warnings, pki.Warnings...)}, nil
+}
+
+// installSecrets copies the image's secrets to server/ where the node has
+// none (the node's own state wins) and logs their names, never their
+// contents.
+func (e Env) installSecrets() (*serverpki.Installed, error) {
+	if e.Secrets == "" {
+		return &serverpki.Installed{}, nil
+	}
+	in, err := serverpki.InstallSecrets(e.Secrets, e.Paths)
+	if err != nil {
+		return nil, err
+	}
+	if len(in.Files) > 0 {
+		slog.Info("baked secrets installed", "dir", e.Secrets, "files", strings.Join(in.Files, " "))
+	}
+	for _, w := range in.Warnings {
+		slog.Warn("baked secrets: " + w)
+	}
+	return in, nil
 }
 
 // serverPKI makes (once) and checks (every start) the server's CAs,
 // certificates, kubeconfigs, token and encryption config, from the keys of
-// RKE2's config.yaml that shape them.
-func (e Env) serverPKI(nodeName, nodeIP string) (*serverpki.Result, error) {
+// RKE2's config.yaml that shape them; bakedToken, the image's, stands in
+// for a config without token.
+func (e Env) serverPKI(nodeName, nodeIP, bakedToken string) (*serverpki.Result, error) {
 	rc, err := e.rke2Config()
 	if err != nil {
 		return nil, err
@@ -205,6 +237,9 @@ func (e Env) serverPKI(nodeName, nodeIP string) (*serverpki.Result, error) {
 	o := serverpki.Options{Paths: e.Paths, NodeName: nodeName, TLSSANs: rc.TLSSANs(), Token: rc.Token(),
 		AgentToken: rc.String("agent-token"), ServiceCIDR: rc.String("service-cidr"), ClusterDomain: rc.String("cluster-domain"),
 		Kubeconfig: rc.String("write-kubeconfig"), KubeconfigMode: rc.String("write-kubeconfig-mode")}
+	if o.Token == "" {
+		o.Token = bakedToken
+	}
 	if ip := net.ParseIP(nodeIP); ip != nil {
 		o.NodeIPs = []net.IP{ip}
 	}

@@ -3,6 +3,7 @@ package steps
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/rke2os/rke2os/init/agent"
 	ct "github.com/rke2os/rke2os/init/content/contenttest"
 	"github.com/rke2os/rke2os/init/node"
+	"github.com/rke2os/rke2os/init/serverpki"
 )
 
 // testEnv is a node tree under a temporary directory, with a release file
@@ -109,5 +111,45 @@ func TestEtcd(t *testing.T) {
 	}
 	if code, m := run(t, env, agent.StepEtcd); code != 1 || !strings.Contains(m["error"].(string), "no node name") {
 		t.Fatalf("no node name: exit %d, answer %v", code, m)
+	}
+}
+
+// A server image's baked secrets become the node's where it has none: the
+// etcd step keeps the baked server CA and token. A node with its own CA
+// keeps it.
+func TestEtcdBakedSecrets(t *testing.T) {
+	env := testEnv(t)
+	env.Secrets = filepath.Join(t.TempDir(), "secrets")
+	if err := serverpki.GenerateSecrets(env.Secrets); err != nil {
+		t.Fatal(err)
+	}
+	bakedCA, _ := os.ReadFile(filepath.Join(env.Secrets, "tls", "server-ca.crt"))
+	bakedToken, _ := os.ReadFile(filepath.Join(env.Secrets, "token"))
+	if code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15"); code != 0 {
+		t.Fatalf("exit %d, answer %v", code, m)
+	}
+	if got, _ := os.ReadFile(env.Paths.Server("tls", "server-ca.crt")); !bytes.Equal(got, bakedCA) {
+		t.Error("server-ca.crt is not the baked one")
+	}
+	if got, _ := os.ReadFile(env.Paths.Server("token")); string(got) != string(bakedToken) {
+		t.Errorf("server/token %q, want the baked %q", got, bakedToken)
+	}
+	if fi, err := os.Stat(env.Paths.Server("tls", "etcd", "peer-ca.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("etcd/peer-ca.key: %v", err)
+	}
+
+	// A node that made its own CA before the image had secrets keeps it.
+	own := testEnv(t)
+	if code, m := run(t, own, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15"); code != 0 {
+		t.Fatalf("exit %d, answer %v", code, m)
+	}
+	ownCA, _ := os.ReadFile(own.Paths.Server("tls", "server-ca.crt"))
+	own.Secrets = env.Secrets
+	code, m := run(t, own, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15")
+	if code != 0 || m["pki_written"] != 0.0 || !strings.Contains(fmt.Sprint(m["warnings"]), "keeps its own CA") {
+		t.Fatalf("exit %d, answer %v", code, m)
+	}
+	if got, _ := os.ReadFile(own.Paths.Server("tls", "server-ca.crt")); !bytes.Equal(got, ownCA) {
+		t.Error("the node's own server-ca.crt was replaced by the baked one")
 	}
 }

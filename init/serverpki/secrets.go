@@ -1,0 +1,316 @@
+package serverpki
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rke2os/rke2os/init/host"
+	"github.com/rke2os/rke2os/init/node"
+	"github.com/rke2os/rke2os/init/pki"
+)
+
+// A cluster's secrets made off the node (rke2-build secrets) are its CAs,
+// the service account key and the token, in RKE2's layout below server/:
+// the admin keeps them, makes kubeconfigs from them without a shell on any
+// node, and bakes them into server images, whose first boot takes them as
+// its own.
+
+// BakedSecretsDir is where rke2-build image --secrets puts the secrets in a
+// server image.
+const BakedSecretsDir = "/usr/lib/rke2os/secrets"
+
+// SecretFiles are the files GenerateSecrets makes, slash-separated and
+// relative to its directory as they are to server/ on a node.
+func SecretFiles() []string {
+	var files []string
+	for _, c := range clusterCAs {
+		files = append(files, c.rel+".crt", c.rel+".key")
+	}
+	return append(files, "tls/service.key", "token")
+}
+
+// GenerateSecrets makes a new cluster's secrets in dir, which must not
+// exist: the CAs (ECDSA P-256, 10 years, named as a node names its own),
+// tls/service.key and token, the full K10 token that pins tls/server-ca.crt.
+// Files are 0600 and directories 0700; a failure removes dir.
+func GenerateSecrets(dir string) (err error) {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return existsError{dir}
+		}
+		return fmt.Errorf("secrets: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	for _, c := range clusterCAs {
+		p := filepath.Join(dir, filepath.FromSlash(c.rel))
+		if err := mkdirs(filepath.Dir(p)); err != nil {
+			return fmt.Errorf("secrets: %w", err)
+		}
+		if _, err := pki.EnsureCA(p+".crt", p+".key", c.cn); err != nil {
+			return fmt.Errorf("secrets: %s: %w", c.rel, err)
+		}
+		// pki leaves a CA certificate readable by all, as a node keeps it;
+		// here it travels with its key.
+		if err := os.Chmod(p+".crt", 0o600); err != nil {
+			return fmt.Errorf("secrets: %w", err)
+		}
+	}
+	b := &builder{}
+	if err := b.ensureKey(filepath.Join(dir, "tls", "service.key")); err != nil {
+		return fmt.Errorf("secrets: service.key: %w", err)
+	}
+	caFile, err := os.ReadFile(filepath.Join(dir, "tls", "server-ca.crt"))
+	if err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	hash, err := CAHash(caFile)
+	if err != nil {
+		return fmt.Errorf("secrets: server-ca.crt: %w", err)
+	}
+	secret, err := randomSecret(16)
+	if err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	tok := Token{CAHash: hash, Username: "server", Password: secret}.String()
+	if err := host.WriteFileAtomic(filepath.Join(dir, "token"), []byte(tok+"\n"), 0o600); err != nil {
+		return fmt.Errorf("secrets: token: %w", err)
+	}
+	return nil
+}
+
+// existsError refuses a secrets directory that is there already: an
+// fs.ErrExist.
+type existsError struct{ dir string }
+
+func (e existsError) Error() string {
+	return fmt.Sprintf("secrets: %s already exists: a cluster's secrets are made once; keep using them, or name a new directory", e.dir)
+}
+
+func (e existsError) Is(target error) bool { return target == fs.ErrExist }
+
+// CheckSecrets reports whether dir holds a cluster's secrets as
+// GenerateSecrets makes them: every file, as a regular file; CAs that are
+// CAs with their keys; a server token that pins tls/server-ca.crt. Other
+// regular files (a custom CA's chain) may be there too.
+func CheckSecrets(dir string) error {
+	fail := func(format string, a ...any) error {
+		return fmt.Errorf("secrets %s: %s (make the directory with rke2-build secrets --output DIR)", dir, fmt.Sprintf(format, a...))
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return fail("%v", err)
+	} else if !fi.IsDir() {
+		return fail("not a directory")
+	}
+	for _, rel := range SecretFiles() {
+		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil {
+			return fail("%s is missing", rel)
+		}
+		if !fi.Mode().IsRegular() {
+			return fail("%s is not a regular file", rel)
+		}
+	}
+	for _, c := range clusterCAs {
+		if _, err := loadCA(dir, c.rel); err != nil {
+			return fail("%v", err)
+		}
+	}
+	if _, err := readKey(filepath.Join(dir, "tls", "service.key")); err != nil {
+		return fail("tls/service.key: %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "token"))
+	if err != nil {
+		return fail("%v", err)
+	}
+	t, err := ParseToken(string(data))
+	if err != nil {
+		return fail("token: %v", err)
+	}
+	caFile, err := os.ReadFile(filepath.Join(dir, "tls", "server-ca.crt"))
+	if err != nil {
+		return fail("%v", err)
+	}
+	hash, err := CAHash(caFile)
+	if err != nil {
+		return fail("tls/server-ca.crt: %v", err)
+	}
+	if t.Username != "server" || t.CAHash != hash {
+		return fail("token is not a K10<sha256 of tls/server-ca.crt>::server:<secret> token for this server-ca.crt")
+	}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return fail("%s is neither a file nor a directory", p)
+		}
+		return nil
+	})
+}
+
+// loadCA reads the CA rel (without .crt and .key) below dir, as
+// GenerateSecrets made it, and checks that the key is the certificate's.
+func loadCA(dir, rel string) (*pki.CA, error) {
+	p := filepath.Join(dir, filepath.FromSlash(rel))
+	crt, err := readCert(p + ".crt")
+	if err != nil {
+		return nil, fmt.Errorf("%s.crt: %w", rel, err)
+	}
+	if !crt.IsCA {
+		return nil, fmt.Errorf("%s.crt is not a CA certificate", rel)
+	}
+	key, err := readKey(p + ".key")
+	if err != nil {
+		return nil, fmt.Errorf("%s.key: %w", rel, err)
+	}
+	if !publicKeyMatches(key, crt) {
+		return nil, fmt.Errorf("%s.key is not the key of %s.crt", rel, rel)
+	}
+	return &pki.CA{Cert: crt, Key: key}, nil
+}
+
+// AdminKubeconfig makes an admin's kubeconfig for the cluster whose secrets
+// are in secretsDir, shaped as rke2.yaml: the apiserver's URL server, the
+// server CA, and a new client certificate (system:admin in system:masters,
+// signed by the client CA, one year) with its key, all inlined. The key is
+// made in memory and written nowhere.
+func AdminKubeconfig(secretsDir, server string) ([]byte, error) {
+	if u, err := url.Parse(server); err != nil || u.Scheme != "https" || u.Hostname() == "" {
+		return nil, fmt.Errorf("server %q is not the apiserver's URL, like https://192.0.2.10:6443", server)
+	}
+	fail := func(err error) error {
+		return fmt.Errorf("secrets %s: %w (made by rke2-build secrets --output DIR)", secretsDir, err)
+	}
+	caPath := filepath.Join(secretsDir, "tls", "server-ca.crt")
+	caFile, err := os.ReadFile(caPath)
+	if err != nil {
+		return nil, fail(err)
+	}
+	if _, err := readCert(caPath); err != nil {
+		return nil, fail(err)
+	}
+	ca, err := loadCA(secretsDir, "tls/client-ca")
+	if err != nil {
+		return nil, fail(err)
+	}
+	crt, key, err := ca.Sign(pki.Leaf{CN: "system:admin", Org: []string{groupMasters}, Client: true})
+	if err != nil {
+		return nil, err
+	}
+	return inlineKubeconfig(server, caFile, crt, key)
+}
+
+// Installed is what InstallSecrets did.
+type Installed struct {
+	// Files are the files copied, relative to server/ ("tls/server-ca.crt").
+	Files []string
+	// Token is the baked token when it is this node's: it pins the node's
+	// server CA, and the node keeps no other secret. "" otherwise.
+	Token string
+	// Warnings say which baked secrets the node's own state overrides.
+	Warnings []string
+}
+
+// InstallSecrets copies every file below dir (BakedSecretsDir on a node)
+// to server/ where the node has none, 0600, durably: a node's own state
+// always wins over the image's, so that a node rebooted into a new image
+// keeps its cluster. No dir is no secrets.
+func InstallSecrets(dir string, p node.Paths) (*Installed, error) {
+	in := &Installed{}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return in, nil
+	}
+	err := filepath.WalkDir(dir, func(src string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", src)
+		}
+		rel, err := filepath.Rel(dir, src)
+		if err != nil {
+			return err
+		}
+		dst := p.Server(rel)
+		if ok, err := exists(dst); err != nil || ok {
+			return err
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		if err := mkdirs(filepath.Dir(dst)); err != nil {
+			return err
+		}
+		if err := host.WriteFileAtomic(dst, data, 0o600); err != nil {
+			return err
+		}
+		in.Files = append(in.Files, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("baked secrets %s: %w", dir, err)
+	}
+	if in.Token, err = in.bakedToken(dir, p); err != nil {
+		return nil, fmt.Errorf("baked secrets %s: %w", dir, err)
+	}
+	return in, nil
+}
+
+// bakedToken is the baked token when Ensure can take it as the config's:
+// it pins the node's server CA (the node may have kept its own) and the
+// node holds no other secret. A token that Ensure would refuse is left
+// out with a warning, since the node's own token wins.
+func (in *Installed) bakedToken(dir string, p node.Paths) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "token"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	t, err := ParseToken(string(data))
+	if err != nil {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	if t.CAHash != "" {
+		hash := "(none)"
+		if caFile, err := os.ReadFile(p.Server("tls", "server-ca.crt")); err == nil {
+			if h, err := CAHash(caFile); err == nil {
+				hash = h
+			}
+		}
+		if hash != t.CAHash {
+			in.Warnings = append(in.Warnings, fmt.Sprintf("the baked token pins CA sha256 %s, but this node's server-ca.crt hashes to %s: the node keeps its own CA, which the baked token does not join", t.CAHash, hash))
+			return "", nil
+		}
+	}
+	stored := ""
+	if users, err := readPasswd(p.Server("cred", "passwd")); err == nil {
+		stored = users["server"].secret
+	}
+	if stored == "" {
+		if b, err := os.ReadFile(p.Server("token")); err == nil {
+			if nt, err := ParseToken(string(b)); err == nil {
+				stored = nt.Password
+			}
+		}
+	}
+	if stored != "" && stored != t.Password {
+		in.Warnings = append(in.Warnings, "this node's token is not the baked one: the node keeps its own")
+		return "", nil
+	}
+	return strings.TrimSpace(string(data)), nil
+}
