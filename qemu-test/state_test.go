@@ -243,7 +243,8 @@ func TestNodeRawDisk(t *testing.T) {
 	bad.Disk = ""
 	bad.Extra = append(append([]string{}, n.cfg.Extra...), "-drive", "if=virtio,format=raw,file.driver=blkdebug,file.config="+rules+",file.image.filename="+disk)
 	vm = qemu.Start(t, bad)
-	m, err := vm.WaitFor(regexp.MustCompile(`(?m)^rke2-init error=(.*state.*)$`), bootTimeout)
+	// The whole line: the console may be read while it is being written.
+	m, err := vm.WaitFor(regexp.MustCompile(`(?m)^rke2-init error=(".*state.*")\r?\n`), bootTimeout)
 	if err != nil {
 		t.Fatalf("a state partition that cannot be read: %v", err)
 	}

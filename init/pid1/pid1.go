@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -269,7 +270,11 @@ func step(name string, fn func() error) (ok bool) {
 			slog.Info("boot step stopped by the shutdown", "step", name)
 			return false
 		}
-		console.Error(fmt.Errorf("%s: %w", name, err))
+		if strings.HasPrefix(err.Error(), name+": ") {
+			console.Error(err) // it names its step already
+		} else {
+			console.Error(fmt.Errorf("%s: %w", name, err))
+		}
 		return false
 	}
 	return true
