@@ -50,17 +50,7 @@ func bootAndPowerOff(t *testing.T, vm *qemu.VM, wantMedium string, allowed ...*r
 	if _, err := vm.WaitFor(regexp.MustCompile(`watching power button`), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	var errs []string
-	for _, e := range vm.Errors() {
-		ok := false
-		for _, re := range allowed {
-			ok = ok || re.MatchString(e)
-		}
-		if !ok {
-			errs = append(errs, e)
-		}
-	}
-	if len(errs) > 0 {
+	if errs := unexpectedErrors(vm, allowed); len(errs) > 0 {
 		t.Errorf("init reported errors:\n%s", strings.Join(errs, "\n"))
 	}
 	if err := vm.Powerdown(); err != nil {

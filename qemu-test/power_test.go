@@ -56,6 +56,13 @@ func powerOffInOrder(t *testing.T, vm *qemu.VM, allowed ...*regexp.Regexp) {
 	if err := vm.WaitExit(time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	if errs := unexpectedErrors(vm, allowed); len(errs) > 0 {
+		t.Errorf("init reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// unexpectedErrors are the init's error lines that match none of allowed.
+func unexpectedErrors(vm *qemu.VM, allowed []*regexp.Regexp) []string {
 	var errs []string
 	for _, e := range vm.Errors() {
 		ok := false
@@ -66,7 +73,5 @@ func powerOffInOrder(t *testing.T, vm *qemu.VM, allowed ...*regexp.Regexp) {
 			errs = append(errs, e)
 		}
 	}
-	if len(errs) > 0 {
-		t.Errorf("init reported errors:\n%s", strings.Join(errs, "\n"))
-	}
+	return errs
 }
