@@ -85,7 +85,7 @@ images: deps
 # image builds the role's ISO, raw disk and PXE files into out/.
 image: deps kernel grub tools images
 	$(BIN)/rke2-build image --role $(ROLE) --output $(OUT) \
-		--kernel $(KERNEL_DIR) --grub $(GRUB_DIR) --init $(BIN)/rke2-init --node $(BIN)/rke2-node --overlays overlays \
+		--kernel $(KERNEL_DIR) --grub $(GRUB_DIR) --init $(BIN)/rke2-init --node $(BIN)/rke2-node --overlays overlays --rootfs $(BUILD)/cache/iptables/root \
 		--version $(RKE2_VERSION) --images $(IMAGES)
 
 # boot starts the ISO in QEMU with the serial console on this terminal (Ctrl-A X quits).

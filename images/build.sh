@@ -9,7 +9,7 @@
 #   CACHEDIR  binaries by component-version,   (default: build/cache)
 #             wrapper modules and the GOCACHE
 #   COMPONENT build only these (kubernetes etcd containerd runc crictl
-#             cni-plugins pause) and write no archive
+#             cni-plugins pause iptables) and write no archive
 #
 # Each component lands in CACHEDIR/<component>-<version>/ with a .stamp file
 # naming what built it (version, Go version, the recipe below); a rerun with
@@ -194,6 +194,49 @@ recipe_cni_plugins() {
 		-o "$target/" "${pkgs[@]}")
 }
 
+# Debian's iptables and nftables (kube-proxy, flannel and the host's CNI
+# plugins run them) with the libraries they link, unpacked from the .debs
+# as the kernel is: no static builds exist. Their version is Debian's of the
+# day, so the cache key is every package's resolved version.
+IPTABLES_DEBS="iptables libip4tc2 libip6tc2 libxtables12 libmnl0 libnetfilter-conntrack3 libnfnetlink0
+	libnftnl11 nftables libnftables1 libedit2 libjansson4 libbsd0 libmd0 libtinfo6 libgmp10 libc6 netbase"
+# The loader and the parts of libc6 these programs link.
+IPTABLES_LIBC="ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 librt.so.1 libresolv.so.2"
+
+recipe_iptables() {
+	local target=$1 root=$1/root d f
+	mkdir -p "$target/debs" "$root"
+	# shellcheck disable=SC2086
+	(cd "$target/debs" && apt-get download -qq $IPTABLES_DEBS 2>/dev/null) ||
+		{ apt-get update -qq && (cd "$target/debs" && apt-get download -qq $IPTABLES_DEBS); }
+	for d in "$target"/debs/*.deb; do
+		dpkg-deb -x "$d" "$root"
+	done
+	rm -rf "$target/debs" "$root/usr/share" "$root/usr/lib/x86_64-linux-gnu/gconv" "$root/usr/libexec" \
+		"$root/etc/ld.so.conf.d" "$root/usr/bin" "$root/sbin" "$root/usr/lib/x86_64-linux-gnu/audit"
+	for f in "$root"/lib/x86_64-linux-gnu/*; do
+		case " $IPTABLES_LIBC " in *" ${f##*/} "*) ;; *) [[ ${f##*/} == libtinfo* ]] || rm -rf "$f" ;; esac
+	done
+	# What update-alternatives does in iptables' postinst: the nft
+	# variants (priority 20) win over legacy (10).
+	for f in iptables iptables-restore iptables-save ip6tables ip6tables-restore ip6tables-save; do
+		ln -sfn xtables-nft-multi "$root/usr/sbin/$f"
+	done
+	for f in arptables ebtables; do
+		for d in "" -restore -save; do ln -sfn "$f-nft$d" "$root/usr/sbin/$f$d"; done
+	done
+	ln -sfn ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$root/lib64/ld-linux-x86-64.so.2"
+	# Every library the programs link must be in the tree (no root
+	# needed to check: the tree's own loader, told to look only there).
+	for f in iptables-save nft; do
+		"$root/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --inhibit-cache \
+			--library-path "$root/lib/x86_64-linux-gnu:$root/usr/lib/x86_64-linux-gnu" "$root/usr/sbin/$f" --version >/dev/null ||
+			{ log "iptables: $f does not run from the tree"; return 1; }
+	done
+	printf '%s\n' "$IPTABLES_RESOLVED" >"$target/debs.txt"
+	ln -sfn root/usr/sbin/xtables-nft-multi "$target/xtables-nft-multi"
+}
+
 recipe_pause() {
 	local target=$1
 	(cd "$root" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$target/pause" ./images/pause)
@@ -212,6 +255,14 @@ build() {
 		bridge loopback host-local portmap ;;
 	pause) KEY_EXTRA=$(cat "$here"/pause/*.go | sha256sum | cut -c1-16) \
 		component pause "$PAUSE_VERSION" recipe_pause pause ;;
+	iptables)
+		# shellcheck disable=SC2086
+		IPTABLES_RESOLVED=$(apt-cache show --no-all-versions $IPTABLES_DEBS | sed -n 's/^\(Package\|Version\): //p' | paste -sd' ')
+		local v
+		v=$(apt-cache show --no-all-versions iptables | sed -n 's/^Version: //p')-$(sha256sum <<<"$IPTABLES_RESOLVED $IPTABLES_LIBC" | cut -c1-12)
+		component iptables "$v" recipe_iptables xtables-nft-multi
+		ln -sfn "iptables-$v" "$cache/iptables"
+		;;
 	*)
 		log "unknown component $1"
 		exit 2
@@ -226,7 +277,7 @@ if (($# > 0)); then
 	exit 0
 fi
 # Quick ones first: a broken recipe shows before the long kubernetes build.
-for c in pause runc etcd containerd crictl cni-plugins kubernetes; do
+for c in pause iptables runc etcd containerd crictl cni-plugins kubernetes; do
 	build "$c"
 done
 # The archives too are rewritten only when something they are made of
@@ -237,7 +288,7 @@ pack_key=$({
 	cat "$cache/pause-$PAUSE_VERSION/.stamp" "$cache/runc-$RUNC_VERSION/.stamp" \
 		"$cache/etcd-$ETCD_VERSION/.stamp" "$cache/containerd-$CONTAINERD_VERSION/.stamp" \
 		"$cache/crictl-$CRICTL_VERSION/.stamp" "$cache/cni-plugins-$CNI_PLUGINS_VERSION/.stamp" \
-		"$cache/kubernetes-$KUBERNETES_VERSION/.stamp"
+		"$cache/kubernetes-$KUBERNETES_VERSION/.stamp" "$cache/iptables/.stamp"
 } | sha256sum | cut -c1-32)
 if [[ -f $out/rke2-images.linux-amd64.tar.zst && -f $out/.stamp && "$(<"$out/.stamp")" == "$pack_key" ]]; then
 	log "archives: up to date in $out"

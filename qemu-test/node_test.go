@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +29,7 @@ import (
 	"github.com/rke2os/rke2os/init/timesync/ntptest"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // nodeTimeout bounds a full node start under TCG: extracting the runtime
@@ -311,7 +314,7 @@ func TestNodeRunsEtcd(t *testing.T) {
 	foreign := foreignStateDisk(t)
 	rtc := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	n := newTestNode(t, qemu.Config{ISO: filepath.Join(outDir(t), "rke2-server.iso"), Disk: foreign, RTCBase: rtc.Format("2006-01-02")})
-	n.userData(fmt.Sprintf("ntp:\n  servers: [\"10.0.2.2:%d\"]\n", ntp.Port()))
+	n.userData(fmt.Sprintf("ntp:\n  servers: [\"10.0.2.2:%d\"]\nrke2:\n  node-label: rke2os.test/role=server\n  node-taint: [\"rke2os.test/dedicated=true:PreferNoSchedule\"]\n", ntp.Port()))
 	started := time.Now()
 	const unplugged = 90 * time.Second
 	vm := n.bootWith(func(vm *qemu.VM) {
@@ -501,5 +504,77 @@ func (n *testNode) checkControlPlane(vm *qemu.VM) {
 			}
 			time.Sleep(5 * time.Second)
 		}
+	}
+	n.checkNodeAndProxy(get, admin)
+}
+
+// checkNodeAndProxy checks that the kubelet registered the Node with the
+// config's label and taint, that the server gave it RKE2's role labels,
+// and that kube-proxy runs (its liveness probe wants its rules synced
+// through the image's iptables) without a restart.
+func (n *testNode) checkNodeAndProxy(get func(string, ...tls.Certificate) (int, string), admin tls.Certificate) {
+	t := n.t
+	var node corev1.Node
+	poll(t, "the Node node1 with RKE2's role labels", 10*time.Minute, func() error {
+		code, body := get("/api/v1/nodes/node1", admin)
+		if code != http.StatusOK {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		if err := json.Unmarshal([]byte(body), &node); err != nil {
+			return err
+		}
+		for _, l := range []string{"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/etcd", "node-role.kubernetes.io/master"} {
+			if node.Labels[l] != "true" {
+				return fmt.Errorf("labels %v lack %s=true", node.Labels, l)
+			}
+		}
+		return nil
+	})
+	if node.Labels["rke2os.test/role"] != "server" {
+		t.Errorf("the config's node-label is missing: %v", node.Labels)
+	}
+	if !slices.ContainsFunc(node.Spec.Taints, func(tn corev1.Taint) bool {
+		return tn.Key == "rke2os.test/dedicated" && tn.Value == "true" && tn.Effect == corev1.TaintEffectPreferNoSchedule
+	}) {
+		t.Errorf("the config's node-taint is missing: %v", node.Spec.Taints)
+	}
+	var pod corev1.Pod
+	poll(t, "kube-proxy Running and ready", 10*time.Minute, func() error {
+		code, body := get("/api/v1/namespaces/kube-system/pods/kube-proxy-node1", admin)
+		if code != http.StatusOK {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		if err := json.Unmarshal([]byte(body), &pod); err != nil {
+			return err
+		}
+		if pod.Status.Phase != corev1.PodRunning || len(pod.Status.ContainerStatuses) == 0 || !pod.Status.ContainerStatuses[0].Ready {
+			return fmt.Errorf("phase %s, containers %+v", pod.Status.Phase, pod.Status.ContainerStatuses)
+		}
+		return nil
+	})
+	// Its liveness probe (/livez: rules synced lately) keeps passing.
+	time.Sleep(60 * time.Second)
+	if code, body := get("/api/v1/namespaces/kube-system/pods/kube-proxy-node1", admin); code == http.StatusOK {
+		json.Unmarshal([]byte(body), &pod)
+		if cs := pod.Status.ContainerStatuses; len(cs) == 0 || cs[0].RestartCount != 0 || !cs[0].Ready {
+			t.Errorf("kube-proxy restarted or is not ready: %+v", cs)
+		}
+	}
+}
+
+// poll calls check every 5 s until it returns nil, failing the test
+// with the last error after timeout.
+func poll(t *testing.T, what string, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s after %s: %v", what, timeout, err)
+		}
+		time.Sleep(5 * time.Second)
 	}
 }

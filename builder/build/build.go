@@ -58,6 +58,10 @@ type Options struct {
 	// images needs it.
 	Node     string
 	Overlays string // directory laid into the root
+	// Rootfs is a root fragment laid into the root before the overlays:
+	// Debian's iptables and nftables with their libraries (images/build.sh
+	// unpacks them), which the host's CNI plugins run. Optional.
+	Rootfs string
 	// Images are airgap image archives (docker save, .tar[.gz|.zst]) baked
 	// into the image; one of them must hold rancher/rke2-runtime:<Version>.
 	Images []string
@@ -337,6 +341,19 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 			return err
 		}
 		if err := m.addFile("config", o.Config); err != nil {
+			return err
+		}
+	}
+	if o.Rootfs != "" {
+		// A link to the tree of the day (build/cache/iptables) is followed.
+		dir, err := filepath.EvalSymlinks(o.Rootfs)
+		if err == nil {
+			err = a.Tree("", dir)
+		}
+		if err != nil {
+			return &InputError{fmt.Errorf("rootfs %s: %w", o.Rootfs, err)}
+		}
+		if err := m.addTree("rootfs", dir); err != nil {
 			return err
 		}
 	}

@@ -255,6 +255,57 @@ func TestImagesWithoutRuntime(t *testing.T) {
 	}
 }
 
+// initrdRecords reads the initrd's cpio records by name.
+func initrdRecords(t *testing.T, initrd string) map[string]cpio.Record {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(read(t, initrd)))
+	must(t, err)
+	raw, err := io.ReadAll(zr)
+	must(t, err)
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(raw)))
+	must(t, err)
+	out := map[string]cpio.Record{}
+	for _, r := range recs {
+		out[r.Name] = r
+	}
+	return out
+}
+
+// --rootfs lays a root fragment (iptables from Debian) into the root, its
+// links kept, through a link to the tree of the day; an overlay file of
+// the same name wins.
+func TestRootfs(t *testing.T) {
+	o := inputs(t)
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "iptables-1.8.9-2", "root")
+	must(t, os.MkdirAll(filepath.Join(tree, "usr", "sbin"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(tree, "etc"), 0o755))
+	must(t, os.WriteFile(filepath.Join(tree, "usr", "sbin", "xtables-nft-multi"), []byte("\x7fELF"), 0o755))
+	must(t, os.Symlink("xtables-nft-multi", filepath.Join(tree, "usr", "sbin", "iptables")))
+	must(t, os.WriteFile(filepath.Join(tree, "etc", "passwd"), []byte("from the rootfs\n"), 0o644))
+	must(t, os.Symlink("iptables-1.8.9-2", filepath.Join(dir, "iptables")))
+	o.Rootfs = filepath.Join(dir, "iptables", "root")
+	out, err := Image(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := initrdRecords(t, out.Initrd)
+	if r, ok := recs["usr/sbin/xtables-nft-multi"]; !ok || r.Mode != cpio.S_IFREG|0o755 {
+		t.Errorf("xtables-nft-multi: in the initrd %v, mode %o", ok, r.Mode)
+	}
+	if r, ok := recs["usr/sbin/iptables"]; !ok || r.Mode&cpio.S_IFMT != cpio.S_IFLNK {
+		t.Errorf("iptables: in the initrd %v, mode %o, want a link", ok, r.Mode)
+	}
+	r := recs["etc/passwd"]
+	if got, _ := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize))); !bytes.HasPrefix(got, []byte("root:")) {
+		t.Errorf("etc/passwd = %q, want the overlay's", got)
+	}
+	o.Rootfs = filepath.Join(dir, "missing")
+	if _, err := Image(o); err == nil || !strings.Contains(err.Error(), "rootfs") {
+		t.Errorf("a missing rootfs: err = %v", err)
+	}
+}
+
 // --secrets puts the cluster's secrets into the server's initramfs, in
 // RKE2's layout and private, and keeps them out of manifest.json: no
 // path, no name, no digest.
@@ -266,16 +317,7 @@ func TestSecretsBaked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(read(t, out.Initrd)))
-	must(t, err)
-	raw, err := io.ReadAll(zr)
-	must(t, err)
-	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(raw)))
-	must(t, err)
-	inInitrd := map[string]cpio.Record{}
-	for _, r := range recs {
-		inInitrd[r.Name] = r
-	}
+	inInitrd := initrdRecords(t, out.Initrd)
 	root := strings.TrimPrefix(serverpki.BakedSecretsDir, "/")
 	for _, d := range []string{root, root + "/tls", root + "/tls/etcd"} {
 		if r, ok := inInitrd[d]; !ok || r.Mode != cpio.S_IFDIR|0o700 {

@@ -130,6 +130,7 @@ func image(args []string) {
 	fl.StringVar(&o.Init, "init", "build/bin/rke2-init", "the rke2-init binary")
 	fl.StringVar(&o.Node, "node", "", "the rke2-node binary (default: rke2-node beside --init)")
 	fl.StringVar(&o.Overlays, "overlays", "overlays", "directory laid into every image's root")
+	fl.StringVar(&o.Rootfs, "rootfs", "", "root fragment laid into the OS root before the overlays (iptables: build/cache/iptables/root)")
 	fl.StringVar(&o.Cmdline, "cmdline", "", "extra kernel command line")
 	fl.StringVar(&o.Version, "version", "", "RKE2 version, like v1.34.4+rke2r1 (needed with --images)")
 	fl.Func("images", "airgap image archive to bake (docker save .tar, .tar.gz, .tar.zst); repeat for more", func(v string) error {

@@ -961,6 +961,7 @@ var rke2TypedKeys = map[string]func(p *parser, v *yaml.Node, path string) bool{
 	"node-label": func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkLabel) },
 	"node-taint": func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkTaint) },
 	"tls-san":    func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkSAN) },
+	"node-ip":    func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkNodeIP) },
 	"cni":        (*parser).rke2CNI,
 }
 

@@ -417,7 +417,7 @@ func TestParseNTP(t *testing.T) {
 
 // RKE2 takes a single value where a list is expected: so does the schema.
 func TestParseRKE2SingleValues(t *testing.T) {
-	c, err := Parse("t", []byte("rke2:\n  tls-san: api.example.com\n  node-label: zone=a\n  node-taint: \"gpu=yes:NoSchedule\"\n"))
+	c, err := Parse("t", []byte("rke2:\n  tls-san: api.example.com\n  node-label: zone=a\n  node-taint: \"gpu=yes:NoSchedule\"\n  node-ip: 10.0.0.11,fd00::11\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,6 +429,9 @@ func TestParseRKE2SingleValues(t *testing.T) {
 	}
 	if got := c.RKE2.NodeTaints(); len(got) != 1 || got[0] != "gpu=yes:NoSchedule" {
 		t.Errorf("node-taint %q", got)
+	}
+	if got := c.RKE2.NodeIPs(); len(got) != 2 || got[0] != "10.0.0.11" || got[1] != "fd00::11" {
+		t.Errorf("node-ip %q", got)
 	}
 }
 
@@ -505,6 +508,9 @@ func TestParseRKE2(t *testing.T) {
 		{"taint no effect", "rke2:\n  node-taint: ['a=b']\n", 2, 16, "rke2.node-taint[0]", `is not a taint "key=value:Effect"`},
 		{"taint key", "rke2:\n  node-taint: ['a b=c:NoSchedule']\n", 2, 16, "rke2.node-taint[0]", "is not a label key"},
 		{"tls-san", "rke2:\n  tls-san: [https://rke2.example.com]\n", 2, 13, "rke2.tls-san[0]", "is not a host name or IP address"},
+		{"node-ip name", "rke2:\n  node-ip: node1.example.com\n", 2, 12, "rke2.node-ip", `"node1.example.com" is not an IP address of this node`},
+		{"node-ip second", "rke2:\n  node-ip: [\"10.0.0.1,10.0.0\"]\n", 2, 13, "rke2.node-ip[0]", "is not an IP address of this node"},
+		{"node-ip any", "rke2:\n  node-ip: 0.0.0.0\n", 2, 12, "rke2.node-ip", "is not an IP address of this node"},
 		{"tls-san empty", "rke2:\n  tls-san:\n  -\n", 3, 4, "rke2.tls-san[0]", "is empty"},
 		{"cni unknown", "rke2:\n  cni: weave\n", 2, 8, "rke2.cni", `"weave" is not a CNI RKE2 ships`},
 		{"cni multus alone", "rke2:\n  cni: multus\n", 2, 8, "rke2.cni", "needs a primary CNI after it"},

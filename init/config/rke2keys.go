@@ -14,6 +14,9 @@ var RKE2KeysActedOn = map[string]string{
 	"token":                              "the cluster's token (server/token)",
 	"agent-token":                        "the agents' token",
 	"tls-san":                            "the apiserver's serving certificate",
+	"node-ip":                            "the kubelet's --node-ip, the certificates, the static pods",
+	"node-label":                         "the kubelet's --node-labels (registration)",
+	"node-taint":                         "the kubelet's registerWithTaints",
 	"service-cidr":                       "the apiserver, the certificates",
 	"cluster-cidr":                       "the controller-manager",
 	"cluster-domain":                     "the certificates, the apiserver",
@@ -24,6 +27,7 @@ var RKE2KeysActedOn = map[string]string{
 	"kube-controller-manager-arg":        "the controller-manager's static pod",
 	"kube-scheduler-arg":                 "the scheduler's static pod",
 	"etcd-arg":                           "etcd's static pod",
+	"kube-proxy-arg":                     "kube-proxy's static pod",
 	"pod-security-admission-config-file": "the apiserver's Pod Security configuration",
 }
 

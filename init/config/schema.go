@@ -280,6 +280,20 @@ func (r RKE2Config) NodeLabels() []string { return r.Strings("node-label") }
 // "key=value:Effect".
 func (r RKE2Config) NodeTaints() []string { return r.Strings("node-taint") }
 
+// NodeIPs returns "node-ip" (and "node-ip+"), comma-separated values
+// split as RKE2 does: the addresses the kubelet advertises.
+func (r RKE2Config) NodeIPs() []string {
+	var out []string
+	for _, v := range r.Strings("node-ip") {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
 // TLSSANs returns "tls-san" (and "tls-san+"): extra names and addresses of
 // the server certificate.
 func (r RKE2Config) TLSSANs() []string { return r.Strings("tls-san") }

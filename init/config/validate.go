@@ -603,6 +603,17 @@ func checkSAN(s string) error {
 	return fmt.Errorf("%q is not a host name or IP address for the server certificate, like \"rke2.example.com\" or \"10.0.0.10\"", s)
 }
 
+// checkNodeIP checks a node-ip entry: IP addresses, comma-separated as
+// RKE2 takes them (one per family on a dual-stack node).
+func checkNodeIP(s string) error {
+	for _, f := range strings.Split(s, ",") {
+		if a, err := netip.ParseAddr(strings.TrimSpace(f)); err != nil || a.Zone() != "" || a.IsUnspecified() {
+			return fmt.Errorf("%q is not an IP address of this node, like \"10.0.0.11\" (or \"10.0.0.11,fd00::11\" on a dual-stack node)", s)
+		}
+	}
+	return nil
+}
+
 // primaryCNIs are the CNIs RKE2 ships; multus may come before one of them.
 var primaryCNIs = map[string]bool{"canal": true, "calico": true, "cilium": true, "flannel": true, "none": true}
 

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"text/template"
 )
 
@@ -15,6 +16,9 @@ type KubeletOptions struct {
 	// anonymous access to its read API on localhost (no webhook to ask).
 	Standalone bool
 	ClusterDNS string
+	// Labels ("key=value") and Taints ("key=value:Effect") are RKE2's
+	// node-label and node-taint: the kubelet registers its Node with them.
+	Labels, Taints []string
 }
 
 // kubeletTemplate is the KubeletConfiguration drop-in RKE2 writes to
@@ -28,6 +32,10 @@ authentication:
     enabled: {{.Standalone}}
   webhook:
     enabled: {{not .Standalone}}
+{{- if not .Standalone}}
+  x509:
+    clientCAFile: {{.ClientCA}}
+{{- end}}
 authorization:
   mode: {{if .Standalone}}AlwaysAllow{{else}}Webhook{{end}}
 cgroupDriver: cgroupfs
@@ -50,20 +58,60 @@ healthzPort: 10248
 imageGCHighThresholdPercent: 95
 localStorageCapacityIsolation: true
 readOnlyPort: 0
+{{- if .Taints}}
+registerWithTaints:
+{{- range .Taints}}
+- key: {{printf "%q" .Key}}
+{{- if .Value}}
+  value: {{printf "%q" .Value}}
+{{- end}}
+  effect: {{.Effect}}
+{{- end}}
+{{- end}}
 resolvConf: /etc/resolv.conf
 serializeImagePulls: false
 staticPodPath: {{.PodManifests}}
 syncFrequency: 0s
+{{- if not .Standalone}}
+tlsCertFile: {{.ServingCert}}
+tlsPrivateKeyFile: {{.ServingKey}}
+{{- end}}
 `))
+
+// taint is one node-taint, "key=value:Effect" taken apart.
+type taint struct{ Key, Value, Effect string }
+
+// parseTaint splits "key=value:Effect" (or "key:Effect"), as config
+// validation has checked it.
+func parseTaint(s string) (taint, error) {
+	i := strings.LastIndex(s, ":")
+	if i < 0 {
+		return taint{}, fmt.Errorf("node-taint %q is not \"key=value:Effect\"", s)
+	}
+	k, v, _ := strings.Cut(s[:i], "=")
+	return taint{Key: k, Value: v, Effect: s[i+1:]}, nil
+}
 
 // KubeletConfig renders the KubeletConfiguration drop-in.
 func KubeletConfig(o KubeletOptions) ([]byte, error) {
 	if o.ClusterDNS == "" {
 		o.ClusterDNS = "10.43.0.10"
 	}
+	var taints []taint
+	for _, s := range o.Taints {
+		t, err := parseTaint(s)
+		if err != nil {
+			return nil, err
+		}
+		taints = append(taints, t)
+	}
 	var b bytes.Buffer
 	err := kubeletTemplate.Execute(&b, map[string]any{
 		"Standalone":   o.Standalone,
+		"ClientCA":     o.Paths.Agent("client-ca.crt"),
+		"ServingCert":  o.Paths.Agent("serving-kubelet.crt"),
+		"ServingKey":   o.Paths.Agent("serving-kubelet.key"),
+		"Taints":       taints,
 		"ClusterDNS":   o.ClusterDNS,
 		"Socket":       o.Paths.ContainerdSocket(),
 		"PodManifests": o.Paths.PodManifests(),
@@ -87,6 +135,9 @@ func KubeletArgs(o KubeletOptions) []string {
 	}
 	if !o.Standalone {
 		args = append(args, "--kubeconfig="+o.Paths.Agent("kubelet.kubeconfig"))
+	}
+	if len(o.Labels) > 0 {
+		args = append(args, "--node-labels="+strings.Join(o.Labels, ","))
 	}
 	return args
 }

@@ -31,6 +31,10 @@ func TestHostsTOML(t *testing.T) {
 func TestKubeletConfig(t *testing.T) {
 	for _, standalone := range []bool{true, false} {
 		o := KubeletOptions{Paths: DefaultPaths, NodeName: "node1", NodeIP: "10.0.2.15", Standalone: standalone}
+		if !standalone {
+			o.Labels = []string{"topology.kubernetes.io/zone=rack-2", "example.com/gpu="}
+			o.Taints = []string{"dedicated=gpu:NoSchedule", "node-role.kubernetes.io/control-plane:NoExecute"}
+		}
 		b, err := KubeletConfig(o)
 		if err != nil {
 			t.Fatal(err)
@@ -43,6 +47,9 @@ func TestKubeletConfig(t *testing.T) {
 		args := strings.Join(KubeletArgs(o), " ")
 		if strings.Contains(args, "--kubeconfig") == standalone {
 			t.Errorf("standalone=%v: args %s", standalone, args)
+		}
+		if want := "--node-labels=topology.kubernetes.io/zone=rack-2,example.com/gpu="; !standalone && !strings.Contains(args, want) {
+			t.Errorf("args %s lack %s", args, want)
 		}
 	}
 }

@@ -99,9 +99,15 @@ func (s *Stack) StartContainerd(ctx context.Context) error {
 }
 
 // StartKubelet writes the kubelet's configuration and starts it; the
-// supervisor restarts it after every exit, with backoff.
+// supervisor restarts it after every exit, with backoff. A kubelet that
+// is not standalone registers its Node with the config's node-label and
+// node-taint through agent/kubelet.kubeconfig; it runs the static pods
+// meanwhile, the apiserver's among them.
 func (s *Stack) StartKubelet(standalone bool) error {
 	o := KubeletOptions{Paths: s.Paths, NodeName: s.NodeName, NodeIP: s.NodeIP, Standalone: standalone}
+	if !standalone && s.Config != nil {
+		o.Labels, o.Taints = s.Config.RKE2.NodeLabels(), s.Config.RKE2.NodeTaints()
+	}
 	cfg, err := KubeletConfig(o)
 	if err != nil {
 		return err

@@ -30,6 +30,11 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 	if nodeName == "" {
 		nodeName = hostname
 	}
+	// node-ip wins over the address the network came up with (a VM's
+	// user-mode NIC has the same address on every machine).
+	if ips := cfg.RKE2.NodeIPs(); len(ips) > 0 {
+		nodeIP = ips[0]
+	}
 	st := &node.Stack{Paths: node.DefaultPaths, Sup: sup, Config: cfg, Role: role,
 		NodeName: nodeName, NodeIP: nodeIP, SandboxImage: rel.Image("rancher/mirrored-pause")}
 	// RKE2's config.yaml and registries.yaml first: the runtime pull
@@ -74,8 +79,10 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 		}
 		reissue.Store(&again)
 	}
-	// The kubelet runs standalone (static pods only) until it registers.
-	if err := st.StartKubelet(true); err != nil {
+	// A server's kubelet registers with its own apiserver (running its
+	// static pods, the apiserver's among them, meanwhile); an agent's runs
+	// standalone until it can join a server.
+	if err := st.StartKubelet(role != config.RoleServer); err != nil {
 		return err
 	}
 	console.Milestone("kubelet-started")

@@ -72,6 +72,13 @@ func writeParents(tw *tar.Writer, dir string, done map[string]bool, epoch time.T
 }
 
 func writeFile(tw *tar.Writer, f file, epoch time.Time) error {
+	if f.Link != "" {
+		hdr := &tar.Header{Typeflag: tar.TypeSymlink, Name: f.Name, Linkname: f.Link, Mode: 0o777, ModTime: epoch, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("layer link %s: %w", f.Name, err)
+		}
+		return nil
+	}
 	var r io.Reader
 	var size int64
 	if f.Source == "" {

@@ -46,6 +46,7 @@ CNI_PLUGINS_IMAGE=rancher/hardened-cni-plugins:v1.9.0-build20250101
 		"etcd-v3.6.7":        {"etcd", "etcdctl"},
 		"pause-3.10":         {"pause"},
 		"cni-plugins-v1.9.0": {"bridge", "host-local", "loopback", "portmap"},
+		"iptables-1.8.9-2-0123456789ab/root/usr/sbin": {"xtables-nft-multi"},
 	}
 	for d, names := range bins {
 		if err := os.MkdirAll(filepath.Join(cache, d), 0o755); err != nil {
@@ -56,6 +57,14 @@ CNI_PLUGINS_IMAGE=rancher/hardened-cni-plugins:v1.9.0-build20250101
 				t.Fatal(err)
 			}
 		}
+	}
+	// The unpacked iptables tree: build.sh's alternatives links, and
+	// cache/iptables naming the tree of the day.
+	if err := os.Symlink("xtables-nft-multi", filepath.Join(cache, "iptables-1.8.9-2-0123456789ab/root/usr/sbin/iptables")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("iptables-1.8.9-2-0123456789ab", filepath.Join(cache, "iptables")); err != nil {
+		t.Fatal(err)
 	}
 	return versions, cache
 }
@@ -195,5 +204,53 @@ func TestWriteLayerRefusesBadNames(t *testing.T) {
 	dup := []file{{Name: "a", Mode: 0o644}, {Name: "a", Mode: 0o644}}
 	if _, _, err := writeLayer(io.Discard, dup, time.Unix(0, 0)); err == nil {
 		t.Error("writeLayer accepted a name twice")
+	}
+}
+
+// kube-proxy's image carries the iptables tree, its alternatives links
+// kept as links.
+func TestKubernetesImageCarriesIptables(t *testing.T) {
+	versions, cache := fakeCache(t)
+	out := filepath.Join(t.TempDir(), "out")
+	if err := run(versions, cache, out, true, time.Unix(1700000000, 0).UTC()); err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.NewTag("rancher/hardened-kubernetes:v1.34.4-rke2r1-build20250101")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := tarball.ImageFromPath(filepath.Join(out, archiveName), &tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("layers = %d, %v; want 1", len(layers), err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got := map[string]*tar.Header{}
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[hdr.Name] = hdr
+	}
+	if h := got["usr/sbin/iptables"]; h == nil || h.Typeflag != tar.TypeSymlink || h.Linkname != "xtables-nft-multi" {
+		t.Errorf("usr/sbin/iptables = %+v, want a link to xtables-nft-multi", h)
+	}
+	if h := got["usr/sbin/xtables-nft-multi"]; h == nil || h.Typeflag != tar.TypeReg || h.Mode != 0o700 {
+		t.Errorf("usr/sbin/xtables-nft-multi = %+v, want the file, mode kept", h)
+	}
+	if got["usr/local/bin/kube-proxy"] == nil {
+		t.Error("kube-proxy is missing")
 	}
 }

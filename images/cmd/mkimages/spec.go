@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,14 +18,53 @@ type imageSpec struct {
 	Entrypoint []string
 }
 
-// file is one regular file of a layer: Name is its path in the image without
-// the leading slash ("bin/kubelet"); its content comes from Source on the host
-// or, when Source is empty, from Data.
+// file is one regular file or symbolic link of a layer: Name is its path in
+// the image without the leading slash ("bin/kubelet"); a file's content
+// comes from Source on the host or, when Source is empty, from Data; a
+// link (Link not "") points at Link.
 type file struct {
 	Name   string
 	Source string
 	Data   []byte
 	Mode   int64
+	Link   string
+}
+
+// tree lists the regular files and symbolic links below dir (a root
+// fragment such as the iptables tree images/build.sh unpacks from Debian's
+// packages) as layer files at the same paths, modes kept.
+func tree(dir string) ([]file, error) {
+	var out []file
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == "." || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			out = append(out, file{Name: filepath.ToSlash(rel), Link: target})
+		case info.Mode().IsRegular():
+			out = append(out, file{Name: filepath.ToSlash(rel), Source: p, Mode: int64(info.Mode().Perm())})
+		default:
+			return fmt.Errorf("%s: neither a file, a directory nor a link", p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read tree %s (did images/build.sh run?): %w", dir, err)
+	}
+	return out, nil
 }
 
 // readEnv parses a shell-sourceable KEY=value file such as versions.env.
@@ -82,6 +122,12 @@ func imageSpecs(env map[string]string, cache string) ([]imageSpec, error) {
 	etcd := dir("etcd", "ETCD_VERSION")
 	pause := dir("pause", "PAUSE_VERSION")
 	cni := dir("cni-plugins", "CNI_PLUGINS_VERSION")
+	// iptables' version is Debian's of the day: build.sh points
+	// cache/iptables at the tree it unpacked.
+	iptables, err := tree(filepath.Join(cache, "iptables", "root"))
+	if err != nil {
+		return nil, err
+	}
 	refs := map[string]string{}
 	for _, k := range []string{"RUNTIME_IMAGE", "KUBERNETES_IMAGE", "ETCD_IMAGE", "PAUSE_IMAGE", "CNI_PLUGINS_IMAGE"} {
 		refs[k] = get(k)
@@ -115,15 +161,18 @@ func imageSpecs(env map[string]string, cache string) ([]imageSpec, error) {
 			), file{Name: "charts/README", Data: []byte(chartsReadme), Mode: 0o644}),
 		},
 		{
+			// kube-proxy runs iptables-restore/-save: Debian's iptables
+			// with its libraries and extensions, as the hardened image
+			// carries them.
 			Ref: refs["KUBERNETES_IMAGE"],
-			Files: bins("usr/local/bin/",
+			Files: append(bins("usr/local/bin/",
 				filepath.Join(k8s, "kube-apiserver"),
 				filepath.Join(k8s, "kube-controller-manager"),
 				filepath.Join(k8s, "kube-scheduler"),
 				filepath.Join(k8s, "kube-proxy"),
 				filepath.Join(k8s, "kubelet"),
 				filepath.Join(k8s, "kubectl"),
-			),
+			), iptables...),
 		},
 		{
 			Ref: refs["ETCD_IMAGE"],

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rke2os/rke2os/init/console"
 	"github.com/rke2os/rke2os/init/host"
+	"github.com/rke2os/rke2os/init/kubenode"
 	"github.com/rke2os/rke2os/init/pods"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -27,9 +28,12 @@ const pollEvery = 2 * time.Second
 // of its own process, here a service of PID 1 restarted with backoff: it
 // waits for etcd to answer, writes the apiserver's static pod, waits for
 // its /readyz, then writes the controller-manager's and the scheduler's.
-// It reports etcd-healthy and apiserver-ready on the console, then stays,
-// for the work that follows (manifests, joins).
+// Then kube-proxy's pod; it labels the Node as RKE2's server does once the
+// kubelet has registered it. It reports etcd-healthy, apiserver-ready and
+// node-ready on the console, then stays, for the work that follows
+// (manifests, joins).
 func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
+	// A shutdown ends every wait below: that is no error.
 	rel, err := e.release()
 	if err != nil {
 		return err
@@ -51,7 +55,7 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 		return err
 	}
 	if err := waitFor(ctx, "etcd", func(ctx context.Context) error { return etcdHealthy(ctx, etcd, e.EtcdURL+"/health") }); err != nil {
-		return err
+		return stopped(ctx, err)
 	}
 	e.milestone("etcd-healthy")
 
@@ -71,7 +75,7 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	}
 	readyz := e.APIServerURL + "/readyz"
 	if err := waitFor(ctx, "kube-apiserver", func(ctx context.Context) error { return httpOK(ctx, admin, readyz) }); err != nil {
-		return err
+		return stopped(ctx, err)
 	}
 	e.milestone("apiserver-ready")
 
@@ -81,9 +85,36 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	if err := e.writePod(pods.KubeSchedulerPod(pods.KubeSchedulerOptions{ControlPlane: cp, ExtraArgs: rc.Strings("kube-scheduler-arg")})); err != nil {
 		return err
 	}
-	slog.Info("control plane started: kube-apiserver, kube-controller-manager, kube-scheduler")
+	// kube-proxy as a static pod, as current RKE2 runs it on every node.
+	if err := e.writePod(pods.KubeProxyPod(pods.KubeProxyOptions{Paths: e.Paths, Image: image, NodeName: nodeName, NodeIP: nodeIP,
+		ClusterCIDR: rc.String("cluster-cidr"), ExtraArgs: rc.Strings("kube-proxy-arg")})); err != nil {
+		return err
+	}
+	slog.Info("control plane started: kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy")
+
+	// The Node, as RKE2's server treats its own: role labels once the
+	// kubelet has registered it, then node-ready once it is Ready.
+	kc, err := kubenode.Client(e.Paths.Server("cred", "supervisor.kubeconfig"), e.APIServerURL)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := kubenode.Label(ctx, kc, nodeName, kubenode.ServerLabels, pollEvery); err != nil {
+		return stopped(ctx, err)
+	}
+	if err := kubenode.WaitReady(ctx, kc, nodeName, pollEvery); err != nil {
+		return stopped(ctx, err)
+	}
+	e.milestone("node-ready")
 	<-ctx.Done()
 	return nil
+}
+
+// stopped is nil when ctx has ended (a shutdown is no error), else err.
+func stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("server: %w", err)
 }
 
 // writePod writes a static pod into the kubelet's manifests, unchanged

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -48,7 +50,9 @@ func TestServer(t *testing.T) {
 	if code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15"); code != 0 {
 		t.Fatalf("etcd step: %v", m)
 	}
-	var etcdUp, apiUp atomic.Bool
+	var etcdUp, apiUp, registered, ready atomic.Bool
+	var labels atomic.Value
+	labels.Store("")
 	tlsDir := env.Paths.Server("tls")
 	env.EtcdURL = fakeTLS(t, env.Paths.EtcdTLS("server-client.crt"), env.Paths.EtcdTLS("server-client.key"), env.Paths.EtcdTLS("server-ca.crt"),
 		func(w http.ResponseWriter, r *http.Request) {
@@ -60,6 +64,25 @@ func TestServer(t *testing.T) {
 		})
 	env.APIServerURL = fakeTLS(t, filepath.Join(tlsDir, "serving-kube-apiserver.crt"), filepath.Join(tlsDir, "serving-kube-apiserver.key"), filepath.Join(tlsDir, "client-ca.crt"),
 		func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/api/v1/nodes/node1" && r.TLS.PeerCertificates[0].Subject.CommonName == "system:rke2-supervisor" {
+				switch {
+				case !registered.Load():
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusNotFound)
+					w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`))
+					return
+				case r.Method == http.MethodPatch:
+					b, _ := io.ReadAll(r.Body)
+					labels.Store(string(b))
+				}
+				status := "False"
+				if ready.Load() {
+					status = "True"
+				}
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintf(w, `{"kind":"Node","apiVersion":"v1","metadata":{"name":"node1"},"status":{"conditions":[{"type":"Ready","status":%q}]}}`, status)
+				return
+			}
 			if r.URL.Path != "/readyz" || !apiUp.Load() || r.TLS.PeerCertificates[0].Subject.CommonName != "system:admin" {
 				http.Error(w, "[-]etcd failed", http.StatusInternalServerError)
 				return
@@ -102,14 +125,32 @@ func TestServer(t *testing.T) {
 		t.Fatal("the controller-manager or the scheduler came before the apiserver was ready")
 	}
 	apiUp.Store(true)
-	waitUntil("the controller-manager's and scheduler's pods", func() bool {
-		return manifest("kube-controller-manager") != "" && manifest("kube-scheduler") != ""
+	waitUntil("the controller-manager's, scheduler's and kube-proxy's pods", func() bool {
+		return manifest("kube-controller-manager") != "" && manifest("kube-scheduler") != "" && manifest("kube-proxy") != ""
 	})
 	for _, m := range []string{"etcd-healthy", "apiserver-ready"} {
 		if _, err := os.Stat(filepath.Join(env.MilestoneDir, m)); err != nil {
 			t.Errorf("milestone %s not recorded: %v", m, err)
 		}
 	}
+	// The Node: labelled once registered, node-ready once Ready.
+	time.Sleep(2 * pollEvery)
+	if labels.Load() != "" {
+		t.Fatal("a Node that is not registered was patched")
+	}
+	registered.Store(true)
+	waitUntil("the Node's role labels", func() bool {
+		return strings.Contains(labels.Load().(string), `"node-role.kubernetes.io/control-plane":"true"`)
+	})
+	time.Sleep(2 * pollEvery)
+	if _, err := os.Stat(filepath.Join(env.MilestoneDir, "node-ready")); err == nil {
+		t.Fatal("node-ready before the Node was Ready")
+	}
+	ready.Store(true)
+	waitUntil("node-ready", func() bool {
+		_, err := os.Stat(filepath.Join(env.MilestoneDir, "node-ready"))
+		return err == nil
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Server: %v", err)
