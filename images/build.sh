@@ -9,7 +9,8 @@
 #   CACHEDIR  binaries by component-version,   (default: build/cache)
 #             wrapper modules and the GOCACHE
 #   COMPONENT build only these (kubernetes etcd containerd runc crictl
-#             cni-plugins pause iptables) and write no archive
+#             cni-plugins pause iptables flannel coredns) and write no
+#             archive
 #
 # Each component lands in CACHEDIR/<component>-<version>/ with a .stamp file
 # naming what built it (version, Go version, the recipe below); a rerun with
@@ -237,6 +238,27 @@ recipe_iptables() {
 	ln -sfn root/usr/sbin/xtables-nft-multi "$target/xtables-nft-multi"
 }
 
+recipe_flannel() {
+	local target=$1 version=$2 w
+	w=$(wrapper "flannel-$version")
+	(cd "$w" && go mod edit -require "github.com/flannel-io/flannel@$version" \
+		-replace "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc=github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc@$FLANNEL_TENCENT_VPC")
+	# The udp backend is cgo: a static binary, with Go's own resolver and
+	# user lookup so that no glibc NSS module is needed at run time.
+	(cd "$w" && CGO_ENABLED=1 GOFLAGS="$GOFLAGS -mod=mod" go build -tags "netgo osusergo" \
+		-ldflags "-s -w -extldflags -static -X github.com/flannel-io/flannel/pkg/version.Version=$version" \
+		-o "$target/flanneld" github.com/flannel-io/flannel)
+	# Our CNI plugin (flannel-io/cni-plugin is not served) and the copier
+	# the DaemonSet's init containers run.
+	(cd "$root" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$target/flannel" ./images/flannelcni &&
+		CGO_ENABLED=0 go build -ldflags "-s -w" -o "$target/install-cni" ./images/installcni)
+}
+
+recipe_coredns() {
+	local target=$1 version=$2
+	GOBIN="$target" CGO_ENABLED=0 go install -ldflags "-s -w" "github.com/coredns/coredns@$version"
+}
+
 recipe_pause() {
 	local target=$1
 	(cd "$root" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$target/pause" ./images/pause)
@@ -255,6 +277,9 @@ build() {
 		bridge loopback host-local portmap ;;
 	pause) KEY_EXTRA=$(cat "$here"/pause/*.go | sha256sum | cut -c1-16) \
 		component pause "$PAUSE_VERSION" recipe_pause pause ;;
+	flannel) KEY_EXTRA=$(cat "$here"/flannelcni/*.go "$here"/installcni/*.go | sha256sum | cut -c1-16) \
+		component flannel "$FLANNEL_VERSION" recipe_flannel flanneld flannel install-cni ;;
+	coredns) component coredns "$COREDNS_VERSION" recipe_coredns coredns ;;
 	iptables)
 		# shellcheck disable=SC2086
 		IPTABLES_RESOLVED=$(apt-cache show --no-all-versions $IPTABLES_DEBS | sed -n 's/^\(Package\|Version\): //p' | paste -sd' ')
@@ -277,18 +302,20 @@ if (($# > 0)); then
 	exit 0
 fi
 # Quick ones first: a broken recipe shows before the long kubernetes build.
-for c in pause iptables runc etcd containerd crictl cni-plugins kubernetes; do
+for c in pause iptables runc etcd containerd crictl cni-plugins flannel coredns kubernetes; do
 	build "$c"
 done
 # The archives too are rewritten only when something they are made of
 # changed: the binaries (their stamps), the versions, mkimages itself.
 pack_key=$({
 	cat "$here/versions.env" "$here"/cmd/mkimages/*.go
+	find "$here/charts" -type f -not -path '*/testdata/*' -not -name '*_test.go' | LC_ALL=C sort | xargs cat
 	echo "$go_version $SOURCE_DATE_EPOCH"
 	cat "$cache/pause-$PAUSE_VERSION/.stamp" "$cache/runc-$RUNC_VERSION/.stamp" \
 		"$cache/etcd-$ETCD_VERSION/.stamp" "$cache/containerd-$CONTAINERD_VERSION/.stamp" \
 		"$cache/crictl-$CRICTL_VERSION/.stamp" "$cache/cni-plugins-$CNI_PLUGINS_VERSION/.stamp" \
-		"$cache/kubernetes-$KUBERNETES_VERSION/.stamp" "$cache/iptables/.stamp"
+		"$cache/kubernetes-$KUBERNETES_VERSION/.stamp" "$cache/iptables/.stamp" \
+		"$cache/flannel-$FLANNEL_VERSION/.stamp" "$cache/coredns-$COREDNS_VERSION/.stamp"
 } | sha256sum | cut -c1-32)
 if [[ -f $out/rke2-images.linux-amd64.tar.zst && -f $out/.stamp && "$(<"$out/.stamp")" == "$pack_key" ]]; then
 	log "archives: up to date in $out"

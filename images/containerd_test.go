@@ -119,7 +119,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime",
 		}
 	}
 	var want []string
-	for _, k := range []string{"RUNTIME_IMAGE", "KUBERNETES_IMAGE", "ETCD_IMAGE", "PAUSE_IMAGE", "CNI_PLUGINS_IMAGE"} {
+	for _, k := range []string{"RUNTIME_IMAGE", "KUBERNETES_IMAGE", "ETCD_IMAGE", "PAUSE_IMAGE", "CNI_PLUGINS_IMAGE", "FLANNEL_IMAGE", "COREDNS_IMAGE"} {
 		want = append(want, "docker.io/"+v[k])
 	}
 	sort.Strings(want)

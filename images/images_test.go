@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -65,13 +66,19 @@ func TestArchive(t *testing.T) {
 	defer s.Close()
 
 	k8sBins := []string{"kube-apiserver", "kube-controller-manager", "kube-proxy", "kube-scheduler", "kubectl", "kubelet"}
+	cniBins := []string{"bridge", "host-local", "loopback", "portmap"}
+	// The static binaries of each image; kube-proxy's and flannel's also
+	// carry Debian's iptables tree (withIptables), checked below.
 	want := map[string][]string{
-		v["RUNTIME_IMAGE"]:     {"bin/containerd", "bin/containerd-shim-runc-v2", "bin/crictl", "bin/ctr", "bin/kubectl", "bin/kubelet", "bin/runc", "charts/README"},
+		v["RUNTIME_IMAGE"]:     {"bin/containerd", "bin/containerd-shim-runc-v2", "bin/crictl", "bin/ctr", "bin/kubectl", "bin/kubelet", "bin/runc", "charts/rke2-coredns.yaml", "charts/rke2-flannel.yaml"},
 		v["KUBERNETES_IMAGE"]:  prefixed("usr/local/bin/", k8sBins),
 		v["ETCD_IMAGE"]:        {"usr/local/bin/etcd", "usr/local/bin/etcdctl"},
 		v["PAUSE_IMAGE"]:       {"pause"},
 		v["CNI_PLUGINS_IMAGE"]: prefixed("opt/cni/bin/", []string{"bandwidth", "bridge", "firewall", "host-device", "host-local", "ipvlan", "loopback", "macvlan", "portmap", "ptp", "sbr", "static", "tuning", "vlan", "vrf"}),
+		v["FLANNEL_IMAGE"]:     append(prefixed("opt/bin/", []string{"flannel", "flanneld", "install-cni"}), prefixed("opt/cni/bin/", cniBins)...),
+		v["COREDNS_IMAGE"]:     {"coredns"},
 	}
+	withIptables := map[string]bool{v["KUBERNETES_IMAGE"]: true, v["FLANNEL_IMAGE"]: true}
 	if len(s.Images()) != len(want) {
 		t.Errorf("archive holds %d images, want %d: %v", len(s.Images()), len(want), s.Index())
 	}
@@ -87,7 +94,10 @@ func TestArchive(t *testing.T) {
 			t.Fatal(err)
 		}
 		trees[ref] = dest
-		if got := regularFiles(t, dest); strings.Join(got, " ") != strings.Join(files, " ") {
+		if withIptables[ref] {
+			checkIptables(t, ref, dest)
+		}
+		if got := regularFiles(t, dest, withIptables[ref]); strings.Join(got, " ") != strings.Join(files, " ") {
 			t.Errorf("%s holds\n  %v\nwant\n  %v", ref, got, files)
 		}
 		for _, f := range files {
@@ -116,6 +126,8 @@ func TestArchive(t *testing.T) {
 		{rt, "bin/crictl", []string{"--version"}, "crictl version " + v["CRICTL_VERSION"]},
 		{k8s, "usr/local/bin/kube-apiserver", []string{"--version"}, "Kubernetes " + v["KUBERNETES_VERSION"]},
 		{etcd, "usr/local/bin/etcd", []string{"--version"}, "etcd Version: " + strings.TrimPrefix(v["ETCD_VERSION"], "v")},
+		{trees[v["FLANNEL_IMAGE"]], "opt/bin/flanneld", []string{"--version"}, v["FLANNEL_VERSION"]},
+		{trees[v["COREDNS_IMAGE"]], "coredns", []string{"-version"}, "CoreDNS-" + strings.TrimPrefix(v["COREDNS_VERSION"], "v")},
 	} {
 		if tc.root == "" {
 			continue // the image is missing: reported above
@@ -135,9 +147,28 @@ func prefixed(prefix string, names []string) []string {
 	return out
 }
 
+// iptablesTree are the directories of Debian's iptables tree in an image.
+var iptablesTree = []string{"etc/", "lib/", "lib64/", "usr/lib/", "usr/sbin/"}
+
+// checkIptables runs the image's own iptables and nft from its extracted
+// tree (chroot: CI runs as root), as kube-proxy and flanneld run them.
+func checkIptables(t *testing.T, ref, root string) {
+	t.Helper()
+	if target, err := os.Readlink(filepath.Join(root, "usr/sbin/iptables")); err != nil || target != "xtables-nft-multi" {
+		t.Errorf("%s: usr/sbin/iptables -> %q (%v), want the nft variant as update-alternatives makes it", ref, target, err)
+	}
+	for _, args := range [][]string{{"/usr/sbin/iptables", "--version"}, {"/usr/sbin/iptables-restore", "--version"}, {"/usr/sbin/nft", "--version"}} {
+		out, err := exec.Command("chroot", append([]string{root}, args...)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "v1.") {
+			t.Errorf("%s: %s in the image: %v\n%s", ref, strings.Join(args, " "), err, out)
+		}
+	}
+}
+
 // regularFiles lists the regular files under dir, sorted, and checks that
-// each executable is mode 0755.
-func regularFiles(t *testing.T, dir string) []string {
+// each executable is mode 0755; with skipTree, the iptables tree (its
+// links and libraries) is left out.
+func regularFiles(t *testing.T, dir string, skipTree bool) []string {
 	var out []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -148,6 +179,9 @@ func regularFiles(t *testing.T, dir string) []string {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
+		if skipTree && slices.ContainsFunc(iptablesTree, func(prefix string) bool { return strings.HasPrefix(rel, prefix) }) {
+			return nil
+		}
 		if !info.Mode().IsRegular() {
 			t.Errorf("%s is not a regular file: %v", rel, info.Mode())
 		}

@@ -28,6 +28,10 @@ var RKE2KeysActedOn = map[string]string{
 	"kube-scheduler-arg":                 "the scheduler's static pod",
 	"etcd-arg":                           "etcd's static pod",
 	"kube-proxy-arg":                     "kube-proxy's static pod",
+	"cni":                                "which CNI chart is installed (flannel, or none)",
+	"disable":                            "the charts not installed (their manifests and HelmCharts removed)",
+	"system-default-registry":            "the charts' global.systemDefaultRegistry",
+	"cluster-dns":                        "the kubelet's clusterDNS, the charts' global.clusterDNS",
 	"pod-security-admission-config-file": "the apiserver's Pod Security configuration",
 }
 

@@ -636,8 +636,17 @@ func checkCNI(names []string) error {
 	case len(names) == 2 && (names[0] != "multus" || names[1] == "multus"):
 		return fmt.Errorf("%v combines CNIs RKE2 cannot: only multus adds to another, and it comes first, like [multus, canal]", names)
 	}
+	for _, n := range names {
+		if !builtCNIs[n] {
+			return fmt.Errorf("%s is a CNI RKE2 ships, but this OS cannot build its images offline and does not carry it: use cni: flannel (the default here), or cni: none and install your own CNI", n)
+		}
+	}
 	return nil
 }
+
+// builtCNIs are the CNIs this OS carries: flannel, built from source, or
+// none (the user brings one).
+var builtCNIs = map[string]bool{"flannel": true, "none": true}
 
 // registryHostRe matches a registry host[:port]: a name, an IPv4 address or
 // a bracketed IPv6 address.

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -27,16 +28,25 @@ var ServerLabels = map[string]string{
 	"node-role.kubernetes.io/etcd":          "true",
 }
 
-// Client is a clientset from a kubeconfig file (server/cred's, or the
-// agent's), with a timeout on every request; host, if not "", replaces
-// the kubeconfig's server URL.
-func Client(kubeconfig, host string) (kubernetes.Interface, error) {
+// Config is the client configuration of a kubeconfig file (server/cred's,
+// or the agent's), with a timeout on every request; host, if not "",
+// replaces the kubeconfig's server URL.
+func Config(kubeconfig, host string) (*rest.Config, error) {
 	rc, err := clientcmd.BuildConfigFromFlags(host, kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
 	rc.Timeout = 15 * time.Second
 	rc.UserAgent = "rke2os"
+	return rc, nil
+}
+
+// Client is a clientset of Config(kubeconfig, host).
+func Client(kubeconfig, host string) (kubernetes.Interface, error) {
+	rc, err := Config(kubeconfig, host)
+	if err != nil {
+		return nil, err
+	}
 	return kubernetes.NewForConfig(rc)
 }
 

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"strings"
 	"text/template"
@@ -15,7 +16,9 @@ type KubeletOptions struct {
 	// Standalone runs the kubelet without an API server: static pods only,
 	// anonymous access to its read API on localhost (no webhook to ask).
 	Standalone bool
-	ClusterDNS string
+	// ClusterDNS and ClusterDomain are RKE2's cluster-dns and
+	// cluster-domain ("" for 10.43.0.10 and cluster.local).
+	ClusterDNS, ClusterDomain string
 	// Labels ("key=value") and Taints ("key=value:Effect") are RKE2's
 	// node-label and node-taint: the kubelet registers its Node with them.
 	Labels, Taints []string
@@ -42,7 +45,7 @@ cgroupDriver: cgroupfs
 cgroupsPerQOS: true
 clusterDNS:
 - {{.ClusterDNS}}
-clusterDomain: cluster.local
+clusterDomain: {{.ClusterDomain}}
 containerRuntimeEndpoint: unix://{{.Socket}}
 enforceNodeAllocatable: []
 evictionHard:
@@ -107,14 +110,15 @@ func KubeletConfig(o KubeletOptions) ([]byte, error) {
 	}
 	var b bytes.Buffer
 	err := kubeletTemplate.Execute(&b, map[string]any{
-		"Standalone":   o.Standalone,
-		"ClientCA":     o.Paths.Agent("client-ca.crt"),
-		"ServingCert":  o.Paths.Agent("serving-kubelet.crt"),
-		"ServingKey":   o.Paths.Agent("serving-kubelet.key"),
-		"Taints":       taints,
-		"ClusterDNS":   o.ClusterDNS,
-		"Socket":       o.Paths.ContainerdSocket(),
-		"PodManifests": o.Paths.PodManifests(),
+		"Standalone":    o.Standalone,
+		"ClientCA":      o.Paths.Agent("client-ca.crt"),
+		"ServingCert":   o.Paths.Agent("serving-kubelet.crt"),
+		"ServingKey":    o.Paths.Agent("serving-kubelet.key"),
+		"Taints":        taints,
+		"ClusterDNS":    o.ClusterDNS,
+		"ClusterDomain": cmp.Or(o.ClusterDomain, "cluster.local"),
+		"Socket":        o.Paths.ContainerdSocket(),
+		"PodManifests":  o.Paths.PodManifests(),
 	})
 	return b.Bytes(), err
 }

@@ -105,8 +105,11 @@ func (s *Stack) StartContainerd(ctx context.Context) error {
 // meanwhile, the apiserver's among them.
 func (s *Stack) StartKubelet(standalone bool) error {
 	o := KubeletOptions{Paths: s.Paths, NodeName: s.NodeName, NodeIP: s.NodeIP, Standalone: standalone}
-	if !standalone && s.Config != nil {
-		o.Labels, o.Taints = s.Config.RKE2.NodeLabels(), s.Config.RKE2.NodeTaints()
+	if s.Config != nil {
+		o.ClusterDNS, o.ClusterDomain = s.Config.RKE2.String("cluster-dns"), s.Config.RKE2.String("cluster-domain")
+		if !standalone {
+			o.Labels, o.Taints = s.Config.RKE2.NodeLabels(), s.Config.RKE2.NodeTaints()
+		}
 	}
 	cfg, err := KubeletConfig(o)
 	if err != nil {

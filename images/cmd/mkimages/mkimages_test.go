@@ -28,6 +28,10 @@ ETCD_VERSION=v3.6.7
 CRICTL_VERSION=v1.34.0
 CNI_PLUGINS_VERSION=v1.9.0
 PAUSE_VERSION=3.10
+FLANNEL_VERSION=v0.28.10
+COREDNS_VERSION=v1.14.7
+FLANNEL_IMAGE=rancher/hardened-flannel:v0.28.10-build20250101
+COREDNS_IMAGE=rancher/hardened-coredns:v1.14.7-build20250101
 RUNTIME_IMAGE=rancher/rke2-runtime:v1.34.4-rke2r1
 KUBERNETES_IMAGE=rancher/hardened-kubernetes:v1.34.4-rke2r1-build20250101
 ETCD_IMAGE=rancher/hardened-etcd:v3.6.7-build20250101
@@ -35,6 +39,14 @@ PAUSE_IMAGE=rancher/mirrored-pause:3.10
 CNI_PLUGINS_IMAGE=rancher/hardened-cni-plugins:v1.9.0-build20250101
 `
 	if err := os.WriteFile(versions, []byte(env), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The charts beside versions.env: ours.
+	charts, err := filepath.Abs("../../charts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(charts, filepath.Join(dir, "charts")); err != nil {
 		t.Fatal(err)
 	}
 	cache = filepath.Join(dir, "cache")
@@ -47,6 +59,8 @@ CNI_PLUGINS_IMAGE=rancher/hardened-cni-plugins:v1.9.0-build20250101
 		"pause-3.10":         {"pause"},
 		"cni-plugins-v1.9.0": {"bridge", "host-local", "loopback", "portmap"},
 		"iptables-1.8.9-2-0123456789ab/root/usr/sbin": {"xtables-nft-multi"},
+		"flannel-v0.28.10":                            {"flanneld", "flannel", "install-cni"},
+		"coredns-v1.14.7":                             {"coredns"},
 	}
 	for d, names := range bins {
 		if err := os.MkdirAll(filepath.Join(cache, d), 0o755); err != nil {
@@ -135,7 +149,7 @@ func checkArchive(t *testing.T, path string, epoch time.Time) {
 	want := map[string]int64{
 		"bin/": 0o755, "bin/containerd": 0o755, "bin/containerd-shim-runc-v2": 0o755, "bin/ctr": 0o755,
 		"bin/runc": 0o755, "bin/kubelet": 0o755, "bin/kubectl": 0o755, "bin/crictl": 0o755,
-		"charts/": 0o755, "charts/README": 0o644,
+		"charts/": 0o755, "charts/rke2-coredns.yaml": 0o644, "charts/rke2-flannel.yaml": 0o644,
 	}
 	tr := tar.NewReader(rc)
 	seen := map[string]bool{}

@@ -33,7 +33,8 @@ func run(versionsPath, cache, out string, keepTar bool, epoch time.Time) error {
 	if err != nil {
 		return err
 	}
-	specs, err := imageSpecs(env, cache)
+	// The charts of our own live beside versions.env (images/charts).
+	specs, err := imageSpecs(env, cache, filepath.Join(filepath.Dir(versionsPath), "charts"), epoch)
 	if err != nil {
 		return err
 	}

@@ -4,10 +4,15 @@ import (
 	"bufio"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/rke2os/rke2os/images/charts"
 )
 
 // imageSpec is one image to write: its reference and the files of its single
@@ -95,16 +100,9 @@ func readEnv(path string) (map[string]string, error) {
 	return env, nil
 }
 
-// chartsReadme stands in /charts until the runtime image carries real
-// HelmChart manifests. RKE2 applies only *.yaml, *.yml and *.json from there.
-const chartsReadme = `RKE2 copies the files of this directory into
-/var/lib/rancher/rke2/server/manifests on servers. The rke2-runtime image
-built by images/build.sh carries no bundled charts yet.
-`
-
 // imageSpecs lists the images to write, with their files taken from the
 // component directories images/build.sh filled in cache.
-func imageSpecs(env map[string]string, cache string) ([]imageSpec, error) {
+func imageSpecs(env map[string]string, cache, chartsDir string, epoch time.Time) ([]imageSpec, error) {
 	var missing []string
 	get := func(k string) string {
 		if env[k] == "" {
@@ -122,6 +120,8 @@ func imageSpecs(env map[string]string, cache string) ([]imageSpec, error) {
 	etcd := dir("etcd", "ETCD_VERSION")
 	pause := dir("pause", "PAUSE_VERSION")
 	cni := dir("cni-plugins", "CNI_PLUGINS_VERSION")
+	flannel := dir("flannel", "FLANNEL_VERSION")
+	coredns := dir("coredns", "COREDNS_VERSION")
 	// iptables' version is Debian's of the day: build.sh points
 	// cache/iptables at the tree it unpacked.
 	iptables, err := tree(filepath.Join(cache, "iptables", "root"))
@@ -129,7 +129,7 @@ func imageSpecs(env map[string]string, cache string) ([]imageSpec, error) {
 		return nil, err
 	}
 	refs := map[string]string{}
-	for _, k := range []string{"RUNTIME_IMAGE", "KUBERNETES_IMAGE", "ETCD_IMAGE", "PAUSE_IMAGE", "CNI_PLUGINS_IMAGE"} {
+	for _, k := range []string{"RUNTIME_IMAGE", "KUBERNETES_IMAGE", "ETCD_IMAGE", "PAUSE_IMAGE", "CNI_PLUGINS_IMAGE", "FLANNEL_IMAGE", "COREDNS_IMAGE"} {
 		refs[k] = get(k)
 	}
 	if len(missing) > 0 {
@@ -147,6 +147,16 @@ func imageSpecs(env map[string]string, cache string) ([]imageSpec, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The runtime's /charts: our charts as HelmChart manifests, which a
+	// server copies into server/manifests as RKE2 does.
+	manifests, err := charts.All(chartsDir, epoch)
+	if err != nil {
+		return nil, fmt.Errorf("charts: %w", err)
+	}
+	var chartFiles []file
+	for _, name := range slices.Sorted(maps.Keys(manifests)) {
+		chartFiles = append(chartFiles, file{Name: "charts/" + name, Data: manifests[name], Mode: 0o644})
+	}
 	specs := []imageSpec{
 		{
 			Ref: refs["RUNTIME_IMAGE"],
@@ -158,7 +168,7 @@ func imageSpecs(env map[string]string, cache string) ([]imageSpec, error) {
 				filepath.Join(k8s, "kubelet"),
 				filepath.Join(k8s, "kubectl"),
 				filepath.Join(crictl, "crictl"),
-			), file{Name: "charts/README", Data: []byte(chartsReadme), Mode: 0o644}),
+			), chartFiles...),
 		},
 		{
 			// kube-proxy runs iptables-restore/-save: Debian's iptables
@@ -189,6 +199,20 @@ func imageSpecs(env map[string]string, cache string) ([]imageSpec, error) {
 		{
 			Ref:   refs["CNI_PLUGINS_IMAGE"],
 			Files: bins("opt/cni/bin/", cniBins...),
+		},
+		{
+			// flanneld runs iptables (even in nftables mode); its init
+			// containers copy the CNI plugins it delegates to onto the host.
+			Ref: refs["FLANNEL_IMAGE"],
+			Files: slices.Concat(
+				bins("opt/bin/", filepath.Join(flannel, "flanneld"), filepath.Join(flannel, "flannel"), filepath.Join(flannel, "install-cni")),
+				bins("opt/cni/bin/", filepath.Join(cni, "bridge"), filepath.Join(cni, "host-local"), filepath.Join(cni, "loopback"), filepath.Join(cni, "portmap")),
+				iptables),
+		},
+		{
+			Ref:        refs["COREDNS_IMAGE"],
+			Files:      bins("", filepath.Join(coredns, "coredns")),
+			Entrypoint: []string{"/coredns"},
 		},
 	}
 	sort.Slice(specs, func(i, j int) bool { return specs[i].Ref < specs[j].Ref })

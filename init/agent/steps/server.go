@@ -91,6 +91,9 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 		return err
 	}
 	slog.Info("control plane started: kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy")
+	// server/manifests and the charts in them (the CNI among them) while
+	// the Node waits for its network.
+	go e.addons(ctx, rc)
 
 	// The Node, as RKE2's server treats its own: role labels once the
 	// kubelet has registered it, then node-ready once it is Ready.

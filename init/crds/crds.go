@@ -1,0 +1,146 @@
+// Package crds installs the custom resources an RKE2 server serves besides
+// Kubernetes' own: helm.cattle.io's HelmChart and HelmChartConfig (the
+// charts of server/manifests) and k3s.cattle.io's Addon (one per plain
+// manifest file). Their schemas keep unknown fields, as helm-controller's
+// do for values, so that a manifest written for RKE2 is accepted as it is.
+package crds
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
+)
+
+// The resources, as RKE2's controllers name them.
+var (
+	HelmChart       = schema.GroupVersionResource{Group: "helm.cattle.io", Version: "v1", Resource: "helmcharts"}
+	HelmChartConfig = schema.GroupVersionResource{Group: "helm.cattle.io", Version: "v1", Resource: "helmchartconfigs"}
+	Addon           = schema.GroupVersionResource{Group: "k3s.cattle.io", Version: "v1", Resource: "addons"}
+)
+
+var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// definition is one CRD: its names, the columns kubectl prints, and
+// whether status is a subresource.
+type definition struct {
+	gvr            schema.GroupVersionResource
+	kind, singular string
+	shortNames     []string
+	status         bool
+	columns        []map[string]any
+}
+
+var definitions = []definition{
+	{gvr: HelmChart, kind: "HelmChart", singular: "helmchart", status: true, columns: []map[string]any{
+		{"name": "Job", "type": "string", "jsonPath": ".status.jobName"},
+		{"name": "Chart", "type": "string", "jsonPath": ".spec.chart"},
+		{"name": "TargetNamespace", "type": "string", "jsonPath": ".spec.targetNamespace"},
+		{"name": "Version", "type": "string", "jsonPath": ".spec.version"},
+		{"name": "Repo", "type": "string", "jsonPath": ".spec.repo"},
+		{"name": "HelmVersion", "type": "string", "jsonPath": ".spec.helmVersion"},
+		{"name": "Bootstrap", "type": "string", "jsonPath": ".spec.bootstrap"},
+	}},
+	{gvr: HelmChartConfig, kind: "HelmChartConfig", singular: "helmchartconfig"},
+	{gvr: Addon, kind: "Addon", singular: "addon", columns: []map[string]any{
+		{"name": "Source", "type": "string", "jsonPath": ".spec.source"},
+		{"name": "Checksum", "type": "string", "jsonPath": ".spec.checksum"},
+	}},
+}
+
+// object is the CRD as the apiserver takes it.
+func (d definition) object() *unstructured.Unstructured {
+	preserve := map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+	version := map[string]any{
+		"name": d.gvr.Version, "served": true, "storage": true,
+		"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "properties": map[string]any{
+			"spec": preserve, "status": preserve,
+		}}},
+	}
+	if d.status {
+		version["subresources"] = map[string]any{"status": map[string]any{}}
+	}
+	if len(d.columns) > 0 {
+		cols := make([]any, len(d.columns))
+		for i, c := range d.columns {
+			cols[i] = c
+		}
+		version["additionalPrinterColumns"] = cols
+	}
+	names := map[string]any{"kind": d.kind, "listKind": d.kind + "List", "plural": d.gvr.Resource, "singular": d.singular}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1",
+		"kind":       "CustomResourceDefinition",
+		"metadata":   map[string]any{"name": d.gvr.Resource + "." + d.gvr.Group},
+		"spec": map[string]any{
+			"group": d.gvr.Group, "names": names, "scope": "Namespaced",
+			"versions": []any{version},
+		},
+	}}
+}
+
+// YAML is every definition as YAML documents, for the golden file and for
+// users who want to see what the node installs.
+func YAML() ([]byte, error) {
+	var out []byte
+	for _, d := range definitions {
+		b, err := yaml.Marshal(d.object().Object)
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(out, "---\n"...), b...)
+	}
+	return out, nil
+}
+
+// Ensure applies the definitions (server-side apply: a changed definition
+// is updated, an unchanged one costs a request) and waits until the
+// apiserver serves each of them.
+func Ensure(ctx context.Context, dyn dynamic.Interface) error {
+	for _, d := range definitions {
+		obj := d.object()
+		body, err := obj.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		if _, err := dyn.Resource(crdResource).Patch(ctx, obj.GetName(), types.ApplyPatchType, body,
+			metav1.PatchOptions{FieldManager: "rke2os", Force: ptr(true)}); err != nil {
+			return fmt.Errorf("apply CRD %s: %w", obj.GetName(), err)
+		}
+	}
+	for _, d := range definitions {
+		if err := waitServed(ctx, dyn, d.gvr); err != nil {
+			return err
+		}
+	}
+	slog.Info("custom resources served", "crds", len(definitions))
+	return nil
+}
+
+// waitServed waits until a list of gvr succeeds: the CRD is established.
+func waitServed(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource) error {
+	for {
+		_, err := dyn.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1})
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("list %s: %w", gvr.Resource, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to be served: %w", gvr.Resource, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
