@@ -103,12 +103,12 @@ unit: deps
 qemu-test: image
 	$(MAKE) image ROLE=agent
 	RKE2_REQUIRE_IMAGES=1 $(GO) test -count=1 ./images/
-	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) $(GO) test -count=1 -timeout 50m ./...
+	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst $(GO) test -count=1 -timeout 50m ./...
 
 test: unit qemu-test
 
 bench: image
-	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_IMAGES=$(IMAGES) RKE2_VERSION=$(RKE2_VERSION) $(GO) run ./cmd/bench
+	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_IMAGES=$(IMAGES) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst RKE2_VERSION=$(RKE2_VERSION) $(GO) run ./cmd/bench
 
 clean:
 	rm -rf $(OUT)

@@ -9,8 +9,8 @@
 #   CACHEDIR  binaries by component-version,   (default: build/cache)
 #             wrapper modules and the GOCACHE
 #   COMPONENT build only these (kubernetes etcd containerd runc crictl
-#             cni-plugins pause iptables flannel coredns) and write no
-#             archive
+#             cni-plugins pause iptables flannel coredns testworkload) and
+#             write no archive
 #
 # Each component lands in CACHEDIR/<component>-<version>/ with a .stamp file
 # naming what built it (version, Go version, the recipe below); a rerun with
@@ -196,28 +196,35 @@ recipe_cni_plugins() {
 }
 
 # Debian's iptables and nftables (kube-proxy, flannel and the host's CNI
-# plugins run them) with the libraries they link, unpacked from the .debs
-# as the kernel is: no static builds exist. Their version is Debian's of the
-# day, so the cache key is every package's resolved version.
+# plugins run them) and mount (the kubelet mounts a pod's service account
+# token as a tmpfs with it) with the libraries they link, unpacked from the
+# .debs as the kernel is: no static builds exist. Their version is Debian's
+# of the day, so the cache key is every package's resolved version.
 IPTABLES_DEBS="iptables libip4tc2 libip6tc2 libxtables12 libmnl0 libnetfilter-conntrack3 libnfnetlink0
-	libnftnl11 nftables libnftables1 libedit2 libjansson4 libbsd0 libmd0 libtinfo6 libgmp10 libc6 netbase"
+	libnftnl11 nftables libnftables1 libedit2 libjansson4 libbsd0 libmd0 libtinfo6 libgmp10 libc6 netbase
+	mount libmount1 libblkid1 libselinux1 libsmartcols1 libpcre2-8-0"
 # The loader and the parts of libc6 these programs link.
 IPTABLES_LIBC="ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 librt.so.1 libresolv.so.2"
 
 recipe_iptables() {
 	local target=$1 root=$1/root d f
-	mkdir -p "$target/debs" "$root"
+	mkdir -p "$target/debs" "$root" "$target/libc6"
 	# shellcheck disable=SC2086
 	(cd "$target/debs" && apt-get download -qq $IPTABLES_DEBS 2>/dev/null) ||
 		{ apt-get update -qq && (cd "$target/debs" && apt-get download -qq $IPTABLES_DEBS); }
 	for d in "$target"/debs/*.deb; do
-		dpkg-deb -x "$d" "$root"
+		case ${d##*/} in
+		libc6_*) dpkg-deb -x "$d" "$target/libc6" ;;
+		*) dpkg-deb -x "$d" "$root" ;;
+		esac
 	done
-	rm -rf "$target/debs" "$root/usr/share" "$root/usr/lib/x86_64-linux-gnu/gconv" "$root/usr/libexec" \
-		"$root/etc/ld.so.conf.d" "$root/usr/bin" "$root/sbin" "$root/usr/lib/x86_64-linux-gnu/audit"
-	for f in "$root"/lib/x86_64-linux-gnu/*; do
-		case " $IPTABLES_LIBC " in *" ${f##*/} "*) ;; *) [[ ${f##*/} == libtinfo* ]] || rm -rf "$f" ;; esac
+	# Of libc6, the loader and the libraries these programs link.
+	mkdir -p "$root/lib/x86_64-linux-gnu" "$root/lib64"
+	for f in $IPTABLES_LIBC; do
+		cp -a "$target/libc6/lib/x86_64-linux-gnu/$f" "$root/lib/x86_64-linux-gnu/"
 	done
+	rm -rf "$target/debs" "$target/libc6" "$root/usr/share" "$root/usr/lib/x86_64-linux-gnu/audit" \
+		"$root/usr/bin" "$root/sbin"
 	# What update-alternatives does in iptables' postinst: the nft
 	# variants (priority 20) win over legacy (10).
 	for f in iptables iptables-restore iptables-save ip6tables ip6tables-restore ip6tables-save; do
@@ -227,12 +234,18 @@ recipe_iptables() {
 		for d in "" -restore -save; do ln -sfn "$f-nft$d" "$root/usr/sbin/$f$d"; done
 	done
 	ln -sfn ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$root/lib64/ld-linux-x86-64.so.2"
-	# Every library the programs link must be in the tree (no root
-	# needed to check: the tree's own loader, told to look only there).
-	for f in iptables-save nft; do
-		"$root/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --inhibit-cache \
-			--library-path "$root/lib/x86_64-linux-gnu:$root/usr/lib/x86_64-linux-gnu" "$root/usr/sbin/$f" --version >/dev/null ||
-			{ log "iptables: $f does not run from the tree"; return 1; }
+	# Every library the programs link must be in the tree: the tree's own
+	# loader lists what it would load (no root needed), all from the tree.
+	for f in usr/sbin/xtables-nft-multi usr/sbin/nft bin/mount bin/umount; do
+		local libs
+		libs=$(LD_TRACE_LOADED_OBJECTS=1 "$root/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --inhibit-cache \
+			--library-path "$root/lib/x86_64-linux-gnu:$root/usr/lib/x86_64-linux-gnu" "$root/$f") ||
+			{ log "iptables: $f does not load"; return 1; }
+		if grep -v -e "=> $root/" -e 'linux-vdso' -e "^\s*$root/" <<<"$libs" | grep -q .; then
+			log "iptables: $f needs libraries from outside the tree:"
+			grep -v -e "=> $root/" -e 'linux-vdso' -e "^\s*$root/" <<<"$libs" >&2
+			return 1
+		fi
 	done
 	printf '%s\n' "$IPTABLES_RESOLVED" >"$target/debs.txt"
 	ln -sfn root/usr/sbin/xtables-nft-multi "$target/xtables-nft-multi"
@@ -264,6 +277,13 @@ recipe_pause() {
 	(cd "$root" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$target/pause" ./images/pause)
 }
 
+# The QEMU tests' workload: static, with Go's own resolver (it proves the
+# cluster DNS through /etc/resolv.conf). It goes into the test archive only.
+recipe_testworkload() {
+	local target=$1
+	(cd "$root" && CGO_ENABLED=0 go build -tags netgo -ldflags "-s -w" -o "$target/testworkload" ./images/testworkload)
+}
+
 build() {
 	case $1 in
 	kubernetes) component kubernetes "$KUBERNETES_VERSION" recipe_kubernetes \
@@ -280,6 +300,8 @@ build() {
 	flannel) KEY_EXTRA=$(cat "$here"/flannelcni/*.go "$here"/installcni/*.go | sha256sum | cut -c1-16) \
 		component flannel "$FLANNEL_VERSION" recipe_flannel flanneld flannel install-cni ;;
 	coredns) component coredns "$COREDNS_VERSION" recipe_coredns coredns ;;
+	testworkload) KEY_EXTRA=$(cat "$here"/testworkload/*.go | sha256sum | cut -c1-16) \
+		component testworkload "$TESTWORKLOAD_VERSION" recipe_testworkload testworkload ;;
 	iptables)
 		# shellcheck disable=SC2086
 		IPTABLES_RESOLVED=$(apt-cache show --no-all-versions $IPTABLES_DEBS | sed -n 's/^\(Package\|Version\): //p' | paste -sd' ')
@@ -302,7 +324,7 @@ if (($# > 0)); then
 	exit 0
 fi
 # Quick ones first: a broken recipe shows before the long kubernetes build.
-for c in pause iptables runc etcd containerd crictl cni-plugins flannel coredns kubernetes; do
+for c in pause testworkload iptables runc etcd containerd crictl cni-plugins flannel coredns kubernetes; do
 	build "$c"
 done
 # The archives too are rewritten only when something they are made of
@@ -315,9 +337,11 @@ pack_key=$({
 		"$cache/etcd-$ETCD_VERSION/.stamp" "$cache/containerd-$CONTAINERD_VERSION/.stamp" \
 		"$cache/crictl-$CRICTL_VERSION/.stamp" "$cache/cni-plugins-$CNI_PLUGINS_VERSION/.stamp" \
 		"$cache/kubernetes-$KUBERNETES_VERSION/.stamp" "$cache/iptables/.stamp" \
-		"$cache/flannel-$FLANNEL_VERSION/.stamp" "$cache/coredns-$COREDNS_VERSION/.stamp"
+		"$cache/flannel-$FLANNEL_VERSION/.stamp" "$cache/coredns-$COREDNS_VERSION/.stamp" \
+		"$cache/testworkload-$TESTWORKLOAD_VERSION/.stamp"
 } | sha256sum | cut -c1-32)
-if [[ -f $out/rke2-images.linux-amd64.tar.zst && -f $out/.stamp && "$(<"$out/.stamp")" == "$pack_key" ]]; then
+if [[ -f $out/rke2-images.linux-amd64.tar.zst && -f $out/rke2os-test-images.linux-amd64.tar.zst &&
+	-f $out/.stamp && "$(<"$out/.stamp")" == "$pack_key" ]]; then
 	log "archives: up to date in $out"
 else
 	mkdir -p "$out"

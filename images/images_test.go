@@ -26,6 +26,16 @@ func archivePath() string {
 	return filepath.Join("..", "build", "images", "rke2-images.linux-amd64.tar.zst")
 }
 
+// testArchivePath is where `images/build.sh` leaves the QEMU tests' own
+// images: RKE2_TEST_IMAGES (as the Makefile passes it to the QEMU tests), or
+// beside the archive.
+func testArchivePath() string {
+	if p := os.Getenv("RKE2_TEST_IMAGES"); p != "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(archivePath()), "rke2os-test-images.linux-amd64.tar.zst")
+}
+
 // versions reads versions.env.
 func versions(t *testing.T) map[string]string {
 	t.Helper()
@@ -139,6 +149,47 @@ func TestArchive(t *testing.T) {
 	}
 }
 
+// TestTestArchive checks the QEMU tests' own archive: the test workload
+// alone, a static binary run as the image's entrypoint, and saying it is
+// testworkload. TestArchive checks that the main archive does not hold it.
+func TestTestArchive(t *testing.T) {
+	path := testArchivePath()
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("RKE2_REQUIRE_IMAGES") == "1" {
+			t.Fatalf("RKE2_REQUIRE_IMAGES=1 but %s is missing (run images/build.sh): %v", path, err)
+		}
+		t.Skipf("%s not built (images/build.sh builds it; RKE2_REQUIRE_IMAGES=1 makes this a failure)", path)
+	}
+	v := versions(t)
+	s, err := content.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if len(s.Images()) != 1 {
+		t.Errorf("test archive holds %d images, want only %s: %v", len(s.Images()), v["TESTWORKLOAD_IMAGE"], s.Index())
+	}
+	img, err := s.Find(v["TESTWORKLOAD_IMAGE"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep := img.Config().Config.Entrypoint; !slices.Equal(ep, []string{"/testworkload"}) {
+		t.Errorf("%s: entrypoint %q, want [/testworkload]", img.Name, ep)
+	}
+	dest := filepath.Join(t.TempDir(), "root")
+	if err := content.ExtractPaths(img, dest, []string{"/"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := regularFiles(t, dest, false); !slices.Equal(got, []string{"testworkload"}) {
+		t.Errorf("%s holds %v, want only testworkload", img.Name, got)
+	}
+	bin := filepath.Join(dest, "testworkload")
+	checkStaticBinary(t, bin)
+	if out, err := exec.Command(bin, "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "testworkload check") {
+		t.Errorf("testworkload --help: %v\n%s", err, out)
+	}
+}
+
 func prefixed(prefix string, names []string) []string {
 	out := make([]string, len(names))
 	for i, n := range names {
@@ -148,7 +199,7 @@ func prefixed(prefix string, names []string) []string {
 }
 
 // iptablesTree are the directories of Debian's iptables tree in an image.
-var iptablesTree = []string{"etc/", "lib/", "lib64/", "usr/lib/", "usr/sbin/"}
+var iptablesTree = []string{"bin/", "etc/", "lib/", "lib64/", "usr/lib/", "usr/sbin/"}
 
 // checkIptables runs the image's own iptables and nft from its extracted
 // tree (chroot: CI runs as root), as kube-proxy and flanneld run them.
@@ -157,9 +208,9 @@ func checkIptables(t *testing.T, ref, root string) {
 	if target, err := os.Readlink(filepath.Join(root, "usr/sbin/iptables")); err != nil || target != "xtables-nft-multi" {
 		t.Errorf("%s: usr/sbin/iptables -> %q (%v), want the nft variant as update-alternatives makes it", ref, target, err)
 	}
-	for _, args := range [][]string{{"/usr/sbin/iptables", "--version"}, {"/usr/sbin/iptables-restore", "--version"}, {"/usr/sbin/nft", "--version"}} {
+	for _, args := range [][]string{{"/usr/sbin/iptables", "--version"}, {"/usr/sbin/iptables-restore", "--version"}, {"/usr/sbin/nft", "--version"}, {"/bin/mount", "--version"}} {
 		out, err := exec.Command("chroot", append([]string{root}, args...)...).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "v1.") {
+		if err != nil || !strings.Contains(string(out), "v1.") && !strings.Contains(string(out), "util-linux") {
 			t.Errorf("%s: %s in the image: %v\n%s", ref, strings.Join(args, " "), err, out)
 		}
 	}

@@ -118,7 +118,7 @@ func indent(s string, n int) string {
 // nodeUserData is the NoCloud user-data of the test nodes: a hostname, a
 // written file, DHCP on eth0, etcd's server CA as RKE2's custom CA (so the
 // test can make its own client certificate), and the debug switches.
-func nodeUserData(cas testCAs, files, extra string) string {
+func nodeUserData(cas testCAs, extra string) string {
 	ca := cas.etcd
 	return fmt.Sprintf(`#cloud-config
 hostname: node1
@@ -133,7 +133,7 @@ write_files:
     permissions: "0600"
     content: |
 %s
-%s%s  - path: /var/lib/rke2os-test/written.txt
+%s  - path: /var/lib/rke2os-test/written.txt
     permissions: "0640"
     content: "written by write_files\n"
 network:
@@ -143,7 +143,7 @@ network:
 debug:
   logs: true
   hooks: true
-%s`, indent(string(ca.certPEM), 6), indent(string(ca.keyPEM), 6), cas.writeFiles(), files, extra)
+%s`, indent(string(ca.certPEM), 6), indent(string(ca.keyPEM), 6), cas.writeFiles(), extra)
 }
 
 // testCAs are the cluster CAs a test hands its node (RKE2's custom CA
@@ -177,8 +177,6 @@ type testNode struct {
 	etcd, api, hooks int
 	ca               *testCA // etcd's server CA
 	cas              testCAs
-	// files are more write_files entries ("  - path: ..." lines).
-	files string
 }
 
 func newTestNode(t *testing.T, cfg qemu.Config) *testNode {
@@ -193,7 +191,7 @@ func newTestNode(t *testing.T, cfg qemu.Config) *testNode {
 // userData gives the node's next boots a NoCloud volume with the test
 // nodes' user-data and extra YAML at its end.
 func (n *testNode) userData(extra string) {
-	seed := cidata(n.t, nodeUserData(n.cas, n.files, extra), "instance-id: node1\n")
+	seed := cidata(n.t, nodeUserData(n.cas, extra), "instance-id: node1\n")
 	n.cfg.Extra = []string{"-drive", "file=" + seed + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}
 }
 
@@ -316,7 +314,6 @@ func TestNodeRunsEtcd(t *testing.T) {
 	foreign := foreignStateDisk(t)
 	rtc := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	n := newTestNode(t, qemu.Config{ISO: filepath.Join(outDir(t), "rke2-server.iso"), Disk: foreign, RTCBase: rtc.Format("2006-01-02")})
-	n.files = manifestFiles(t)
 	n.userData(fmt.Sprintf("ntp:\n  servers: [\"10.0.2.2:%d\"]\nrke2:\n  node-label: rke2os.test/role=server\n  node-taint: [\"rke2os.test/dedicated=true:PreferNoSchedule\"]\n", ntp.Port()))
 	started := time.Now()
 	const unplugged = 90 * time.Second
@@ -366,7 +363,10 @@ func TestNodeRunsEtcd(t *testing.T) {
 	if strings.Contains(vm.Console(), "random number generator is not ready") || strings.Contains(vm.Console(), "no hardware random number generator") {
 		t.Errorf("the RNG message appeared although the VM has virtio-rng")
 	}
-	for _, re := range []string{`config loaded" sources="cidata`, `no state partition`, `runtime content" .* skipped=false`} {
+	for _, re := range []string{`config loaded" sources="cidata`, `no state partition`, `runtime content" .* skipped=false`,
+		// The airgap images are pinned: the kubelet's image GC, which a
+		// live node's full tmpfs triggers, never removes them.
+		`ImageCreate event name:.*docker.io/rancher/hardened-flannel:.*io.cri-containerd.pinned.*pinned`} {
 		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
 			t.Error(err)
 		}
@@ -386,10 +386,6 @@ func TestNodeRunsEtcd(t *testing.T) {
 		t.Errorf("etcd's certificate is valid %v to %v, not from about now (%v)", cert.NotBefore, cert.NotAfter, now)
 	}
 	n.checkControlPlane(vm)
-	if _, err := vm.WaitMilestone("node-ready", nodeTimeout); err != nil {
-		t.Fatalf("%v; errors: %v", err, vm.Errors())
-	}
-	n.checkCluster()
 	t.Logf("timeline: %v", vm.Milestones())
 	if err := vm.Powerdown(); err != nil {
 		t.Fatal(err)

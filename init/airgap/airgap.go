@@ -99,8 +99,12 @@ func importArchive(ctx context.Context, c *containerd.Client, path string) (int,
 	if err != nil {
 		return 0, fmt.Errorf("import %s: %w", path, err)
 	}
+	// Pinned, as containerd pins the sandbox image: the kubelet's image
+	// garbage collection never removes a pinned image, and an airgapped
+	// node cannot pull back an image it removed (a live node's tmpfs fills
+	// past the kubelet's threshold as soon as the images are in).
 	imgs, err := c.Import(ctx, r, containerd.WithAllPlatforms(false), containerd.WithSkipMissing(),
-		containerd.WithImageLabels(map[string]string{"io.cri-containerd.image": "managed"}))
+		containerd.WithImageLabels(map[string]string{"io.cri-containerd.image": "managed", "io.cri-containerd.pinned": "pinned"}))
 	if err != nil {
 		return 0, fmt.Errorf("import %s: %w", path, err)
 	}

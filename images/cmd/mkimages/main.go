@@ -1,7 +1,9 @@
 // Command mkimages writes RKE2's images (rke2-runtime, hardened-kubernetes,
-// hardened-etcd, mirrored-pause, hardened-cni-plugins) as one docker-save
+// hardened-etcd, mirrored-pause, hardened-cni-plugins, ...) as one docker-save
 // archive, rke2-images.linux-amd64.tar.zst, from the binaries images/build.sh
-// left in its cache. The same inputs give the same bytes: every time stamp is
+// left in its cache, and the QEMU tests' own image (images/testworkload) as
+// another, rke2os-test-images.linux-amd64.tar.zst, so that it never reaches a
+// node. The same inputs give the same bytes: every time stamp is
 // SOURCE_DATE_EPOCH (0 when unset), every owner root, every list sorted.
 package main
 

@@ -6,12 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/klauspost/compress/zstd"
 )
 
 // fakeCache lays out what images/build.sh would leave in its cache, with
@@ -37,6 +39,8 @@ KUBERNETES_IMAGE=rancher/hardened-kubernetes:v1.34.4-rke2r1-build20250101
 ETCD_IMAGE=rancher/hardened-etcd:v3.6.7-build20250101
 PAUSE_IMAGE=rancher/mirrored-pause:3.10
 CNI_PLUGINS_IMAGE=rancher/hardened-cni-plugins:v1.9.0-build20250101
+TESTWORKLOAD_VERSION=v1
+TESTWORKLOAD_IMAGE=rke2os/testworkload:v1
 `
 	if err := os.WriteFile(versions, []byte(env), 0o644); err != nil {
 		t.Fatal(err)
@@ -61,6 +65,7 @@ CNI_PLUGINS_IMAGE=rancher/hardened-cni-plugins:v1.9.0-build20250101
 		"iptables-1.8.9-2-0123456789ab/root/usr/sbin": {"xtables-nft-multi"},
 		"flannel-v0.28.10":                            {"flanneld", "flannel", "install-cni"},
 		"coredns-v1.14.7":                             {"coredns"},
+		"testworkload-v1":                             {"testworkload"},
 	}
 	for d, names := range bins {
 		if err := os.MkdirAll(filepath.Join(cache, d), 0o755); err != nil {
@@ -86,7 +91,7 @@ CNI_PLUGINS_IMAGE=rancher/hardened-cni-plugins:v1.9.0-build20250101
 func TestRunIsReproducible(t *testing.T) {
 	versions, cache := fakeCache(t)
 	epoch := time.Unix(1700000000, 0).UTC()
-	var outs [2][]byte
+	var outs, testOuts [2][]byte
 	for i := range outs {
 		out := filepath.Join(t.TempDir(), "out")
 		// Different mtimes on the inputs must not show in the output.
@@ -102,6 +107,9 @@ func TestRunIsReproducible(t *testing.T) {
 			t.Fatal(err)
 		}
 		outs[i] = b
+		if testOuts[i], err = os.ReadFile(filepath.Join(out, testZstdName)); err != nil {
+			t.Fatal(err)
+		}
 		if i == 0 {
 			checkArchive(t, filepath.Join(out, archiveName), epoch)
 			list, err := os.ReadFile(filepath.Join(out, listName))
@@ -116,6 +124,122 @@ func TestRunIsReproducible(t *testing.T) {
 	if !bytes.Equal(outs[0], outs[1]) {
 		t.Errorf("two runs wrote different archives (%d and %d bytes)", len(outs[0]), len(outs[1]))
 	}
+	if !bytes.Equal(testOuts[0], testOuts[1]) {
+		t.Errorf("two runs wrote different test archives (%d and %d bytes)", len(testOuts[0]), len(testOuts[1]))
+	}
+}
+
+// The test workload is in the test archive, alone, and nowhere else: no
+// node image may carry it.
+func TestTestImagesApart(t *testing.T) {
+	versions, cache := fakeCache(t)
+	out := filepath.Join(t.TempDir(), "out")
+	epoch := time.Unix(1700000000, 0).UTC()
+	if err := run(versions, cache, out, true, epoch); err != nil {
+		t.Fatal(err)
+	}
+	const ref = "rke2os/testworkload:v1"
+	plain := func() (io.ReadCloser, error) { return os.Open(filepath.Join(out, archiveName)) }
+	mainTags := archiveTags(t, plain)
+	if !slices.Contains(mainTags, "rancher/rke2-runtime:v1.34.4-rke2r1") || slices.ContainsFunc(mainTags, func(s string) bool { return strings.Contains(s, "testworkload") }) {
+		t.Errorf("main archive holds %v, want RKE2's images and no test image", mainTags)
+	}
+	zb, err := os.ReadFile(filepath.Join(out, zstdName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tags := archiveTags(t, zstdOpener(t, zb)); !slices.Equal(tags, mainTags) {
+		t.Errorf("main .tar.zst holds %v, its .tar %v", tags, mainTags)
+	}
+	if list, err := os.ReadFile(filepath.Join(out, listName)); err != nil || strings.Contains(string(list), "testworkload") {
+		t.Errorf("main image list: %v\n%s", err, list)
+	}
+
+	tb, err := os.ReadFile(filepath.Join(out, testZstdName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opener := zstdOpener(t, tb)
+	if tags := archiveTags(t, opener); !slices.Equal(tags, []string{ref}) {
+		t.Errorf("test archive holds %v, want only %s", tags, ref)
+	}
+	if list, err := os.ReadFile(filepath.Join(out, testListName)); err != nil || string(list) != "docker.io/"+ref+"\n" {
+		t.Errorf("test image list = %q, %v; want docker.io/%s", list, err, ref)
+	}
+	if _, err := os.Stat(filepath.Join(out, testArchiveName)); !os.IsNotExist(err) {
+		t.Errorf("the test archive's plain .tar was kept: %v", err)
+	}
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := tarball.Image(opener, &tag)
+	if err != nil {
+		t.Fatalf("go-containerregistry cannot read the test archive: %v", err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Config.Entrypoint, []string{"/testworkload"}) || cfg.Architecture != "amd64" || !cfg.Created.Time.Equal(epoch) {
+		t.Errorf("test image config: entrypoint %q, %s, created %v", cfg.Config.Entrypoint, cfg.Architecture, cfg.Created)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("layers = %d, %v; want 1", len(layers), err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var entries []string
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, hdr.Name)
+		if hdr.Name == "testworkload" && (hdr.Typeflag != tar.TypeReg || hdr.Mode != 0o755) {
+			t.Errorf("testworkload: type %c mode %o, want a file of mode 0755", hdr.Typeflag, hdr.Mode)
+		}
+	}
+	if !slices.Equal(entries, []string{"testworkload"}) {
+		t.Errorf("test image layer holds %v, want only testworkload", entries)
+	}
+}
+
+// archiveTags lists the tags of a docker-save archive, in its order.
+func archiveTags(t *testing.T, opener tarball.Opener) []string {
+	t.Helper()
+	m, err := tarball.LoadManifest(opener)
+	if err != nil {
+		t.Fatalf("read manifest.json: %v", err)
+	}
+	var tags []string
+	for _, d := range m {
+		tags = append(tags, d.RepoTags...)
+	}
+	return tags
+}
+
+// zstdOpener opens the docker-save archive compressed in zb.
+func zstdOpener(t *testing.T, zb []byte) tarball.Opener {
+	t.Helper()
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	raw, err := dec.DecodeAll(zb, nil)
+	if err != nil {
+		t.Fatalf("zstd: %v", err)
+	}
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil }
 }
 
 // checkArchive reads the archive with go-containerregistry's own reader, as a

@@ -14,11 +14,15 @@ import (
 )
 
 // Names of what run writes into the output directory, as RKE2 names its own
-// airgap artifacts.
+// airgap artifacts: RKE2's images, and apart from them the QEMU tests' own
+// (images/testworkload), which must never reach a node's image.
 const (
-	archiveName = "rke2-images.linux-amd64.tar"
-	zstdName    = archiveName + ".zst"
-	listName    = "rke2-images.linux-amd64.txt"
+	archiveName     = "rke2-images.linux-amd64.tar"
+	zstdName        = archiveName + ".zst"
+	listName        = "rke2-images.linux-amd64.txt"
+	testArchiveName = "rke2os-test-images.linux-amd64.tar"
+	testZstdName    = testArchiveName + ".zst"
+	testListName    = "rke2os-test-images.linux-amd64.txt"
 )
 
 // zstdWindow bounds the decoder's memory. 8 MiB is what zstd -19 uses, so
@@ -28,6 +32,14 @@ const (
 // 32 MiB window decodes at half the speed for 0.7% less size.
 const zstdWindow = 1 << 23
 
+// archive is one docker-save archive run writes: Name is its uncompressed
+// .tar's name (the .tar.zst is Name+".zst"), List the image list's.
+type archive struct {
+	Name, List string
+	KeepTar    bool
+	Specs      []imageSpec
+}
+
 func run(versionsPath, cache, out string, keepTar bool, epoch time.Time) error {
 	env, err := readEnv(versionsPath)
 	if err != nil {
@@ -35,6 +47,10 @@ func run(versionsPath, cache, out string, keepTar bool, epoch time.Time) error {
 	}
 	// The charts of our own live beside versions.env (images/charts).
 	specs, err := imageSpecs(env, cache, filepath.Join(filepath.Dir(versionsPath), "charts"), epoch)
+	if err != nil {
+		return err
+	}
+	testSpecs, err := testImageSpecs(env, cache)
 	if err != nil {
 		return err
 	}
@@ -47,10 +63,25 @@ func run(versionsPath, cache, out string, keepTar bool, epoch time.Time) error {
 	}
 	defer os.RemoveAll(tmp)
 
+	// The test archive's plain .tar would serve nobody: only its .tar.zst.
+	archives := []archive{
+		{Name: archiveName, List: listName, KeepTar: keepTar, Specs: specs},
+		{Name: testArchiveName, List: testListName, Specs: testSpecs},
+	}
+	for _, a := range archives {
+		if err := writeImages(out, tmp, a, epoch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeImages makes the images of a and writes them as its archive and list.
+func writeImages(out, tmp string, a archive, epoch time.Time) error {
 	var images []taggedImage
-	for i, s := range specs {
+	for i, s := range a.Specs {
 		start := time.Now()
-		l, err := layerFile(filepath.Join(tmp, fmt.Sprintf("layer%d.tar", i)), s.Files, epoch)
+		l, err := layerFile(filepath.Join(tmp, fmt.Sprintf("%s-layer%d.tar", strings.TrimSuffix(a.Name, ".tar"), i)), s.Files, epoch)
 		if err != nil {
 			return fmt.Errorf("image %s: %w", s.Ref, err)
 		}
@@ -63,17 +94,17 @@ func run(versionsPath, cache, out string, keepTar bool, epoch time.Time) error {
 	}
 
 	start := time.Now()
-	if err := writeArchives(out, tmp, images, keepTar, epoch); err != nil {
+	if err := writeArchives(out, tmp, a.Name, images, a.KeepTar, epoch); err != nil {
 		return err
 	}
 	var list strings.Builder
 	for _, ti := range images {
 		fmt.Fprintf(&list, "docker.io/%s\n", ti.Tag)
 	}
-	if err := os.WriteFile(filepath.Join(out, listName), []byte(list.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, a.List), []byte(list.String()), 0o644); err != nil {
 		return fmt.Errorf("write image list: %w", err)
 	}
-	slog.Info("archive", "path", filepath.Join(out, zstdName), "took", time.Since(start).Round(time.Millisecond))
+	slog.Info("archive", "path", filepath.Join(out, a.Name+".zst"), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -93,11 +124,13 @@ func layerFile(path string, files []file, epoch time.Time) (*fileLayer, error) {
 	return &fileLayer{path: path, hash: h, size: size}, nil
 }
 
-// writeArchives writes the archive once, into the .tar.zst and (keepTar) the
-// plain .tar at the same time, and renames both into place only when whole.
-func writeArchives(out, tmp string, images []taggedImage, keepTar bool, epoch time.Time) error {
+// writeArchives writes the archive name (a .tar's name) once, into the
+// .tar.zst and (keepTar) the plain .tar at the same time, and renames both
+// into place only when whole.
+func writeArchives(out, tmp, name string, images []taggedImage, keepTar bool, epoch time.Time) error {
 	sort.Slice(images, func(i, j int) bool { return images[i].Tag < images[j].Tag })
-	zf, err := os.Create(filepath.Join(tmp, zstdName))
+	zname := name + ".zst"
+	zf, err := os.Create(filepath.Join(tmp, zname))
 	if err != nil {
 		return fmt.Errorf("create archive: %w", err)
 	}
@@ -111,7 +144,7 @@ func writeArchives(out, tmp string, images []taggedImage, keepTar bool, epoch ti
 	var w io.Writer = enc
 	var tf *os.File
 	if keepTar {
-		tf, err = os.Create(filepath.Join(tmp, archiveName))
+		tf, err = os.Create(filepath.Join(tmp, name))
 		if err != nil {
 			return fmt.Errorf("create archive: %w", err)
 		}
@@ -125,11 +158,11 @@ func writeArchives(out, tmp string, images []taggedImage, keepTar bool, epoch ti
 	if err := enc.Close(); err != nil {
 		return fmt.Errorf("zstd: %w", err)
 	}
-	done := []string{zstdName}
+	done := []string{zname}
 	if keepTar {
-		done = append(done, archiveName)
-	} else if err := os.Remove(filepath.Join(out, archiveName)); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("remove stale %s: %w", archiveName, err)
+		done = append(done, name)
+	} else if err := os.Remove(filepath.Join(out, name)); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("remove stale %s: %w", name, err)
 	}
 	for _, f := range []*os.File{zf, tf} {
 		if f == nil {

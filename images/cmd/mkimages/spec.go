@@ -219,6 +219,29 @@ func imageSpecs(env map[string]string, cache, chartsDir string, epoch time.Time)
 	return specs, nil
 }
 
+// testImageSpecs lists the images of the QEMU tests' own archive: the test
+// workload (images/testworkload), alone in its image.
+func testImageSpecs(env map[string]string, cache string) ([]imageSpec, error) {
+	var missing []string
+	for _, k := range []string{"TESTWORKLOAD_VERSION", "TESTWORKLOAD_IMAGE"} {
+		if env[k] == "" {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("versions: %s not set", strings.Join(missing, ", "))
+	}
+	bin := filepath.Join(cache, "testworkload-"+env["TESTWORKLOAD_VERSION"], "testworkload")
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("test workload (did images/build.sh run?): %w", err)
+	}
+	return []imageSpec{{
+		Ref:        env["TESTWORKLOAD_IMAGE"],
+		Files:      []file{{Name: "testworkload", Source: bin, Mode: 0o755}},
+		Entrypoint: []string{"/testworkload"},
+	}}, nil
+}
+
 // executables lists the executable regular files of dir, sorted.
 func executables(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)

@@ -108,8 +108,18 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 		return stopped(ctx, err)
 	}
 	e.milestone("node-ready")
+	logResources("node-ready")
 	<-ctx.Done()
 	return nil
+}
+
+// logResources logs what the node's processes cost at a milestone: this
+// process's and PID 1's resident sets and the guest's memory in use (make
+// bench reads the line).
+func logResources(when string) {
+	slog.Info("server resources", "when", when,
+		"server_rss_kib", host.ProcKiB("/proc/self/status", "VmRSS"), "init_rss_kib", host.ProcKiB("/proc/1/status", "VmRSS"),
+		"mem_used_kib", host.ProcKiB("/proc/meminfo", "MemTotal")-host.ProcKiB("/proc/meminfo", "MemAvailable"))
 }
 
 // stopped is nil when ctx has ended (a shutdown is no error), else err.

@@ -44,7 +44,7 @@ func main() {
 	var buildTimes, bareTimes, isoTimes, isoOwn, cpTimes []float64
 	for i := 0; i < *runs; i++ {
 		opts := build.Options{Role: "server", Output: tb.TempDir(), Kernel: kernelDir, Grub: grub, Init: filepath.Join(bin, "rke2-init"),
-			Overlays: "../overlays", Epoch: time.Unix(1735689600, 0).UTC(), Progress: quiet{}, Images: []string{images}, Version: version}
+			Overlays: "../overlays", Rootfs: env("RKE2_ROOTFS", "../build/cache/iptables/root"), Epoch: time.Unix(1735689600, 0).UTC(), Progress: quiet{}, Images: []string{images}, Version: version}
 		start := time.Now()
 		o, err := build.Image(opts)
 		check(err)

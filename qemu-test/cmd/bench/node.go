@@ -10,20 +10,26 @@ import (
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 )
 
-// nodeBoot is one boot of the server's raw disk up to kubelet-started.
+// nodeBoot is one boot of the server's raw disk up to node-ready.
 type nodeBoot struct {
 	wall      float64            // QEMU start to kubelet-started, seconds
+	readyWall float64            // QEMU start to node-ready, seconds
 	timeline  map[string]float64 // guest seconds since kernel start
 	rssKiB    float64            // the init's resident set at kubelet-started
 	anonKiB   float64            // of which its own memory (heap, stacks)
 	shmemKiB  float64            // and the pages of its binary (on the tmpfs root)
 	importSec float64            // containerd-ready to images-imported
 	content   float64            // network-up to content-ready
+	// At node-ready: the server process's and the init's resident sets,
+	// and the guest's memory in use (MemTotal - MemAvailable).
+	serverKiB, initReadyKiB, memUsedKiB float64
 }
+
+var serverRE = regexp.MustCompile(`server resources" when=node-ready server_rss_kib=(\d+) init_rss_kib=(\d+) mem_used_kib=(\d+)`)
 
 var rssRE = regexp.MustCompile(`init resources" when=kubelet-started rss_kib=(\d+) anon_kib=(\d+) file_kib=\d+ shmem_kib=(\d+)`)
 
-// bootNode boots disk once up to kubelet-started, reads the figures, and
+// bootNode boots disk once up to node-ready, reads the figures, and
 // powers the machine off (so the state partition is clean for the next).
 func bootNode(tb *benchTB, disk string) nodeBoot {
 	vm := qemu.Start(tb, qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2, Disk: disk})
@@ -39,6 +45,16 @@ func bootNode(tb *benchTB, disk string) nodeBoot {
 	nb.shmemKiB, _ = strconv.ParseFloat(m[3], 64)
 	nb.importSec = nb.timeline["images-imported"] - nb.timeline["containerd-ready"]
 	nb.content = nb.timeline["content-ready"] - nb.timeline["network-up"]
+	if _, err := vm.WaitMilestone("node-ready", 20*time.Minute); err != nil {
+		check(fmt.Errorf("%w; errors: %v", err, vm.Errors()))
+	}
+	nb.readyWall = time.Since(vm.Started).Seconds()
+	nb.timeline = vm.Milestones()
+	m, err = vm.WaitFor(serverRE, time.Minute)
+	check(err)
+	nb.serverKiB, _ = strconv.ParseFloat(m[1], 64)
+	nb.initReadyKiB, _ = strconv.ParseFloat(m[2], 64)
+	nb.memUsedKiB, _ = strconv.ParseFloat(m[3], 64)
 	check(vm.Powerdown())
 	check(vm.WaitExit(3 * time.Minute))
 	return nb
@@ -63,5 +79,40 @@ func benchNode(tb *benchTB, out string, helloWall float64) []row {
 		{"init RSS at kubelet-started, first boot (MiB)", f(first.rssKiB / 1024), "", ""},
 		{"  of which anon / binary pages, first / second boot (MiB)", f(first.anonKiB/1024) + " / " + f(first.shmemKiB/1024) + ", " +
 			f(second.anonKiB/1024) + " / " + f(second.shmemKiB/1024), "", ""},
+		ratioRow("QEMU start to node-ready, first boot, wall (s)", first.readyWall, "hello-world static PID 1 started", helloWall),
+		ratioRow("QEMU start to node-ready, second boot, wall (s)", second.readyWall, "hello-world static PID 1 started", helloWall),
+		milestonesRow(first, second, "etcd-healthy", "apiserver-ready", "node-ready"),
+		componentsRow("first boot", first), componentsRow("second boot", second),
+		ratioRow("init RSS at node-ready, second boot (MiB)", second.initReadyKiB/1024, "goal", 15),
+		{"init RSS at node-ready, first boot (MiB)", f(first.initReadyKiB / 1024), "", ""},
+		{"rke2-node server RSS at node-ready, first / second boot (MiB)", f(first.serverKiB/1024) + " / " + f(second.serverKiB/1024), "", ""},
+		{"guest memory in use at node-ready, first / second boot (MiB)", f(first.memUsedKiB/1024) + " / " + f(second.memUsedKiB/1024), "", ""},
 	}
+}
+
+// milestonesRow is the guest time of each milestone, first / second boot.
+func milestonesRow(first, second nodeBoot, names ...string) row {
+	var v string
+	for i, n := range names {
+		if i > 0 {
+			v += ", "
+		}
+		v += f(first.timeline[n]) + " / " + f(second.timeline[n])
+	}
+	return row{"kernel start to " + fmt.Sprint(names) + ", first / second boot, guest (s)", v, "", ""}
+}
+
+// componentsRow splits a boot's kernel start to node-ready into each
+// component's own start-to-ready time (etcd: kubelet started to healthy;
+// kube-apiserver: etcd healthy to ready; the kubelet's registration and
+// the CNI: apiserver ready to node-ready) and the rest, the init's share.
+func componentsRow(which string, b nodeBoot) row {
+	t := b.timeline
+	etcd := t["etcd-healthy"] - t["kubelet-started"]
+	api := t["apiserver-ready"] - t["etcd-healthy"]
+	node := t["node-ready"] - t["apiserver-ready"]
+	total := t["node-ready"]
+	rest := total - etcd - api - node
+	return row{"node-ready, " + which + ": etcd / apiserver / registration+CNI / init's share (s)",
+		fmt.Sprintf("%s / %s / %s / %s", f(etcd), f(api), f(node), f(rest)), "kernel start to node-ready|" + f(total), fmt.Sprintf("%.2fx", rest/total)}
 }

@@ -1,0 +1,191 @@
+package qemutest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rke2os/rke2os/qemu-test/qemu"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// inputOr is an input of the images the tests build, from the environment
+// make qemu-test sets, or where the Makefile puts it.
+func inputOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// clusterImage builds a server raw disk with the test's own secrets
+// (rke2-build secrets, then image --secrets) and the test-only images
+// beside RKE2's, as a user bakes an image for a cluster of their own.
+func clusterImage(t *testing.T) (disk, secrets string) {
+	t.Helper()
+	bin, kernel, grub := buildEnv(t, "RKE2_BIN"), buildEnv(t, "RKE2_KERNEL"), buildEnv(t, "RKE2_GRUB")
+	dir := t.TempDir()
+	secrets = filepath.Join(dir, "secrets")
+	if b, err := exec.Command(filepath.Join(bin, "rke2-build"), "secrets", "--output", secrets).CombinedOutput(); err != nil {
+		t.Fatalf("rke2-build secrets: %v\n%s", err, b)
+	}
+	versions, err := os.ReadFile("../images/versions.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := regexp.MustCompile(`(?m)^RKE2_VERSION=(\S+)$`).FindSubmatch(versions)
+	out := filepath.Join(dir, "out")
+	cmd := exec.Command(filepath.Join(bin, "rke2-build"), "image", "--role", "server", "--output", out,
+		"--kernel", kernel, "--grub", grub, "--init", filepath.Join(bin, "rke2-init"), "--node", filepath.Join(bin, "rke2-node"),
+		"--overlays", "../overlays", "--rootfs", inputOr("RKE2_ROOTFS", "../build/cache/iptables/root"),
+		"--version", string(version[1]), "--secrets", secrets,
+		"--images", inputOr("RKE2_IMAGES", "../build/images/rke2-images.linux-amd64.tar.zst"),
+		"--images", inputOr("RKE2_TEST_IMAGES", "../build/images/rke2os-test-images.linux-amd64.tar.zst"))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("rke2-build image --secrets: %v\n%s", err, b)
+	}
+	disk = filepath.Join(dir, "rke2-server.raw")
+	if b, err := exec.Command("cp", "--sparse=always", filepath.Join(out, "rke2-server.raw"), disk).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, b)
+	}
+	if err := os.Truncate(disk, 8<<30); err != nil {
+		t.Fatal(err)
+	}
+	return disk, secrets
+}
+
+// clusterUserData is the NoCloud user-data of the cluster node: its name,
+// DHCP, and what a user puts into server/manifests with write_files (a
+// HelmChart with chartContent and a plain manifest, version gen).
+func clusterUserData(t *testing.T, gen int) string {
+	plain := fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rke2os-test-plain\n  namespace: default\ndata:\n  generation: \"%d\"\n", gen)
+	if gen == 1 {
+		// Dropped from the file at the next boot: pruned.
+		plain += "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rke2os-test-pruned\n  namespace: default\n"
+	}
+	var b strings.Builder
+	b.WriteString("#cloud-config\nhostname: node1\nwrite_files:\n")
+	for name, content := range map[string]string{"rke2os-test-chart.yaml": testChart(t), "rke2os-test-plain.yaml": plain} {
+		fmt.Fprintf(&b, "  - path: /var/lib/rancher/rke2/server/manifests/%s\n    content: |\n%s\n", name, indent(content, 6))
+	}
+	b.WriteString("network:\n  interfaces:\n    - name: eth0\n      dhcp4: true\ndebug:\n  logs: true\n")
+	return b.String()
+}
+
+// The server disk, its cluster's secrets baked in with --secrets, boots into
+// a single-server cluster that the host drives with client-go and the
+// kubeconfig rke2-build kubeconfig writes: the Node Ready, the control
+// plane, kube-proxy, flannel and CoreDNS running, a test workload resolving
+// and reaching a Service through CoreDNS and the pod network, the user's
+// HelmChart (with a HelmChartConfig) and plain manifest applied. After a
+// reboot the same cluster comes back: what was made before is there, the
+// changed manifest is applied again and what left it is pruned.
+func TestCluster(t *testing.T) {
+	disk, secrets := clusterImage(t)
+	api := freePort(t)
+	cfg := qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2, Disk: disk,
+		NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443", api)}
+	seed := func(gen int) []string {
+		iso := cidata(t, clusterUserData(t, gen), "instance-id: node1\n")
+		return []string{"-drive", "file=" + iso + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "admin.kubeconfig")
+	if b, err := exec.Command(filepath.Join(buildEnv(t, "RKE2_BIN"), "rke2-build"), "kubeconfig", "--secrets", secrets,
+		"--server", fmt.Sprintf("https://127.0.0.1:%d", api), "--output", kubeconfig).CombinedOutput(); err != nil {
+		t.Fatalf("rke2-build kubeconfig: %v\n%s", err, b)
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Timeout = 30 * time.Second
+	kc := kubernetes.NewForConfigOrDie(rc)
+	ctx := context.Background()
+
+	cfg.Extra = seed(1)
+	vm := qemu.Start(t, cfg)
+	waitNodeReady(t, vm)
+	// The secrets baked in are the cluster's: the workstation's kubeconfig
+	// works, and the node made no CA of its own.
+	if _, err := vm.WaitFor(regexp.MustCompile(`secrets`), time.Second); err != nil {
+		t.Logf("no word of the baked secrets on the console: %v", err)
+	}
+	poll(t, "the Node Ready through client-go", 5*time.Minute, func() error {
+		n, err := kc.CoreV1().Nodes().Get(ctx, "node1", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("conditions %v", n.Status.Conditions)
+	})
+	for _, name := range []string{"etcd-node1", "kube-apiserver-node1", "kube-controller-manager-node1", "kube-scheduler-node1", "kube-proxy-node1"} {
+		poll(t, name+" Running", 5*time.Minute, func() error {
+			p, err := kc.CoreV1().Pods("kube-system").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if p.Status.Phase != corev1.PodRunning {
+				return fmt.Errorf("phase %s", p.Status.Phase)
+			}
+			return nil
+		})
+	}
+	n := &testNode{t: t, api: api}
+	a := n.clientWith(rc)
+	a.runningPods("flannel", "app=flannel", 10*time.Minute)
+	a.runningPods("CoreDNS", "k8s-app=kube-dns", 10*time.Minute)
+	checkWorkload(t, ctx, kc)
+	a.checkManifests(1)
+	a.refusesStrangers()
+	if _, err := kc.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "made-before-reboot"},
+		Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	first := vm.Milestones()
+	t.Logf("first boot timeline: %v", first)
+	powerOffInOrder(t, vm)
+
+	// Reboot with the manifest changed.
+	cfg.Extra = seed(2)
+	vm = qemu.Start(t, cfg)
+	waitNodeReady(t, vm)
+	t.Logf("second boot timeline: %v", vm.Milestones())
+	if cm, err := kc.CoreV1().ConfigMaps("default").Get(ctx, "made-before-reboot", metav1.GetOptions{}); err != nil || cm.Data["k"] != "v" {
+		t.Errorf("the ConfigMap made before the reboot: %v %v", cm, err)
+	}
+	a.checkManifests(2)
+	poll(t, "the object dropped from the manifest pruned", 5*time.Minute, func() error {
+		_, err := kc.CoreV1().ConfigMaps("default").Get(ctx, "rke2os-test-pruned", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (%v)", err)
+	})
+	powerOffInOrder(t, vm)
+}
+
+// waitNodeReady waits for the boot timeline up to node-ready, with no
+// error on the way.
+func waitNodeReady(t *testing.T, vm *qemu.VM) {
+	t.Helper()
+	for _, m := range []string{"kubelet-started", "etcd-healthy", "apiserver-ready", "node-ready"} {
+		got, err := vm.WaitFor(regexp.MustCompile(`(?m)^rke2-init (milestone=`+m+` |error=)`), nodeTimeout)
+		if err != nil || got[1] == "error=" {
+			t.Fatalf("waiting for %s: %v; errors: %v", m, err, vm.Errors())
+		}
+	}
+}
