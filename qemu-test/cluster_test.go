@@ -126,7 +126,8 @@ func testChart(t *testing.T) string {
 	t.Helper()
 	c := &chart.Chart{
 		Metadata: &chart.Metadata{APIVersion: "v2", Name: "rke2os-test", Version: "0.1.0"},
-		Values:   map[string]any{"color": "blue"},
+		// chartutil.Save writes values.yaml from Raw, not from Values.
+		Raw: []*chart.File{{Name: "values.yaml", Data: []byte("color: blue\n")}},
 		Templates: []*chart.File{{Name: "templates/cm.yaml", Data: []byte(
 			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rke2os-test-chart\ndata:\n  color: {{ .Values.color | quote }}\n  dns: {{ .Values.global.clusterDNS | quote }}\n")}},
 	}
@@ -150,6 +151,7 @@ func (a *api) checkManifests(gen int) {
 	t := a.t
 	var cm corev1.ConfigMap
 	poll(t, fmt.Sprintf("the plain manifest's ConfigMap, generation %d", gen), 5*time.Minute, func() error {
+		cm = corev1.ConfigMap{}
 		if err := a.getInto("/api/v1/namespaces/default/configmaps/rke2os-test-plain", &cm); err != nil {
 			return err
 		}
@@ -164,6 +166,7 @@ func (a *api) checkManifests(gen int) {
 	}
 	if gen == 1 {
 		poll(t, "the test chart's ConfigMap", 5*time.Minute, func() error {
+			cm = corev1.ConfigMap{}
 			return a.getInto("/api/v1/namespaces/rke2os-test/configmaps/rke2os-test-chart", &cm)
 		})
 		if cm.Data["color"] != "blue" || cm.Data["dns"] != "10.43.0.10" {
@@ -177,6 +180,7 @@ func (a *api) checkManifests(gen int) {
 		}
 	}
 	poll(t, "the HelmChartConfig's value in the chart's ConfigMap", 5*time.Minute, func() error {
+		cm = corev1.ConfigMap{}
 		if err := a.getInto("/api/v1/namespaces/rke2os-test/configmaps/rke2os-test-chart", &cm); err != nil {
 			return err
 		}

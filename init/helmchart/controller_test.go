@@ -32,9 +32,10 @@ func demoChart(t *testing.T, version string) string {
 	t.Helper()
 	c := &chart.Chart{
 		Metadata: &chart.Metadata{APIVersion: "v2", Name: "demo", Version: version},
-		Values:   map[string]any{"greeting": "hello", "replicas": 1},
+		// chartutil.Save writes values.yaml from Raw, not from Values.
+		Raw: []*chart.File{{Name: "values.yaml", Data: []byte("greeting: hello\nreplicas: 1\n")}},
 		Templates: []*chart.File{{Name: "templates/cm.yaml", Data: []byte(
-			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\ndata:\n  greeting: {{ .Values.greeting | quote }}\n  cidr: {{ .Values.global.clusterCIDR | quote }}\n")}},
+			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\ndata:\n  greeting: {{ .Values.greeting | quote }}\n  replicas: {{ .Values.replicas | quote }}\n  cidr: {{ .Values.global.clusterCIDR | quote }}\n")}},
 	}
 	dir := t.TempDir()
 	p, err := chartutil.Save(c, dir)
@@ -91,7 +92,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	if r.Info.Status != release.StatusDeployed || r.Namespace != "demo" || r.Version != 1 {
 		t.Fatalf("release %s in %s revision %d", r.Info.Status, r.Namespace, r.Version)
 	}
-	for _, want := range []string{`greeting: "hi"`, `cidr: "10.42.0.0/16"`} {
+	for _, want := range []string{`greeting: "hi"`, `replicas: "1"`, `cidr: "10.42.0.0/16"`} {
 		if !strings.Contains(r.Manifest, want) {
 			t.Errorf("manifest lacks %s:\n%s", want, r.Manifest)
 		}

@@ -54,13 +54,13 @@ func Client(kubeconfig, host string) (kubernetes.Interface, error) {
 // that it does not carry with that value yet, in one merge patch; its
 // other labels stay as they are.
 func Label(ctx context.Context, c kubernetes.Interface, name string, labels map[string]string, every time.Duration) error {
-	return poll(ctx, every, "Node "+name+" to be registered", func(ctx context.Context) (bool, error) {
+	return Wait(ctx, every, "Node "+name+" to be registered", func(ctx context.Context) error {
 		n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return false, nil
+			return fmt.Errorf("not registered yet")
 		}
 		if err != nil {
-			return false, err
+			return err
 		}
 		missing := map[string]string{}
 		for k, v := range labels {
@@ -69,17 +69,17 @@ func Label(ctx context.Context, c kubernetes.Interface, name string, labels map[
 			}
 		}
 		if len(missing) == 0 {
-			return true, nil
+			return nil
 		}
 		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": missing}})
 		if err != nil {
-			return false, err
+			return err
 		}
 		if _, err := c.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			return false, fmt.Errorf("label Node %s: %w", name, err)
+			return fmt.Errorf("label Node %s: %w", name, err)
 		}
 		slog.Info("node labelled", "node", name, "labels", missing)
-		return true, nil
+		return nil
 	})
 }
 
@@ -87,19 +87,19 @@ func Label(ctx context.Context, c kubernetes.Interface, name string, labels map[
 // every minute why it is not (the kubelet's own reason, such as the CNI
 // not being ready yet).
 func WaitReady(ctx context.Context, c kubernetes.Interface, name string, every time.Duration) error {
-	return poll(ctx, every, "Node "+name+" to be Ready", func(ctx context.Context) (bool, error) {
+	return Wait(ctx, every, "Node "+name+" to be Ready", func(ctx context.Context) error {
 		n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return false, err
+			return err
 		}
 		ready := Ready(n)
 		if ready == nil {
-			return false, fmt.Errorf("no Ready condition yet")
+			return fmt.Errorf("no Ready condition yet")
 		}
 		if ready.Status != corev1.ConditionTrue {
-			return false, fmt.Errorf("Ready=%s: %s", ready.Status, ready.Message)
+			return fmt.Errorf("Ready=%s: %s", ready.Status, ready.Message)
 		}
-		return true, nil
+		return nil
 	})
 }
 
@@ -113,13 +113,14 @@ func Ready(n *corev1.Node) *corev1.NodeCondition {
 	return nil
 }
 
-// poll calls check every interval until it says done or ctx ends; the
-// last error (or "not yet") is logged about every minute.
-func poll(ctx context.Context, every time.Duration, what string, check func(context.Context) (bool, error)) error {
+// Wait calls check every interval until it returns nil or ctx ends,
+// saying about every minute what it waits for and why (check's last
+// error).
+func Wait(ctx context.Context, every time.Duration, what string, check func(context.Context) error) error {
 	start, said := time.Now(), time.Now()
 	for {
-		done, err := check(ctx)
-		if done {
+		err := check(ctx)
+		if err == nil {
 			return nil
 		}
 		if time.Since(said) >= time.Minute {
@@ -128,10 +129,7 @@ func poll(ctx context.Context, every time.Duration, what string, check func(cont
 		}
 		select {
 		case <-ctx.Done():
-			if err != nil {
-				return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), err)
-			}
-			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), err)
 		case <-time.After(every):
 		}
 	}

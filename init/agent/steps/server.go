@@ -174,25 +174,14 @@ func (e Env) tlsClient(ca, cert, key string) (*http.Client, error) {
 }
 
 // waitFor polls check until it succeeds or ctx ends, saying about every
-// minute what it waits for.
+// minute what it waits for, and how long it took.
 func waitFor(ctx context.Context, what string, check func(context.Context) error) error {
-	start, said := time.Now(), time.Now()
-	for {
-		err := check(ctx)
-		if err == nil {
-			slog.Info(what+" answers", "after", time.Since(start).Round(100*time.Millisecond))
-			return nil
-		}
-		if time.Since(said) >= time.Minute {
-			said = time.Now()
-			slog.Info("waiting for "+what, "for", time.Since(start).Round(time.Second), "last", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pollEvery):
-		}
+	start := time.Now()
+	if err := kubenode.Wait(ctx, pollEvery, what, check); err != nil {
+		return err
 	}
+	slog.Info(what+" answers", "after", time.Since(start).Round(100*time.Millisecond))
+	return nil
 }
 
 // etcdHealthy asks etcd's /health, which answers {"health":"true"} once
