@@ -5,8 +5,10 @@ package host
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/rke2os/rke2os/init/config"
@@ -135,4 +137,26 @@ func SyncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// DefaultHostname names a machine whose config gives it no hostname, as
+// Talos does: "rke2-" and the last three bytes of the first Ethernet
+// address (by interface name), the same at every boot of the machine and
+// different between machines booted from one image. The kernel's own
+// "(none)" is no name for a node: its certificates and its Node need one.
+func DefaultHostname(ifaces []net.Interface) string {
+	sort.Slice(ifaces, func(i, j int) bool { return ifaces[i].Name < ifaces[j].Name })
+	for _, i := range ifaces {
+		if i.Flags&net.FlagLoopback == 0 && len(i.HardwareAddr) == 6 {
+			a := i.HardwareAddr
+			return fmt.Sprintf("rke2-%02x%02x%02x", a[3], a[4], a[5])
+		}
+	}
+	return "rke2-node"
+}
+
+// NeedsHostname says whether the running kernel's hostname is no name at
+// all (unset, or the kernel's "(none)").
+func NeedsHostname(current string) bool {
+	return current == "" || current == "(none)" || current == "localhost"
 }

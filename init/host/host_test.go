@@ -1,6 +1,7 @@
 package host
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -53,5 +54,31 @@ func TestSysctls(t *testing.T) {
 	}
 	if err := Sysctls(dir, map[string]string{"net.nosuch.key": "1"}); err == nil {
 		t.Fatal("a sysctl the kernel lacks was not reported")
+	}
+}
+
+func TestDefaultHostname(t *testing.T) {
+	mac := func(s string) net.HardwareAddr { a, _ := net.ParseMAC(s); return a }
+	for _, tc := range []struct {
+		name   string
+		ifaces []net.Interface
+		want   string
+	}{
+		{"first by name", []net.Interface{{Name: "eth1", HardwareAddr: mac("52:54:00:aa:bb:cc")}, {Name: "eth0", HardwareAddr: mac("52:54:00:12:34:56")}}, "rke2-123456"},
+		{"loopback skipped", []net.Interface{{Name: "eth0", Flags: net.FlagLoopback, HardwareAddr: mac("00:00:00:00:00:01")}, {Name: "ens3", HardwareAddr: mac("02:00:00:0a:0b:0c")}}, "rke2-0a0b0c"},
+		{"no Ethernet address", []net.Interface{{Name: "lo", Flags: net.FlagLoopback}, {Name: "wg0"}}, "rke2-node"},
+		{"none", nil, "rke2-node"},
+	} {
+		if got := DefaultHostname(tc.ifaces); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	for _, h := range []string{"", "(none)", "localhost"} {
+		if !NeedsHostname(h) {
+			t.Errorf("NeedsHostname(%q) = false", h)
+		}
+	}
+	if NeedsHostname("node1") {
+		t.Error("NeedsHostname(node1) = true")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -232,7 +233,13 @@ func mountState(medium string) error {
 
 // applyHost sets what the config says of the machine itself.
 func applyHost(cfg *config.Config) error {
-	if err := host.SetHostname("/", cfg.Hostname); err != nil {
+	name := cfg.Hostname
+	if current, _ := os.Hostname(); name == "" && host.NeedsHostname(current) {
+		ifaces, _ := net.Interfaces()
+		name = host.DefaultHostname(ifaces)
+		slog.Info("hostname from the Ethernet address (set hostname: in the config to choose one)", "hostname", name)
+	}
+	if err := host.SetHostname("/", name); err != nil {
 		return err
 	}
 	if err := host.Sysctls("/proc/sys", cfg.Sysctls); err != nil {
