@@ -282,27 +282,21 @@ func (r RKE2Config) NodeTaints() []string { return r.Strings("node-taint") }
 
 // NodeIPs returns "node-ip" (and "node-ip+"), comma-separated values
 // split as RKE2 does: the addresses the kubelet advertises.
-func (r RKE2Config) NodeIPs() []string {
-	var out []string
-	for _, v := range r.Strings("node-ip") {
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
-}
+func (r RKE2Config) NodeIPs() []string { return r.commaList("node-ip") }
 
 // TLSSANs returns "tls-san" (and "tls-san+"): extra names and addresses of
 // the server certificate.
 func (r RKE2Config) TLSSANs() []string { return r.Strings("tls-san") }
 
 // CNI returns the CNI selection of "cni", with comma-separated values split
-// as RKE2 does; nil means RKE2's default (canal).
-func (r RKE2Config) CNI() []string {
+// as RKE2 does; nil means the default (flannel here, canal in RKE2).
+func (r RKE2Config) CNI() []string { return r.commaList("cni") }
+
+// commaList is Strings(key) with each value split at its commas, as RKE2
+// reads its StringSlice flags; empty items are dropped.
+func (r RKE2Config) commaList(key string) []string {
 	var out []string
-	for _, v := range r.Strings("cni") {
+	for _, v := range r.Strings(key) {
 		for _, s := range strings.Split(v, ",") {
 			if s = strings.TrimSpace(s); s != "" {
 				out = append(out, s)
