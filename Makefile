@@ -10,9 +10,10 @@ export SOURCE_DATE_EPOCH ?= 1735689600
 # Debian packages the build and the tests need. xorriso is the bench
 # baseline; it, squashfs-tools, e2fsprogs and the tools after it make the
 # images the state probe's tests read (mount has losetup, for pvcreate).
+# vde2 is the private network the cluster tests put their machines on.
 DEB_PKGS := qemu-system-x86 ovmf seabios grub-pc-bin grub-efi-amd64-bin grub-common \
 	kmod xorriso squashfs-tools libseccomp-dev zstd qemu-utils e2fsprogs \
-	btrfs-progs xfsprogs dosfstools util-linux mount cryptsetup-bin lvm2 mdadm
+	btrfs-progs xfsprogs dosfstools util-linux mount cryptsetup-bin lvm2 mdadm vde2
 
 KERNEL_PKG = $(shell cat $(BUILD)/kernel-pkg 2>/dev/null)
 KERNEL_DIR = $(BUILD)/kernel/$(KERNEL_PKG)

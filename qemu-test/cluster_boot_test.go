@@ -33,35 +33,42 @@ func inputOr(name, def string) string {
 // beside RKE2's, as a user bakes an image for a cluster of their own.
 func clusterImage(t *testing.T) (disk, secrets string) {
 	t.Helper()
-	bin, kernel, grub := buildEnv(t, "RKE2_BIN"), buildEnv(t, "RKE2_KERNEL"), buildEnv(t, "RKE2_GRUB")
-	dir := t.TempDir()
-	secrets = filepath.Join(dir, "secrets")
-	if b, err := exec.Command(filepath.Join(bin, "rke2-build"), "secrets", "--output", secrets).CombinedOutput(); err != nil {
+	secrets = filepath.Join(t.TempDir(), "secrets")
+	if b, err := exec.Command(filepath.Join(buildEnv(t, "RKE2_BIN"), "rke2-build"), "secrets", "--output", secrets).CombinedOutput(); err != nil {
 		t.Fatalf("rke2-build secrets: %v\n%s", err, b)
 	}
-	versions, err := os.ReadFile("../images/versions.env")
-	if err != nil {
-		t.Fatal(err)
-	}
-	version := regexp.MustCompile(`(?m)^RKE2_VERSION=(\S+)$`).FindSubmatch(versions)
-	out := filepath.Join(dir, "out")
-	cmd := exec.Command(filepath.Join(bin, "rke2-build"), "image", "--role", "server", "--output", out,
-		"--kernel", kernel, "--grub", grub, "--init", filepath.Join(bin, "rke2-init"), "--node", filepath.Join(bin, "rke2-node"),
-		"--overlays", "../overlays", "--rootfs", inputOr("RKE2_ROOTFS", "../build/cache/iptables/root"),
-		"--version", string(version[1]), "--secrets", secrets,
-		"--images", inputOr("RKE2_IMAGES", "../build/images/rke2-images.linux-amd64.tar.zst"),
-		"--images", inputOr("RKE2_TEST_IMAGES", "../build/images/rke2os-test-images.linux-amd64.tar.zst"))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("rke2-build image --secrets: %v\n%s", err, b)
-	}
-	disk = filepath.Join(dir, "rke2-server.raw")
-	if b, err := exec.Command("cp", "--sparse=always", filepath.Join(out, "rke2-server.raw"), disk).CombinedOutput(); err != nil {
+	raw := roleImage(t, "server", "--secrets", secrets)
+	disk = filepath.Join(t.TempDir(), "rke2-server.raw")
+	if b, err := exec.Command("cp", "--sparse=always", raw, disk).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v: %s", err, b)
 	}
 	if err := os.Truncate(disk, 8<<30); err != nil {
 		t.Fatal(err)
 	}
 	return disk, secrets
+}
+
+// roleImage builds the role's raw disk with the test-only images beside
+// RKE2's, and returns its path.
+func roleImage(t *testing.T, role string, extra ...string) string {
+	t.Helper()
+	bin, kernel, grub := buildEnv(t, "RKE2_BIN"), buildEnv(t, "RKE2_KERNEL"), buildEnv(t, "RKE2_GRUB")
+	versions, err := os.ReadFile("../images/versions.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := regexp.MustCompile(`(?m)^RKE2_VERSION=(\S+)$`).FindSubmatch(versions)
+	out := filepath.Join(t.TempDir(), "out")
+	args := append([]string{"image", "--role", role, "--output", out,
+		"--kernel", kernel, "--grub", grub, "--init", filepath.Join(bin, "rke2-init"), "--node", filepath.Join(bin, "rke2-node"),
+		"--overlays", "../overlays", "--rootfs", inputOr("RKE2_ROOTFS", "../build/cache/iptables/root"),
+		"--version", string(version[1]),
+		"--images", inputOr("RKE2_IMAGES", "../build/images/rke2-images.linux-amd64.tar.zst"),
+		"--images", inputOr("RKE2_TEST_IMAGES", "../build/images/rke2os-test-images.linux-amd64.tar.zst")}, extra...)
+	if b, err := exec.Command(filepath.Join(bin, "rke2-build"), args...).CombinedOutput(); err != nil {
+		t.Fatalf("rke2-build image --role %s: %v\n%s", role, err, b)
+	}
+	return filepath.Join(out, "rke2-"+role+".raw")
 }
 
 // clusterUserData is the NoCloud user-data of the cluster node: its name,
@@ -78,7 +85,7 @@ func clusterUserData(t *testing.T, gen int) string {
 	for name, content := range map[string]string{"rke2os-test-chart.yaml": testChart(t), "rke2os-test-plain.yaml": plain} {
 		fmt.Fprintf(&b, "  - path: /var/lib/rancher/rke2/server/manifests/%s\n    content: |\n%s\n", name, indent(content, 6))
 	}
-	b.WriteString("network:\n  interfaces:\n    - name: eth0\n      dhcp4: true\ndebug:\n  logs: true\n")
+	b.WriteString(clusterNetwork(serverIP, "rke2:\n  node-ip: "+serverIP+"\n"))
 	return b.String()
 }
 
@@ -94,7 +101,8 @@ func TestCluster(t *testing.T) {
 	disk, secrets := clusterImage(t)
 	api := freePort(t)
 	cfg := qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2, Disk: disk,
-		NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443", api)}
+		NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443", api),
+		Switch:     qemu.StartSwitch(t), SwitchMAC: clusterMAC(serverIP)}
 	seed := func(gen int) []string {
 		iso := cidata(t, clusterUserData(t, gen), "instance-id: node1\n")
 		return []string{"-drive", "file=" + iso + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}
@@ -151,6 +159,8 @@ func TestCluster(t *testing.T) {
 	checkWorkload(t, ctx, kc)
 	a.checkManifests(1)
 	a.refusesStrangers()
+	// An agent joins through the supervisor; pods talk across the nodes.
+	checkAgents(t, ctx, kc, vm, cfg.Switch, secrets)
 	if _, err := kc.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "made-before-reboot"},
 		Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -217,17 +217,32 @@ func checkWorkload(t *testing.T, ctx context.Context, kc kubernetes.Interface) {
 	if _, err := kc.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	probe := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe"}, Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+	log := runProbe(t, ctx, kc, "probe", "", "--resolve", "kubernetes.default.svc.cluster.local", "--resolve", "echo.default.svc.cluster.local",
+		"--get", "http://echo.default.svc.cluster.local:8080/")
+	if !strings.Contains(log, "hello from echo-") {
+		t.Errorf("the probe pod did not reach the echo pod:\n%s", log)
+	}
+}
+
+// runProbe runs testworkload check with args in a pod (on node, if not
+// ""), waits for it to finish and returns its log; a failed check fails
+// the test.
+func runProbe(t *testing.T, ctx context.Context, kc kubernetes.Interface, name, node string, args ...string) string {
+	t.Helper()
+	image := inputOr("RKE2_TESTWORKLOAD_IMAGE", "docker.io/rke2os/testworkload:v1")
+	no, yes, uid := false, true, int64(65534)
+	sc := &corev1.SecurityContext{RunAsNonRoot: &yes, RunAsUser: &uid, AllowPrivilegeEscalation: &no,
+		Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}, SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
+	probe := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, NodeName: node,
 		Containers: []corev1.Container{{Name: "check", Image: image, ImagePullPolicy: corev1.PullNever, SecurityContext: sc,
-			Args: []string{"check", "--resolve", "kubernetes.default.svc.cluster.local", "--resolve", "echo.default.svc.cluster.local",
-				"--get", "http://echo.default.svc.cluster.local:8080/", "--timeout", "5m"}}}}}
+			Args: append(append([]string{"check"}, args...), "--timeout", "5m")}}}}
 	if _, err := kc.CoreV1().Pods("default").Create(ctx, probe, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var p *corev1.Pod
-	poll(t, "the probe pod to finish", 10*time.Minute, func() error {
+	poll(t, "the pod "+name+" to finish", 10*time.Minute, func() error {
 		var err error
-		if p, err = kc.CoreV1().Pods("default").Get(ctx, "probe", metav1.GetOptions{}); err != nil {
+		if p, err = kc.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{}); err != nil {
 			return err
 		}
 		if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
@@ -235,9 +250,10 @@ func checkWorkload(t *testing.T, ctx context.Context, kc kubernetes.Interface) {
 		}
 		return nil
 	})
-	log, _ := kc.CoreV1().Pods("default").GetLogs("probe", &corev1.PodLogOptions{}).DoRaw(ctx)
-	if p.Status.Phase != corev1.PodSucceeded || !strings.Contains(string(log), "hello from echo-") {
-		t.Errorf("the probe pod: %s\n%s", p.Status.Phase, log)
+	log, _ := kc.CoreV1().Pods("default").GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if p.Status.Phase != corev1.PodSucceeded {
+		t.Errorf("the pod %s: %s\n%s", name, p.Status.Phase, log)
 	}
-	t.Logf("probe pod:\n%s", log)
+	t.Logf("pod %s:\n%s", name, log)
+	return string(log)
 }

@@ -32,7 +32,24 @@ const (
 	// StepServer is not one-shot: the server's long-running side (the
 	// control plane's gating), a supervised service of PID 1.
 	StepServer = "server"
+	// StepJoin joins an agent to its server through the supervisor
+	// (certificates, kubeconfigs, kube-proxy's pod); it waits while the
+	// server is not ready and fails on a refusal.
+	StepJoin = "join"
+	// StepAgent is an agent's long-running side, a service: the local
+	// load balancer in front of the apiservers, and node-ready.
+	StepAgent = "agent"
 )
+
+// JoinResult is what the join step answers.
+type JoinResult struct {
+	Server        string   `json:"server"`
+	CAHash        string   `json:"ca_hash"`
+	APIServers    []string `json:"apiservers"`
+	ClusterDNS    string   `json:"cluster_dns"`
+	ClusterDomain string   `json:"cluster_domain"`
+	Seconds       float64  `json:"seconds"`
+}
 
 // ContentResult is what the content step answers.
 type ContentResult struct {

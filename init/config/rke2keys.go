@@ -11,7 +11,9 @@ import (
 // RKE2's own tools read it), but does nothing yet, and the node says so.
 var RKE2KeysActedOn = map[string]string{
 	"node-name":                          "the kubelet's and the certificates' node name",
-	"token":                              "the cluster's token (server/token)",
+	"token":                              "the cluster's token (server/token); an agent's join credentials",
+	"token-file":                         "an agent's join credentials, read from that file",
+	"server":                             "the supervisor an agent joins through (https://ADDR:9345)",
 	"agent-token":                        "the agents' token",
 	"tls-san":                            "the apiserver's serving certificate",
 	"node-ip":                            "the kubelet's --node-ip, the certificates, the static pods",

@@ -7,6 +7,7 @@ package kubenode
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -115,13 +116,18 @@ func Ready(n *corev1.Node) *corev1.NodeCondition {
 
 // Wait calls check every interval until it returns nil or ctx ends,
 // saying about every minute what it waits for and why (check's last
-// error).
+// error). An error with a Permanent method that answers true ends the
+// wait at once, returned as it is.
 func Wait(ctx context.Context, every time.Duration, what string, check func(context.Context) error) error {
 	start, said := time.Now(), time.Now()
 	for {
 		err := check(ctx)
 		if err == nil {
 			return nil
+		}
+		var p interface{ Permanent() bool }
+		if errors.As(err, &p) && p.Permanent() {
+			return err
 		}
 		if time.Since(said) >= time.Minute {
 			said = time.Now()

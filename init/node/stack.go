@@ -26,6 +26,9 @@ type Stack struct {
 	NodeIP   string
 	// SandboxImage is the pause image the airgap archives carry.
 	SandboxImage string
+	// ClusterDNS and ClusterDomain are the cluster's, as a joined agent
+	// learnt them from its server; the config's own win.
+	ClusterDNS, ClusterDomain string
 }
 
 // WriteRKE2Config writes /etc/rancher/rke2/config.yaml and registries.yaml
@@ -107,6 +110,14 @@ func (s *Stack) StartKubelet(standalone bool) error {
 	o := KubeletOptions{Paths: s.Paths, NodeName: s.NodeName, NodeIP: s.NodeIP, Standalone: standalone}
 	if s.Config != nil {
 		o.ClusterDNS, o.ClusterDomain = s.Config.RKE2.String("cluster-dns"), s.Config.RKE2.String("cluster-domain")
+	}
+	if o.ClusterDNS == "" {
+		o.ClusterDNS = s.ClusterDNS
+	}
+	if o.ClusterDomain == "" {
+		o.ClusterDomain = s.ClusterDomain
+	}
+	if s.Config != nil {
 		if !standalone {
 			o.Labels, o.Taints = s.Config.RKE2.NodeLabels(), s.Config.RKE2.NodeTaints()
 		}

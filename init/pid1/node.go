@@ -43,6 +43,27 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 		return err
 	}
 
+	// An agent given a server joins first, as RKE2's agent gets its
+	// configuration before it starts anything: a refusal (wrong token,
+	// a server that is not the token's) stops the boot here, said plainly.
+	if role == config.RoleServer && cfg.RKE2.Server() != "" {
+		// Failing closed: starting a cluster of its own would split the
+		// one the user meant this server to join.
+		return fmt.Errorf("rke2.server is set on a server: joining further servers to a cluster (etcd membership) is not supported by this OS yet; remove rke2.server to start a cluster of its own, or boot this node as an agent (role: agent)")
+	}
+	joining := role == config.RoleAgent && cfg.RKE2.Server() != ""
+	if joining {
+		var j agent.JoinResult
+		if err := agent.Run(reaper, agent.Path, &j, agent.StepJoin, "--node-name="+nodeName, "--node-ip="+nodeIP); err != nil {
+			return err
+		}
+		slog.Info("joined", "server", j.Server, "apiservers", j.APIServers, "took", time.Duration(j.Seconds*float64(time.Second)))
+		st.ClusterDNS, st.ClusterDomain = j.ClusterDNS, j.ClusterDomain
+		console.Milestone("joined")
+	} else if role == config.RoleAgent {
+		slog.Warn("agent without server: in its config: the kubelet runs standalone, static pods only (set rke2.server and rke2.token to join a cluster)")
+	}
+
 	var res agent.ContentResult
 	if err := agent.Run(reaper, agent.Path, &res, agent.StepContent, "--server="+strconv.FormatBool(role == config.RoleServer)); err != nil {
 		return err
@@ -80,12 +101,25 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 		reissue.Store(&again)
 	}
 	// A server's kubelet registers with its own apiserver (running its
-	// static pods, the apiserver's among them, meanwhile); an agent's runs
-	// standalone until it can join a server.
-	if err := st.StartKubelet(role != config.RoleServer); err != nil {
+	// static pods, the apiserver's among them, meanwhile), a joined
+	// agent's through its load balancer; an agent with no server runs
+	// standalone.
+	if err := st.StartKubelet(role != config.RoleServer && !joining); err != nil {
 		return err
 	}
 	console.Milestone("kubelet-started")
+	if joining {
+		// The load balancer the kubelet and kube-proxy reach the
+		// apiservers through, and node-ready: a service of its own.
+		err := sup.Add(&supervise.Service{
+			Name: "rke2-agent", Path: agent.Path,
+			Args:    []string{agent.StepAgent, "--node-name=" + nodeName, "--node-ip=" + nodeIP},
+			LogFile: node.DefaultPaths.Agent("logs", "rke2-agent.log"),
+		}, "containerd")
+		if err != nil {
+			return err
+		}
+	}
 	if role == config.RoleServer {
 		// The control plane's gating (etcd healthy, then the apiserver,
 		// then the controller-manager and the scheduler) is a service of

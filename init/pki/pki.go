@@ -62,6 +62,9 @@ func EnsureCA(certPath, keyPath, cn string) (*CA, error) {
 	return &CA{Cert: cert, Key: key}, nil
 }
 
+// LoadCA loads the CA at certPath/keyPath; it makes none.
+func LoadCA(certPath, keyPath string) (*CA, error) { return loadCA(certPath, keyPath) }
+
 func loadCA(certPath, keyPath string) (*CA, error) {
 	cb, err := os.ReadFile(certPath)
 	if err != nil {
@@ -147,11 +150,43 @@ func (ca *CA) Issue(certPath, keyPath string, l Leaf) (bool, error) {
 // that leaves the machine (an admin's kubeconfig), whose key must not sit
 // in a file on the way.
 func (ca *CA) Sign(l Leaf) (certPEM, keyPEM []byte, err error) {
-	now := time.Now()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
+	certPEM, err = ca.sign(l, key.Public())
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
+}
+
+// SignCSR issues l's certificate for the key of csr, a PEM certificate
+// request whose signature proves its sender holds that key: the key never
+// leaves the machine that asks. The names come from l, never from the
+// request, which is the caller's word only.
+func (ca *CA) SignCSR(csrPEM []byte, l Leaf) ([]byte, error) {
+	block, _ := pem.Decode(csrPEM)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return nil, errors.New("no PEM CERTIFICATE REQUEST")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("certificate request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("certificate request: %w", err)
+	}
+	return ca.sign(l, csr.PublicKey)
+}
+
+// sign is l's certificate for pub, valid for a year, PEM-encoded.
+func (ca *CA) sign(l Leaf, pub crypto.PublicKey) ([]byte, error) {
+	now := time.Now()
 	var usage []x509.ExtKeyUsage
 	if l.Server {
 		usage = append(usage, x509.ExtKeyUsageServerAuth)
@@ -169,16 +204,11 @@ func (ca *CA) Sign(l Leaf) (certPEM, keyPEM []byte, err error) {
 		DNSNames:     l.DNS,
 		IPAddresses:  l.IPs,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("issue %s: %w", l.CN, err)
+		return nil, fmt.Errorf("issue %s: %w", l.CN, err)
 	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
 // stillGood reports whether c can be kept for l at now. A certificate made

@@ -203,3 +203,6 @@ func pathVolumeName(prefix, p string) string {
 	}
 	return prefix + "-" + base + "-" + hex.EncodeToString(sum[:4])
 }
+
+// WithDefaults is c with RKE2's defaults where c leaves a value out.
+func (c ControlPlane) WithDefaults() ControlPlane { return c.withDefaults() }

@@ -60,7 +60,10 @@ type Config struct {
 	// RTCBase sets the guest's hardware clock at start (QEMU's -rtc base=),
 	// like "2020-01-01"; "" is the host's time.
 	RTCBase string
-	Extra   []string
+	// Switch is a vde_switch's socket (StartSwitch): the machine gets a
+	// second NIC on that private network, with the MAC address SwitchMAC.
+	Switch, SwitchMAC string
+	Extra             []string
 }
 
 // TB is the part of testing.TB the harness uses, so that the benchmark
@@ -179,6 +182,9 @@ func (vm *VM) args(cfg Config) ([]string, error) {
 			format = "qcow2"
 		}
 		a = append(a, "-drive", "file="+cfg.Disk+",format="+format+",if=virtio"+opt)
+	}
+	if cfg.Switch != "" {
+		a = append(a, "-netdev", "vde,id=n1,sock="+cfg.Switch, "-device", "virtio-net-pci,netdev=n1,id=nic1,mac="+cfg.SwitchMAC)
 	}
 	if cfg.Kernel != "" {
 		a = append(a, "-kernel", cfg.Kernel, "-initrd", cfg.Initrd, "-append", cfg.Append)
@@ -389,4 +395,36 @@ func (vm *VM) keepArtifacts() {
 		lines = lines[len(lines)-40:]
 	}
 	vm.t.Logf("last console lines:\n%s", strings.Join(lines, "\n"))
+}
+
+// StartSwitch starts a vde_switch (Debian's vde2) for the test: a private
+// Ethernet segment of this machine's own, on a unix socket, for the
+// machines of a cluster to share. It returns the socket's path.
+func StartSwitch(t TB) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "switch")
+	cmd := exec.Command("vde_switch", "--sock", sock)
+	// vde_switch reads commands from stdin and quits at its end: a pipe
+	// kept open holds it up until the test ends.
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("vde_switch: %v (is vde2 installed?)", err)
+	}
+	t.Cleanup(func() {
+		in.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	for i := 0; ; i++ {
+		if _, err := os.Stat(filepath.Join(sock, "ctl")); err == nil {
+			return sock
+		}
+		if i == 100 {
+			t.Fatalf("vde_switch made no %s/ctl", sock)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -54,6 +54,16 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	if err != nil {
 		return err
 	}
+	admin, err := e.tlsClient(e.Paths.Server("tls", "server-ca.crt"), e.Paths.Server("tls", "client-admin.crt"), e.Paths.Server("tls", "client-admin.key"))
+	if err != nil {
+		return err
+	}
+	// The supervisor answers from now on: a joining node waits on its
+	// readyz until the apiserver is ready.
+	sup, err := e.serveSupervisor(ctx, cp, rc, admin)
+	if err != nil {
+		return err
+	}
 	if err := waitFor(ctx, "etcd", func(ctx context.Context) error { return etcdHealthy(ctx, etcd, e.EtcdURL+"/health") }); err != nil {
 		return stopped(ctx, err)
 	}
@@ -67,10 +77,6 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 		}
 	}
 	if err := e.writePod(pods.KubeAPIServerPod(api)); err != nil {
-		return err
-	}
-	admin, err := e.tlsClient(e.Paths.Server("tls", "server-ca.crt"), e.Paths.Server("tls", "client-admin.crt"), e.Paths.Server("tls", "client-admin.key"))
-	if err != nil {
 		return err
 	}
 	readyz := e.APIServerURL + "/readyz"
@@ -101,6 +107,7 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	e.clusterReady(ctx, sup, kc, etcd)
 	if err := kubenode.Label(ctx, kc, nodeName, kubenode.ServerLabels, pollEvery); err != nil {
 		return stopped(ctx, err)
 	}

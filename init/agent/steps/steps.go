@@ -25,6 +25,7 @@ import (
 	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/console"
 	"github.com/rke2os/rke2os/init/content"
+	"github.com/rke2os/rke2os/init/host"
 	"github.com/rke2os/rke2os/init/node"
 	"github.com/rke2os/rke2os/init/pods"
 	"github.com/rke2os/rke2os/init/serverpki"
@@ -44,12 +45,18 @@ type Env struct {
 	// Secrets is where a server image carries the cluster's secrets
 	// (rke2-build image --secrets); "" or a missing directory is none.
 	Secrets string
+	// SupervisorAddr is where a server's supervisor listens (:9345);
+	// LBAddr is where an agent's load balancer in front of the apiservers
+	// listens (127.0.0.1:6443), and its kubeconfigs point.
+	SupervisorAddr, LBAddr string
+	// NodePasswordFile is the node's password (/etc/rancher/node/password).
+	NodePasswordFile string
 }
 
 // DefaultEnv is the node's own.
 var DefaultEnv = Env{Paths: node.DefaultPaths, Release: config.ReleasePath, MediumDir: boot.MediumDir,
 	EtcdURL: "https://127.0.0.1:2379", APIServerURL: "https://127.0.0.1:6443", MilestoneDir: "/run/rke2os/milestones",
-	Secrets: serverpki.BakedSecretsDir}
+	Secrets: serverpki.BakedSecretsDir, SupervisorAddr: ":9345", LBAddr: "127.0.0.1:6443", NodePasswordFile: host.NodePasswordFile}
 
 // Main runs the step named by args[0] and writes its answer to stdout;
 // the exit status is 0 on success, 1 on a failed step, 2 on bad usage.
@@ -70,7 +77,11 @@ func Main(env Env, args []string, stdout io.Writer) int {
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
 		run = func(context.Context) (any, error) { return env.Etcd(*name, *ip) }
-	case agent.StepServer:
+	case agent.StepJoin:
+		name := fs.String("node-name", "", "the node's name")
+		ip := fs.String("node-ip", "", "the node's IP address")
+		run = func(ctx context.Context) (any, error) { return env.Join(ctx, *name, *ip) }
+	case agent.StepServer, agent.StepAgent:
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
 		if err := fs.Parse(args[1:]); err != nil {
@@ -81,8 +92,12 @@ func Main(env Env, args []string, stdout io.Writer) int {
 		console.Open()
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
-		if err := env.Server(ctx, *name, *ip); err != nil {
-			slog.Error("server", "err", err)
+		service := env.Server
+		if args[0] == agent.StepAgent {
+			service = env.Agent
+		}
+		if err := service(ctx, *name, *ip); err != nil {
+			slog.Error(args[0], "err", err)
 			return 1
 		}
 		return 0

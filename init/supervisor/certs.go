@@ -1,0 +1,101 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/rke2os/rke2os/init/pki"
+)
+
+// The certificate endpoints sign the caller's request (its private key
+// never leaves it) for names the supervisor decides: the request's own
+// subject is ignored. The kubelet's certificates are for the node named
+// in the headers, which must prove its name with its password first.
+
+func (s *Server) servingKubelet(w http.ResponseWriter, r *http.Request) {
+	name, ok := s.checkNode(w, r)
+	if !ok {
+		return
+	}
+	ips := []net.IP{net.ParseIP("127.0.0.1")}
+	if v := r.Header.Get(HeaderNodeIP); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			ip := net.ParseIP(strings.TrimSpace(f))
+			if ip == nil {
+				fail(w, r, http.StatusBadRequest, fmt.Errorf("%s: %q is not an IP address", HeaderNodeIP, f))
+				return
+			}
+			ips = append(ips, ip)
+		}
+	}
+	s.sign(w, r, s.serverCA, s.Paths.Server("tls", "server-ca.crt"),
+		pki.Leaf{CN: name, DNS: []string{name, "localhost"}, IPs: ips, Server: true})
+}
+
+func (s *Server) clientKubelet(w http.ResponseWriter, r *http.Request) {
+	name, ok := s.checkNode(w, r)
+	if !ok {
+		return
+	}
+	s.sign(w, r, s.clientCA, s.Paths.Server("tls", "client-ca.crt"),
+		pki.Leaf{CN: "system:node:" + name, Org: []string{"system:nodes"}, Client: true})
+}
+
+func (s *Server) clientKubeProxy(w http.ResponseWriter, r *http.Request) {
+	s.sign(w, r, s.clientCA, s.Paths.Server("tls", "client-ca.crt"), pki.Leaf{CN: "system:kube-proxy", Client: true})
+}
+
+// checkNode reads the caller's name and password and checks them with the
+// cluster's node passwords; it answers the request itself when they fail.
+func (s *Server) checkNode(w http.ResponseWriter, r *http.Request) (string, bool) {
+	name, err := nodeName(r)
+	if err != nil {
+		fail(w, r, http.StatusBadRequest, err)
+		return "", false
+	}
+	password := r.Header.Get(HeaderNodePassword)
+	if password == "" {
+		fail(w, r, http.StatusBadRequest, fmt.Errorf("no %s header", HeaderNodePassword))
+		return "", false
+	}
+	c := s.cluster.Load()
+	if c == nil || c.Passwords == nil {
+		fail(w, r, http.StatusServiceUnavailable, errors.New("the apiserver is not ready"))
+		return "", false
+	}
+	if err := c.Passwords.Check(r.Context(), name, password); err != nil {
+		if errors.Is(err, ErrPasswordRejected) {
+			s.refuse(w, r, http.StatusForbidden, fmt.Sprintf("node %s: %v", name, err))
+			return "", false
+		}
+		fail(w, r, http.StatusServiceUnavailable, fmt.Errorf("node password of %s: %w", name, err))
+		return "", false
+	}
+	return name, true
+}
+
+// sign answers the certificate for the request's key, followed by its CA.
+func (s *Server) sign(w http.ResponseWriter, r *http.Request, ca *pki.CA, caFile string, l pki.Leaf) {
+	csr, err := io.ReadAll(r.Body)
+	if err != nil {
+		fail(w, r, http.StatusRequestEntityTooLarge, err)
+		return
+	}
+	crt, err := ca.SignCSR(csr, l)
+	if err != nil {
+		fail(w, r, http.StatusBadRequest, fmt.Errorf("post a PEM certificate request: %w", err))
+		return
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		fail(w, r, http.StatusServiceUnavailable, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Write(append(crt, caPEM...))
+}

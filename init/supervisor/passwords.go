@@ -1,0 +1,153 @@
+package supervisor
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/scrypt"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// SecretType marks the node password secrets.
+const SecretType corev1.SecretType = "rke2.cattle.io/node-password"
+
+// SecretName is the secret in kube-system that keeps the hash of node's
+// password, RKE2's name.
+func SecretName(node string) string { return node + ".node-password.rke2" }
+
+// NodePasswords keeps node passwords as RKE2 does: the hash of the first
+// password a name is claimed with, in the secret
+// kube-system/<node>.node-password.rke2. Once the Node exists the secret
+// is owned by it, so that deleting the Node frees the name (the garbage
+// collector deletes the secret).
+type NodePasswords struct {
+	Kube kubernetes.Interface
+}
+
+// Check implements Passwords.
+func (n *NodePasswords) Check(ctx context.Context, name, password string) error {
+	secrets := n.Kube.CoreV1().Secrets(metav1.NamespaceSystem)
+	sec, err := secrets.Get(ctx, SecretName(name), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		hash, herr := hashPassword(password)
+		if herr != nil {
+			return herr
+		}
+		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: SecretName(name), Namespace: metav1.NamespaceSystem},
+			Type: SecretType, Immutable: ptr(true), Data: map[string][]byte{"hash": []byte(hash)}}
+		n.own(ctx, sec, name)
+		_, err = secrets.Create(ctx, sec, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			// Another request for the name won the race: check against it.
+			return n.Check(ctx, name, password)
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	ok, err := verifyPassword(string(sec.Data["hash"]), password)
+	if err != nil {
+		return fmt.Errorf("secret %s: %w", sec.Name, err)
+	}
+	if !ok {
+		return ErrPasswordRejected
+	}
+	if len(sec.OwnerReferences) == 0 && n.own(ctx, sec, name) {
+		// Immutable covers data, not metadata.
+		if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Adopt gives every node password secret whose Node exists that Node as
+// its owner; the server runs it now and then, for the names claimed
+// before their Node registered.
+func (n *NodePasswords) Adopt(ctx context.Context) error {
+	secrets := n.Kube.CoreV1().Secrets(metav1.NamespaceSystem)
+	list, err := secrets.List(ctx, metav1.ListOptions{FieldSelector: "type=" + string(SecretType)})
+	if err != nil {
+		return err
+	}
+	for i := range list.Items {
+		sec := &list.Items[i]
+		name, ok := strings.CutSuffix(sec.Name, ".node-password.rke2")
+		if !ok || len(sec.OwnerReferences) > 0 || !n.own(ctx, sec, name) {
+			continue
+		}
+		if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// own sets the Node as sec's owner if the Node exists, and says whether
+// it did.
+func (n *NodePasswords) own(ctx context.Context, sec *corev1.Secret, name string) bool {
+	node, err := n.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return false
+	}
+	sec.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+	return true
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// The hash is scrypt's, in the form "$1:<salt>:<log2 N>:<r>:<p>:<key>"
+// (hex). The password is 128 random bits: a small N is plenty, and keeps
+// a check cheap on a slow node.
+const (
+	scryptLogN = 12
+	scryptR    = 8
+	scryptP    = 1
+	scryptLen  = 32
+)
+
+func hashPassword(password string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	key, err := scrypt.Key([]byte(password), salt, 1<<scryptLogN, scryptR, scryptP, scryptLen)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("$1:%x:%d:%d:%d:%x", salt, scryptLogN, scryptR, scryptP, key), nil
+}
+
+func verifyPassword(hash, password string) (bool, error) {
+	f := strings.Split(strings.TrimPrefix(hash, "$"), ":")
+	if len(f) != 6 || f[0] != "1" {
+		return false, fmt.Errorf("hash is not in the form $1:salt:N:r:p:key")
+	}
+	salt, err1 := hex.DecodeString(f[1])
+	logN, err2 := strconv.Atoi(f[2])
+	r, err3 := strconv.Atoi(f[3])
+	p, err4 := strconv.Atoi(f[4])
+	want, err5 := hex.DecodeString(f[5])
+	for _, err := range []error{err1, err2, err3, err4, err5} {
+		if err != nil {
+			return false, fmt.Errorf("hash: %w", err)
+		}
+	}
+	if logN < 1 || logN > 16 || r < 1 || r > 16 || p < 1 || p > 4 || len(want) == 0 || len(want) > 64 {
+		return false, fmt.Errorf("hash parameters out of range")
+	}
+	got, err := scrypt.Key([]byte(password), salt, 1<<logN, r, p, len(want))
+	if err != nil {
+		return false, fmt.Errorf("hash: %w", err)
+	}
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}

@@ -1,0 +1,168 @@
+package qemutest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rke2os/rke2os/qemu-test/qemu"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// The cluster's private network, a vde_switch of the test's own: the
+// server is .10, agents follow. Each machine also has QEMU's user-mode
+// NIC (the default route, the host's port forwards), whose address is
+// the same on every machine: node-ip names the private one.
+const (
+	clusterNet = "192.168.76."
+	serverIP   = clusterNet + "10"
+)
+
+// clusterMAC is the private NIC's MAC address of the machine at ip.
+func clusterMAC(ip string) string {
+	v4 := net.ParseIP(ip).To4()
+	return fmt.Sprintf("52:54:00:76:00:%02x", v4[3])
+}
+
+// clusterNetwork is the network section of a cluster machine at ip,
+// followed by rest (its rke2 section).
+func clusterNetwork(ip, rest string) string {
+	return fmt.Sprintf(`network:
+  interfaces:
+    - name: eth0
+      dhcp4: true
+    - name: eth1
+      mac: "%s"
+      addresses: [%s/24]
+debug:
+  logs: true
+%s`, clusterMAC(ip), ip, rest)
+}
+
+// agentUserData is the config of an agent joining the test's server.
+func agentUserData(name, ip, token string) string {
+	return fmt.Sprintf("#cloud-config\nhostname: %s\n", name) + clusterNetwork(ip, fmt.Sprintf(
+		"rke2:\n  server: https://%s:9345\n  token: %q\n  node-ip: %s\n", serverIP, token, ip))
+}
+
+// startAgent boots an agent disk (an overlay of base) with its config.
+func startAgent(t *testing.T, base, sw, name, ip, token string, mem int) *qemu.VM {
+	iso := cidata(t, agentUserData(name, ip, token), "instance-id: "+name+"\n")
+	return qemu.Start(t, qemu.Config{Machine: "q35", MemoryMiB: mem, CPUs: 2, Disk: qemu.Overlay(t, base, 8<<30),
+		Switch: sw, SwitchMAC: clusterMAC(ip),
+		Extra: []string{"-drive", "file=" + iso + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}})
+}
+
+// checkAgents joins an agent to the running server: it gets its
+// certificates through the supervisor and its Node is Ready; a pod on it
+// reaches a pod on the server by pod IP and through a Service, resolving
+// through CoreDNS across the nodes. Then nodes that must be refused are:
+// a wrong token (refused by the server, which logs it), a token pinning
+// another CA (refused by the node, which says so), a taken name.
+func checkAgents(t *testing.T, ctx context.Context, kc kubernetes.Interface, server *qemu.VM, sw, secrets string) {
+	tb, err := os.ReadFile(filepath.Join(secrets, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(tb))
+	base := roleImage(t, "agent")
+	agent := startAgent(t, base, sw, "agent1", clusterNet+"11", token, 3072)
+	for _, m := range []string{"joined", "kubelet-started", "node-ready"} {
+		got, err := agent.WaitFor(regexp.MustCompile(`(?m)^rke2-init (milestone=`+m+` |error=)`), nodeTimeout)
+		if err != nil || got[1] == "error=" {
+			t.Fatalf("agent: waiting for %s: %v; errors: %v", m, err, agent.Errors())
+		}
+	}
+	t.Logf("agent timeline: %v", agent.Milestones())
+	n, err := kc.CoreV1().Nodes().Get(ctx, "agent1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := n.Labels["node-role.kubernetes.io/control-plane"]; ok {
+		t.Errorf("the agent carries the control-plane label: %v", n.Labels)
+	}
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP && a.Address != clusterNet+"11" {
+			t.Errorf("agent1's InternalIP is %s, want its node-ip", a.Address)
+		}
+	}
+	// kube-proxy and flannel run on the agent; no control-plane pod does.
+	poll(t, "kube-proxy and flannel Running on agent1", 10*time.Minute, func() error {
+		pods, err := kc.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=agent1"})
+		if err != nil {
+			return err
+		}
+		running := map[string]bool{}
+		for _, p := range pods.Items {
+			if p.Labels["tier"] == "control-plane" && p.Labels["component"] != "kube-proxy" {
+				t.Fatalf("a control-plane pod on the agent: %s", p.Name)
+			}
+			if p.Status.Phase == corev1.PodRunning {
+				running[p.Labels["component"]+p.Labels["app"]] = true
+			}
+		}
+		if !running["kube-proxy"] || !running["flannel"] {
+			return fmt.Errorf("running: %v", running)
+		}
+		return nil
+	})
+	// The server kept the agent's password, and gave it to its Node.
+	poll(t, "agent1's node password secret owned by its Node", 3*time.Minute, func() error {
+		s, err := kc.CoreV1().Secrets("kube-system").Get(ctx, "agent1.node-password.rke2", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(s.OwnerReferences) != 1 || s.OwnerReferences[0].UID != n.UID {
+			return fmt.Errorf("owners %v", s.OwnerReferences)
+		}
+		return nil
+	})
+
+	// The echo pod (checkWorkload's) runs on the server; a probe on the
+	// agent reaches it by pod IP and through its Service, by name.
+	echo, err := kc.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=echo"})
+	if err != nil || len(echo.Items) != 1 || echo.Items[0].Spec.NodeName != "node1" || echo.Items[0].Status.PodIP == "" {
+		t.Fatalf("the echo pod: %v %v", echo, err)
+	}
+	log := runProbe(t, ctx, kc, "probe-agent1", "agent1", "--resolve", "kubernetes.default.svc.cluster.local",
+		"--get", "http://"+net.JoinHostPort(echo.Items[0].Status.PodIP, "8080")+"/", "--get", "http://echo.default.svc.cluster.local:8080/")
+	if strings.Count(log, "hello from echo-") < 2 {
+		t.Errorf("the probe on agent1 did not reach the echo pod twice:\n%s", log)
+	}
+	powerOffInOrder(t, agent)
+
+	// Refusals, each on a machine of its own, at once.
+	tok := strings.SplitN(token, "::", 2)
+	wrongCA := "K10" + strings.Repeat("0", 64) + "::" + tok[1]
+	var wg sync.WaitGroup
+	for _, c := range []struct{ name, ip, token, want string }{
+		{"agent2", clusterNet + "12", tok[0] + "::node:wrong-secret", `refused the token \(401`},
+		{"agent3", clusterNet + "13", wrongCA, `presents a cluster CA whose sha256 is [0-9a-f]{64}, but the token pins 0{64}`},
+		{"agent1", clusterNet + "14", token, `refused the node name "agent1" \(403`},
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			vm := startAgent(t, base, sw, c.name, c.ip, c.token, 1536)
+			if _, err := vm.WaitFor(regexp.MustCompile(c.want), nodeTimeout); err != nil {
+				t.Errorf("%s at %s: no %q on its console: %v; errors: %v", c.name, c.ip, c.want, err, vm.Errors())
+			}
+			vm.Kill()
+		}()
+	}
+	wg.Wait()
+	for _, want := range []string{`supervisor: refused.*remote=` + clusterNet + `12:.*status=401`, `supervisor: refused.*remote=` + clusterNet + `14:.*status=403`} {
+		if _, err := server.WaitFor(regexp.MustCompile(want), time.Second); err != nil {
+			t.Errorf("the server logged no %q: %v", want, err)
+		}
+	}
+}
