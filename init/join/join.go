@@ -108,34 +108,10 @@ func Join(ctx context.Context, o Options) (*State, error) {
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, permanent("server %q is not a URL like https://10.0.0.1:9345", o.Server)
 	}
-	tok, err := serverpki.ParseToken(o.Token)
-	if err != nil {
-		return nil, permanent("token: %w", err)
-	}
-	if tok.Bootstrap {
-		return nil, permanent("token: bootstrap tokens (abcdef.0123456789abcdef) are not supported: use the server's node-token")
-	}
-	user := tok.Username
-	if user == "" {
-		user = "node"
-	}
-	if user != "node" && user != "server" {
-		return nil, permanent("token: user %q is neither node nor server", user)
-	}
-	ca, hash, err := fetchCA(ctx, u)
+	c, hash, err := connect(ctx, u, o, "node")
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case tok.CAHash == "":
-		slog.Warn("join: the token pins no CA (a bare secret): trusting the CA the server presents on first use", "server", o.Server, "ca_sha256", hash)
-	case tok.CAHash != hash:
-		return nil, permanent("the server %s presents a cluster CA whose sha256 is %s, but the token pins %s: this server is not the token's cluster (check server: and token: in the config; the token is the server's /var/lib/rancher/rke2/server/node-token)", o.Server, hash, tok.CAHash)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	c := &client{base: u, user: user, pass: tok.Password, o: o, http: &http.Client{Timeout: 30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}}
 	defer c.http.CloseIdleConnections()
 
 	if _, err := c.get(ctx, supervisor.Prefix+"/readyz"); err != nil {
@@ -195,6 +171,39 @@ func Join(ctx context.Context, o Options) (*State, error) {
 		return nil, err
 	}
 	return st, nil
+}
+
+// connect checks the server's CA against the token and returns a client
+// that trusts that CA only and sends the token's credentials (user, if
+// the token is a bare secret).
+func connect(ctx context.Context, u *url.URL, o Options, user string) (*client, string, error) {
+	tok, err := serverpki.ParseToken(o.Token)
+	if err != nil {
+		return nil, "", permanent("token: %w", err)
+	}
+	if tok.Bootstrap {
+		return nil, "", permanent("token: bootstrap tokens (abcdef.0123456789abcdef) are not supported: use the server's node-token")
+	}
+	if tok.Username != "" {
+		user = tok.Username
+	}
+	if user != "node" && user != "server" {
+		return nil, "", permanent("token: user %q is neither node nor server", user)
+	}
+	ca, hash, err := fetchCA(ctx, u)
+	if err != nil {
+		return nil, "", err
+	}
+	switch {
+	case tok.CAHash == "":
+		slog.Warn("join: the token pins no CA (a bare secret): trusting the CA the server presents on first use", "server", o.Server, "ca_sha256", hash)
+	case tok.CAHash != hash:
+		return nil, "", permanent("the server %s presents a cluster CA whose sha256 is %s, but the token pins %s: this server is not the token's cluster (check server: and token: in the config; the token is the server's /var/lib/rancher/rke2/server/node-token)", o.Server, hash, tok.CAHash)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	return &client{base: u, user: user, pass: tok.Password, o: o, http: &http.Client{Timeout: 30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}}, hash, nil
 }
 
 // fetchCA gets /cacerts without trusting the server yet: what it answers

@@ -304,3 +304,45 @@ func TestSupervisorEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestBootstrap: a further server takes the cluster's CAs and keys with
+// the server token only, writes them 0600, and refuses to replace
+// another cluster's.
+func TestBootstrap(t *testing.T) {
+	c := newCluster(t, true)
+	o := c.agent(t, "server2", "pw", c.token)
+	got, err := Bootstrap(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(serverpki.BootstrapFiles()) {
+		t.Errorf("wrote %v", got)
+	}
+	for _, rel := range serverpki.BootstrapFiles() {
+		want, _ := os.ReadFile(c.paths.Server(rel))
+		have, err := os.ReadFile(o.Paths.Server(rel))
+		fi, _ := os.Stat(o.Paths.Server(rel))
+		if err != nil || !bytes.Equal(have, want) || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v", rel, err, fi.Mode())
+		}
+	}
+	// Again: nothing to write.
+	if got, err := Bootstrap(context.Background(), o); err != nil || len(got) != 0 {
+		t.Errorf("second bootstrap: %v %v", got, err)
+	}
+	// Another cluster's CA on the node: refused, nothing replaced.
+	os.WriteFile(o.Paths.Server("tls", "client-ca.key"), []byte("another cluster's"), 0o600)
+	var pe *PermanentError
+	if _, err := Bootstrap(context.Background(), o); !errors.As(err, &pe) || !strings.Contains(err.Error(), "another cluster's secrets") {
+		t.Errorf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(o.Paths.Server("tls", "client-ca.key")); string(b) != "another cluster's" {
+		t.Error("the node's file was replaced")
+	}
+	// An agent's token gets no server secrets.
+	tok, _ := serverpki.ParseToken(c.token)
+	tok.Username = "node"
+	if _, err := Bootstrap(context.Background(), c.agent(t, "x", "pw", tok.String())); !errors.As(err, &pe) || !strings.Contains(err.Error(), "server token") {
+		t.Errorf("node token: %v", err)
+	}
+}

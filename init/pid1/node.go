@@ -46,11 +46,6 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 	// An agent given a server joins first, as RKE2's agent gets its
 	// configuration before it starts anything: a refusal (wrong token,
 	// a server that is not the token's) stops the boot here, said plainly.
-	if role == config.RoleServer && cfg.RKE2.Server() != "" {
-		// Failing closed: starting a cluster of its own would split the
-		// one the user meant this server to join.
-		return fmt.Errorf("rke2.server is set on a server: joining further servers to a cluster (etcd membership) is not supported by this OS yet; remove rke2.server to start a cluster of its own, or boot this node as an agent (role: agent)")
-	}
 	joining := role == config.RoleAgent && cfg.RKE2.Server() != ""
 	if joining {
 		var j agent.JoinResult

@@ -18,6 +18,10 @@ type EtcdOptions struct {
 	Image    string // rancher/hardened-etcd:...
 	NodeName string
 	NodeIP   string
+	// InitialCluster and ClusterState are a joining member's
+	// --initial-cluster and "existing"; "" for the first server's own
+	// single-member cluster ("name=https://ip:2380", "new").
+	InitialCluster, ClusterState string
 	// ExtraArgs are RKE2's etcd-arg ("name=value"): k3s writes them into
 	// etcd's config file over its own keys, so here one replaces the flag
 	// of the same name in place and a new one is appended.
@@ -65,6 +69,13 @@ func EtcdPod(o EtcdOptions) *corev1.Pod {
 	}
 	tls := o.Paths.EtcdTLS
 	dataDir := o.Paths.Server("db", "etcd")
+	initial, state := o.InitialCluster, o.ClusterState
+	if initial == "" {
+		initial = o.NodeName + "=https://" + ip + ":2380"
+	}
+	if state == "" {
+		state = "new"
+	}
 	hostPathDir := corev1.HostPathDirectoryOrCreate
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "etcd", Namespace: "kube-system",
@@ -84,8 +95,8 @@ func EtcdPod(o EtcdOptions) *corev1.Pod {
 					"--listen-metrics-urls=http://127.0.0.1:2381",
 					"--listen-peer-urls=https://127.0.0.1:2380,https://" + ip + ":2380",
 					"--initial-advertise-peer-urls=https://" + ip + ":2380",
-					"--initial-cluster=" + o.NodeName + "=https://" + ip + ":2380",
-					"--initial-cluster-state=new",
+					"--initial-cluster=" + initial,
+					"--initial-cluster-state=" + state,
 					"--client-cert-auth=true",
 					"--cert-file=" + tls("server-client.crt"),
 					"--key-file=" + tls("server-client.key"),

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -64,10 +65,26 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	if err != nil {
 		return err
 	}
-	if err := waitFor(ctx, "etcd", func(ctx context.Context) error { return etcdHealthy(ctx, etcd, e.EtcdURL+"/health") }); err != nil {
+	// A joined member is a learner until promoted: it answers only
+	// serializable reads, and the apiserver must wait for its vote.
+	j, err := e.readEtcdJoin()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	health := e.EtcdURL + "/health"
+	if j != nil && !j.Promoted {
+		health += "?serializable=true"
+	}
+	if err := waitFor(ctx, "etcd", func(ctx context.Context) error { return etcdHealthy(ctx, etcd, health) }); err != nil {
 		return stopped(ctx, err)
 	}
 	e.milestone("etcd-healthy")
+	if j != nil && !j.Promoted {
+		if err := e.promoteEtcd(ctx, j); err != nil {
+			return stopped(ctx, err)
+		}
+		e.milestone("etcd-voter")
+	}
 
 	api := pods.KubeAPIServerOptions{ControlPlane: cp, ExtraArgs: rc.Strings("kube-apiserver-arg"),
 		PodSecurityConfigFile: rc.String("pod-security-admission-config-file")}
@@ -97,17 +114,19 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 		return err
 	}
 	slog.Info("control plane started: kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy")
-	// server/manifests and the charts in them (the CNI among them) while
-	// the Node waits for its network.
-	go e.addons(ctx, rc)
-
-	// The Node, as RKE2's server treats its own: role labels once the
-	// kubelet has registered it, then node-ready once it is Ready.
 	kc, err := kubenode.Client(e.Paths.Server("cred", "supervisor.kubeconfig"), e.APIServerURL)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	// server/manifests and the charts in them (the CNI among them) while
+	// the Node waits for its network: on one server of the cluster at a
+	// time, the holder of a lease, as RKE2's controllers are.
+	go e.lead(ctx, kc, "rke2os-addons", nodeName, func(ctx context.Context) { e.addons(ctx, rc) })
+
+	// The Node, as RKE2's server treats its own: role labels once the
+	// kubelet has registered it, then node-ready once it is Ready.
 	e.clusterReady(ctx, sup, kc, etcd)
+	go e.removeDeletedServers(ctx, kc, nodeName)
 	if err := kubenode.Label(ctx, kc, nodeName, kubenode.ServerLabels, pollEvery); err != nil {
 		return stopped(ctx, err)
 	}

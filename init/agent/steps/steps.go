@@ -76,7 +76,7 @@ func Main(env Env, args []string, stdout io.Writer) int {
 	case agent.StepEtcd:
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
-		run = func(context.Context) (any, error) { return env.Etcd(*name, *ip) }
+		run = func(ctx context.Context) (any, error) { return env.Etcd(ctx, *name, *ip) }
 	case agent.StepJoin:
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
@@ -179,8 +179,10 @@ func (e Env) Import(ctx context.Context) (*agent.ImportResult, error) {
 	return &agent.ImportResult{Imported: res.Imported, Skipped: res.Skipped, Images: res.Images}, nil
 }
 
-// Etcd makes etcd's certificates and writes its static pod.
-func (e Env) Etcd(nodeName, nodeIP string) (*agent.EtcdResult, error) {
+// Etcd makes etcd's certificates and writes its static pod. A further
+// server (server: set) first takes the cluster's secrets from that server
+// and joins etcd as a learner.
+func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string) (*agent.EtcdResult, error) {
 	if nodeName == "" {
 		return nil, fmt.Errorf("etcd: no node name")
 	}
@@ -204,12 +206,24 @@ func (e Env) Etcd(nodeName, nodeIP string) (*agent.EtcdResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if rc.Server() != "" {
+		if err := e.bootstrapServer(ctx, rc, nodeName); err != nil {
+			return nil, fmt.Errorf("join: %w", err)
+		}
+	}
 	pki, err := e.serverPKI(nodeName, nodeIP, baked.Token)
 	if err != nil {
 		return nil, err
 	}
 	if err := pods.EtcdCerts(o); err != nil {
 		return nil, err
+	}
+	if rc.Server() != "" {
+		j, err := e.joinEtcd(ctx, rc, nodeName, nodeIP)
+		if err != nil {
+			return nil, err
+		}
+		o.InitialCluster, o.ClusterState = j.InitialCluster, "existing"
 	}
 	changed, err := pods.StaticPod(e.Paths.PodManifests(), pods.EtcdPod(o))
 	if err != nil {

@@ -1,0 +1,84 @@
+package join
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+
+	"github.com/rke2os/rke2os/init/serverpki"
+	"github.com/rke2os/rke2os/init/supervisor"
+)
+
+// Bootstrap takes a further server's share of the cluster from the
+// supervisor at o.Server (a server's token: "K10...::server:<secret>" or
+// the bare secret): the CAs with their keys, the service account key, the
+// encryption config and passwd, written below server/ where the node has
+// none. A file the node has with other content is an error, never
+// replaced: the node holds another cluster's secrets. It returns the
+// files written.
+func Bootstrap(ctx context.Context, o Options) ([]string, error) {
+	u, err := url.Parse(o.Server)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, permanent("server %q is not a URL like https://10.0.0.1:9345", o.Server)
+	}
+	c, _, err := connect(ctx, u, o, "server")
+	if err != nil {
+		return nil, err
+	}
+	defer c.http.CloseIdleConnections()
+	if c.user != "server" {
+		return nil, permanent("token: a server joins with the server token (K10...::server:<secret>), not an agent's")
+	}
+	if _, err := c.get(ctx, supervisor.Prefix+"/readyz"); err != nil {
+		return nil, err
+	}
+	b, err := c.get(ctx, supervisor.Prefix+"/server-bootstrap")
+	if err != nil {
+		return nil, err
+	}
+	var files map[string]supervisor.BootstrapFile
+	if err := json.Unmarshal(b, &files); err != nil {
+		return nil, fmt.Errorf("%s/server-bootstrap: %w", supervisor.Prefix, err)
+	}
+	want := serverpki.BootstrapFiles()
+	// Check everything before writing anything: all or nothing.
+	var todo []string
+	for _, rel := range want {
+		f, ok := files[rel]
+		if !ok || len(f.Content) == 0 {
+			return nil, fmt.Errorf("%s/server-bootstrap: no %s", supervisor.Prefix, rel)
+		}
+		p := o.Paths.Server(filepath.FromSlash(rel))
+		have, err := os.ReadFile(p)
+		switch {
+		case err == nil && bytes.Equal(have, f.Content):
+		case err == nil:
+			return nil, permanent("%s differs from the cluster's at %s: this node holds another cluster's secrets; wipe its state partition to join this cluster", p, o.Server)
+		case errors.Is(err, os.ErrNotExist):
+			todo = append(todo, rel)
+		default:
+			return nil, err
+		}
+	}
+	for rel := range files {
+		if !slices.Contains(want, rel) || path.Clean(rel) != rel {
+			return nil, fmt.Errorf("%s/server-bootstrap: unexpected file %q", supervisor.Prefix, rel)
+		}
+	}
+	var written []string
+	for _, rel := range todo {
+		p := o.Paths.Server(filepath.FromSlash(rel))
+		if err := writeFile(p, files[rel].Content, 0o600); err != nil {
+			return written, err
+		}
+		written = append(written, p)
+	}
+	return written, nil
+}
