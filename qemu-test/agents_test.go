@@ -55,11 +55,11 @@ func agentUserData(name, ip, token string) string {
 }
 
 // startAgent boots an agent disk (an overlay of base) with its config.
-func startAgent(t *testing.T, base, sw, name, ip, token string, mem int) *qemu.VM {
+func startAgent(t *testing.T, base, sw, name, ip, token string, mem, cpus int) *qemu.VM {
 	iso := cidata(t, agentUserData(name, ip, token), "instance-id: "+name+"\n")
-	return qemu.Start(t, qemu.Config{Machine: "q35", MemoryMiB: mem, CPUs: 2, Disk: qemu.Overlay(t, base, 8<<30),
+	return qemu.Start(t, qemu.Config{Machine: "q35", MemoryMiB: mem, CPUs: cpus, Disk: qemu.Overlay(t, base, 8<<30),
 		Switch: sw, SwitchMAC: clusterMAC(ip),
-		Extra: []string{"-drive", "file=" + iso + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}})
+		Extra: qemu.CIDataDrive(iso)})
 }
 
 // checkAgents joins an agent to the running server: it gets its
@@ -75,7 +75,7 @@ func checkAgents(t *testing.T, ctx context.Context, kc kubernetes.Interface, ser
 	}
 	token := strings.TrimSpace(string(tb))
 	base := roleImage(t, "agent")
-	agent := startAgent(t, base, sw, "agent1", clusterNet+"11", token, 3072)
+	agent := startAgent(t, base, sw, "agent1", clusterNet+"11", token, 3072, 2)
 	for _, m := range []string{"joined", "kubelet-started", "node-ready"} {
 		got, err := agent.WaitFor(regexp.MustCompile(`(?m)^rke2-init (milestone=`+m+` |error=)`), nodeTimeout)
 		if err != nil || got[1] == "error=" {
@@ -152,7 +152,9 @@ func checkAgents(t *testing.T, ctx context.Context, kc kubernetes.Interface, ser
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			vm := startAgent(t, base, sw, c.name, c.ip, c.token, 1536)
+			// One CPU each: they only go as far as the join, and the
+			// cluster must keep its share of the host.
+			vm := startAgent(t, base, sw, c.name, c.ip, c.token, 1536, 1)
 			if _, err := vm.WaitFor(regexp.MustCompile(c.want), nodeTimeout); err != nil {
 				t.Errorf("%s at %s: no %q on its console: %v; errors: %v", c.name, c.ip, c.want, err, vm.Errors())
 			}

@@ -105,7 +105,7 @@ func TestCluster(t *testing.T) {
 		Switch:     qemu.StartSwitch(t), SwitchMAC: clusterMAC(serverIP)}
 	seed := func(gen int) []string {
 		iso := cidata(t, clusterUserData(t, gen), "instance-id: node1\n")
-		return []string{"-drive", "file=" + iso + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}
+		return qemu.CIDataDrive(iso)
 	}
 	kubeconfig := filepath.Join(t.TempDir(), "admin.kubeconfig")
 	if b, err := exec.Command(filepath.Join(buildEnv(t, "RKE2_BIN"), "rke2-build"), "kubeconfig", "--secrets", secrets,

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
-	"github.com/rke2os/rke2os/builder/iso"
 	"github.com/rke2os/rke2os/init/timesync/ntptest"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -85,19 +84,7 @@ func (ca *testCA) clientAs(t *testing.T, cn string, org ...string) tls.Certifica
 
 // cidata writes a NoCloud volume with user-data and meta-data.
 func cidata(t *testing.T, userData, metaData string) string {
-	t.Helper()
-	dir := t.TempDir()
-	ud, md := filepath.Join(dir, "user-data"), filepath.Join(dir, "meta-data")
-	os.WriteFile(ud, []byte(userData), 0o644)
-	os.WriteFile(md, []byte(metaData), 0o644)
-	ws := filepath.Join(dir, "ws")
-	os.Mkdir(ws, 0o755)
-	out := filepath.Join(dir, "cidata.iso")
-	if err := iso.Write(out, ws, iso.Spec{VolumeID: "CIDATA", Epoch: time.Now(),
-		Files: []iso.File{{Path: "/user-data", Source: ud}, {Path: "/meta-data", Source: md}}}); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return qemu.CIData(t, userData, metaData)
 }
 
 func freePort(t *testing.T) int {
@@ -192,7 +179,7 @@ func newTestNode(t *testing.T, cfg qemu.Config) *testNode {
 // nodes' user-data and extra YAML at its end.
 func (n *testNode) userData(extra string) {
 	seed := cidata(n.t, nodeUserData(n.cas, extra), "instance-id: node1\n")
-	n.cfg.Extra = []string{"-drive", "file=" + seed + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}
+	n.cfg.Extra = qemu.CIDataDrive(seed)
 }
 
 // boot starts the node and waits for the timeline up to kubelet-started,

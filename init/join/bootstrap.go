@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -24,11 +23,7 @@ import (
 // replaced: the node holds another cluster's secrets. It returns the
 // files written.
 func Bootstrap(ctx context.Context, o Options) ([]string, error) {
-	u, err := url.Parse(o.Server)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, permanent("server %q is not a URL like https://10.0.0.1:9345", o.Server)
-	}
-	c, _, err := connect(ctx, u, o, "server")
+	c, _, err := connect(ctx, o, "server")
 	if err != nil {
 		return nil, err
 	}

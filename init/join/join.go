@@ -104,11 +104,7 @@ type client struct {
 // PermanentError for a refusal, with another error for what may pass
 // (the server not up yet, not ready, unreachable).
 func Join(ctx context.Context, o Options) (*State, error) {
-	u, err := url.Parse(o.Server)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, permanent("server %q is not a URL like https://10.0.0.1:9345", o.Server)
-	}
-	c, hash, err := connect(ctx, u, o, "node")
+	c, hash, err := connect(ctx, o, "node")
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +172,11 @@ func Join(ctx context.Context, o Options) (*State, error) {
 // connect checks the server's CA against the token and returns a client
 // that trusts that CA only and sends the token's credentials (user, if
 // the token is a bare secret).
-func connect(ctx context.Context, u *url.URL, o Options, user string) (*client, string, error) {
+func connect(ctx context.Context, o Options, user string) (*client, string, error) {
+	u, err := url.Parse(o.Server)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, "", permanent("server %q is not a URL like https://10.0.0.1:9345", o.Server)
+	}
 	tok, err := serverpki.ParseToken(o.Token)
 	if err != nil {
 		return nil, "", permanent("token: %w", err)

@@ -206,3 +206,16 @@ func pathVolumeName(prefix, p string) string {
 
 // WithDefaults is c with RKE2's defaults where c leaves a value out.
 func (c ControlPlane) WithDefaults() ControlPlane { return c.withDefaults() }
+
+// leaderElection sets the controller-manager's and the scheduler's lease
+// timings on d. Upstream's (a 15 s lease, 10 s to renew, a retry every
+// 2 s) give up the lease, and so exit, whenever the apiserver stalls for
+// 10 s, which a small or emulated machine under load does; each exit
+// costs a restart with growing backoff, and the node's pods wait. A
+// controller that stops renewing is still replaced within a minute. The
+// user's arguments, merged after, win.
+func leaderElection(d map[string]string) {
+	d["leader-elect-lease-duration"] = "60s"
+	d["leader-elect-renew-deadline"] = "40s"
+	d["leader-elect-retry-period"] = "10s"
+}

@@ -52,6 +52,7 @@ func KubeControllerManagerArgs(o KubeControllerManagerOptions) []string {
 		d["configure-cloud-routes"] = "false"
 		d["controllers"] += ",-service,-route,-cloud-node-lifecycle"
 	}
+	leaderElection(d)
 	return append([]string{
 		"--permit-port-sharing=true",
 		"--flex-volume-plugin-dir=/var/lib/kubelet/volumeplugins",

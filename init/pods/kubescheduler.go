@@ -23,6 +23,7 @@ func KubeSchedulerArgs(o KubeSchedulerOptions) []string {
 		"tls-private-key-file":      c.tls("kube-scheduler", "kube-scheduler.key"),
 		"profiling":                 "false",
 	}
+	leaderElection(d)
 	return append([]string{"--permit-port-sharing=true"}, MergeArgs(d, o.ExtraArgs)...)
 }
 

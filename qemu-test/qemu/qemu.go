@@ -6,6 +6,7 @@ package qemu
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rke2os/rke2os/builder/iso"
 	"github.com/rke2os/rke2os/internal/fsutil"
 )
 
@@ -235,19 +237,42 @@ func (vm *VM) Milestones() map[string]float64 {
 }
 
 // WaitFor waits until the console matches re, QEMU exits, or timeout passes.
+// A match lies within a line (and its newline): each look scans only the
+// lines the console has grown by since the last, so that waiting on a
+// chatty console (debug logs) costs the host little.
 func (vm *VM) WaitFor(re *regexp.Regexp, timeout time.Duration) ([]string, error) {
 	deadline := time.After(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	from := 0 // the start of the first line not wholly scanned yet
+	scan := func() []string {
+		b, _ := os.ReadFile(vm.console)
+		if len(b) < from {
+			from = 0
+		}
+		m := re.FindSubmatch(b[from:])
+		if i := bytes.LastIndexByte(b[from:], '\n'); i >= 0 {
+			from += i + 1
+		}
+		if m == nil {
+			return nil
+		}
+		out := make([]string, len(m))
+		for i := range m {
+			out[i] = string(m[i])
+		}
+		return out
+	}
 	for {
-		if m := re.FindStringSubmatch(vm.Console()); m != nil {
+		if m := scan(); m != nil {
 			return m, nil
 		}
 		select {
 		case <-deadline:
 			return nil, fmt.Errorf("no %q on the console after %s", re, timeout)
 		case <-vm.done:
-			if m := re.FindStringSubmatch(vm.Console()); m != nil {
+			from = 0
+			if m := scan(); m != nil {
 				return m, nil
 			}
 			return nil, fmt.Errorf("qemu exited before %q appeared on the console", re)
@@ -427,4 +452,33 @@ func StartSwitch(t TB) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// CIData writes a NoCloud volume (label CIDATA) with user-data and
+// meta-data, as a cloud gives a VM its config.
+func CIData(t TB, userData, metaData string) string {
+	t.Helper()
+	dir := t.TempDir()
+	ud, md := filepath.Join(dir, "user-data"), filepath.Join(dir, "meta-data")
+	for p, c := range map[string]string{ud: userData, md: metaData} {
+		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws := filepath.Join(dir, "ws")
+	if err := os.Mkdir(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "cidata.iso")
+	if err := iso.Write(out, ws, iso.Spec{VolumeID: "CIDATA", Epoch: time.Now(),
+		Files: []iso.File{{Path: "/user-data", Source: ud}, {Path: "/meta-data", Source: md}}}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// CIDataDrive are the QEMU arguments that attach a CIData volume as a
+// CD-ROM beside the machine's disk.
+func CIDataDrive(iso string) []string {
+	return []string{"-drive", "file=" + iso + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.1"}
 }

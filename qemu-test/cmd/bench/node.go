@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
+	"net"
 	"regexp"
 	"strconv"
 	"time"
@@ -29,10 +29,11 @@ var serverRE = regexp.MustCompile(`server resources" when=node-ready server_rss_
 
 var rssRE = regexp.MustCompile(`init resources" when=kubelet-started rss_kib=(\d+) anon_kib=(\d+) file_kib=\d+ shmem_kib=(\d+)`)
 
-// bootNode boots disk once up to node-ready, reads the figures, and
-// powers the machine off (so the state partition is clean for the next).
-func bootNode(tb *benchTB, disk string) nodeBoot {
-	vm := qemu.Start(tb, qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2, Disk: disk})
+// bootNode boots disk once up to node-ready, reads the figures, runs
+// during (if not nil) with the cluster up, and powers the machine off (so
+// the state partition is clean for the next).
+func bootNode(tb *benchTB, cfg qemu.Config, during func()) nodeBoot {
+	vm := qemu.Start(tb, cfg)
 	_, err := vm.WaitMilestone("kubelet-started", 20*time.Minute)
 	if err != nil {
 		check(fmt.Errorf("%w; errors: %v", err, vm.Errors()))
@@ -55,6 +56,9 @@ func bootNode(tb *benchTB, disk string) nodeBoot {
 	nb.serverKiB, _ = strconv.ParseFloat(m[1], 64)
 	nb.initReadyKiB, _ = strconv.ParseFloat(m[2], 64)
 	nb.memUsedKiB, _ = strconv.ParseFloat(m[3], 64)
+	if during != nil {
+		during()
+	}
 	check(vm.Powerdown())
 	check(vm.WaitExit(3 * time.Minute))
 	return nb
@@ -64,11 +68,18 @@ func bootNode(tb *benchTB, disk string) nodeBoot {
 // written to a real disk) twice: the first boot formats the state,
 // extracts the runtime and imports the airgap images; the second finds
 // them done. Each node boot is minutes under TCG, so this runs once.
-func benchNode(tb *benchTB, out string, helloWall float64) []row {
-	disk := qemu.Overlay(tb, filepath.Join(out, "rke2-server.raw"), 8<<30)
-	first := bootNode(tb, disk)
-	second := bootNode(tb, disk)
-	tb.Logf("first boot: %v\nsecond boot: %v", first.timeline, second.timeline)
+//
+// The server has baked secrets and a second NIC on a private segment,
+// where, during its first boot, an agent joins it (benchAgent).
+func benchNode(tb *benchTB, images clusterImages, helloWall float64) []row {
+	sw := qemu.StartSwitch(tb)
+	cfg := qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2, Disk: qemu.Overlay(tb, images.server, 8<<30),
+		Switch: sw, SwitchMAC: "52:54:00:76:00:0a",
+		Extra: qemu.CIDataDrive(qemu.CIData(tb, clusterConfig("node1", "192.168.76.10", ""), "instance-id: node1\n"))}
+	var agent agentBoot
+	first := bootNode(tb, cfg, func() { agent = bootAgent(tb, images, sw) })
+	second := bootNode(tb, cfg, nil)
+	tb.Logf("first boot: %v\nsecond boot: %v\nagent: %v", first.timeline, second.timeline, agent.timeline)
 	return []row{
 		ratioRow("QEMU start to kubelet-started, first boot, wall (s)", first.wall, "hello-world static PID 1 started", helloWall),
 		ratioRow("QEMU start to kubelet-started, second boot, wall (s)", second.wall, "hello-world static PID 1 started", helloWall),
@@ -87,7 +98,57 @@ func benchNode(tb *benchTB, out string, helloWall float64) []row {
 		{"init RSS at node-ready, first boot (MiB)", f(first.initReadyKiB / 1024), "", ""},
 		{"rke2-node server RSS at node-ready, first / second boot (MiB)", f(first.serverKiB/1024) + " / " + f(second.serverKiB/1024), "", ""},
 		{"guest memory in use at node-ready, first / second boot (MiB)", f(first.memUsedKiB/1024) + " / " + f(second.memUsedKiB/1024), "", ""},
+		ratioRow("agent: kernel start to node-ready, guest (s)", agent.timeline["node-ready"], "server, first boot", first.timeline["node-ready"]),
+		ratioRow("agent: the join (network-up to joined: cacerts, CSRs, kubeconfigs) (s)", agent.timeline["joined"]-agent.timeline["network-up"],
+			"agent: kernel start to node-ready", agent.timeline["node-ready"]),
+		{"agent: kubelet-started to node-ready (registration, kube-proxy, flannel) (s)", f(agent.timeline["node-ready"] - agent.timeline["kubelet-started"]), "", ""},
+		{"agent: QEMU start to node-ready, wall (s)", f(agent.readyWall), "", ""},
 	}
+}
+
+// clusterImages are the images the node benchmark boots: a server with the
+// cluster's secrets baked in, and an agent.
+type clusterImages struct{ server, agent, token string }
+
+// clusterConfig is the NoCloud user-data of a machine of the benchmark's
+// cluster: DHCP on the user-mode NIC, ip on the private segment as its
+// node-ip, and rke2 keys (join) after.
+func clusterConfig(name, ip, join string) string {
+	v4 := net.ParseIP(ip).To4()
+	return fmt.Sprintf(`#cloud-config
+hostname: %s
+network:
+  interfaces:
+    - name: eth0
+      dhcp4: true
+    - name: eth1
+      mac: "52:54:00:76:00:%02x"
+      addresses: [%s/24]
+rke2:
+  node-ip: %s
+%s`, name, v4[3], ip, ip, join)
+}
+
+// agentBoot is an agent's boot up to node-ready.
+type agentBoot struct {
+	timeline  map[string]float64
+	readyWall float64
+}
+
+// bootAgent boots the agent image on the private segment, joined to the
+// server at .10, up to node-ready, and powers it off.
+func bootAgent(tb *benchTB, images clusterImages, sw string) agentBoot {
+	join := fmt.Sprintf("  server: https://192.168.76.10:9345\n  token: %q\n", images.token)
+	vm := qemu.Start(tb, qemu.Config{Machine: "q35", MemoryMiB: 3072, CPUs: 2, Disk: qemu.Overlay(tb, images.agent, 8<<30),
+		Switch: sw, SwitchMAC: "52:54:00:76:00:0b",
+		Extra: qemu.CIDataDrive(qemu.CIData(tb, clusterConfig("agent1", "192.168.76.11", join), "instance-id: agent1\n"))})
+	if _, err := vm.WaitMilestone("node-ready", 20*time.Minute); err != nil {
+		check(fmt.Errorf("agent: %w; errors: %v", err, vm.Errors()))
+	}
+	ab := agentBoot{timeline: vm.Milestones(), readyWall: time.Since(vm.Started).Seconds()}
+	check(vm.Powerdown())
+	check(vm.WaitExit(3 * time.Minute))
+	return ab
 }
 
 // milestonesRow is the guest time of each milestone, first / second boot.
