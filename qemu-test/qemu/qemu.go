@@ -62,6 +62,10 @@ type Config struct {
 	// RTCBase sets the guest's hardware clock at start (QEMU's -rtc base=),
 	// like "2020-01-01"; "" is the host's time.
 	RTCBase string
+	// Nice runs QEMU at that niceness: a machine that must not starve
+	// another on a small host (an agent beside its server) gets a low
+	// priority.
+	Nice int
 	// Switch is a vde_switch's socket (StartSwitch): the machine gets a
 	// second NIC on that private network, with the MAC address SwitchMAC.
 	Switch, SwitchMAC string
@@ -107,6 +111,9 @@ func Start(t TB, cfg Config) *VM {
 		t.Fatal(err)
 	}
 	vm.cmd = exec.Command("qemu-system-x86_64", args...)
+	if cfg.Nice != 0 {
+		vm.cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(cfg.Nice), "qemu-system-x86_64"}, args...)...)
+	}
 	stderr, err := os.Create(filepath.Join(dir, "qemu.stderr"))
 	if err != nil {
 		t.Fatal(err)
