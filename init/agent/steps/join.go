@@ -129,13 +129,7 @@ func (e Env) Agent(ctx context.Context, nodeName, _ string) error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	if err := kubenode.WaitReady(ctx, kc, nodeName, pollEvery); err != nil {
-		return stopped(ctx, err)
-	}
-	e.milestone("node-ready")
-	logResources("node-ready")
-	<-ctx.Done()
-	return nil
+	return e.readyThenStay(ctx, kc, nodeName)
 }
 
 // refreshBackends asks the supervisors (the configured server first, then

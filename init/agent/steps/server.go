@@ -19,6 +19,7 @@ import (
 	"github.com/rke2os/rke2os/init/kubenode"
 	"github.com/rke2os/rke2os/init/pods"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // pollEvery is how often the server looks at etcd and the apiserver while
@@ -130,6 +131,13 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	if err := kubenode.Label(ctx, kc, nodeName, kubenode.ServerLabels, pollEvery); err != nil {
 		return stopped(ctx, err)
 	}
+	return e.readyThenStay(ctx, kc, nodeName)
+}
+
+// readyThenStay waits for the Node to be Ready, says node-ready with what
+// the node's processes cost then, and stays until ctx ends: the end of a
+// server's and an agent's service alike.
+func (e Env) readyThenStay(ctx context.Context, kc kubernetes.Interface, nodeName string) error {
 	if err := kubenode.WaitReady(ctx, kc, nodeName, pollEvery); err != nil {
 		return stopped(ctx, err)
 	}
