@@ -1,12 +1,11 @@
 package node
 
 import (
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
-	"text/template"
 )
 
 // ContainerdOptions are the inputs of containerd's config.
@@ -21,8 +20,10 @@ type ContainerdOptions struct {
 }
 
 // containerdTemplate is config version 3, for containerd 2.x, shaped like
-// the config RKE2 generates.
-var containerdTemplate = template.Must(template.New("config.toml").Parse(`# Written by rke2-init; regenerated at every boot.
+// the config RKE2 generates. Its placeholders are filled by plain string
+// replacement (quoted as Go quotes, which TOML's basic strings read the
+// same): PID 1 renders it, and text/template is large for a small binary.
+const containerdTemplate = `# Written by rke2-init; regenerated at every boot.
 version = 3
 root = {{printf "%q" .Root}}
 state = {{printf "%q" .State}}
@@ -63,7 +64,7 @@ state = {{printf "%q" .State}}
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
   SystemdCgroup = false
   BinaryName = {{printf "%q" .Runc}}
-`))
+`
 
 // ContainerdConfig renders containerd's config.toml.
 func ContainerdConfig(o ContainerdOptions) ([]byte, error) {
@@ -76,8 +77,7 @@ func ContainerdConfig(o ContainerdOptions) ([]byte, error) {
 	if o.CNIConfDir == "" {
 		o.CNIConfDir = "/etc/cni/net.d"
 	}
-	var b bytes.Buffer
-	err := containerdTemplate.Execute(&b, map[string]string{
+	vals := map[string]string{
 		"Root":         o.Paths.Agent("containerd"),
 		"State":        o.Paths.RunDir,
 		"Socket":       o.Paths.ContainerdSocket(),
@@ -87,8 +87,16 @@ func ContainerdConfig(o ContainerdOptions) ([]byte, error) {
 		"CNIBinDir":    o.CNIBinDir,
 		"CNIConfDir":   o.CNIConfDir,
 		"Runc":         filepath.Join(o.BinDir, "runc"),
-	})
-	return b.Bytes(), err
+	}
+	var pairs []string
+	for k, v := range vals {
+		pairs = append(pairs, `{{printf "%q" .`+k+`}}`, strconv.Quote(v))
+	}
+	out := strings.NewReplacer(pairs...).Replace(containerdTemplate)
+	if i := strings.Index(out, "{{"); i >= 0 {
+		return nil, fmt.Errorf("containerd config: unfilled placeholder at %q", out[i:min(len(out), i+40)])
+	}
+	return []byte(out), nil
 }
 
 // Mirror is one registries.yaml mirror: the endpoints to try for a registry.

@@ -1,11 +1,9 @@
 package node
 
 import (
-	"bytes"
 	"cmp"
 	"fmt"
 	"strings"
-	"text/template"
 )
 
 // KubeletOptions are the inputs of the kubelet's configuration.
@@ -24,36 +22,33 @@ type KubeletOptions struct {
 	Labels, Taints []string
 }
 
-// kubeletTemplate is the KubeletConfiguration drop-in RKE2 writes to
-// agent/etc/kubelet.conf.d/00-rke2-defaults.conf.
-var kubeletTemplate = template.Must(template.New("kubelet").Parse(`# Written by rke2-init; regenerated at every boot.
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-address: 0.0.0.0
-authentication:
-  anonymous:
-    enabled: {{.Standalone}}
-  webhook:
-    enabled: {{not .Standalone}}
-{{- if not .Standalone}}
-  x509:
-    clientCAFile: {{.ClientCA}}
-{{- end}}
-authorization:
-  mode: {{if .Standalone}}AlwaysAllow{{else}}Webhook{{end}}
-cgroupDriver: cgroupfs
-cgroupsPerQOS: true
-clusterDNS:
-- {{.ClusterDNS}}
-clusterDomain: {{.ClusterDomain}}
-containerRuntimeEndpoint: unix://{{.Socket}}
-enforceNodeAllocatable: []
+// kubeletConfig writes the KubeletConfiguration drop-in RKE2 writes to
+// agent/etc/kubelet.conf.d/00-rke2-defaults.conf. It is plain string
+// building, not text/template: PID 1 renders it, and the template package
+// (with reflect) is a large part of a small binary's resident pages.
+func kubeletConfig(b *strings.Builder, o KubeletOptions, taints []taint) {
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("# Written by rke2-init; regenerated at every boot.\n")
+	w("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\naddress: 0.0.0.0\n")
+	w("authentication:\n  anonymous:\n    enabled: %t\n  webhook:\n    enabled: %t\n", o.Standalone, !o.Standalone)
+	if !o.Standalone {
+		w("  x509:\n    clientCAFile: %s\n", o.Paths.Agent("client-ca.crt"))
+	}
+	mode := "Webhook"
+	if o.Standalone {
+		mode = "AlwaysAllow"
+	}
+	w("authorization:\n  mode: %s\n", mode)
+	w("cgroupDriver: cgroupfs\ncgroupsPerQOS: true\n")
+	w("clusterDNS:\n- %s\nclusterDomain: %s\n", o.ClusterDNS, cmp.Or(o.ClusterDomain, "cluster.local"))
+	w("containerRuntimeEndpoint: unix://%s\n", o.Paths.ContainerdSocket())
+	w(`enforceNodeAllocatable: []
 evictionHard:
-  imagefs.available: 5%
-  nodefs.available: 5%
+  imagefs.available: 5%%
+  nodefs.available: 5%%
 evictionMinimumReclaim:
-  imagefs.available: 10%
-  nodefs.available: 10%
+  imagefs.available: 10%%
+  nodefs.available: 10%%
 failSwapOn: false
 fileCheckFrequency: 5s
 healthzBindAddress: 127.0.0.1
@@ -61,25 +56,23 @@ healthzPort: 10248
 imageGCHighThresholdPercent: 95
 localStorageCapacityIsolation: true
 readOnlyPort: 0
-{{- if .Taints}}
-registerWithTaints:
-{{- range .Taints}}
-- key: {{printf "%q" .Key}}
-{{- if .Value}}
-  value: {{printf "%q" .Value}}
-{{- end}}
-  effect: {{.Effect}}
-{{- end}}
-{{- end}}
-resolvConf: /etc/resolv.conf
-serializeImagePulls: false
-staticPodPath: {{.PodManifests}}
-syncFrequency: 0s
-{{- if not .Standalone}}
-tlsCertFile: {{.ServingCert}}
-tlsPrivateKeyFile: {{.ServingKey}}
-{{- end}}
-`))
+`)
+	if len(taints) > 0 {
+		w("registerWithTaints:\n")
+		for _, t := range taints {
+			w("- key: %q\n", t.Key)
+			if t.Value != "" {
+				w("  value: %q\n", t.Value)
+			}
+			w("  effect: %s\n", t.Effect)
+		}
+	}
+	w("resolvConf: /etc/resolv.conf\nserializeImagePulls: false\n")
+	w("staticPodPath: %s\nsyncFrequency: 0s\n", o.Paths.PodManifests())
+	if !o.Standalone {
+		w("tlsCertFile: %s\ntlsPrivateKeyFile: %s\n", o.Paths.Agent("serving-kubelet.crt"), o.Paths.Agent("serving-kubelet.key"))
+	}
+}
 
 // taint is one node-taint, "key=value:Effect" taken apart.
 type taint struct{ Key, Value, Effect string }
@@ -108,19 +101,9 @@ func KubeletConfig(o KubeletOptions) ([]byte, error) {
 		}
 		taints = append(taints, t)
 	}
-	var b bytes.Buffer
-	err := kubeletTemplate.Execute(&b, map[string]any{
-		"Standalone":    o.Standalone,
-		"ClientCA":      o.Paths.Agent("client-ca.crt"),
-		"ServingCert":   o.Paths.Agent("serving-kubelet.crt"),
-		"ServingKey":    o.Paths.Agent("serving-kubelet.key"),
-		"Taints":        taints,
-		"ClusterDNS":    o.ClusterDNS,
-		"ClusterDomain": cmp.Or(o.ClusterDomain, "cluster.local"),
-		"Socket":        o.Paths.ContainerdSocket(),
-		"PodManifests":  o.Paths.PodManifests(),
-	})
-	return b.Bytes(), err
+	var b strings.Builder
+	kubeletConfig(&b, o, taints)
+	return []byte(b.String()), nil
 }
 
 // KubeletConfigDir is the drop-in directory the kubelet reads (--config-dir).

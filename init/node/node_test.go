@@ -1,6 +1,9 @@
 package node
 
 import (
+	"context"
+	"io"
+	"net"
 	"strings"
 	"testing"
 
@@ -51,5 +54,53 @@ func TestKubeletConfig(t *testing.T) {
 		if want := "--node-labels=topology.kubernetes.io/zone=rack-2,example.com/gpu="; !standalone && !strings.Contains(args, want) {
 			t.Errorf("args %s lack %s", args, want)
 		}
+	}
+}
+
+func TestHTTPOK(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		reply string
+		ok    bool
+	}{
+		{"ok", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true},
+		{"ok 1.0", "HTTP/1.0 200 OK\r\n\r\n", true},
+		{"unhealthy", "HTTP/1.1 500 Internal Server Error\r\n\r\n", false},
+		{"not http", "SSH-2.0-OpenSSH\r\n", false},
+		{"closed", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			got := make(chan string, 1)
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				buf := make([]byte, 512)
+				n, _ := c.Read(buf)
+				got <- string(buf[:n])
+				io.WriteString(c, tc.reply)
+			}()
+			err = httpOK(context.Background(), l.Addr().String(), "/healthz")
+			if (err == nil) != tc.ok {
+				t.Fatalf("httpOK = %v, want ok=%t", err, tc.ok)
+			}
+			if req := <-got; !strings.HasPrefix(req, "GET /healthz HTTP/1.0\r\n") {
+				t.Errorf("request = %q", req)
+			}
+		})
+	}
+	// Nothing listening: an error, not a hang.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	if err := httpOK(context.Background(), addr, "/healthz"); err == nil {
+		t.Error("httpOK to a closed port succeeded")
 	}
 }

@@ -1,12 +1,14 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rke2os/rke2os/init/config"
@@ -140,25 +142,36 @@ func (s *Stack) StartKubelet(standalone bool) error {
 		Args:    KubeletArgs(o),
 		LogFile: s.Paths.Agent("logs", "kubelet.log"),
 		Ready: func(ctx context.Context) error {
-			return httpOK(ctx, "http://127.0.0.1:10248/healthz")
+			return httpOK(ctx, "127.0.0.1:10248", "/healthz")
 		},
 	}, "containerd")
 }
 
-func httpOK(ctx context.Context, url string) error {
+// httpOK asks a plain-HTTP health endpoint on this host (the kubelet's
+// healthz) and wants a 200. It speaks HTTP/1.0 over a TCP connection
+// itself: net/http would bring TLS, HTTP/2 and their certificate code into
+// PID 1 for one local GET.
+func httpOK(ctx context.Context, hostport, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", hostport)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, hostport); err != nil {
 		return err
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
+	line, err := bufio.NewReaderSize(io.LimitReader(c, 4096), 512).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("http://%s%s: reading the status line: %w", hostport, path, err)
+	}
+	if _, status, ok := strings.Cut(strings.TrimSpace(line), " "); !ok || !strings.HasPrefix(line, "HTTP/1.") || !strings.HasPrefix(status, "200") {
+		return fmt.Errorf("http://%s%s: %s", hostport, path, strings.TrimSpace(line))
 	}
 	return nil
 }

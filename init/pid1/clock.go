@@ -2,7 +2,6 @@ package pid1
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/pem"
 	"log/slog"
 	"net/netip"
@@ -14,6 +13,8 @@ import (
 	"github.com/rke2os/rke2os/init/console"
 	"github.com/rke2os/rke2os/init/network"
 	"github.com/rke2os/rke2os/init/timesync"
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // clockWait bounds the boot's wait for an NTP answer: a node whose servers
@@ -76,7 +77,9 @@ func syncClock(ctx context.Context, cfg *config.Config, net *network.State) {
 }
 
 // certNotBefore is when a certificate starts to be valid; zero when it
-// cannot be read (none made yet).
+// cannot be read (none made yet). It reads only the DER path to the
+// validity (crypto/x509 would bring its whole parser, and the key
+// algorithms, into PID 1 for one date).
 func certNotBefore(path string) time.Time {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -86,9 +89,32 @@ func certNotBefore(path string) time.Time {
 	if blk == nil {
 		return time.Time{}
 	}
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
+	return derNotBefore(blk.Bytes)
+}
+
+// derNotBefore walks Certificate -> TBSCertificate -> Validity (RFC 5280
+// 4.1) to notBefore; zero on anything malformed.
+func derNotBefore(der []byte) time.Time {
+	in := cryptobyte.String(der)
+	var cert, tbs, validity cryptobyte.String
+	if !in.ReadASN1(&cert, asn1.SEQUENCE) || !cert.ReadASN1(&tbs, asn1.SEQUENCE) ||
+		!tbs.SkipOptionalASN1(asn1.Tag(0).Constructed().ContextSpecific()) || // version
+		!tbs.SkipASN1(asn1.INTEGER) || // serialNumber
+		!tbs.SkipASN1(asn1.SEQUENCE) || // signature
+		!tbs.SkipASN1(asn1.SEQUENCE) || // issuer
+		!tbs.ReadASN1(&validity, asn1.SEQUENCE) {
 		return time.Time{}
 	}
-	return c.NotBefore
+	var t time.Time
+	switch {
+	case validity.PeekASN1Tag(asn1.UTCTime):
+		if !validity.ReadASN1UTCTime(&t) {
+			return time.Time{}
+		}
+	case validity.PeekASN1Tag(asn1.GeneralizedTime):
+		if !validity.ReadASN1GeneralizedTime(&t) {
+			return time.Time{}
+		}
+	}
+	return t
 }

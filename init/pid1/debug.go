@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
+	"net"
+	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -59,27 +61,75 @@ const debugHooksAddr = config.DebugHooksAddr
 // serveDebugHooks lets tests act inside the node: POST
 // /debug/signal?service=kubelet&signal=KILL signals a supervised service.
 // It is off unless the config asks for it, and never for production nodes.
+// It answers HTTP/1.0 itself, one request per connection, rather than
+// bring net/http (and TLS with it) into PID 1 for a test hook.
 func serveDebugHooks(sup *supervise.Supervisor) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /debug/signal", func(w http.ResponseWriter, r *http.Request) {
-		name := r.URL.Query().Get("service")
-		sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM}[r.URL.Query().Get("signal")]
-		if sig == 0 {
-			http.Error(w, "signal must be KILL or TERM", http.StatusBadRequest)
-			return
-		}
-		if err := sup.Signal(name, sig); err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
-			return
-		}
-		slog.Warn("debug hook: signalled", "service", name, "signal", r.URL.Query().Get("signal"))
-		fmt.Fprintf(w, "signalled %s\n", name)
-	})
+	l, err := net.Listen("tcp", debugHooksAddr)
+	if err != nil {
+		slog.Error("debug hooks", "err", err)
+		return
+	}
 	slog.Warn("debug hooks listening: not for production", "addr", debugHooksAddr)
 	go func() {
 		defer func() { recover() }()
-		if err := http.ListenAndServe(debugHooksAddr, mux); err != nil {
-			slog.Error("debug hooks", "err", err)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				slog.Error("debug hooks", "err", err)
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				code, msg := debugRequest(bufio.NewReader(io.LimitReader(c, 8192)), sup.Signal)
+				fmt.Fprintf(c, "HTTP/1.0 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+					code, statusText[code], len(msg), msg)
+			}()
 		}
 	}()
+}
+
+var statusText = map[int]string{200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+
+// debugRequest reads one request (its line and headers; a hook has no
+// body) and acts on it, returning the status code and the reply.
+func debugRequest(r *bufio.Reader, signal func(string, syscall.Signal) error) (int, string) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return 400, "no request line\n"
+	}
+	for { // headers, up to the blank line
+		h, err := r.ReadString('\n')
+		if err != nil {
+			return 400, "headers not terminated\n"
+		}
+		if strings.TrimSpace(h) == "" {
+			break
+		}
+	}
+	f := strings.Fields(line)
+	if len(f) != 3 || !strings.HasPrefix(f[2], "HTTP/1.") {
+		return 400, "not an HTTP/1 request line\n"
+	}
+	u, err := url.ParseRequestURI(f[1])
+	if err != nil {
+		return 400, err.Error() + "\n"
+	}
+	if u.Path != "/debug/signal" {
+		return 404, "no hook at " + u.Path + "\n"
+	}
+	if f[0] != "POST" {
+		return 405, "use POST\n"
+	}
+	q := u.Query()
+	name, signame := q.Get("service"), q.Get("signal")
+	sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM}[signame]
+	if sig == 0 {
+		return 400, "signal must be KILL or TERM\n"
+	}
+	if err := signal(name, sig); err != nil {
+		return 404, err.Error() + "\n"
+	}
+	slog.Warn("debug hook: signalled", "service", name, "signal", signame)
+	return 200, fmt.Sprintf("signalled %s\n", name)
 }
