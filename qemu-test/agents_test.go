@@ -146,7 +146,7 @@ func checkAgents(t *testing.T, ctx context.Context, kc kubernetes.Interface, ser
 	for _, c := range []struct{ name, ip, token, want string }{
 		{"agent2", clusterNet + "12", tok[0] + "::node:wrong-secret", `refused the token \(401`},
 		{"agent3", clusterNet + "13", wrongCA, `presents a cluster CA whose sha256 is [0-9a-f]{64}, but the token pins 0{64}`},
-		{"agent1", clusterNet + "14", token, `refused the node name "agent1" \(403`},
+		{"agent1", clusterNet + "14", token, `refused the node name \\?"agent1\\?" \(403`}, // slog escapes the quotes
 	} {
 		wg.Add(1)
 		go func() {
