@@ -20,19 +20,19 @@ type ContainerdOptions struct {
 }
 
 // containerdTemplate is config version 3, for containerd 2.x, shaped like
-// the config RKE2 generates. Its placeholders are filled by plain string
-// replacement (quoted as Go quotes, which TOML's basic strings read the
-// same): PID 1 renders it, and text/template is large for a small binary.
+// the config RKE2 generates. Each {{Name}} is replaced by its value as a
+// quoted string (Go's quoting, which TOML's basic strings read the same):
+// PID 1 renders it, and text/template is large for a small binary.
 const containerdTemplate = `# Written by rke2-init; regenerated at every boot.
 version = 3
-root = {{printf "%q" .Root}}
-state = {{printf "%q" .State}}
+root = {{Root}}
+state = {{State}}
 
 [grpc]
-  address = {{printf "%q" .Socket}}
+  address = {{Socket}}
 
 [plugins.'io.containerd.internal.v1.opt']
-  path = {{printf "%q" .Opt}}
+  path = {{Opt}}
 
 [plugins.'io.containerd.grpc.v1.cri']
   stream_server_address = "127.0.0.1"
@@ -49,21 +49,21 @@ state = {{printf "%q" .State}}
   disable_snapshot_annotations = true
 
 [plugins.'io.containerd.cri.v1.images'.pinned_images]
-  sandbox = {{printf "%q" .SandboxImage}}
+  sandbox = {{SandboxImage}}
 
 [plugins.'io.containerd.cri.v1.images'.registry]
-  config_path = {{printf "%q" .CertsDir}}
+  config_path = {{CertsDir}}
 
 [plugins.'io.containerd.cri.v1.runtime'.cni]
-  bin_dirs = [{{printf "%q" .CNIBinDir}}]
-  conf_dir = {{printf "%q" .CNIConfDir}}
+  bin_dirs = [{{CNIBinDir}}]
+  conf_dir = {{CNIConfDir}}
 
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
   runtime_type = "io.containerd.runc.v2"
 
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
   SystemdCgroup = false
-  BinaryName = {{printf "%q" .Runc}}
+  BinaryName = {{Runc}}
 `
 
 // ContainerdConfig renders containerd's config.toml.
@@ -90,7 +90,7 @@ func ContainerdConfig(o ContainerdOptions) ([]byte, error) {
 	}
 	var pairs []string
 	for k, v := range vals {
-		pairs = append(pairs, `{{printf "%q" .`+k+`}}`, strconv.Quote(v))
+		pairs = append(pairs, "{{"+k+"}}", strconv.Quote(v))
 	}
 	out := strings.NewReplacer(pairs...).Replace(containerdTemplate)
 	if i := strings.Index(out, "{{"); i >= 0 {
