@@ -202,8 +202,14 @@ func connect(ctx context.Context, o Options, user string) (*client, string, erro
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
-	return &client{base: u, user: user, pass: tok.Password, o: o, http: &http.Client{Timeout: 30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}}, hash, nil
+	return newClient(u, user, tok.Password, o, pool, 30*time.Second), hash, nil
+}
+
+// newClient is a supervisor client that trusts pool only and sends user
+// and pass as basic auth.
+func newClient(u *url.URL, user, pass string, o Options, pool *x509.CertPool, timeout time.Duration) *client {
+	return &client{base: u, user: user, pass: pass, o: o, http: &http.Client{Timeout: timeout,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}}
 }
 
 // fetchCA gets /cacerts without trusting the server yet: what it answers
@@ -382,8 +388,7 @@ func APIServers(ctx context.Context, server, token, caFile string) ([]string, er
 	if user == "" {
 		user = "node"
 	}
-	c := &client{base: u, user: user, pass: tok.Password, o: Options{Server: server}, http: &http.Client{Timeout: 15 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}}
+	c := newClient(u, user, tok.Password, Options{Server: server}, pool, 15*time.Second)
 	defer c.http.CloseIdleConnections()
 	b, err := c.get(ctx, supervisor.Prefix+"/apiservers")
 	if err != nil {
