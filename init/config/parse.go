@@ -963,6 +963,9 @@ var rke2TypedKeys = map[string]func(p *parser, v *yaml.Node, path string) bool{
 	"tls-san":    func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkSAN) },
 	"node-ip":    func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkNodeIP) },
 	"cni":        (*parser).rke2CNI,
+	"control-plane-probe-configuration": func(p *parser, v *yaml.Node, path string) bool {
+		return p.rke2List(v, path, checkProbeConfiguration)
+	},
 }
 
 // rke2KeyRe matches RKE2 option names: its flag names, with an optional "+"

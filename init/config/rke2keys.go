@@ -35,6 +35,7 @@ var RKE2KeysActedOn = map[string]string{
 	"system-default-registry":            "the charts' global.systemDefaultRegistry",
 	"cluster-dns":                        "the kubelet's clusterDNS, the charts' global.clusterDNS",
 	"pod-security-admission-config-file": "the apiserver's Pod Security configuration",
+	"control-plane-probe-configuration":  "the control plane's and kube-proxy's probe timing",
 }
 
 // RKE2Warnings names, one sentence each, the keys under rke2: that this OS

@@ -219,3 +219,29 @@ func leaderElection(d map[string]string) {
 	d["leader-elect-renew-deadline"] = "40s"
 	d["leader-elect-retry-period"] = "10s"
 }
+
+// SetProbes applies RKE2's control-plane-probe-configuration settings
+// ("<component>-<probe>-<setting>": see config.ParseProbeConfiguration) to
+// the probes of a static pod, its component named by its first container.
+// A probe the pod does not have is not added; exec probes still run at
+// most every 5 seconds.
+func SetProbes(pod *corev1.Pod, settings map[string]int32) {
+	if len(settings) == 0 || len(pod.Spec.Containers) == 0 {
+		return
+	}
+	c := &pod.Spec.Containers[0]
+	for kind, p := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe, "startup": c.StartupProbe} {
+		if p == nil {
+			continue
+		}
+		for setting, field := range map[string]*int32{"initial-delay-seconds": &p.InitialDelaySeconds, "timeout-seconds": &p.TimeoutSeconds,
+			"failure-threshold": &p.FailureThreshold, "period-seconds": &p.PeriodSeconds} {
+			if v, ok := settings[c.Name+"-"+kind+"-"+setting]; ok {
+				*field = v
+			}
+		}
+		if p.Exec != nil && p.PeriodSeconds < 5 {
+			p.PeriodSeconds = 5
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/console"
 	"github.com/rke2os/rke2os/init/host"
 	"github.com/rke2os/rke2os/init/kubenode"
@@ -94,7 +95,7 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 			return fmt.Errorf("server: pod security config: %w", err)
 		}
 	}
-	if err := e.writePod(pods.KubeAPIServerPod(api)); err != nil {
+	if err := e.writePod(rc, pods.KubeAPIServerPod(api)); err != nil {
 		return err
 	}
 	readyz := e.APIServerURL + "/readyz"
@@ -103,18 +104,13 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	}
 	e.milestone("apiserver-ready")
 
-	if err := e.writePod(pods.KubeControllerManagerPod(pods.KubeControllerManagerOptions{ControlPlane: cp, ExtraArgs: rc.Strings("kube-controller-manager-arg")})); err != nil {
+	if err := e.writePod(rc, pods.KubeControllerManagerPod(pods.KubeControllerManagerOptions{ControlPlane: cp, ExtraArgs: rc.Strings("kube-controller-manager-arg")})); err != nil {
 		return err
 	}
-	if err := e.writePod(pods.KubeSchedulerPod(pods.KubeSchedulerOptions{ControlPlane: cp, ExtraArgs: rc.Strings("kube-scheduler-arg")})); err != nil {
+	if err := e.writePod(rc, pods.KubeSchedulerPod(pods.KubeSchedulerOptions{ControlPlane: cp, ExtraArgs: rc.Strings("kube-scheduler-arg")})); err != nil {
 		return err
 	}
-	// kube-proxy as a static pod, as current RKE2 runs it on every node.
-	if err := e.writePod(pods.KubeProxyPod(pods.KubeProxyOptions{Paths: e.Paths, Image: image, NodeName: nodeName, NodeIP: nodeIP,
-		ClusterCIDR: rc.String("cluster-cidr"), ExtraArgs: rc.Strings("kube-proxy-arg")})); err != nil {
-		return err
-	}
-	slog.Info("control plane started: kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy")
+	slog.Info("control plane started: kube-apiserver, kube-controller-manager, kube-scheduler")
 	kc, err := kubenode.Client(e.Paths.Server("cred", "supervisor.kubeconfig"), e.APIServerURL)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -164,9 +160,10 @@ func stopped(ctx context.Context, err error) error {
 	return fmt.Errorf("server: %w", err)
 }
 
-// writePod writes a static pod into the kubelet's manifests, unchanged
-// content left as it is.
-func (e Env) writePod(pod *corev1.Pod) error {
+// writePod writes a static pod into the kubelet's manifests, with the
+// config's probe settings, unchanged content left as it is.
+func (e Env) writePod(rc config.RKE2Config, pod *corev1.Pod) error {
+	pods.SetProbes(pod, rc.ProbeConfiguration())
 	changed, err := pods.StaticPod(e.Paths.PodManifests(), pod)
 	if err != nil {
 		return fmt.Errorf("server: %s: %w", pod.Name, err)

@@ -46,9 +46,15 @@ func TestServer(t *testing.T) {
 		`{"name":"docker.io/rancher/hardened-kubernetes:v1.34.4-rke2r1-build20250101","id":"sha256:2","archive":"/a.tar"}]}`
 	os.WriteFile(env.Release, []byte(rel), 0o644)
 	os.MkdirAll(env.Paths.EtcDir, 0o700)
-	os.WriteFile(filepath.Join(env.Paths.EtcDir, "config.yaml"), []byte("kube-apiserver-arg: [\"v=2\"]\n"), 0o600)
+	os.WriteFile(filepath.Join(env.Paths.EtcDir, "config.yaml"), []byte("kube-apiserver-arg: [\"v=2\"]\n"+
+		"control-plane-probe-configuration: [kube-apiserver-liveness-period-seconds=37, kube-proxy-liveness-failure-threshold=19]\n"), 0o600)
 	if code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15"); code != 0 {
 		t.Fatalf("etcd step: %v", m)
+	}
+	// kube-proxy's pod comes with etcd's, before any DaemonSet pod can
+	// be bound to the node, with the config's probe settings.
+	if b, err := os.ReadFile(filepath.Join(env.Paths.PodManifests(), "kube-proxy.yaml")); err != nil || !strings.Contains(string(b), "failureThreshold: 19") {
+		t.Errorf("kube-proxy's pod after the etcd step: %v\n%s", err, b)
 	}
 	var etcdUp, apiUp, registered, ready atomic.Bool
 	var labels atomic.Value
@@ -116,6 +122,9 @@ func TestServer(t *testing.T) {
 	waitUntil("the apiserver's pod, once etcd is healthy", func() bool { return manifest("kube-apiserver") != "" })
 	if m := manifest("kube-apiserver"); !strings.Contains(m, "--v=2") || !strings.Contains(m, "hardened-kubernetes:v1.34.4-rke2r1-build20250101") {
 		t.Errorf("apiserver pod lacks the user's argument or the image:\n%s", m)
+	}
+	if m := manifest("kube-apiserver"); !strings.Contains(m, "periodSeconds: 37") {
+		t.Errorf("apiserver pod lacks the configured liveness period:\n%s", m)
 	}
 	if _, err := os.Stat(filepath.Join(env.Paths.EtcDir, "rke2-pss.yaml")); err != nil {
 		t.Errorf("pod security config: %v", err)

@@ -21,7 +21,8 @@ func testEnv(t *testing.T) Env {
 	dir := t.TempDir()
 	env := Env{Paths: node.Paths{DataDir: filepath.Join(dir, "rke2"), EtcDir: filepath.Join(dir, "etc"), RunDir: filepath.Join(dir, "run")},
 		Release: filepath.Join(dir, "release.json"), MediumDir: filepath.Join(dir, "medium")}
-	rel := `{"rke2_version":"v1.34.4+rke2r1","images":[{"name":"docker.io/rancher/hardened-etcd:v3.6.7-k3s1","id":"sha256:1","archive":"/rke2/agent/images/a.tar"}]}`
+	rel := `{"rke2_version":"v1.34.4+rke2r1","images":[{"name":"docker.io/rancher/hardened-etcd:v3.6.7-k3s1","id":"sha256:1","archive":"/rke2/agent/images/a.tar"},` +
+		`{"name":"docker.io/rancher/hardened-kubernetes:v1.34.4-rke2r1-build20250101","id":"sha256:2","archive":"/rke2/agent/images/a.tar"}]}`
 	if err := os.WriteFile(env.Release, []byte(rel), 0o644); err != nil {
 		t.Fatal(err)
 	}
