@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rke2os/rke2os/init/config"
@@ -251,9 +252,24 @@ func httpOK(ctx context.Context, c *http.Client, url string) error {
 		return err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s %s", url, resp.Status, body)
+		return fmt.Errorf("%s: %s %s", url, resp.Status, failedChecks(body))
 	}
 	return nil
+}
+
+// failedChecks is what to say of a health endpoint's answer: the checks it
+// reports failed ("[-]name failed: ..."), the answer's start if none.
+func failedChecks(body []byte) string {
+	var failed []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, "[-]") {
+			failed = append(failed, l)
+		}
+	}
+	if len(failed) == 0 {
+		return string(body[:min(len(body), 512)])
+	}
+	return strings.Join(failed, "; ")
 }

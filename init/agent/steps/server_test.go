@@ -165,3 +165,16 @@ func TestServer(t *testing.T) {
 		t.Errorf("Server: %v", err)
 	}
 }
+
+func TestFailedChecks(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{"[+]ping ok\n[+]log ok\n[-]poststarthook/rbac/bootstrap-roles failed: not finished\n[+]etcd ok\n[-]etcd-readiness failed: reason withheld\nreadyz check failed\n",
+			"[-]poststarthook/rbac/bootstrap-roles failed: not finished; [-]etcd-readiness failed: reason withheld"},
+		{"Internal Server Error", "Internal Server Error"},
+		{"", ""},
+	} {
+		if got := failedChecks([]byte(tc.body)); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.body, got, tc.want)
+		}
+	}
+}
