@@ -60,11 +60,27 @@ func TestHA(t *testing.T) {
 	servers := make([]*haServer, 3)
 	for i := range servers {
 		s := &haServer{name: fmt.Sprintf("server%d", i+1), ip: fmt.Sprintf("%s%d", clusterNet, 10+i), api: freePort(t), sup: freePort(t)}
-		rke2 := "rke2:\n  node-ip: " + s.ip + "\n"
+		// Probes patient with a control plane that shares two
+		// cores with two others under TCG: at kubeadm's timing the
+		// apiservers' exec probes (a kubectl each, every 5 to 10 s) are
+		// a large part of their load, and a /livez that waits on a
+		// slow etcd quorum gets the apiserver restarted, which loads
+		// the others more.
+		rke2 := "rke2:\n  node-ip: " + s.ip + "\n" +
+			"  control-plane-probe-configuration: [kube-apiserver-liveness-period-seconds=30, kube-apiserver-liveness-failure-threshold=20," +
+			" kube-apiserver-readiness-period-seconds=30, kube-apiserver-startup-period-seconds=30]\n"
 		if i > 0 {
 			rke2 += fmt.Sprintf("  server: https://%s:9345\n  token: %q\n", serverIP, token)
 		}
 		iso := cidata(t, fmt.Sprintf("#cloud-config\nhostname: %s\n", s.name)+clusterNetwork(s.ip, rke2), "instance-id: "+s.name+"\n")
+		// Two vCPUs each (RKE2's minimum for a server: at one, the
+		// control plane's CPU requests leave no room for kube-proxy's
+		// once flannel and CoreDNS run), all at the same niceness. Two
+		// members of etcd are its quorum both: with the second server
+		// at one vCPU niced 5 (as the agent test's agent), its etcd
+		// answered the leader's heartbeats so late that reads took
+		// seconds, the first's apiserver failed its /livez (etcd) and
+		// was restarted, and the second's never got ready.
 		s.cfg = qemu.Config{Machine: "q35", MemoryMiB: 3072, CPUs: 2, Disk: qemu.Overlay(t, base, 8<<30), Switch: sw, SwitchMAC: clusterMAC(s.ip),
 			NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9345", s.api, s.sup),
 			Extra:      qemu.CIDataDrive(iso)}
@@ -102,6 +118,7 @@ func TestHA(t *testing.T) {
 	t.Logf("three servers node-ready after %s", time.Since(start).Round(time.Second))
 	for _, s := range servers {
 		nodeReady(t, ctx, servers[0].kc, s.name)
+		controlPlaneRunning(t, ctx, servers[0].kc, s.name)
 	}
 	waitVoters(t, servers[0], secrets, token, 3)
 
@@ -163,6 +180,31 @@ func nodeReady(t *testing.T, ctx context.Context, kc kubernetes.Interface, name 
 			}
 		}
 		return fmt.Errorf("not Ready")
+	})
+}
+
+// controlPlaneRunning waits for a server's control plane, kube-proxy and
+// flannel to run and be ready there.
+func controlPlaneRunning(t *testing.T, ctx context.Context, kc kubernetes.Interface, name string) {
+	poll(t, "the control plane, kube-proxy and flannel ready on "+name, 10*time.Minute, func() error {
+		pl, err := kc.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + name})
+		if err != nil {
+			return err
+		}
+		ready := map[string]bool{}
+		for _, p := range pl.Items {
+			for _, c := range p.Status.ContainerStatuses {
+				if c.Ready {
+					ready[c.Name] = true
+				}
+			}
+		}
+		for _, c := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kube-flannel"} {
+			if !ready[c] {
+				return fmt.Errorf("%s not ready (ready: %v)", c, ready)
+			}
+		}
+		return nil
 	})
 }
 
