@@ -111,7 +111,14 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	if err := e.writePod(rc, pods.KubeSchedulerPod(pods.KubeSchedulerOptions{ControlPlane: cp, ExtraArgs: rc.Strings("kube-scheduler-arg")})); err != nil {
 		return err
 	}
-	slog.Info("control plane started: kube-apiserver, kube-controller-manager, kube-scheduler")
+	// kube-proxy as a static pod, as current RKE2 runs it on every node.
+	// Not earlier: the apiserver's and kube-proxy's pods started together
+	// unpack the same image twice at once, which a node whose state is in
+	// memory had no room for (make test, TestNodeRunsEtcd).
+	if _, err := e.writeKubeProxy(rc, image, nodeName, nodeIP, ""); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	slog.Info("control plane started: kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy")
 	kc, err := kubenode.Client(e.Paths.Server("cred", "supervisor.kubeconfig"), e.APIServerURL)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)

@@ -51,11 +51,7 @@ func TestServer(t *testing.T) {
 	if code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15"); code != 0 {
 		t.Fatalf("etcd step: %v", m)
 	}
-	// kube-proxy's pod comes with etcd's, before any DaemonSet pod can
-	// be bound to the node, with the config's probe settings.
-	if b, err := os.ReadFile(filepath.Join(env.Paths.PodManifests(), "kube-proxy.yaml")); err != nil || !strings.Contains(string(b), "failureThreshold: 19") {
-		t.Errorf("kube-proxy's pod after the etcd step: %v\n%s", err, b)
-	}
+
 	var etcdUp, apiUp, registered, ready atomic.Bool
 	var labels atomic.Value
 	labels.Store("")
@@ -137,6 +133,9 @@ func TestServer(t *testing.T) {
 	waitUntil("the controller-manager's, scheduler's and kube-proxy's pods", func() bool {
 		return manifest("kube-controller-manager") != "" && manifest("kube-scheduler") != "" && manifest("kube-proxy") != ""
 	})
+	if m := manifest("kube-proxy"); !strings.Contains(m, "failureThreshold: 19") {
+		t.Errorf("kube-proxy's pod lacks the configured failure threshold:\n%s", m)
+	}
 	for _, m := range []string{"etcd-healthy", "apiserver-ready"} {
 		if _, err := os.Stat(filepath.Join(env.MilestoneDir, m)); err != nil {
 			t.Errorf("milestone %s not recorded: %v", m, err)

@@ -232,17 +232,6 @@ func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string) (*agent.EtcdResu
 		return nil, err
 	}
 	slog.Info("etcd static pod", "manifest", e.Paths.EtcdManifest(), "changed", changed)
-	// kube-proxy's with it, as RKE2's agent writes it when the kubelet
-	// starts: a static pod written later than the DaemonSets' pods were
-	// bound can be refused for their CPU requests (a one-CPU server's
-	// kubelet refused kube-proxy once flannel and CoreDNS ran there).
-	kp := rel.Image("rancher/hardened-kubernetes")
-	if kp == "" {
-		return nil, fmt.Errorf("kube-proxy: the image carries no rancher/hardened-kubernetes (release %s)", e.Release)
-	}
-	if _, err := e.writeKubeProxy(rc, kp, nodeName, nodeIP, ""); err != nil {
-		return nil, err
-	}
 	return &agent.EtcdResult{Manifest: e.Paths.EtcdManifest(), Changed: changed, PKIWritten: len(pki.Written),
 		Warnings: append(baked.Warnings, pki.Warnings...)}, nil
 }
