@@ -89,8 +89,7 @@ func (e Env) writeKubeProxy(rc config.RKE2Config, image, nodeName, nodeIP, clust
 	}
 	pod := pods.KubeProxyPod(pods.KubeProxyOptions{Paths: e.Paths, Image: image, NodeName: nodeName, NodeIP: nodeIP,
 		ClusterCIDR: clusterCIDR, ExtraArgs: rc.Strings("kube-proxy-arg")})
-	pods.SetProbes(pod, rc.ProbeConfiguration())
-	changed, err := pods.StaticPod(e.Paths.PodManifests(), pod)
+	changed, err := e.staticPod(rc, pod)
 	if err != nil {
 		return false, fmt.Errorf("kube-proxy: %w", err)
 	}

@@ -171,13 +171,20 @@ func stopped(ctx context.Context, err error) error {
 // writePod writes a static pod into the kubelet's manifests, with the
 // config's probe settings, unchanged content left as it is.
 func (e Env) writePod(rc config.RKE2Config, pod *corev1.Pod) error {
-	pods.SetProbes(pod, rc.ProbeConfiguration())
-	changed, err := pods.StaticPod(e.Paths.PodManifests(), pod)
+	changed, err := e.staticPod(rc, pod)
 	if err != nil {
 		return fmt.Errorf("server: %s: %w", pod.Name, err)
 	}
 	slog.Info("static pod", "name", pod.Name, "changed", changed)
 	return nil
+}
+
+// staticPod writes pod into the kubelet's manifests with the config's
+// probe settings (control-plane-probe-configuration) and says whether it
+// changed: every static pod of the node is written through it.
+func (e Env) staticPod(rc config.RKE2Config, pod *corev1.Pod) (bool, error) {
+	pods.SetProbes(pod, rc.ProbeConfiguration())
+	return pods.StaticPod(e.Paths.PodManifests(), pod)
 }
 
 // milestone logs a timeline milestone on the console, once per boot: the

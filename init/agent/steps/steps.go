@@ -225,9 +225,7 @@ func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string) (*agent.EtcdResu
 		}
 		o.InitialCluster, o.ClusterState = j.InitialCluster, "existing"
 	}
-	pod := pods.EtcdPod(o)
-	pods.SetProbes(pod, rc.ProbeConfiguration())
-	changed, err := pods.StaticPod(e.Paths.PodManifests(), pod)
+	changed, err := e.staticPod(rc, pods.EtcdPod(o))
 	if err != nil {
 		return nil, err
 	}
