@@ -32,5 +32,6 @@ func clusterNetwork(ip, rest string) string {
       addresses: [%s/24]
 debug:
   logs: true
+  cpu: true
 %s`, clusterMAC(ip), ip, rest)
 }

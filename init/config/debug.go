@@ -13,6 +13,8 @@ const (
 	DebugHooks = "hooks"
 	// DebugLogs copies the kubelet's and containerd's logs to the console.
 	DebugLogs = "logs"
+	// DebugCPU logs every minute which processes used the CPU.
+	DebugCPU = "cpu"
 )
 
 // DebugHooksAddr is where the debug hooks listen.
@@ -26,8 +28,9 @@ const CmdlineDebugPanic = "rke2.debug.panic"
 // DebugWarnings says, one sentence each, what the debug switches that are
 // on expose: the init prints them at every boot and rke2-build validate at
 // build time, so that a switch meant for a test does not reach a
-// production node unnoticed. debug.logs is not warned about (it copies
-// logs to the console, which shows the boot already); a switch the init
+// production node unnoticed. debug.logs and debug.cpu are not warned
+// about (they copy logs and figures to the console, which shows the boot
+// already); a switch the init
 // does not know is, since it does nothing (a typo, like "hook").
 func (c *Config) DebugWarnings() []string {
 	if c == nil {
@@ -36,13 +39,13 @@ func (c *Config) DebugWarnings() []string {
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(c.Debug)) {
 		switch {
-		case !c.Debug[k] || k == DebugLogs:
+		case !c.Debug[k] || k == DebugLogs || k == DebugCPU:
 		case k == DebugHooks:
 			out = append(out, fmt.Sprintf("debug.hooks is on: the init serves HTTP on port %s without authentication, "+
 				"and anyone who reaches it can kill the node's services (POST /debug/signal); it is for tests, never for a production node",
 				strings.TrimPrefix(DebugHooksAddr, ":")))
 		default:
-			out = append(out, fmt.Sprintf("debug.%s is on, but the init has no such debug switch (it knows %s and %s): it does nothing", k, DebugHooks, DebugLogs))
+			out = append(out, fmt.Sprintf("debug.%s is on, but the init has no such debug switch (it knows %s, %s and %s): it does nothing", k, DebugHooks, DebugLogs, DebugCPU))
 		}
 	}
 	return out

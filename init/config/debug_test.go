@@ -6,7 +6,7 @@ import (
 )
 
 // Each debug switch that exposes the node says so in plain words; off
-// switches and debug.logs say nothing; an unknown switch that is on is a
+// switches, debug.logs and debug.cpu say nothing; an unknown switch that is on is a
 // typo worth a warning.
 func TestDebugWarnings(t *testing.T) {
 	for _, tc := range []struct {
@@ -17,7 +17,8 @@ func TestDebugWarnings(t *testing.T) {
 		{"hooks", "debug: {hooks: true}\n", []string{"debug.hooks is on: the init serves HTTP on port 7557 without authentication"}},
 		{"hooks off", "debug: {hooks: false}\n", nil},
 		{"logs", "debug: {logs: true}\n", nil},
-		{"unknown", "debug: {hook: true, trace: false, logs: true}\n", []string{"debug.hook is on, but the init has no such debug switch (it knows hooks and logs)"}},
+		{"cpu", "debug: {cpu: true}\n", nil},
+		{"unknown", "debug: {hook: true, trace: false, logs: true}\n", []string{"debug.hook is on, but the init has no such debug switch (it knows hooks, logs and cpu)"}},
 		{"sorted", "debug: {zz: true, hooks: true}\n", []string{"debug.hooks is on", "debug.zz is on"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/init/host"
 	"github.com/rke2os/rke2os/init/supervise"
 )
 
@@ -52,6 +53,37 @@ func tailLogs(ctx context.Context, files map[string]string) {
 				f.Close()
 			}
 		}()
+	}
+}
+
+// logCPU logs every interval how busy the machine was and which commands
+// used its CPU (config debug: {cpu: true}): under emulation or on a small
+// machine, where a control plane's time goes.
+func logCPU(ctx context.Context, proc string, every time.Duration) {
+	defer func() { recover() }()
+	before, err := host.ReadProcCPU(proc)
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		if err != nil {
+			slog.Warn("cpu", "err", err)
+			before, err = host.ReadProcCPU(proc)
+			continue
+		}
+		var now host.ProcCPU
+		if now, err = host.ReadProcCPU(proc); err != nil {
+			continue
+		}
+		uses, busy := now.CPUSince(before, 10)
+		top := make([]string, len(uses))
+		for i, u := range uses {
+			top[i] = u.String()
+		}
+		slog.Info("cpu", "busy", fmt.Sprintf("%.2f", busy), "top", strings.Join(top, " "))
+		before = now
 	}
 }
 

@@ -2,10 +2,16 @@ package pid1
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"errors"
+	"log/slog"
+	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestDebugRequest(t *testing.T) {
@@ -39,4 +45,44 @@ func TestDebugRequest(t *testing.T) {
 	if want := []string{"kubelet:killed", "kubelet:terminated"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("signalled %v, want %v", got, want)
 	}
+}
+
+// debug.cpu: a line per interval with the machine's busy share and the
+// commands that ran, this test's own among them while it spins.
+func TestLogCPU(t *testing.T) {
+	var buf syncBuffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	defer slog.SetDefault(old)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { logCPU(ctx, "/proc", 300*time.Millisecond); close(done) }()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end) && strings.Count(buf.String(), "msg=cpu") < 2; {
+		for i := 0; i < 1e6; i++ { // spin: this command uses the CPU
+		}
+	}
+	cancel()
+	<-done
+	out := buf.String()
+	if !regexp.MustCompile(`msg=cpu busy=[01]\.\d\d top="[^"]*pid1\.test=\d+\.\d`).MatchString(out) {
+		t.Fatalf("no cpu line naming this test's command:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -131,6 +131,9 @@ func Run() {
 			"kubelet":    "/var/lib/rancher/rke2/agent/logs/kubelet.log",
 		})
 	}
+	if ok && cfg.Debug[config.DebugCPU] {
+		go logCPU(netCtx, "/proc", time.Minute)
+	}
 	if ok && cfg.Debug["hooks"] {
 		serveDebugHooks(sup)
 	}
