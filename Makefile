@@ -118,8 +118,9 @@ multinode-test: image
 
 # ha-test boots three servers into one cluster (etcd learners promoted, one
 # server powered off and back, a deleted server's member removed): over an
-# hour on 2 cores, more than CI's budget leaves, so it runs on its own; on
-# 2 cores under TCG it does not pass yet (see the README).
+# hour, more than CI's budget leaves, so it runs on its own. Under TCG an
+# idle server's QEMU takes over a host core: three need three to four, and
+# on 2 cores it does not pass (see the README).
 ha-test: image
 	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst $(GO) test -tags hatest -count=1 -timeout 90m -run 'TestHA$$' -v .
 

@@ -66,13 +66,29 @@ func TestHA(t *testing.T) {
 		// a large part of their load, and a /livez that waits on a
 		// slow etcd quorum gets the apiserver restarted, which loads
 		// the others more.
+		//
+		// An idle server here keeps its two vCPUs 60 % busy (debug.cpu,
+		// one server, RKE2's defaults): of 72 CPU-seconds a minute, the
+		// apiserver's kubectl exec probes take 12 (and their shim's
+		// share), flanneld's iptables checks every 5 s another 11,
+		// the kubelet 10, the apiserver 10. Three of them do not fit
+		// two host cores at that rate: the test sets, as a user of a
+		// small machine would, RKE2's knobs for them. etcd's
+		// heartbeat and election timeout are etcd's advice for slow
+		// links: a member's answers late by a second under TCG are
+		// not a dead leader.
 		rke2 := "rke2:\n  node-ip: " + s.ip + "\n" +
 			"  control-plane-probe-configuration: [kube-apiserver-liveness-period-seconds=30, kube-apiserver-liveness-failure-threshold=20," +
-			" kube-apiserver-readiness-period-seconds=30, kube-apiserver-startup-period-seconds=30]\n"
+			" kube-apiserver-readiness-period-seconds=30, kube-apiserver-startup-period-seconds=30]\n" +
+			"  etcd-arg: [heartbeat-interval=500, election-timeout=5000]\n"
 		if i > 0 {
 			rke2 += fmt.Sprintf("  server: https://%s:9345\n  token: %q\n", serverIP, token)
 		}
-		iso := cidata(t, fmt.Sprintf("#cloud-config\nhostname: %s\n", s.name)+clusterNetwork(s.ip, rke2), "instance-id: "+s.name+"\n")
+		flannel := "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: rke2-flannel\n  namespace: kube-system\nspec:\n" +
+			"  valuesContent: |-\n    flannel:\n      args: [--ip-masq, --kube-subnet-mgr, --iptables-resync=60]\n"
+		iso := cidata(t, fmt.Sprintf("#cloud-config\nhostname: %s\nwrite_files:\n", s.name)+
+			"  - path: /var/lib/rancher/rke2/server/manifests/rke2-flannel-config.yaml\n    content: |\n"+indent(flannel, 6)+"\n"+
+			clusterNetwork(s.ip, rke2), "instance-id: "+s.name+"\n")
 		// Two vCPUs each (RKE2's minimum for a server: at one, the
 		// control plane's CPU requests leave no room for kube-proxy's
 		// once flannel and CoreDNS run), all at the same niceness. Two
