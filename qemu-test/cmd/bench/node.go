@@ -79,10 +79,12 @@ func benchNode(tb *benchTB, images clusterImages, helloWall float64) []row {
 	var agent agentBoot
 	first := bootNode(tb, cfg, func() { agent = bootAgent(tb, images, sw) })
 	// The further server joins during the second boot, the last of the
-	// server's: it is killed once a voter, which leaves the server's etcd
-	// without its quorum until that boot ends.
+	// server's, and runs on until the server is off: killed earlier, it
+	// would leave the server's etcd (two voters) without its quorum while
+	// the server shuts down.
 	var joiner joinerBoot
 	second := bootNode(tb, cfg, func() { joiner = bootJoiner(tb, images, sw) })
+	joiner.vm.Kill()
 	tb.Logf("first boot: %v\nsecond boot: %v\nagent: %v\nfurther server: %v", first.timeline, second.timeline, agent.timeline, joiner.timeline)
 	return []row{
 		ratioRow("QEMU start to kubelet-started, first boot, wall (s)", first.wall, "hello-world static PID 1 started", helloWall),
@@ -161,12 +163,16 @@ func bootAgent(tb *benchTB, images clusterImages, sw string) agentBoot {
 	return ab
 }
 
-// joinerBoot is a further server's boot up to etcd-voter.
-type joinerBoot struct{ timeline map[string]float64 }
+// joinerBoot is a further server's boot up to etcd-voter, its machine
+// still running.
+type joinerBoot struct {
+	timeline map[string]float64
+	vm       *qemu.VM
+}
 
 // bootJoiner boots a second server on the private segment, joined to the
-// server at .10, up to its etcd member being a voter, and kills it (its
-// overlay is thrown away). Two vCPUs, as make ha-test boots it.
+// server at .10, up to its etcd member being a voter (the caller kills it;
+// its overlay is thrown away). Two vCPUs, as make ha-test boots it.
 func bootJoiner(tb *benchTB, images clusterImages, sw string) joinerBoot {
 	join := fmt.Sprintf("  server: https://192.168.76.10:9345\n  token: %q\n", images.token)
 	vm := qemu.Start(tb, qemu.Config{Machine: "q35", MemoryMiB: 3072, CPUs: 2, Disk: qemu.Overlay(tb, images.server, 8<<30),
@@ -175,9 +181,7 @@ func bootJoiner(tb *benchTB, images clusterImages, sw string) joinerBoot {
 	if _, err := vm.WaitMilestone("etcd-voter", 40*time.Minute); err != nil {
 		check(fmt.Errorf("further server: %w; errors: %v", err, vm.Errors()))
 	}
-	jb := joinerBoot{timeline: vm.Milestones()}
-	vm.Kill()
-	return jb
+	return joinerBoot{timeline: vm.Milestones(), vm: vm}
 }
 
 // milestonesRow is the guest time of each milestone, first / second boot.
