@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rke2os/rke2os/internal/syncbuf"
 )
 
 // TestMain lets the tests run this very binary as testworkload.
@@ -175,7 +177,7 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var log syncBuffer
+	var log syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, ln, "pod-a", &log) }()
 	base := "http://" + ln.Addr().String()
@@ -263,22 +265,4 @@ func TestServeExitsOnSIGTERM(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("testworkload serve ignored SIGTERM")
 	}
-}
-
-// syncBuffer is a bytes.Buffer the server's goroutines may write at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

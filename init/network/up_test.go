@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/internal/syncbuf"
 	"github.com/vishvananda/netlink"
 )
 
@@ -468,24 +468,6 @@ func TestUpAutoDHCP(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink the DHCP clients' goroutines may write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // A DHCP server that answers late (one that comes back after the node, after
 // a power cut) does not end the boot: Up waits, says what it waits for, and
 // returns once the lease is there.
@@ -500,7 +482,7 @@ func TestUpWaitsForLateDHCP(t *testing.T) {
 		addr: net.IPv4(10, 199, 0, 100).To4(), lease: time.Hour, router: net.IPv4(10, 199, 0, 1).To4(),
 		mute: time.Now().Add(late),
 	})
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	start := time.Now()
 	s, _, err := upForTest(t, config.Network{Interfaces: []config.Interface{{Name: "eth0", DHCP4: true}}},
 		WithDHCPTimeout(0), WithWaitReport(time.Second), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
@@ -545,7 +527,7 @@ func TestUpWaitsForCarrier(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(sysfs, "class/net/eth0/device"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	start := time.Now()
 	s, _, err := upForTest(t, config.Network{}, func(o *options) { o.sysfs = sysfs },
 		WithWaitReport(time.Second), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))

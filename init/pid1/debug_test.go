@@ -2,16 +2,16 @@ package pid1
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rke2os/rke2os/internal/syncbuf"
 )
 
 func TestDebugRequest(t *testing.T) {
@@ -50,7 +50,7 @@ func TestDebugRequest(t *testing.T) {
 // debug.cpu: a line per interval with the machine's busy share and the
 // commands that ran, this test's own among them while it spins.
 func TestLogCPU(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
 	defer slog.SetDefault(old)
@@ -67,22 +67,4 @@ func TestLogCPU(t *testing.T) {
 	if !regexp.MustCompile(`msg=cpu busy=[01]\.\d\d top="[^"]*pid1\.test=\d+\.\d`).MatchString(out) {
 		t.Fatalf("no cpu line naming this test's command:\n%s", out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
