@@ -30,8 +30,8 @@ const CmdlineDebugPanic = "rke2.debug.panic"
 // build time, so that a switch meant for a test does not reach a
 // production node unnoticed. debug.logs and debug.cpu are not warned
 // about (they copy logs and figures to the console, which shows the boot
-// already); a switch the init
-// does not know is, since it does nothing (a typo, like "hook").
+// already); a switch the init does not know is, since it does nothing (a
+// typo, like "hook").
 func (c *Config) DebugWarnings() []string {
 	if c == nil {
 		return nil
