@@ -62,28 +62,28 @@ func tailLogs(ctx context.Context, files map[string]string) {
 func logCPU(ctx context.Context, proc string, every time.Duration) {
 	defer func() { recover() }()
 	before, err := host.ReadProcCPU(proc)
-	for ctx.Err() == nil {
+	have := err == nil
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(every):
 		}
+		now, err := host.ReadProcCPU(proc)
 		if err != nil {
 			slog.Warn("cpu", "err", err)
-			before, err = host.ReadProcCPU(proc)
+			have = false
 			continue
 		}
-		var now host.ProcCPU
-		if now, err = host.ReadProcCPU(proc); err != nil {
-			continue
+		if have {
+			uses, busy := now.CPUSince(before, 10)
+			top := make([]string, len(uses))
+			for i, u := range uses {
+				top[i] = u.String()
+			}
+			slog.Info("cpu", "busy", fmt.Sprintf("%.2f", busy), "top", strings.Join(top, " "))
 		}
-		uses, busy := now.CPUSince(before, 10)
-		top := make([]string, len(uses))
-		for i, u := range uses {
-			top[i] = u.String()
-		}
-		slog.Info("cpu", "busy", fmt.Sprintf("%.2f", busy), "top", strings.Join(top, " "))
-		before = now
+		before, have = now, true
 	}
 }
 
