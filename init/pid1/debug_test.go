@@ -68,3 +68,17 @@ func TestLogCPU(t *testing.T) {
 		t.Fatalf("no cpu line naming this test's command:\n%s", out)
 	}
 }
+
+// A proc root that cannot be read is a warning per interval, not a crash.
+func TestLogCPUWarns(t *testing.T) {
+	var buf syncbuf.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	defer slog.SetDefault(old)
+	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+	defer cancel()
+	logCPU(ctx, t.TempDir(), 50*time.Millisecond)
+	if out := buf.String(); !strings.Contains(out, `level=WARN msg=cpu err="cpu times:`) || strings.Contains(out, "busy=") {
+		t.Fatalf("want warnings and no figures:\n%s", out)
+	}
+}
