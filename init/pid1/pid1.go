@@ -125,7 +125,7 @@ func Run() {
 		return nil
 	})
 	role := cfg.Role(cmdline["rke2.role"])
-	if ok && cfg.Debug["logs"] {
+	if ok && cfg.Debug[config.DebugLogs] {
 		tailLogs(netCtx, map[string]string{
 			"containerd": "/var/lib/rancher/rke2/agent/containerd/containerd.log",
 			"kubelet":    "/var/lib/rancher/rke2/agent/logs/kubelet.log",
@@ -134,7 +134,7 @@ func Run() {
 	if ok && cfg.Debug[config.DebugCPU] {
 		go logCPU(netCtx, "/proc", time.Minute)
 	}
-	if ok && cfg.Debug["hooks"] {
+	if ok && cfg.Debug[config.DebugHooks] {
 		serveDebugHooks(sup)
 	}
 	ok = ok && step("cgroups", func() error { return boot.DelegateCgroups("/sys/fs/cgroup") }) &&
