@@ -89,10 +89,17 @@ func checkAgents(t *testing.T, ctx context.Context, kc kubernetes.Interface, ser
 	if _, ok := n.Labels["node-role.kubernetes.io/control-plane"]; ok {
 		t.Errorf("the agent carries the control-plane label: %v", n.Labels)
 	}
+	internal := 0
 	for _, a := range n.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP && a.Address != clusterNet+"11" {
-			t.Errorf("agent1's InternalIP is %s, want its node-ip", a.Address)
+		if a.Type == corev1.NodeInternalIP {
+			internal++
+			if a.Address != clusterNet+"11" {
+				t.Errorf("agent1's InternalIP is %s, want its node-ip", a.Address)
+			}
 		}
+	}
+	if internal == 0 {
+		t.Errorf("agent1 has no InternalIP (addresses %v), want its node-ip %s", n.Status.Addresses, clusterNet+"11")
 	}
 	// kube-proxy and flannel run on the agent; no control-plane pod does.
 	poll(t, "kube-proxy and flannel Running on agent1", 10*time.Minute, func() error {
@@ -141,6 +148,9 @@ func checkAgents(t *testing.T, ctx context.Context, kc kubernetes.Interface, ser
 
 	// Refusals, each on a machine of its own, at once.
 	tok := strings.SplitN(token, "::", 2)
+	if len(tok) != 2 {
+		t.Fatalf("the secrets' token %q is not a K10<hash>::<user>:<secret> token", token)
+	}
 	wrongCA := "K10" + strings.Repeat("0", 64) + "::" + tok[1]
 	var wg sync.WaitGroup
 	for _, c := range []struct{ name, ip, token, want string }{

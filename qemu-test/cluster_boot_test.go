@@ -106,10 +106,10 @@ func TestCluster(t *testing.T) {
 	cfg.Extra = seed(1)
 	vm := qemu.Start(t, cfg)
 	waitNodeReady(t, vm)
-	// The secrets baked in are the cluster's: the workstation's kubeconfig
-	// works, and the node made no CA of its own.
-	if _, err := vm.WaitFor(regexp.MustCompile(`secrets`), time.Second); err != nil {
-		t.Logf("no word of the baked secrets on the console: %v", err)
+	// The secrets baked in are the cluster's: the node installs them (and
+	// so makes no CA of its own), and the workstation's kubeconfig works.
+	if _, err := vm.WaitFor(regexp.MustCompile(`baked secrets installed`), time.Second); err != nil {
+		t.Errorf("the node did not install the baked secrets: %v", err)
 	}
 	poll(t, "the Node Ready through client-go", 5*time.Minute, func() error {
 		n, err := kc.CoreV1().Nodes().Get(ctx, "node1", metav1.GetOptions{})

@@ -250,7 +250,11 @@ func runProbe(t *testing.T, ctx context.Context, kc kubernetes.Interface, name, 
 		}
 		return nil
 	})
-	log, _ := kc.CoreV1().Pods("default").GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	log, err := kc.CoreV1().Pods("default").GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil {
+		// The callers look for what the pod printed: say why it is missing.
+		t.Errorf("the pod %s's log: %v", name, err)
+	}
 	if p.Status.Phase != corev1.PodSucceeded {
 		t.Errorf("the pod %s: %s\n%s", name, p.Status.Phase, log)
 	}

@@ -33,7 +33,9 @@ func TestConfigSources(t *testing.T) {
 	dir := t.TempDir()
 	baked := filepath.Join(dir, "baked.yaml")
 	// debug.hooks makes every boot warn: a visible effect of the file.
-	os.WriteFile(baked, []byte("hostname: baked-node\ndebug:\n  hooks: true\n"), 0o644)
+	if err := os.WriteFile(baked, []byte("hostname: baked-node\ndebug:\n  hooks: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(dir, "out")
 	cmd := exec.Command(filepath.Join(bin, "rke2-build"), "image", "--role", "server", "--output", out,
 		"--kernel", kernel, "--grub", grub, "--init", filepath.Join(bin, "rke2-init"), "--node", filepath.Join(bin, "rke2-node"),
@@ -62,7 +64,9 @@ func TestConfigSources(t *testing.T) {
 		if b, err := exec.Command("cp", "--sparse=always", filepath.Join(out, "rke2-server.raw"), disk).CombinedOutput(); err != nil {
 			t.Fatalf("cp: %v %s", err, b)
 		}
-		os.Truncate(disk, 6<<30)
+		if err := os.Truncate(disk, 6<<30); err != nil {
+			t.Fatal(err)
+		}
 		writeMediumConfig(t, disk, "debug:\n  hooks: false\n")
 		vm := qemu.Start(t, qemu.Config{Machine: "q35", Disk: disk, MemoryMiB: 2048})
 		m, err := vm.WaitFor(regexp.MustCompile(`config loaded" sources="([^"]*)"`), bootTimeout)

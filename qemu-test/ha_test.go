@@ -233,7 +233,9 @@ func waitVoters(t *testing.T, s *haServer, secrets, token string, want int) {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s holds no certificate", filepath.Join(secrets, "tls", "server-ca.crt"))
+	}
 	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	poll(t, fmt.Sprintf("etcd with %d voting members", want), 10*time.Minute, func() error {
 		req, _ := http.NewRequest(http.MethodGet, s.supervisor+"/db/info", nil)
@@ -243,7 +245,10 @@ func waitVoters(t *testing.T, s *haServer, secrets, token string, want int) {
 			return err
 		}
 		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s (%v)", resp.Status, b, err)
+		}
 		var info struct {
 			Members []struct {
 				Name      string `json:"name"`

@@ -57,8 +57,14 @@ func newCA(t *testing.T, cn string) *testCA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
-	kder, _ := x509.MarshalECPrivateKey(key)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &testCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		keyPEM: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})}
 }
@@ -71,7 +77,10 @@ func (ca *testCA) client(t *testing.T) tls.Certificate {
 // clientAs is a client certificate for cn in the groups org.
 func (ca *testCA) clientAs(t *testing.T, cn string, org ...string) tls.Certificate {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn, Organization: org},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
@@ -380,7 +389,11 @@ func TestNodeRunsEtcd(t *testing.T) {
 	if _, err := vm.WaitMilestone("shutdown-done", 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	vm.WaitExit(time.Minute)
+	if err := vm.WaitExit(time.Minute); err != nil {
+		// Stopped here so that the disk is read at rest.
+		t.Errorf("after shutdown-done: %v", err)
+		vm.Kill()
+	}
 	// The other machine's blank state partition is still blank.
 	start, size := statePartition(t, foreign)
 	if sum, zero := regionSum(t, foreign, start, size), sha256.Sum256(make([]byte, size)); sum != zero {
@@ -510,6 +523,7 @@ func (n *testNode) checkNodeAndProxy(get func(string, ...tls.Certificate) (int, 
 		if code != http.StatusOK {
 			return fmt.Errorf("%d %s", code, body)
 		}
+		node = corev1.Node{} // Unmarshal merges: nothing of the last answer may stay
 		if err := json.Unmarshal([]byte(body), &node); err != nil {
 			return err
 		}
@@ -534,6 +548,7 @@ func (n *testNode) checkNodeAndProxy(get func(string, ...tls.Certificate) (int, 
 		if code != http.StatusOK {
 			return fmt.Errorf("%d %s", code, body)
 		}
+		pod = corev1.Pod{}
 		if err := json.Unmarshal([]byte(body), &pod); err != nil {
 			return err
 		}
@@ -542,13 +557,19 @@ func (n *testNode) checkNodeAndProxy(get func(string, ...tls.Certificate) (int, 
 		}
 		return nil
 	})
-	// Its liveness probe (/livez: rules synced lately) keeps passing.
+	// Its liveness probe (/livez: rules synced lately) keeps passing. An
+	// apiserver that cannot answer fails the test: it cannot tell.
 	time.Sleep(60 * time.Second)
-	if code, body := get("/api/v1/namespaces/kube-system/pods/kube-proxy-node1", admin); code == http.StatusOK {
-		json.Unmarshal([]byte(body), &pod)
-		if cs := pod.Status.ContainerStatuses; len(cs) == 0 || cs[0].RestartCount != 0 || !cs[0].Ready {
-			t.Errorf("kube-proxy restarted or is not ready: %+v", cs)
-		}
+	code, body := get("/api/v1/namespaces/kube-system/pods/kube-proxy-node1", admin)
+	if code != http.StatusOK {
+		t.Fatalf("kube-proxy's restarts after a minute: cannot check them: %d %s", code, body)
+	}
+	pod = corev1.Pod{} // not the poll's last answer
+	if err := json.Unmarshal([]byte(body), &pod); err != nil {
+		t.Fatalf("kube-proxy's restarts after a minute: cannot check them: %v in %d %s", err, code, body)
+	}
+	if cs := pod.Status.ContainerStatuses; len(cs) == 0 || cs[0].RestartCount != 0 || !cs[0].Ready {
+		t.Errorf("kube-proxy restarted or is not ready: %+v", cs)
 	}
 }
 

@@ -41,6 +41,11 @@ const (
 	StepAgent = "agent"
 )
 
+// FlagTrustOnFirstUse is the etcd step's flag that carries the config's
+// join.trust_on_first_use: the step reads RKE2's config.yaml, which has
+// no such key.
+const FlagTrustOnFirstUse = "trust-on-first-use"
+
 // JoinResult is what the join step answers.
 type JoinResult struct {
 	Server        string   `json:"server"`

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rke2os/rke2os/init/goroutine"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,13 +30,14 @@ func WatchEntropy(wait time.Duration) {
 			"the kernel seeds its generator from timer jitter, slowly in a VM without hardware acceleration, and the node's keys and certificates wait for it. " +
 			"Give the VM a virtio-rng device (QEMU: -device virtio-rng-pci; libvirt: <rng model='virtio'>)")
 	}
-	if RNGReady() {
+	if rngReady() {
 		return
 	}
-	go func() {
+	// A panic here costs the warning, never PID 1.
+	goroutine.Go("entropy watch", func() {
 		start := time.Now()
 		for time.Since(start) < wait {
-			if RNGReady() {
+			if rngReady() {
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -44,12 +46,15 @@ func WatchEntropy(wait time.Duration) {
 			": the node's keys and certificates (etcd, the kubelet, TLS) wait for it. " +
 			"Give the machine a hardware RNG: in a VM a virtio-rng device (QEMU: -device virtio-rng-pci; libvirt: <rng model='virtio'>), " +
 			"on hardware a CPU with RDRAND or a TPM")
-		for !RNGReady() {
+		for !rngReady() {
 			time.Sleep(time.Second)
 		}
 		slog.Info("the kernel's random number generator is ready", "after", time.Since(start).Round(100*time.Millisecond))
-	}()
+	})
 }
+
+// rngReady is RNGReady; tests replace it.
+var rngReady = RNGReady
 
 // HardwareRNG names the machine's hardware entropy source: the kernel's
 // hw_random device (virtio_rng.0, tpm-rng-0, ...) or the CPU's RDRAND/RDSEED;

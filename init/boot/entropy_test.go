@@ -3,7 +3,12 @@ package boot
 import (
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/rke2os/rke2os/internal/syncbuf"
 )
 
 func TestHardwareRNG(t *testing.T) {
@@ -37,5 +42,29 @@ func TestHardwareRNG(t *testing.T) {
 func TestRNGReady(t *testing.T) {
 	if !RNGReady() {
 		t.Error("the kernel's random number generator is not ready on the test machine")
+	}
+}
+
+// A panic in the entropy watch is logged with its stack, and the process
+// (PID 1 on a node) stays up.
+func TestWatchEntropyPanic(t *testing.T) {
+	buf := syncbuf.CaptureLog(t)
+	var calls atomic.Int32
+	rngReady = func() bool {
+		if calls.Add(1) == 1 {
+			return false // not ready at the boot: the watch starts
+		}
+		panic("getrandom broke")
+	}
+	defer func() { rngReady = RNGReady }()
+	WatchEntropy(time.Hour)
+	for end := time.Now().Add(5 * time.Second); !strings.Contains(buf.String(), "panic=\"getrandom broke\""); {
+		if time.Now().After(end) {
+			t.Fatalf("no panic logged:\n%s", buf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if out := buf.String(); !strings.Contains(out, `msg=panic in="entropy watch"`) || !strings.Contains(out, "boot.WatchEntropy") {
+		t.Fatalf("the panic is logged without its place or stack:\n%s", out)
 	}
 }

@@ -6,11 +6,11 @@ import (
 )
 
 // Merge returns base with each overlay applied in order, later wins: a
-// non-empty scalar (or an ntp.enabled that is set) replaces the earlier one,
-// a non-empty list replaces the earlier list whole (write_files, modules,
-// network interfaces, DNS servers and search domains, NTP servers and
-// pools), and maps merge key by key (sysctls, debug, rke2, registries
-// mirrors and configs). Nil configs are skipped. The inputs are not
+// non-empty scalar (or an ntp.enabled or join.trust_on_first_use that is
+// set) replaces the earlier one, a non-empty list replaces the earlier
+// list whole (write_files, modules, network interfaces, DNS servers and
+// search domains, NTP servers and pools), and maps merge key by key
+// (sysctls, debug, rke2, registries mirrors and configs). Nil configs are skipped. The inputs are not
 // modified, and the result shares no map or slice with them.
 func Merge(base *Config, overlays ...*Config) *Config {
 	out := &Config{}
@@ -44,6 +44,10 @@ func Merge(base *Config, overlays ...*Config) *Config {
 		if c.NTP.Enabled != nil {
 			on := *c.NTP.Enabled
 			out.NTP.Enabled = &on
+		}
+		if c.Join.TrustOnFirstUse != nil {
+			on := *c.Join.TrustOnFirstUse
+			out.Join.TrustOnFirstUse = &on
 		}
 		if len(c.NTP.Servers) > 0 {
 			out.NTP.Servers = slices.Clone(c.NTP.Servers)

@@ -226,7 +226,7 @@ func (p *parser) err() error {
 }
 
 // topKeys are the keys of a config, for "did you mean" hints.
-var topKeys = []string{"hostname", "role", "write_files", "sysctls", "modules", "network", "ntp", "rke2", "registries", "on_containerd_exit", "debug"}
+var topKeys = []string{"hostname", "role", "write_files", "sysctls", "modules", "network", "ntp", "rke2", "registries", "on_containerd_exit", "debug", "join"}
 
 // unsupportedKeys are cloud-init keys people carry over from other systems,
 // with the reason this OS does without them.
@@ -297,6 +297,8 @@ func (p *parser) config(root *yaml.Node) *Config {
 			}
 		case "debug":
 			c.Debug = p.debug(v, path)
+		case "join":
+			c.Join = p.join(v, path)
 		default:
 			if why, ok := unsupportedKeys[key]; ok {
 				p.fail(k, path, "%s", why)
@@ -711,6 +713,23 @@ func (p *parser) debug(n *yaml.Node, path string) map[string]bool {
 		return nil
 	}
 	return out
+}
+
+// join walks join.
+func (p *parser) join(n *yaml.Node, path string) Join {
+	var j Join
+	p.mapping(n, path, func(key string, k, v *yaml.Node) {
+		kpath := child(path, key)
+		switch key {
+		case "trust_on_first_use":
+			if b, ok := p.boolean(v, kpath); ok {
+				j.TrustOnFirstUse = &b
+			}
+		default:
+			p.unknown(k, path, key, []string{"trust_on_first_use"})
+		}
+	})
+	return j
 }
 
 // debugKeyRe matches debug switch names.

@@ -68,6 +68,8 @@ type Config struct {
 	OnContainerdExit string
 	// Debug is "debug": switches for test hooks, like {hooks: true}.
 	Debug map[string]bool
+	// Join is "join": how a node that joins a cluster trusts its server.
+	Join Join
 }
 
 // Role returns the node's role: the config's role if it sets one, else
@@ -86,6 +88,30 @@ func (c *Config) ContainerdExitAction() string {
 		return ContainerdExitRestart
 	}
 	return c.OnContainerdExit
+}
+
+// KeyTrustOnFirstUse is the key path of Join.TrustOnFirstUse, for the
+// messages that name it.
+const KeyTrustOnFirstUse = "join.trust_on_first_use"
+
+// Join is the "join" section. RKE2 has no such keys: they are rke2os's
+// own, about what RKE2 leaves to the token.
+type Join struct {
+	// TrustOnFirstUse is "trust_on_first_use": a further server (role
+	// server with rke2.server set) given a bare secret as its token, which
+	// pins no CA, trusts the CA the server presents at its first join
+	// instead of refusing to join; nil when the key is left out, which
+	// means false. Every later join is pinned to the CA it took. An agent
+	// trusts on first use whatever this says, as RKE2's agents do: it
+	// takes no cluster keys. Read it through TrustsOnFirstUse.
+	TrustOnFirstUse *bool
+}
+
+// TrustsOnFirstUse reports whether a further server with a bare secret
+// trusts the CA its server presents at its first join: false unless the
+// config says "join: {trust_on_first_use: true}".
+func (c *Config) TrustsOnFirstUse() bool {
+	return c != nil && c.Join.TrustOnFirstUse != nil && *c.Join.TrustOnFirstUse
 }
 
 // WriteFile is one entry of write_files, named as in cloud-init.

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -37,11 +39,13 @@ const permMask fs.FileMode = 0o755
 // dest must not exist. It appears whole or not at all: the files go into a
 // temporary sibling, renamed into place once every layer has been read to
 // its end and its digests checked. Nothing is ever written outside that
-// directory: entries with absolute paths or "..", symlinks pointing out of
-// it (or absolute ones, which on the host would point out of it), hard
-// links to files not extracted, device nodes and FIFOs under the prefixes
-// are refused. Permission bits are kept as RKE2 keeps them (at most 0755);
-// owners are not (the builder does not run as root).
+// directory: entries with absolute paths or "..", symlinks that lead out
+// of it when followed through the other links extracted (or absolute
+// ones, which on the host would point out of it), entries under such a
+// link, hard links to files not extracted, device nodes and FIFOs under
+// the prefixes, and layers that expand to more than DefaultMaxLayerSize
+// are refused. Permission bits are kept as RKE2 keeps them (at most
+// 0755); owners are not (the builder does not run as root).
 func ExtractPaths(img Image, dest string, prefixes []string) (err error) {
 	x, err := startExtraction(dest, prefixes)
 	if err != nil {
@@ -72,7 +76,21 @@ type extraction struct {
 	// the rename after it: a power cut must not leave a directory that
 	// says it is complete (RKE2's .extracted) over half-written binaries.
 	durable bool
+	// maxLayerSize is the most one layer's tar may expand to
+	// (DefaultMaxLayerSize; tests lower it).
+	maxLayerSize int64
+	// links are the symlinks written so far, by name: a later entry can
+	// turn one outward (a directory it went through becomes a link), so
+	// they are checked again after every layer.
+	links map[string]bool
 }
+
+// DefaultMaxLayerSize is the most one layer's tar may expand to. The
+// rke2-runtime image is one layer of 263 MB (v1.34, /bin and /charts
+// whole); the cap is far above it and any layer RKE2 ships, yet stops a
+// small compressed layer (or a registry's answer, which no archive size
+// bounds) from filling the disk before its digest is checked at its end.
+const DefaultMaxLayerSize = 4 << 30
 
 // startExtraction checks the prefixes and dest, and makes the temporary
 // directory beside dest.
@@ -99,14 +117,14 @@ func startExtraction(dest string, prefixes []string) (*extraction, error) {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	return &extraction{dest: dest, tmp: tmp, root: root, sel: sel}, nil
+	return &extraction{dest: dest, tmp: tmp, root: root, sel: sel, maxLayerSize: DefaultMaxLayerSize, links: map[string]bool{}}, nil
 }
 
 // applyLayer applies one layer's selected entries and whiteouts, then reads
 // the layer to its end to check its digests. It returns the layer's
 // uncompressed sha256, for a caller that did not know it yet.
 func (x *extraction) applyLayer(l *Layer) (string, error) {
-	stream, err := l.tarStream()
+	stream, err := l.tarStream(x.maxLayerSize)
 	if err != nil {
 		return "", err
 	}
@@ -116,6 +134,9 @@ func (x *extraction) applyLayer(l *Layer) (string, error) {
 	}
 	if err := stream.finish(); err != nil {
 		return "", err
+	}
+	if err := x.checkLinks(); err != nil {
+		return "", fmt.Errorf("layer %s: %w", l.Where, err)
 	}
 	return stream.gotDiffID, nil
 }
@@ -140,7 +161,7 @@ func (x *extraction) apply(r io.Reader, where string) error {
 		if name == "." {
 			continue
 		}
-		if err := applyEntry(x.root, tr, hdr, name, x.sel, written); err != nil {
+		if err := x.applyEntry(tr, hdr, name, written); err != nil {
 			return fmt.Errorf("layer %s: %w", where, err)
 		}
 	}
@@ -252,7 +273,8 @@ func (s selection) touches(name string) bool {
 	return false
 }
 
-func applyEntry(root *os.Root, r io.Reader, hdr *tar.Header, name string, sel selection, written map[string]bool) error {
+func (x *extraction) applyEntry(r io.Reader, hdr *tar.Header, name string, written map[string]bool) error {
+	root, sel := x.root, x.sel
 	dir, base := path.Split(name)
 	dir = path.Clean(dir)
 	if base == whiteoutOpaque {
@@ -274,6 +296,13 @@ func applyEntry(root *os.Root, r io.Reader, hdr *tar.Header, name string, sel se
 	}
 	if !sel.has(name) {
 		return nil
+	}
+	// The root makes a write through a link that leads out of it fail
+	// anyway; this says why, and gives a symlink's real directory. (A
+	// whiteout through such a link removes nothing: the root refuses.)
+	realDir, err := x.resolve(".", dir)
+	if err != nil {
+		return fmt.Errorf("tar entry %q: its directory %q %w", hdr.Name, dir, err)
 	}
 	perm := fs.FileMode(hdr.Mode) & permMask
 	switch hdr.Typeflag {
@@ -319,13 +348,14 @@ func applyEntry(root *os.Root, r io.Reader, hdr *tar.Header, name string, sel se
 		if t == "" || path.IsAbs(t) {
 			return fmt.Errorf("tar entry %q is a symlink to %q, an absolute path: on the host it would point outside the extracted files", hdr.Name, t)
 		}
-		if j := path.Join(path.Dir(name), t); j == ".." || strings.HasPrefix(j, "../") {
-			return fmt.Errorf("tar entry %q is a symlink to %q, outside the extracted files", hdr.Name, t)
+		if _, err := x.resolve(realDir, t); err != nil {
+			return fmt.Errorf("tar entry %q is a symlink to %q, which followed through the links before it %w", hdr.Name, t, err)
 		}
 		if err := replace(root, name); err != nil {
 			return err
 		}
 		written[name] = true
+		x.links[name] = true
 		return root.Symlink(t, name)
 	case tar.TypeLink:
 		t, err := cleanEntryName(hdr.Linkname)
@@ -346,6 +376,86 @@ func applyEntry(root *os.Root, r io.Reader, hdr *tar.Header, name string, sel se
 	default:
 		return fmt.Errorf("tar entry %q is a %s, which is refused", hdr.Name, typeName(hdr.Typeflag))
 	}
+}
+
+// errLeavesTree is what resolve says of a path that leads out of the
+// destination.
+var errLeavesTree = errors.New("leads outside the extracted files")
+
+// resolve follows p, relative to dir (a directory under the root, reached
+// without links), through the links already extracted, one name at a time
+// as the kernel would, and returns where it leads. It fails when that is
+// out of the root: a ".." above it, an absolute link, or more than
+// maxLinkHops links (a loop). Read as text, every link of "d -> .",
+// "e -> d/..", "f -> e/.." stays inside; followed, f is the root's parent.
+// A name that does not exist (yet) is taken as a plain directory: a ".."
+// after it is read as text, and checkLinks looks again once later entries
+// may have made it a link.
+func (x *extraction) resolve(dir, p string) (string, error) {
+	var cur []string
+	if dir != "." {
+		cur = strings.Split(dir, "/")
+	}
+	todo := strings.Split(p, "/")
+	for hops := 0; len(todo) > 0; {
+		c := todo[0]
+		todo = todo[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(cur) == 0 {
+				return "", errLeavesTree
+			}
+			cur = cur[:len(cur)-1]
+			continue
+		}
+		next := path.Join(path.Join(cur...), c)
+		if fi, err := x.root.Lstat(next); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			cur = append(cur, c)
+			continue
+		}
+		if hops++; hops > maxLinkHops {
+			return "", fmt.Errorf("is more than %d links deep", maxLinkHops)
+		}
+		t, err := x.root.Readlink(next)
+		if err != nil {
+			return "", err
+		}
+		if path.IsAbs(t) {
+			return "", fmt.Errorf("goes through %s -> %s, an absolute path, and so %w", next, t, errLeavesTree)
+		}
+		todo = append(strings.Split(t, "/"), todo...)
+	}
+	if len(cur) == 0 {
+		return ".", nil
+	}
+	return path.Join(cur...), nil
+}
+
+// checkLinks follows again every symlink written so far. A link checked
+// when it was written can lead out later: "e -> d/.." is inside while d
+// is a directory, and not once a later entry makes d a link to ".".
+func (x *extraction) checkLinks() error {
+	for _, name := range slices.Sorted(maps.Keys(x.links)) {
+		fi, err := x.root.Lstat(name)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			delete(x.links, name) // removed or replaced since
+			continue
+		}
+		t, err := x.root.Readlink(name)
+		if err != nil {
+			return err
+		}
+		dir, err := x.resolve(".", path.Dir(name))
+		if err == nil {
+			_, err = x.resolve(dir, t)
+		}
+		if err != nil {
+			return fmt.Errorf("symlink %s -> %s, followed through the links extracted after it too, %w", name, t, err)
+		}
+	}
+	return nil
 }
 
 // replace makes room for a new entry: it creates the parent directories and

@@ -41,6 +41,27 @@ func hostileLayers(t *testing.T) []struct {
 			ct.Tar(t, ct.Symlink("bin", "../../..")),
 			ct.Tar(t, ct.File("bin/evil", "x")),
 		}}, "outside the extracted files"},
+		// Each link of a chain stays inside when its target is read as
+		// text ("d/.." is "."), but followed, d is bin, e is bin/.. (the
+		// destination) and f is the destination's parent.
+		{"symlink chain", ct.Image{Layers: [][]byte{ct.Tar(t,
+			ct.Symlink("bin/d", "."), ct.Symlink("bin/e", "d/.."), ct.Symlink("bin/f", "e/.."),
+		)}}, "outside the extracted files"},
+		{"symlink chain at the top", ct.Image{Layers: [][]byte{ct.Tar(t,
+			ct.Symlink("bin/d", ".."), ct.Symlink("bin/e", "d/bin/d/.."),
+		)}}, "outside the extracted files"},
+		// The same chain, made outward by a later layer that turns the
+		// directory d, which the links went through, into a link.
+		{"symlink chain turned outward by a later layer", ct.Image{Layers: [][]byte{
+			ct.Tar(t, ct.Dir("bin/d/"), ct.Symlink("bin/e", "d/.."), ct.Symlink("bin/f", "e/..")),
+			ct.Tar(t, ct.Symlink("bin/d", ".")),
+		}}, "outside the extracted files"},
+		{"write through a link turned outward", ct.Image{Layers: [][]byte{
+			ct.Tar(t, ct.Dir("bin/d/"), ct.Symlink("bin/e", "d/.."), ct.Symlink("bin/f", "e/..")),
+			ct.Tar(t, ct.Symlink("bin/d", "."), ct.File("bin/f/evil", "x")),
+		}}, "outside the extracted files"},
+		{"dotdot after a name not extracted", ct.Image{Layers: [][]byte{ct.Tar(t, ct.Symlink("bin/x", "nothing/../../.."))}}, "outside the extracted files"},
+		{"symlink loop", ct.Image{Layers: [][]byte{ct.Tar(t, ct.Symlink("bin/a", "b/x"), ct.Symlink("bin/b", "a/x"), ct.Symlink("bin/c", "a/.."))}}, "links deep"},
 		{"hardlink outside the selection", ct.Image{Layers: [][]byte{ct.Tar(t, ct.File("etc/shadow", "s"), ct.Hardlink("bin/shadow", "etc/shadow"))}}, "not among the extracted paths"},
 		{"hardlink escaping", ct.Image{Layers: [][]byte{ct.Tar(t, ct.Hardlink("bin/x", "../../etc/passwd"))}}, `has a ".."`},
 		{"char device", ct.Image{Layers: [][]byte{ct.Tar(t, ct.Entry{Name: "bin/null", Type: tar.TypeChar})}}, "character device"},
@@ -161,5 +182,68 @@ func TestExtractWhiteoutsAboveThePrefix(t *testing.T) {
 				t.Errorf("extracted %v, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestExtractKeepsLinksInside checks that links that stay inside when
+// followed are kept, dangling ones too (a link into a path not extracted).
+func TestExtractKeepsLinksInside(t *testing.T) {
+	img := imageWithLayers(t, ct.Image{Layers: [][]byte{
+		ct.Tar(t,
+			ct.File("bin/busybox", "bb"), ct.Symlink("bin/sh", "busybox"),
+			ct.Symlink("bin/self", "."), ct.Symlink("bin/up", "self/.."),
+			ct.Symlink("bin/charts", "../charts"), ct.Symlink("bin/chart", "charts/../charts/a.yaml"),
+			ct.Symlink("bin/lib", "../lib/x.so"), // not extracted: dangling
+			ct.File("charts/a.yaml", "a"),
+		),
+		ct.Tar(t, ct.File("bin/self/new", "through a link inside")),
+	}})
+	dest := filepath.Join(t.TempDir(), "out")
+	if err := ExtractPaths(img, dest, []string{"/bin", "/charts"}); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"bin/sh": "bb", "bin/up/charts/a.yaml": "a", "bin/chart": "a", "bin/new": "through a link inside"} {
+		if b, err := os.ReadFile(filepath.Join(dest, p)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+		}
+	}
+	if l, err := os.Readlink(filepath.Join(dest, "bin/lib")); err != nil || l != "../lib/x.so" {
+		t.Errorf("bin/lib -> %q, %v", l, err)
+	}
+}
+
+// TestExtractLayerSizeCap checks that a layer that expands past the cap is
+// refused with an error naming it and the cap, compressed or not.
+func TestExtractLayerSizeCap(t *testing.T) {
+	big := ct.Tar(t, ct.File("bin/big", strings.Repeat("x", 8<<10)))
+	for _, tc := range []struct {
+		name  string
+		layer []byte
+	}{{"plain", big}, {"gzip", ct.Gzip(t, big)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := imageWithLayers(t, ct.Image{Layers: [][]byte{tc.layer}})
+			x, err := startExtraction(filepath.Join(t.TempDir(), "out"), []string{"/bin"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer x.abort()
+			x.maxLayerSize = 4 << 10
+			_, err = x.applyLayer(&img.layers[0])
+			if err == nil {
+				t.Fatal("a layer over the cap was applied")
+			}
+			for _, want := range []string{img.layers[0].Where, "4096 bytes"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+			x.maxLayerSize = int64(len(big))
+			if _, err := x.applyLayer(&img.layers[0]); err != nil {
+				t.Errorf("a layer at the cap: %v", err)
+			}
+		})
+	}
+	if DefaultMaxLayerSize < 1<<30 {
+		t.Errorf("DefaultMaxLayerSize %d is not well above the runtime layer's 263 MB", DefaultMaxLayerSize)
 	}
 }

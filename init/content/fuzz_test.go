@@ -91,6 +91,9 @@ func FuzzExtractLayer(f *testing.F) {
 	f.Add(ct.Tar(f, ct.Symlink("bin/x", "../.."), ct.File("bin/x/y", "z")))
 	f.Add(ct.Tar(f, ct.Symlink("bin", "."), ct.File("bin/bin/y", "z")))
 	f.Add(ct.Tar(f, ct.File("a", "1"), ct.Hardlink("b", "a"), ct.File(".wh.a", ""), ct.Dir("d/"), ct.File("d/.wh..wh..opq", "")))
+	f.Add(ct.Tar(f, ct.Symlink("d", "."), ct.Symlink("e", "d/.."), ct.Symlink("f", "e/..")))
+	f.Add(ct.Tar(f, ct.Symlink("bin/d", "."), ct.Symlink("bin/e", "d/.."), ct.Symlink("bin/f", "e/.."), ct.File("bin/f/x", "y")))
+	f.Add(ct.Tar(f, ct.Dir("bin/d/"), ct.Symlink("bin/e", "d/.."), ct.Symlink("bin/f", "e/.."), ct.Symlink("bin/d", ".")))
 	f.Fuzz(func(t *testing.T, layerTar []byte) {
 		cfg, _ := json.Marshal(v1.ConfigFile{RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{{Algorithm: "sha256", Hex: ct.Sha(layerTar)}}}})
 		m, _ := json.Marshal([]ct.ManifestEntry{{Config: "blobs/sha256/" + ct.Sha(cfg), RepoTags: []string{ct.RuntimeRef}, Layers: []string{"blobs/sha256/" + ct.Sha(layerTar)}}})

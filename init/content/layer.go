@@ -14,13 +14,14 @@ import (
 // to its end: the last Read, or finish, returns the mismatch instead of
 // io.EOF. A zero DiffID is not checked but computed (diffID gives it), for
 // a reader that learns it later. Whatever was made of a layer's bytes must
-// be thrown away unless finish returns nil.
-func (l *Layer) tarStream() (*verifiedStream, error) {
+// be thrown away unless finish returns nil. A tar stream longer than max
+// bytes is an error.
+func (l *Layer) tarStream(max int64) (*verifiedStream, error) {
 	blob, err := l.Open()
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", l.Where, err)
 	}
-	v := &verifiedStream{l: l, blob: blob, blobHash: &hashReader{r: blob, h: sha256.New()}, tarHash: sha256.New()}
+	v := &verifiedStream{l: l, blob: blob, blobHash: &hashReader{r: blob, h: sha256.New()}, tarHash: sha256.New(), max: max}
 	raw := bufio.NewReaderSize(v.blobHash, 1<<20)
 	v.raw = raw
 	// One decoder goroutine per layer: layers are read one at a time, and
@@ -64,6 +65,7 @@ type verifiedStream struct {
 	tarHash    hash.Hash
 	gotDiffID  string // the uncompressed sha256, once at the end
 	err        error  // sticky: the verdict once at the end
+	read, max  int64  // the tar's bytes read so far, and the most it may have
 }
 
 func (v *verifiedStream) Read(p []byte) (int, error) {
@@ -72,6 +74,13 @@ func (v *verifiedStream) Read(p []byte) (int, error) {
 	}
 	n, err := v.tar.Read(p)
 	v.tarHash.Write(p[:n])
+	if v.read += int64(n); v.read > v.max {
+		// Checked as the bytes come, not at the end: they are being
+		// written to disk, and the digest that would refuse them is known
+		// only at the end.
+		v.err = fmt.Errorf("layer %s: expands to more than %d bytes, the cap on one layer: not an image layer this node can hold", v.l.Where, v.max)
+		return n, v.err
+	}
 	if err == io.EOF {
 		v.err = v.check()
 		if v.err == nil {

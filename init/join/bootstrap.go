@@ -23,7 +23,7 @@ import (
 // replaced: the node holds another cluster's secrets. It returns the
 // files written.
 func Bootstrap(ctx context.Context, o Options) ([]string, error) {
-	c, _, err := connect(ctx, o, "server")
+	c, _, err := connect(ctx, o, "server", serverTrust)
 	if err != nil {
 		return nil, err
 	}

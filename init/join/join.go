@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/host"
 	"github.com/rke2os/rke2os/init/node"
 	"github.com/rke2os/rke2os/init/serverpki"
@@ -51,6 +52,11 @@ type Options struct {
 	// APIServer is where the node's kubeconfigs point: its local load
 	// balancer in front of the cluster's apiservers.
 	APIServer string
+	// TrustOnFirstUse lets Bootstrap trust the CA the server presents
+	// when the token is a bare secret and the node has no CA recorded
+	// (the config's join.trust_on_first_use). Join always does on an
+	// agent's first join, as RKE2's agents do.
+	TrustOnFirstUse bool
 }
 
 // State is what a join learnt, kept at agent/join.json for the node's
@@ -104,7 +110,7 @@ type client struct {
 // PermanentError for a refusal, with another error for what may pass
 // (the server not up yet, not ready, unreachable).
 func Join(ctx context.Context, o Options) (*State, error) {
-	c, hash, err := connect(ctx, o, "node")
+	c, hash, err := connect(ctx, o, "node", agentTrust)
 	if err != nil {
 		return nil, err
 	}
@@ -169,10 +175,11 @@ func Join(ctx context.Context, o Options) (*State, error) {
 	return st, nil
 }
 
-// connect checks the server's CA against the token and returns a client
-// that trusts that CA only and sends the token's credentials (user, if
-// the token is a bare secret).
-func connect(ctx context.Context, o Options, user string) (*client, string, error) {
+// connect checks the server's CA against the token, or against what an
+// earlier join recorded (see trust), and returns a client that trusts
+// that CA only and sends the token's credentials (user, if the token is a
+// bare secret).
+func connect(ctx context.Context, o Options, user string, recorded func(Options) (trust, error)) (*client, string, error) {
 	u, err := url.Parse(o.Server)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, "", permanent("server %q is not a URL like https://10.0.0.1:9345", o.Server)
@@ -190,67 +197,105 @@ func connect(ctx context.Context, o Options, user string) (*client, string, erro
 	if user != "node" && user != "server" {
 		return nil, "", permanent("token: user %q is neither node nor server", user)
 	}
-	ca, hash, err := fetchCA(ctx, u)
+	tr := trust{}
+	if tok.CAHash == "" {
+		if tr, err = recorded(o); err != nil {
+			return nil, "", err
+		}
+		if tr.hash == "" && !tr.firstUse {
+			return nil, "", permanent("token: it is a bare secret, which pins no CA, and a server joining a cluster takes the cluster's keys from the server it trusts: "+
+				"give the full K10 token from the first server's /var/lib/rancher/rke2/server/token, or set %s: true in the node's config to trust the CA the server presents at this first join", config.KeyTrustOnFirstUse)
+		}
+	}
+	ca, err := fetchCA(ctx, u)
 	if err != nil {
 		return nil, "", err
 	}
 	switch {
-	case tok.CAHash == "":
-		slog.Warn("join: the token pins no CA (a bare secret): trusting the CA the server presents on first use", "server", o.Server, "ca_sha256", hash)
-	case tok.CAHash != hash:
-		return nil, "", permanent("the server %s presents a cluster CA whose sha256 is %s, but the token pins %s: this server is not the token's cluster (check server: and token: in the config; the token is the server's /var/lib/rancher/rke2/server/node-token)", o.Server, hash, tok.CAHash)
+	case tok.CAHash != "" && tok.CAHash != ca.Hash:
+		return nil, "", permanent("the server %s presents a cluster CA whose sha256 is %s, but the token pins %s: this server is not the token's cluster (check server: and token: in the config; the token is the server's %s)", o.Server, ca.Hash, tok.CAHash, tokenFile(user))
+	case tr.hash != "" && tr.hash != ca.Hash:
+		return nil, "", permanent("the server %s presents a cluster CA whose sha256 is %s, but the CA this node took at its first join (recorded in %s) is %s: the server's CA changed, or this is not the cluster the node joined, and a bare secret cannot tell which. "+
+			"If the cluster's CA changed on purpose, wipe this node's state partition to join anew, or give the new full token (K10<hash>::%s:<secret>, the server's %s)",
+			o.Server, ca.Hash, tr.file, tr.hash, user, tokenFile(user))
+	case tok.CAHash == "" && tr.hash == "":
+		slog.Warn("join: the token pins no CA (a bare secret): trusting the CA the server presents on first use; later joins are pinned to it", "server", o.Server, "ca_sha256", ca.Hash)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	return newClient(u, user, tok.Password, o, pool, 30*time.Second), hash, nil
+	return newClient(u, user, tok.Password, o, ca.Pool(), 30*time.Second), ca.Hash, nil
 }
 
-// newClient is a supervisor client that trusts pool only and sends user
-// and pass as basic auth.
+// tokenFile is where a server keeps the token for user.
+func tokenFile(user string) string {
+	if user == "server" {
+		return "/var/lib/rancher/rke2/server/token"
+	}
+	return "/var/lib/rancher/rke2/server/node-token"
+}
+
+// newClient is a supervisor client that trusts pool only, sends user and
+// pass as basic auth, and follows no redirect.
 func newClient(u *url.URL, user, pass string, o Options, pool *x509.CertPool, timeout time.Duration) *client {
-	return &client{base: u, user: user, pass: pass, o: o, http: &http.Client{Timeout: timeout,
+	return &client{base: u, user: user, pass: pass, o: o, http: &http.Client{Timeout: timeout, CheckRedirect: noRedirect,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}}
 }
 
+// noRedirect stops a client at a redirect, which the caller refuses
+// (redirected): a supervisor never answers one, and Go's client would
+// send the token (basic auth) and the node's password along to where it
+// points, to any port of the same host.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// redirected is the refusal of a 3xx answer, nil for another.
+func redirected(server, path string, resp *http.Response) error {
+	if resp.StatusCode < 300 || resp.StatusCode > 399 {
+		return nil
+	}
+	return permanent("the server %s answers %s with a redirect (%s) to %q: a supervisor never redirects, and the node follows none (it would take its token along); is server: the supervisor's port 9345?",
+		server, path, resp.Status, resp.Header.Get("Location"))
+}
+
 // fetchCA gets /cacerts without trusting the server yet: what it answers
-// is checked against the token's hash before anything else is sent.
-func fetchCA(ctx context.Context, u *url.URL) (ca []byte, hash string, err error) {
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+// is checked against the token's hash before anything else is sent, and
+// only what that hash vouches for is trusted (see serverpki.PinnedCA).
+func fetchCA(ctx context.Context, u *url.URL) (*serverpki.PinnedCA, error) {
+	hc := &http.Client{Timeout: 30 * time.Second, CheckRedirect: noRedirect, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}}}
 	defer hc.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.JoinPath("/cacerts").String(), nil)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, "", fmt.Errorf("cacerts: %w", err)
+		return nil, fmt.Errorf("cacerts: %w", err)
 	}
 	defer resp.Body.Close()
-	ca, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err := redirected(u.String(), "/cacerts", resp); err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, "", fmt.Errorf("cacerts: %w", err)
+		return nil, fmt.Errorf("cacerts: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, "", fmt.Errorf("cacerts: %s", resp.Status)
+		return nil, fmt.Errorf("cacerts: %s", resp.Status)
 	}
-	hash, err = serverpki.CAHash(ca)
+	ca, err := serverpki.PinCA(b)
 	if err != nil {
-		return nil, "", permanent("the server %s answers /cacerts with no CA certificate: %w (is server: the supervisor's port 9345?)", u, err)
+		return nil, permanent("the server %s answers /cacerts with no CA certificate: %w (is server: the supervisor's port 9345?)", u, err)
 	}
-	// The CA must be the one the server's own certificate chains to.
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
+	// The server's own certificate must chain to what the hash vouches
+	// for: not to whatever else the answer carries.
 	if cs := resp.TLS; cs != nil && len(cs.PeerCertificates) > 0 {
 		inter := x509.NewCertPool()
 		for _, c := range cs.PeerCertificates[1:] {
 			inter.AddCert(c)
 		}
-		if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter}); err != nil {
-			return nil, "", permanent("the server %s presents a certificate its own /cacerts does not sign: %w", u, err)
+		if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: ca.Pool(), Intermediates: inter}); err != nil {
+			return nil, permanent("the server %s presents a certificate that the cluster CA of its /cacerts (sha256 %s) does not sign: %w", u, ca.Hash, err)
 		}
 	}
-	return ca, hash, nil
+	return ca, nil
 }
 
 // do sends one request with the node's credentials and wants 200.
@@ -268,6 +313,9 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, heade
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer resp.Body.Close()
+	if err := redirected(c.o.Server, path, resp); err != nil {
+		return nil, err
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -278,6 +326,9 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, heade
 	case resp.StatusCode == http.StatusUnauthorized:
 		return nil, permanent("the server %s refused the token (401 Unauthorized): token: is not this cluster's (it is the server's /var/lib/rancher/rke2/server/node-token)", c.o.Server)
 	case resp.StatusCode == http.StatusForbidden:
+		if why := strings.TrimSpace(string(b)); why != "" && why != http.StatusText(http.StatusForbidden) {
+			return nil, permanent("the server %s refused the node name %q (403 Forbidden): %s", c.o.Server, c.o.NodeName, why)
+		}
 		return nil, permanent("the server %s refused the node name %q (403 Forbidden): another node holds that name with another password; give this node another node-name, or delete that Node (and the secret kube-system/%s)", c.o.Server, c.o.NodeName, supervisor.SecretName(c.o.NodeName))
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
 		return nil, permanent("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))

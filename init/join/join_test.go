@@ -39,6 +39,14 @@ type cluster struct {
 
 func newCluster(t *testing.T, ready bool) *cluster {
 	t.Helper()
+	return newClusterWrapped(t, ready, nil)
+}
+
+// newClusterWrapped is newCluster with the supervisor's handler passed
+// through wrap (nil for none), for tests that stand between the node and
+// the server.
+func newClusterWrapped(t *testing.T, ready bool, wrap func(http.Handler) http.Handler) *cluster {
+	t.Helper()
 	dir := t.TempDir()
 	p := node.Paths{DataDir: filepath.Join(dir, "data"), EtcDir: filepath.Join(dir, "etc"), RunDir: filepath.Join(dir, "run")}
 	res, err := serverpki.Ensure(serverpki.Options{Paths: p, NodeName: "server1", NodeIPs: []net.IP{net.ParseIP("127.0.0.1")}, Token: "sekrit"})
@@ -63,7 +71,11 @@ func newCluster(t *testing.T, ready bool) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewUnstartedServer(s.Handler())
+	h := s.Handler()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	ts := httptest.NewUnstartedServer(h)
 	ts.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
@@ -245,8 +257,10 @@ func TestNodeOwnsPassword(t *testing.T) {
 	if len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].Kind != "Node" || sec.OwnerReferences[0].UID != "u1" {
 		t.Fatalf("owners %+v", sec.OwnerReferences)
 	}
-	// The name freed (the secret gone with the Node): another password
-	// may take it.
+	// The name freed (the Node deleted, and the secret with it by the
+	// garbage collector, which the fake has not): another password may
+	// take it.
+	c.kube.CoreV1().Nodes().Delete(ctx, "agent1", metav1.DeleteOptions{})
 	c.kube.CoreV1().Secrets("kube-system").Delete(ctx, sec.Name, metav1.DeleteOptions{})
 	if _, err := Join(ctx, c.agent(t, "agent1", "other", c.token)); err != nil {
 		t.Fatal(err)

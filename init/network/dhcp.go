@@ -111,8 +111,9 @@ var requestedOptions = dhcpv4.WithRequestedOptions(
 	dhcpv4.OptionRebindingTimeValue,
 )
 
-// leaseFromACK reads a lease from a server's ACK.
-func leaseFromACK(ack *dhcpv4.DHCPv4, now time.Time) (*Lease, error) {
+// leaseFromACK reads a lease from a server's ACK; log gets the warnings
+// about options it leaves out.
+func leaseFromACK(ack *dhcpv4.DHCPv4, now time.Time, log *slog.Logger) (*Lease, error) {
 	ip, ok := addr4(ack.YourIPAddr)
 	if !ok || ip.IsUnspecified() {
 		return nil, fmt.Errorf("the server's ACK holds no address (yiaddr %v)", ack.YourIPAddr)
@@ -172,17 +173,36 @@ func leaseFromACK(ack *dhcpv4.DHCPv4, now time.Time) (*Lease, error) {
 			l.DNS = append(l.DNS, a)
 		}
 	}
-	if ds := ack.DomainSearch(); ds != nil && len(ds.Labels) > 0 {
-		l.Search = slices.Clone(ds.Labels)
-	} else if d := ack.DomainName(); d != "" {
-		l.Search = []string{d}
+	// A name that is not a DNS name is left out, and the rest of the lease
+	// kept: see dnsname.go for why names are checked at all.
+	names := func(code dhcpv4.OptionCode, vs []string, max int) []string {
+		var ok []string
+		for _, v := range vs {
+			if isDNSName(v, max) {
+				ok = append(ok, v)
+				continue
+			}
+			log.Warn("DHCPv4 option value left out: not a DNS name", "option", code.Code(), "option_name", code.String(),
+				"value", v, "server", l.Server, "address", l.Address)
+		}
+		return ok
+	}
+	if ds := ack.DomainSearch(); ds != nil {
+		l.Search = names(dhcpv4.OptionDNSDomainSearchList, ds.Labels, maxDomainName)
+	}
+	if d := ack.DomainName(); len(l.Search) == 0 && d != "" {
+		l.Search = names(dhcpv4.OptionDomainName, []string{d}, maxDomainName)
 	}
 	for _, s := range ack.NTPServers() {
 		if a, ok := addr4(s); ok && !a.IsUnspecified() && !a.IsMulticast() {
 			l.NTP = append(l.NTP, a)
 		}
 	}
-	l.Hostname = ack.HostName()
+	if h := ack.HostName(); h != "" {
+		if ok := names(dhcpv4.OptionHostName, []string{h}, maxHostName); ok != nil {
+			l.Hostname = ok[0]
+		}
+	}
 	if v := ack.Options.Get(dhcpv4.OptionInterfaceMTU); len(v) == 2 {
 		// 68 is the smallest MTU IPv4 allows; a smaller one is a broken
 		// server, not a reason to cut the node off.
@@ -325,7 +345,7 @@ func (c *dhcpLink) run(ctx context.Context) {
 		nl, err := c.discover(ctx)
 		var l *Lease
 		if err == nil {
-			l, err = leaseFromACK(nl.ACK, nl.CreationTime)
+			l, err = leaseFromACK(nl.ACK, nl.CreationTime, c.log)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -428,7 +448,7 @@ func (c *dhcpLink) extend(ctx context.Context, nl *nclient4.Lease, l *Lease) (*L
 			start := time.Now()
 			nnl, err := c.exchange(ctx, nl, l.Server, ph.broadcast, wait)
 			if err == nil {
-				next, err := leaseFromACK(nnl.ACK, nnl.CreationTime)
+				next, err := leaseFromACK(nnl.ACK, nnl.CreationTime, c.log)
 				if err == nil {
 					next.inherit(l, nnl.ACK)
 					next.Renewals = l.Renewals + 1

@@ -1,9 +1,13 @@
 package network
 
 import (
+	"bytes"
+	"log/slog"
 	"net"
 	"net/netip"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,7 +116,7 @@ func TestLeaseFromACK(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := leaseFromACK(ack(t, tt.mods...), now)
+			got, err := leaseFromACK(ack(t, tt.mods...), now, slog.New(slog.DiscardHandler))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("error %v, want error %v", err, tt.wantErr)
 			}
@@ -131,7 +135,7 @@ func TestInherit(t *testing.T) {
 	}
 	// A renewal ACK with the address and lease time alone keeps the rest.
 	a := ack(t, dhcpv4.WithYourIP(net.ParseIP("10.0.2.15").To4()), dhcpv4.WithLeaseTime(600))
-	l, err := leaseFromACK(a, time.Now())
+	l, err := leaseFromACK(a, time.Now(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,13 +148,13 @@ func TestInherit(t *testing.T) {
 
 	// What the renewal does say wins.
 	a = ack(t, dhcpv4.WithYourIP(net.ParseIP("10.0.2.15").To4()), dhcpv4.WithNetmask(net.CIDRMask(16, 32)), dhcpv4.WithDNS(net.ParseIP("9.9.9.9").To4()))
-	l, _ = leaseFromACK(a, time.Now())
+	l, _ = leaseFromACK(a, time.Now(), slog.New(slog.DiscardHandler))
 	l.inherit(prev, a)
 	if l.Address.Bits() != 16 || !reflect.DeepEqual(l.DNS, addrs("9.9.9.9")) || l.Router != prev.Router {
 		t.Errorf("renewal with new values: %+v", l)
 	}
 	a = ack(t, dhcpv4.WithYourIP(net.ParseIP("10.0.2.15").To4()), dhcpv4.WithOption(dhcpv4.OptNTPServers(net.ParseIP("10.0.2.124").To4())))
-	l, _ = leaseFromACK(a, time.Now())
+	l, _ = leaseFromACK(a, time.Now(), slog.New(slog.DiscardHandler))
 	l.inherit(prev, a)
 	if !reflect.DeepEqual(l.NTP, addrs("10.0.2.124")) {
 		t.Errorf("renewal with new NTP servers: %v", l.NTP)
@@ -242,5 +246,82 @@ func TestAddrLifetime(t *testing.T) {
 		if got := addrLifetime(d); got != want {
 			t.Errorf("addrLifetime(%v) = %d, want %d", d, got, want)
 		}
+	}
+}
+
+// TestLeaseFromACKRefusesBadNames checks that names from the server that are
+// not DNS names never reach the lease: a newline in a search domain would
+// add lines of the server's choosing to resolv.conf. The rest of the lease
+// stays usable.
+func TestLeaseFromACKRefusesBadNames(t *testing.T) {
+	ip := func(s string) net.IP { return net.ParseIP(s).To4() }
+	base := []dhcpv4.Modifier{
+		dhcpv4.WithYourIP(ip("10.0.2.15")),
+		dhcpv4.WithNetmask(net.CIDRMask(24, 32)),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ip("10.0.2.2"))),
+		dhcpv4.WithDNS(ip("10.0.2.3")),
+	}
+	tests := []struct {
+		name         string
+		mods         []dhcpv4.Modifier
+		wantSearch   []string
+		wantHostname string
+		wantWarn     []string // what the warnings say, each
+	}{{
+		name:       "newline in a search domain",
+		mods:       []dhcpv4.Modifier{dhcpv4.WithDomainSearchList("lab.example", "evil\nnameserver 6.6.6.6", "example")},
+		wantSearch: []string{"lab.example", "example"},
+		wantWarn:   []string{"option=119", `"evil\nnameserver 6.6.6.6"`, "server=10.0.2.2"},
+	}, {
+		name:       "space in a search domain",
+		mods:       []dhcpv4.Modifier{dhcpv4.WithDomainSearchList("a b.example")},
+		wantSearch: nil,
+		wantWarn:   []string{"option=119", "server=10.0.2.2"},
+	}, {
+		name:       "newline in the domain name",
+		mods:       []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptDomainName("corp.example\noptions ndots:15"))},
+		wantSearch: nil,
+		wantWarn:   []string{"option=15", "server=10.0.2.2"},
+	}, {
+		name: "a bad search list falls back to a good domain name",
+		mods: []dhcpv4.Modifier{
+			dhcpv4.WithDomainSearchList("bad\rname"),
+			dhcpv4.WithOption(dhcpv4.OptDomainName("corp.example")),
+		},
+		wantSearch: []string{"corp.example"},
+		wantWarn:   []string{"option=119"},
+	}, {
+		name:       "control character in the host name",
+		mods:       []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptHostName("node-7\x1b[2J"))},
+		wantSearch: nil,
+		wantWarn:   []string{"option=12", "server=10.0.2.2"},
+	}, {
+		name:         "good names pass",
+		mods:         []dhcpv4.Modifier{dhcpv4.WithDomainSearchList("lab.example"), dhcpv4.WithOption(dhcpv4.OptHostName("node-7.lab.example"))},
+		wantSearch:   []string{"lab.example"},
+		wantHostname: "node-7.lab.example",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			l, err := leaseFromACK(ack(t, append(slices.Clone(base), tt.mods...)...), time.Now(), slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatalf("the lease was refused: %v", err)
+			}
+			if !reflect.DeepEqual(l.Search, tt.wantSearch) || l.Hostname != tt.wantHostname {
+				t.Errorf("search %q, host name %q; want %q, %q", l.Search, l.Hostname, tt.wantSearch, tt.wantHostname)
+			}
+			if l.Address != netip.MustParsePrefix("10.0.2.15/24") || !reflect.DeepEqual(l.DNS, addrs("10.0.2.3")) {
+				t.Errorf("the rest of the lease was lost: %+v", l)
+			}
+			for _, w := range tt.wantWarn {
+				if !strings.Contains(logs.String(), w) {
+					t.Errorf("no warning saying %s:\n%s", w, logs.String())
+				}
+			}
+			if len(tt.wantWarn) == 0 && logs.Len() > 0 {
+				t.Errorf("warnings for good names:\n%s", logs.String())
+			}
+		})
 	}
 }

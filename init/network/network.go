@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/init/goroutine"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -154,16 +155,12 @@ func Up(ctx context.Context, cfg config.Network, opts ...Option) (*State, error)
 			}
 			s.setLease(p.Index, l, err)
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			c.run(ctx)
-		}()
+		s.keepDHCP(ctx, c)
 	}
-	go func() {
+	goroutine.Go("dhcp clients' end", func() {
 		s.wg.Wait()
 		close(s.done)
-	}()
+	})
 
 	if len(dhcp) > 0 {
 		if err := s.waitLeases(ctx, o, log); err != nil {
@@ -171,6 +168,22 @@ func Up(ctx context.Context, cfg config.Network, opts ...Option) (*State, error)
 		}
 	}
 	return s, errors.Join(errs...)
+}
+
+// runDHCP is a link's DHCP client, c.run; tests replace it.
+var runDHCP = (*dhcpLink).run
+
+// keepDHCP runs c in the background until ctx ends. A panic in it (in a
+// renewal, say) is logged and the client starts again from a DISCOVER,
+// after a growing wait: a client that stopped would let the lease run out
+// under a node that is still up, and ending PID 1 would panic the kernel.
+func (s *State) keepDHCP(ctx context.Context, c *dhcpLink) {
+	s.wg.Add(1)
+	name := "dhcp " + c.plan.Name
+	goroutine.Go(name, func() {
+		defer s.wg.Done()
+		goroutine.Restart(ctx, name, func(ctx context.Context) { runDHCP(c, ctx) })
+	})
 }
 
 // waitLeases waits for the first lease of every DHCP link, saying about
@@ -556,7 +569,10 @@ func (s *State) writeResolvConfLocked() error {
 	if r.empty() {
 		return nil
 	}
-	data := r.render()
+	data, err := r.render()
+	if err != nil {
+		return fmt.Errorf("network.dns: %w", err)
+	}
 	if bytes.Equal(data, s.written) {
 		return nil
 	}

@@ -17,6 +17,9 @@ const DefaultResolvConf = "/etc/resolv.conf"
 // every pod it syncs if the file lists more.
 const maxNameservers = 3
 
+// resolvHeader is resolv.conf's first line.
+const resolvHeader = "# Written by rke2-init from the node config (network.dns) and DHCP leases."
+
 // resolver is the content of resolv.conf.
 type resolver struct {
 	Servers []netip.Addr
@@ -61,17 +64,41 @@ func mergeDNS(servers [][]netip.Addr, search [][]string) resolver {
 // resolv.conf (if any) is then left alone.
 func (r resolver) empty() bool { return len(r.Servers) == 0 && len(r.Search) == 0 }
 
-// render returns the resolv.conf text.
-func (r resolver) render() []byte {
+// render returns the resolv.conf text. It refuses to write a server or
+// domain that holds a control character or a blank, whatever its source:
+// the leases' names are checked as they arrive and the config's as it is
+// parsed, but a newline that slipped past either would add a line to the
+// file (a resolver, "options ndots:15"), and a blank would split one name
+// into two. Refusing the whole file keeps the last good one.
+func (r resolver) render() ([]byte, error) {
 	var b bytes.Buffer
-	b.WriteString("# Written by rke2-init from the node config (network.dns) and DHCP leases.\n")
+	b.WriteString(resolvHeader + "\n")
 	for _, a := range r.Servers {
+		if err := checkResolvWord("nameserver", a.String()); err != nil {
+			return nil, err
+		}
 		fmt.Fprintf(&b, "nameserver %s\n", a)
+	}
+	for _, d := range r.Search {
+		if err := checkResolvWord("search domain", d); err != nil {
+			return nil, err
+		}
 	}
 	if len(r.Search) > 0 {
 		fmt.Fprintf(&b, "search %s\n", strings.Join(r.Search, " "))
 	}
-	return b.Bytes()
+	return b.Bytes(), nil
+}
+
+// checkResolvWord checks one word of a resolv.conf line: not empty, no
+// control character (a newline ends the line), no blank (which ends the
+// word).
+func checkResolvWord(what, w string) error {
+	bad := strings.ContainsFunc(w, func(r rune) bool { return r <= ' ' || r == 0x7f })
+	if w == "" || bad {
+		return fmt.Errorf("refusing to write resolv.conf: %s %q is empty or holds a control character or blank", what, w)
+	}
+	return nil
 }
 
 // writeFileAtomic replaces path with data through a temporary file in the

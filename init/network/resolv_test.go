@@ -1,11 +1,15 @@
 package network
 
 import (
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/rke2os/rke2os/init/config"
 )
 
 func addrs(ss ...string) []netip.Addr {
@@ -58,7 +62,11 @@ func TestResolvConf(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := mergeDNS(tt.servers, tt.search)
-			if got := string(r.render()); got != tt.want {
+			got, err := r.render()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
 				t.Errorf("render:\n%s\nwant:\n%s", got, tt.want)
 			}
 			if !reflect.DeepEqual(r.Dropped, tt.dropped) {
@@ -95,5 +103,57 @@ func TestWriteFileAtomic(t *testing.T) {
 	// A directory in the way is an error that names the path.
 	if err := writeFileAtomic(filepath.Dir(path), []byte("x"), 0o644); err == nil {
 		t.Errorf("replacing a directory: no error")
+	}
+}
+
+// TestRenderRefusesControlCharacters checks the writer's own guard: whatever
+// reached it (a lease's option, the config, a bug between them), it never
+// writes a name that holds a control character or a blank, which would add
+// a line of someone else's or split one name into two.
+func TestRenderRefusesControlCharacters(t *testing.T) {
+	zoned := func(zone string) netip.Addr { return netip.MustParseAddr("fe80::1").WithZone(zone) }
+	tests := []struct {
+		name string
+		r    resolver
+	}{
+		{"newline in a search domain", resolver{Search: []string{"lab.example", "evil\nnameserver 6.6.6.6"}}},
+		{"carriage return in a search domain", resolver{Search: []string{"evil\roptions ndots:15"}}},
+		{"NUL in a search domain", resolver{Search: []string{"a\x00b"}}},
+		{"DEL in a search domain", resolver{Search: []string{"a\x7fb"}}},
+		{"blank in a search domain", resolver{Search: []string{"a b"}}},
+		{"tab in a search domain", resolver{Search: []string{"a\tb"}}},
+		{"empty search domain", resolver{Search: []string{""}}},
+		{"newline in a server's zone", resolver{Servers: []netip.Addr{zoned("eth0\nsearch evil")}}},
+		{"blank in a server's zone", resolver{Servers: []netip.Addr{zoned("eth0 x")}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := tt.r.render()
+			if err == nil {
+				t.Fatalf("rendered:\n%s", out)
+			}
+			if out != nil {
+				t.Errorf("an error and output:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestWriteResolvConfRefusesBadNames checks that a refused render leaves the
+// file as it was and says why.
+func TestWriteResolvConfRefusesBadNames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	const before = "nameserver 10.0.0.1\n"
+	if err := os.WriteFile(path, []byte(before), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newState(config.DNS{}, path, slog.New(slog.DiscardHandler))
+	s.dns.Search = []string{"evil\nnameserver 6.6.6.6"}
+	err := s.writeResolvConf()
+	if err == nil || !strings.Contains(err.Error(), "network.dns") || !strings.Contains(err.Error(), `"evil\nnameserver 6.6.6.6"`) {
+		t.Errorf("error %v; want one that names network.dns and the name", err)
+	}
+	if got := readFile(t, path); got != before {
+		t.Errorf("resolv.conf changed to:\n%s", got)
 	}
 }

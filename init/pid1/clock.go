@@ -11,6 +11,7 @@ import (
 
 	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/console"
+	"github.com/rke2os/rke2os/init/goroutine"
 	"github.com/rke2os/rke2os/init/network"
 	"github.com/rke2os/rke2os/init/timesync"
 	"golang.org/x/crypto/cryptobyte"
@@ -53,12 +54,7 @@ func syncClock(ctx context.Context, cfg *config.Config, net *network.State) {
 	opts := []timesync.Option{
 		timesync.WithLogger(slog.Default()),
 		timesync.WithNotBefore(func() time.Time { return certNotBefore(oldestCert) }),
-		timesync.OnStep(func(old, now time.Time) {
-			// Certificates made on the old time may not cover the new.
-			if f := reissue.Load(); f != nil {
-				(*f)()
-			}
-		}),
+		timesync.OnStep(onClockStep),
 	}
 	sctx, cancel := context.WithTimeout(ctx, clockWait)
 	r, err := timesync.Sync(sctx, servers, opts...)
@@ -73,7 +69,26 @@ func syncClock(ctx context.Context, cfg *config.Config, net *network.State) {
 	}
 	// Certificates made later check their validity against the clock as
 	// it is then: the etcd step re-issues any leaf that does not cover now.
-	go timesync.Discipline(ctx, servers, opts...)
+	keepDisciplined(ctx, servers, opts)
+}
+
+// keepDisciplined keeps the clock on the servers' time until ctx ends; a
+// panic in the discipline is logged and it starts again, after a growing
+// wait, so that the clock is still kept.
+func keepDisciplined(ctx context.Context, servers []string, opts []timesync.Option) {
+	goroutine.Keep(ctx, "clock discipline", func(ctx context.Context) {
+		timesync.Discipline(ctx, servers, opts...)
+	})
+}
+
+// onClockStep runs after every step of the clock: certificates made on
+// the old time may not cover the new. It runs inside the discipline: a
+// panic in the re-issue is logged and the discipline goes on (the next
+// step tries the re-issue again).
+func onClockStep(old, now time.Time) {
+	if f := reissue.Load(); f != nil {
+		goroutine.Call("certificate re-issue after a clock step", *f)
+	}
 }
 
 // certNotBefore is when a certificate starts to be valid; zero when it

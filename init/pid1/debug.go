@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/init/goroutine"
 	"github.com/rke2os/rke2os/init/host"
 	"github.com/rke2os/rke2os/init/supervise"
 )
@@ -23,44 +24,57 @@ import (
 // only window into why a pod does not start.
 func tailLogs(ctx context.Context, files map[string]string) {
 	for name, path := range files {
-		go func() {
-			defer func() { recover() }()
-			var off int64
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(2 * time.Second):
-				}
-				f, err := os.Open(path)
-				if err != nil {
-					continue
-				}
-				if fi, err := f.Stat(); err == nil && fi.Size() < off {
-					off = 0 // rotated
-				}
-				if _, err := f.Seek(off, io.SeekStart); err == nil {
-					r := bufio.NewReader(f)
-					for {
-						line, err := r.ReadString('\n')
-						if err != nil {
-							break
-						}
-						off += int64(len(line))
-						slog.Info("log", "service", name, "line", line[:len(line)-1])
-					}
-				}
-				f.Close()
-			}
-		}()
+		// Kept across a restart after a panic: what was copied is not
+		// copied again.
+		var off int64
+		goroutine.Keep(ctx, "debug logs "+name, func(ctx context.Context) { tailLog(ctx, name, path, &off) })
 	}
+}
+
+// tailEvery is how often tailLog looks for new lines; tests shorten it.
+var tailEvery = 2 * time.Second
+
+// tailLog copies the lines added to path from *off on, every tailEvery,
+// until ctx ends.
+func tailLog(ctx context.Context, name, path string, off *int64) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(tailEvery):
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		if fi, err := f.Stat(); err == nil && fi.Size() < *off {
+			*off = 0 // rotated
+		}
+		if _, err := f.Seek(*off, io.SeekStart); err == nil {
+			r := bufio.NewReader(f)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					break
+				}
+				*off += int64(len(line))
+				slog.Info("log", "service", name, "line", line[:len(line)-1])
+			}
+		}
+		f.Close()
+	}
+}
+
+// startCPULog logs the machine's CPU use every interval (see logCPU) until
+// ctx ends, starting again after a panic.
+func startCPULog(ctx context.Context, proc string, every time.Duration) {
+	goroutine.Keep(ctx, "debug cpu", func(ctx context.Context) { logCPU(ctx, proc, every) })
 }
 
 // logCPU logs every interval how busy the machine was and which commands
 // used its CPU (config debug: {cpu: true}): under emulation or on a small
 // machine, where a control plane's time goes.
 func logCPU(ctx context.Context, proc string, every time.Duration) {
-	defer func() { recover() }()
 	before, err := host.ReadProcCPU(proc)
 	have := err == nil
 	for {
@@ -102,23 +116,29 @@ func serveDebugHooks(sup *supervise.Supervisor) {
 		return
 	}
 	slog.Warn("debug hooks listening: not for production", "addr", debugHooksAddr)
-	go func() {
-		defer func() { recover() }()
+	serveHooks(l, sup.Signal)
+}
+
+// serveHooks answers the hooks' requests on l in the background, until l
+// is closed. A panic in the accept loop starts it again; one in a
+// request's handling costs that connection.
+func serveHooks(l net.Listener, signal func(string, syscall.Signal) error) {
+	goroutine.Keep(context.Background(), "debug hooks", func(context.Context) {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				slog.Error("debug hooks", "err", err)
 				return
 			}
-			go func() {
+			goroutine.Go("debug hook request", func() {
 				defer c.Close()
 				c.SetDeadline(time.Now().Add(10 * time.Second))
-				code, msg := debugRequest(bufio.NewReader(io.LimitReader(c, 8192)), sup.Signal)
+				code, msg := debugRequest(bufio.NewReader(io.LimitReader(c, 8192)), signal)
 				fmt.Fprintf(c, "HTTP/1.0 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 					code, statusText[code], len(msg), msg)
-			}()
+			})
 		}
-	}()
+	})
 }
 
 var statusText = map[int]string{200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}

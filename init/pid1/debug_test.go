@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"log/slog"
 	"regexp"
 	"strings"
 	"syscall"
@@ -50,10 +49,7 @@ func TestDebugRequest(t *testing.T) {
 // debug.cpu: a line per interval with the machine's busy share and the
 // commands that ran, this test's own among them while it spins.
 func TestLogCPU(t *testing.T) {
-	var buf syncbuf.Buffer
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
-	defer slog.SetDefault(old)
+	buf := syncbuf.CaptureLog(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { logCPU(ctx, "/proc", 300*time.Millisecond); close(done) }()
@@ -71,10 +67,7 @@ func TestLogCPU(t *testing.T) {
 
 // A proc root that cannot be read is a warning per interval, not a crash.
 func TestLogCPUWarns(t *testing.T) {
-	var buf syncbuf.Buffer
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
-	defer slog.SetDefault(old)
+	buf := syncbuf.CaptureLog(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
 	defer cancel()
 	logCPU(ctx, t.TempDir(), 50*time.Millisecond)

@@ -80,14 +80,14 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 
 	if role == config.RoleServer {
 		var etcd agent.EtcdResult
-		if err := agent.Run(reaper, agent.Path, &etcd, agent.StepEtcd, "--node-name="+nodeName, "--node-ip="+nodeIP); err != nil {
+		if err := agent.Run(reaper, agent.Path, &etcd, agent.StepEtcd, etcdArgs(cfg, nodeName, nodeIP)...); err != nil {
 			return err
 		}
 		// After a step of the clock, the same step re-issues what no
 		// longer covers now, and a changed certificate restarts etcd.
 		again := func() {
 			var r agent.EtcdResult
-			if err := agent.Run(reaper, agent.Path, &r, agent.StepEtcd, "--node-name="+nodeName, "--node-ip="+nodeIP); err != nil {
+			if err := agent.Run(reaper, agent.Path, &r, agent.StepEtcd, etcdArgs(cfg, nodeName, nodeIP)...); err != nil {
 				slog.Warn("certificates after the clock step", "err", err)
 				return
 			}
@@ -130,4 +130,12 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 	}
 	logResources("kubelet-started")
 	return nil
+}
+
+// etcdArgs are the etcd step's flags. The step reads RKE2's config.yaml,
+// which has no join.trust_on_first_use (rke2os's own key): it comes as a
+// flag.
+func etcdArgs(cfg *config.Config, nodeName, nodeIP string) []string {
+	return []string{"--node-name=" + nodeName, "--node-ip=" + nodeIP,
+		"--" + agent.FlagTrustOnFirstUse + "=" + strconv.FormatBool(cfg.TrustsOnFirstUse())}
 }

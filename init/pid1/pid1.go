@@ -18,6 +18,7 @@ import (
 	"github.com/rke2os/rke2os/init/boot"
 	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/console"
+	"github.com/rke2os/rke2os/init/goroutine"
 	"github.com/rke2os/rke2os/init/host"
 	"github.com/rke2os/rke2os/init/network"
 	"github.com/rke2os/rke2os/init/shutdown"
@@ -64,11 +65,14 @@ func Run() {
 	defer stopNet()
 	// A shutdown request is served at any time, also in the middle of a
 	// long step such as the airgap import.
-	go serveShutdown(shutdown.Requests(), func() {
-		stopNet()
-		if err := sup.StopAll(10 * time.Second); err != nil {
-			slog.Warn("stopping services", "err", err)
-		}
+	requests := shutdown.Requests()
+	goroutine.Go("shutdown", func() {
+		serveShutdown(requests, func() {
+			stopNet()
+			if err := sup.StopAll(10 * time.Second); err != nil {
+				slog.Warn("stopping services", "err", err)
+			}
+		})
 	})
 
 	step("modules", func() error {
@@ -132,7 +136,7 @@ func Run() {
 		})
 	}
 	if ok && cfg.Debug[config.DebugCPU] {
-		go logCPU(netCtx, "/proc", time.Minute)
+		startCPULog(netCtx, "/proc", time.Minute)
 	}
 	if ok && cfg.Debug[config.DebugHooks] {
 		serveDebugHooks(sup)

@@ -111,6 +111,43 @@ func secretFor(key, value, user string) (Token, error) {
 // sha256 of the DER of the root the first certificate chains to, so that
 // the hash survives renewing the intermediate.
 func CAHash(caFile []byte) (string, error) {
+	ca, err := PinCA(caFile)
+	if err != nil {
+		return "", err
+	}
+	return ca.Hash, nil
+}
+
+// PinnedCA is a cluster CA file (a /cacerts answer, a server-ca.crt) as a
+// joining node may trust it: its CAHash and the certificates that hash
+// vouches for.
+type PinnedCA struct {
+	// Hash is the file's CAHash.
+	Hash string
+	// Certs are the certificates to trust. When Hash is that of a root,
+	// they are the chain that ends at it (the first certificate, its
+	// intermediates, the root), nothing else of the file: the hash says
+	// nothing about the rest, which anyone between the node and the
+	// server could have appended. When Hash is that of the file's bytes,
+	// it covers every certificate, and they are all of them.
+	Certs []*x509.Certificate
+}
+
+// Pool is a pool of c.Certs. Every certificate in it is a trust anchor,
+// the chain's intermediates too: each is vouched for by the pinned root,
+// and the server may send its own certificate without them.
+func (c *PinnedCA) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	for _, cert := range c.Certs {
+		pool.AddCert(cert)
+	}
+	return pool
+}
+
+// PinCA hashes caFile as CAHash does and says which of its certificates
+// the hash vouches for (see PinnedCA). caFile is untrusted: what a server
+// answers before the node trusts it.
+func PinCA(caFile []byte) (*PinnedCA, error) {
 	var certs []*x509.Certificate
 	for rest := caFile; ; {
 		var block *pem.Block
@@ -122,14 +159,15 @@ func CAHash(caFile []byte) (string, error) {
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		certs = append(certs, c)
 	}
 	if len(certs) == 0 {
-		return "", errors.New("no PEM certificate")
+		return nil, errors.New("no PEM certificate")
 	}
-	b := caFile
+	hashed := caFile
+	trusted := certs
 	if len(certs) > 1 {
 		roots, inter := x509.NewCertPool(), x509.NewCertPool()
 		for _, c := range certs[1:] {
@@ -142,11 +180,11 @@ func CAHash(caFile []byte) (string, error) {
 		if chains, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
 			chain := chains[0]
-			b = chain[len(chain)-1].Raw
+			hashed, trusted = chain[len(chain)-1].Raw, chain
 		}
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
+	sum := sha256.Sum256(hashed)
+	return &PinnedCA{Hash: hex.EncodeToString(sum[:]), Certs: slices.Clone(trusted)}, nil
 }
 
 // randomSecret is a new token secret: 16 random bytes in hex, as k3s makes

@@ -1,6 +1,7 @@
 package shutdown
 
 import (
+	"context"
 	"encoding/binary"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rke2os/rke2os/init/goroutine"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +26,7 @@ func Requests() <-chan Action {
 	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGPWR)
-	go func() {
+	goroutine.Keep(context.Background(), "shutdown signals", func(context.Context) {
 		for s := range sigs {
 			if s == unix.SIGINT {
 				ch <- Reboot
@@ -32,11 +34,11 @@ func Requests() <-chan Action {
 				ch <- PowerOff
 			}
 		}
-	}()
+	})
 	buttons.mu.Lock()
 	buttons.ch = ch
 	buttons.mu.Unlock()
-	go pollPowerButtons()
+	goroutine.Keep(context.Background(), "power button poll", func(context.Context) { pollPowerButtons() })
 	return ch
 }
 
@@ -72,7 +74,7 @@ func WatchPowerButtons() int {
 		}
 		buttons.watched[dev] = true
 		slog.Info("watching power button", "device", dev)
-		go readButton(f, buttons.ch)
+		watchButton(f, buttons.ch)
 	}
 	return len(buttons.watched)
 }
@@ -108,6 +110,12 @@ const (
 	evKey    = 1
 	keyPower = 116
 )
+
+// watchButton reads f's presses into ch in the background. A panic there
+// costs this button (the others and the signals still shut down).
+func watchButton(f *os.File, ch chan<- Action) {
+	goroutine.Go("power button "+f.Name(), func() { readButton(f, ch) })
+}
 
 func readButton(f *os.File, ch chan<- Action) {
 	defer f.Close()

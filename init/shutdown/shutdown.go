@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/console"
+	"github.com/rke2os/rke2os/init/goroutine"
 	"golang.org/x/sys/unix"
 )
 
@@ -108,7 +109,7 @@ func unmountAll() {
 
 func syncWithDeadline(d time.Duration) {
 	done := make(chan struct{})
-	go func() { unix.Sync(); close(done) }()
+	goroutine.Go("sync", func() { unix.Sync(); close(done) })
 	select {
 	case <-done:
 	case <-time.After(d):

@@ -51,7 +51,6 @@ func newServiceLog(path string, max int64) *serviceLog {
 func (l *serviceLog) readFrom(r io.ReadCloser, done chan<- struct{}) {
 	defer close(done)
 	defer r.Close()
-	defer protect("log reader " + l.path)
 	br := bufio.NewReaderSize(r, maxLine)
 	for {
 		b, err := br.ReadSlice('\n')

@@ -5,6 +5,7 @@
 package supervise
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rke2os/rke2os/init/goroutine"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,23 +78,18 @@ func (r *Reaper) Start() error {
 		signal.Notify(ch, unix.SIGCHLD)
 		// A child that exited before Notify sent its SIGCHLD to nobody.
 		r.reapAll()
-		go r.loop(ch)
+		// A panic is logged and the reaping starts again: an init that
+		// stops reaping fills the process table with zombies.
+		goroutine.Keep(context.Background(), "reaper", func(context.Context) { r.loop(ch) })
 	})
 	return r.err
 }
 
-// loop reaps on every SIGCHLD. A panic is logged and the loop goes on: an
-// init that stops reaping fills the process table with zombies.
+// loop reaps on every SIGCHLD.
 func (r *Reaper) loop(ch <-chan os.Signal) {
-	for {
-		func() {
-			defer protect("reaper")
-			r.reapAll() // catch up on what a panic interrupted
-			for range ch {
-				r.reapAll()
-			}
-		}()
-		time.Sleep(100 * time.Millisecond) // a panic that repeats must not spin
+	r.reapAll() // catch up on what a panic interrupted
+	for range ch {
+		r.reapAll()
 	}
 }
 
@@ -148,7 +145,7 @@ func (r *Reaper) Spawn(cmd *exec.Cmd) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	go p.finish()
+	goroutine.Go("process "+cmd.Path, p.finish)
 	return p, nil
 }
 
@@ -178,7 +175,6 @@ func (r *Reaper) startLocked(cmd *exec.Cmd) (*Process, error) {
 // already reaped, and never wait on a pid the kernel may have reused.
 func (p *Process) finish() {
 	defer close(p.done)
-	defer protect("process " + p.cmd.Path)
 	<-p.exited
 	_ = p.cmd.Process.Release()
 	_ = p.cmd.Wait() // its process error is EINVAL (released); the status is ours
@@ -238,7 +234,7 @@ func (r *Reaper) Run(cmd *exec.Cmd) error {
 		pw = w
 		cmd.Stdout, cmd.Stderr = pw, pw
 		out = newServiceLog("", 0)
-		go out.readFrom(pr, drained)
+		goroutine.Go("output of "+cmd.Path, func() { out.readFrom(pr, drained) })
 	}
 	p, err := r.Spawn(cmd)
 	if pw != nil {

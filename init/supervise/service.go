@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rke2os/rke2os/init/goroutine"
 	"golang.org/x/sys/unix"
 )
 
@@ -187,7 +188,7 @@ func (s *Service) start() {
 	}
 	r := &run{stop: make(chan struct{}), done: make(chan struct{})}
 	s.run = r
-	go s.loop(r)
+	goroutine.Go("service "+s.Name, func() { s.loop(r) })
 }
 
 // running reports whether a lifecycle is under way (it may be in backoff).
@@ -204,7 +205,7 @@ func (s *Service) loop(r *run) {
 	defer s.log.close()
 	defer func() {
 		if v := recover(); v != nil {
-			logPanic("service "+s.Name, v)
+			goroutine.LogPanic("service "+s.Name, v)
 			s.setProc(nil)
 			s.set(StateExited, 0, "exit", fmt.Sprintf("supervisor panic: %v", v))
 		}
@@ -263,7 +264,7 @@ func (s *Service) runOnce(r *run) (exit *ExitError, ran time.Duration, stopped b
 	s.set(StateRunning, p.Pid)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	go s.probe(ctx, p)
+	goroutine.Go("ready probe of "+s.Name, func() { s.probe(ctx, p) })
 	gone := true
 	select {
 	case <-p.Exited():
@@ -318,7 +319,7 @@ func (s *Service) spawn() (*Process, <-chan struct{}, error) {
 		return nil, nil, err
 	}
 	drained := make(chan struct{})
-	go s.log.readFrom(pr, drained)
+	goroutine.Go("log of "+s.Name, func() { s.log.readFrom(pr, drained) })
 	return p, drained, nil
 }
 
@@ -374,7 +375,6 @@ func (s *Service) waitDeps(stop <-chan struct{}) bool {
 
 // probe polls the Ready check of one run until it passes or the run ends.
 func (s *Service) probe(ctx context.Context, p *Process) {
-	defer protect("ready probe of " + s.Name)
 	if s.Ready == nil {
 		s.markReady(p)
 		return
@@ -408,7 +408,7 @@ func (s *Service) probe(ctx context.Context, p *Process) {
 func (s *Service) callReady(ctx context.Context) (err error, panicked bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			logPanic("ready probe of "+s.Name, v)
+			goroutine.LogPanic("ready probe of "+s.Name, v)
 			s.mu.Lock()
 			s.probeErr = fmt.Errorf("ready probe panicked: %v", v)
 			s.mu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -196,17 +195,4 @@ func (s *Supervisor) notify() {
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.cmu.Unlock()
-}
-
-// protect, deferred at the top of every goroutine of this package, logs a
-// panic instead of letting it end the process: PID 1 exiting panics the
-// kernel.
-func protect(where string) {
-	if v := recover(); v != nil {
-		logPanic(where, v)
-	}
-}
-
-func logPanic(where string, v any) {
-	slog.Error("panic", "in", "supervise: "+where, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 }

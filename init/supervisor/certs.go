@@ -68,15 +68,21 @@ func (s *Server) checkNode(w http.ResponseWriter, r *http.Request) (string, bool
 		fail(w, r, http.StatusServiceUnavailable, errors.New("the apiserver is not ready"))
 		return "", false
 	}
-	if err := c.Passwords.Check(r.Context(), name, password); err != nil {
-		if errors.Is(err, ErrPasswordRejected) {
-			s.refuse(w, r, http.StatusForbidden, fmt.Sprintf("node %s: %v", name, err))
-			return "", false
-		}
-		fail(w, r, http.StatusServiceUnavailable, fmt.Errorf("node password of %s: %w", name, err))
-		return "", false
+	err = c.Passwords.Check(r.Context(), name, password)
+	if errors.Is(err, ErrUnclaimed) {
+		err = c.Passwords.Claim(r.Context(), name, password)
 	}
-	return name, true
+	switch {
+	case errors.Is(err, ErrPasswordRejected):
+		s.refuse(w, r, http.StatusForbidden, fmt.Sprintf("node %s: %v", name, err))
+	case errors.Is(err, ErrNameRegistered):
+		fail(w, r, http.StatusForbidden, err)
+	case err != nil:
+		fail(w, r, http.StatusServiceUnavailable, fmt.Errorf("node password of %s: %w", name, err))
+	default:
+		return name, true
+	}
+	return "", false
 }
 
 // sign answers the certificate for the request's key, followed by its CA.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -28,6 +29,12 @@ func SecretName(node string) string { return node + ".node-password.rke2" }
 // kube-system/<node>.node-password.rke2. Once the Node exists the secret
 // is owned by it, so that deleting the Node frees the name (the garbage
 // collector deletes the secret).
+//
+// Unlike RKE2, the name of a Node that exists without a secret is given
+// to no one who asks: it is a server's (a server issues its own kubelet
+// certificates, and claims its name with ClaimOwn) or a node's whose
+// secret was deleted, and whoever got its kubelet identity could delete
+// that Node.
 type NodePasswords struct {
 	Kube kubernetes.Interface
 }
@@ -37,19 +44,7 @@ func (n *NodePasswords) Check(ctx context.Context, name, password string) error 
 	secrets := n.Kube.CoreV1().Secrets(metav1.NamespaceSystem)
 	sec, err := secrets.Get(ctx, SecretName(name), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		hash, herr := hashPassword(password)
-		if herr != nil {
-			return herr
-		}
-		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: SecretName(name), Namespace: metav1.NamespaceSystem},
-			Type: SecretType, Immutable: ptr(true), Data: map[string][]byte{"hash": []byte(hash)}}
-		n.own(ctx, sec, name)
-		_, err = secrets.Create(ctx, sec, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			// Another request for the name won the race: check against it.
-			return n.Check(ctx, name, password)
-		}
-		return err
+		return ErrUnclaimed
 	}
 	if err != nil {
 		return err
@@ -68,6 +63,52 @@ func (n *NodePasswords) Check(ctx context.Context, name, password string) error 
 		}
 	}
 	return nil
+}
+
+// Claim implements Passwords.
+func (n *NodePasswords) Claim(ctx context.Context, name, password string) error {
+	_, err := n.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err == nil {
+		return fmt.Errorf("node %s: %w", name, ErrNameRegistered)
+	}
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	return n.create(ctx, name, password)
+}
+
+// ClaimOwn claims a server's own name with its password, the Node
+// registered or not (the server is that Node's kubelet): the server calls
+// it before its supervisor serves kubelet certificates, so that no one who
+// asks first gets the name. ErrPasswordRejected if the name is claimed
+// with another password.
+func (n *NodePasswords) ClaimOwn(ctx context.Context, name, password string) error {
+	if err := n.Check(ctx, name, password); !errors.Is(err, ErrUnclaimed) {
+		return err
+	}
+	return n.create(ctx, name, password)
+}
+
+// create records password's hash for name, owned by its Node if there is
+// one; if another request recorded the name first, it checks against
+// that.
+func (n *NodePasswords) create(ctx context.Context, name, password string) error {
+	hash, err := hashPassword(password)
+	if err != nil {
+		return err
+	}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: SecretName(name), Namespace: metav1.NamespaceSystem},
+		Type: SecretType, Immutable: ptr(true), Data: map[string][]byte{"hash": []byte(hash)}}
+	n.own(ctx, sec, name)
+	_, err = n.Kube.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, sec, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		// Another request for the name won the race: check against it.
+		err = n.Check(ctx, name, password)
+		if errors.Is(err, ErrUnclaimed) {
+			return fmt.Errorf("secret %s was created and deleted meanwhile: try again", sec.Name)
+		}
+	}
+	return err
 }
 
 // Adopt gives every node password secret whose Node exists that Node as

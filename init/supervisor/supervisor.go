@@ -79,13 +79,27 @@ type Cluster struct {
 
 // Passwords keeps the node passwords.
 type Passwords interface {
-	// Check accepts password for the node name, recording it if the name
-	// is new; ErrPasswordRejected if the name is another node's.
+	// Check accepts password for the node name: nil if the name is
+	// claimed with it, ErrPasswordRejected if with another, ErrUnclaimed
+	// if with none yet.
 	Check(ctx context.Context, name, password string) error
+	// Claim records password for a name no one has claimed; it is
+	// ErrNameRegistered if a Node has that name already. If another
+	// request claims the name first, it answers as Check.
+	Claim(ctx context.Context, name, password string) error
 }
 
 // ErrPasswordRejected is a node name claimed with another password.
 var ErrPasswordRejected = errors.New("node password rejected: the name is taken by a node with another password (delete that Node, or give this node another name)")
+
+// ErrUnclaimed is a node name no one has claimed yet.
+var ErrUnclaimed = errors.New("the node name is not claimed yet")
+
+// ErrNameRegistered is a claim for the name of a Node that exists but
+// whose name was never claimed with a password: a server's (servers issue
+// their own kubelet certificates) or a node's whose password secret was
+// deleted. It is not given to whoever asks first.
+var ErrNameRegistered = errors.New("a Node of that name is registered without a node password (a server's, or a node whose password secret was deleted), and its name is given to no one who asks: give this node another name, or delete that Node if it is gone")
 
 // Server is the supervisor of one server node.
 type Server struct {

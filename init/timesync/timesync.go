@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/beevik/ntp"
+	"github.com/rke2os/rke2os/init/goroutine"
 )
 
 // Defaults. stepAboveBoot is ntpd's step threshold: at boot nothing runs
@@ -264,10 +265,13 @@ func (o *options) measure(ctx context.Context, servers []string, skip map[netip.
 		}
 		asked[i] = true
 		wg.Add(1)
-		go func() {
+		goroutine.Go("ntp query "+t.addr.String(), func() {
 			defer wg.Done()
+			// What a panic in the query leaves: this server's failure
+			// for the round (a zero Answer would pass for a good one).
+			answers[i] = Answer{Server: t.server, Addr: t.addr.String(), Err: &answerError{msg: "the query panicked (a bug; its stack is in the log)"}}
 			answers[i] = o.query(ctx, t)
-		}()
+		})
 	}
 	wg.Wait()
 	var good []Answer
@@ -392,7 +396,7 @@ func (o *options) query(ctx context.Context, t target) Answer {
 			if err != nil {
 				return nil, err
 			}
-			stop = context.AfterFunc(qctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+			stop = goroutine.AfterFunc(qctx, "ntp query deadline", func() { c.SetDeadline(time.Unix(1, 0)) })
 			return c, nil
 		},
 	}

@@ -21,9 +21,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 )
 
 // A further server (role server with server: set) joins the cluster as
@@ -62,8 +62,10 @@ func (e Env) writeEtcdJoin(j *etcdJoin) error {
 
 // bootstrapServer takes the cluster's shared secrets from the server the
 // config names, waiting while it is not ready; a refusal ends the wait.
-func (e Env) bootstrapServer(ctx context.Context, rc config.RKE2Config, nodeName string) error {
-	o := join.Options{Server: rc.Server(), Token: rc.Token(), NodeName: nodeName, Paths: e.Paths}
+// With a bare secret it trusts the server's CA on first use only if
+// trustOnFirstUse (join.trust_on_first_use) says so.
+func (e Env) bootstrapServer(ctx context.Context, rc config.RKE2Config, nodeName string, trustOnFirstUse bool) error {
+	o := join.Options{Server: rc.Server(), Token: rc.Token(), NodeName: nodeName, Paths: e.Paths, TrustOnFirstUse: trustOnFirstUse}
 	if o.Token == "" {
 		return errors.New("join: a further server needs the cluster's token: set rke2.token (the first server's /var/lib/rancher/rke2/server/token)")
 	}
@@ -146,28 +148,33 @@ func (e Env) etcdClient(endpoints []string) (*clientv3.Client, error) {
 		TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}})
 }
 
-// removeDeletedServers removes from etcd the member of every Node deleted
-// while this server runs, as RKE2 does: a server's Node deleted is the
-// server gone from the cluster.
-func (e Env) removeDeletedServers(ctx context.Context, kc kubernetes.Interface, self string) {
-	for ctx.Err() == nil {
-		w, err := kc.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
-		if err != nil {
-			time.Sleep(10 * time.Second)
-			continue
+// removeDeletedServers removes from etcd the member of every server Node
+// deleted while this server runs, as RKE2 does: a server's Node deleted is
+// the server gone from the cluster. An informer lists and watches the
+// Nodes and lists again after a broken watch, so that a deletion between
+// two watches still arrives (as a tombstone) rather than being lost.
+func (e Env) removeDeletedServers(ctx context.Context, kc kubernetes.Interface, self string, remove func(context.Context, string)) {
+	factory := informers.NewSharedInformerFactory(kc, 0)
+	defer factory.Shutdown()
+	_, err := factory.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
 		}
-		for ev := range w.ResultChan() {
-			n, ok := ev.Object.(*corev1.Node)
-			if ev.Type != watch.Deleted || !ok || n.Name == self {
-				continue
-			}
-			if _, ok := n.Labels["node-role.kubernetes.io/etcd"]; !ok {
-				continue
-			}
-			go e.removeMember(ctx, n.Name)
+		n, ok := obj.(*corev1.Node)
+		if !ok || n.Name == self {
+			return
 		}
-		w.Stop()
+		if _, ok := n.Labels["node-role.kubernetes.io/etcd"]; !ok {
+			return
+		}
+		go remove(ctx, n.Name)
+	}})
+	if err != nil {
+		slog.Error("etcd member removal: cannot watch Nodes", "err", err)
+		return
 	}
+	factory.Start(ctx.Done())
+	<-ctx.Done()
 }
 
 func (e Env) removeMember(ctx context.Context, name string) {

@@ -130,8 +130,10 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 
 	// The Node, as RKE2's server treats its own: role labels once the
 	// kubelet has registered it, then node-ready once it is Ready.
-	e.clusterReady(ctx, sup, kc, etcd)
-	go e.removeDeletedServers(ctx, kc, nodeName)
+	if err := e.clusterReady(ctx, sup, kc, etcd, nodeName); err != nil {
+		return stopped(ctx, err)
+	}
+	go e.removeDeletedServers(ctx, kc, nodeName, e.removeMember)
 	if err := kubenode.Label(ctx, kc, nodeName, kubenode.ServerLabels, pollEvery); err != nil {
 		return stopped(ctx, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,10 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/agent"
+	"github.com/rke2os/rke2os/init/supervisor"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 // fakeTLS serves h over HTTPS with a certificate the node's PKI made, and
@@ -55,6 +60,14 @@ func TestServer(t *testing.T) {
 	var etcdUp, apiUp, registered, ready atomic.Bool
 	var labels atomic.Value
 	labels.Store("")
+	var claimed atomic.Value
+	claimed.Store("")
+	var claimedType atomic.Value
+	claimedType.Store("")
+	env.NodePasswordFile = filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(env.NodePasswordFile, []byte("server-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tlsDir := env.Paths.Server("tls")
 	env.EtcdURL = fakeTLS(t, env.Paths.EtcdTLS("server-client.crt"), env.Paths.EtcdTLS("server-client.key"), env.Paths.EtcdTLS("server-ca.crt"),
 		func(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +79,26 @@ func TestServer(t *testing.T) {
 		})
 	env.APIServerURL = fakeTLS(t, filepath.Join(tlsDir, "serving-kube-apiserver.crt"), filepath.Join(tlsDir, "serving-kube-apiserver.key"), filepath.Join(tlsDir, "client-ca.crt"),
 		func(w http.ResponseWriter, r *http.Request) {
+			// The server's claim of its own name: its password secret.
+			if strings.HasPrefix(r.URL.Path, "/api/v1/namespaces/kube-system/secrets") && r.TLS.PeerCertificates[0].Subject.CommonName == "system:rke2-supervisor" {
+				w.Header().Set("Content-Type", "application/json")
+				switch {
+				case r.Method == http.MethodPost:
+					b, _ := io.ReadAll(r.Body)
+					claimed.Store(string(b))
+					claimedType.Store(r.Header.Get("Content-Type"))
+					w.Header().Set("Content-Type", r.Header.Get("Content-Type"))
+					w.WriteHeader(http.StatusCreated)
+					w.Write(b)
+				case claimed.Load() != "":
+					w.Header().Set("Content-Type", claimedType.Load().(string))
+					w.Write([]byte(claimed.Load().(string)))
+				default:
+					w.WriteHeader(http.StatusNotFound)
+					w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`))
+				}
+				return
+			}
 			if r.URL.Path == "/api/v1/nodes/node1" && r.TLS.PeerCertificates[0].Subject.CommonName == "system:rke2-supervisor" {
 				switch {
 				case !registered.Load():
@@ -146,6 +179,9 @@ func TestServer(t *testing.T) {
 	if labels.Load() != "" {
 		t.Fatal("a Node that is not registered was patched")
 	}
+	if c := claimed.Load().(string); !strings.Contains(c, "node1.node-password.rke2") {
+		t.Errorf("the server did not claim its own node name before serving joins: %q", c)
+	}
 	registered.Store(true)
 	waitUntil("the Node's role labels", func() bool {
 		return strings.Contains(labels.Load().(string), `"node-role.kubernetes.io/control-plane":"true"`)
@@ -175,5 +211,43 @@ func TestFailedChecks(t *testing.T) {
 		if got := failedChecks([]byte(tc.body)); got != tc.want {
 			t.Errorf("%q: %q, want %q", tc.body, got, tc.want)
 		}
+	}
+}
+
+// TestClaimOwnName: a server claims its own node name with its node
+// password, even where its Node is registered without a password secret
+// (a server made before servers claimed their names); from then on an
+// agent token holder's claim of the name is refused. A name claimed with
+// another password stops the server with the fix.
+func TestClaimOwnName(t *testing.T) {
+	ctx := context.Background()
+	env := testEnv(t)
+	env.NodePasswordFile = filepath.Join(t.TempDir(), "password")
+	os.WriteFile(env.NodePasswordFile, []byte("server-password\n"), 0o600)
+	kc := fake.NewSimpleClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", UID: "u1"}})
+	np := &supervisor.NodePasswords{Kube: kc}
+	if err := env.claimOwnName(ctx, np, "node1"); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := kc.CoreV1().Secrets(metav1.NamespaceSystem).Get(ctx, supervisor.SecretName("node1"), metav1.GetOptions{})
+	if err != nil || len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].UID != "u1" {
+		t.Fatalf("the server's password secret %v, owned by its Node: %v", sec, err)
+	}
+	if err := np.Check(ctx, "node1", "attacker"); !errors.Is(err, supervisor.ErrPasswordRejected) {
+		t.Errorf("another password for the server's name: %v, want it rejected", err)
+	}
+	if err := env.claimOwnName(ctx, np, "node1"); err != nil {
+		t.Errorf("a second claim (every start): %v", err)
+	}
+
+	os.WriteFile(env.NodePasswordFile, []byte("another-password\n"), 0o600)
+	err = env.claimOwnName(ctx, np, "node1")
+	var p interface{ Permanent() bool }
+	if !errors.As(err, &p) || !p.Permanent() || !strings.Contains(err.Error(), "delete secret node1.node-password.rke2") {
+		t.Errorf("claim with another password: %v, want a permanent error that says how to free the name", err)
+	}
+	os.Remove(env.NodePasswordFile)
+	if err := env.claimOwnName(ctx, np, "node1"); err == nil || !strings.Contains(err.Error(), env.NodePasswordFile) {
+		t.Errorf("no password file: %v", err)
 	}
 }

@@ -76,7 +76,8 @@ func Main(env Env, args []string, stdout io.Writer) int {
 	case agent.StepEtcd:
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
-		run = func(ctx context.Context) (any, error) { return env.Etcd(ctx, *name, *ip) }
+		tofu := fs.Bool(agent.FlagTrustOnFirstUse, false, "a further server with a bare secret trusts the CA its server presents at its first join (the config's join.trust_on_first_use)")
+		run = func(ctx context.Context) (any, error) { return env.Etcd(ctx, *name, *ip, *tofu) }
 	case agent.StepJoin:
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
@@ -181,8 +182,9 @@ func (e Env) Import(ctx context.Context) (*agent.ImportResult, error) {
 
 // Etcd makes etcd's certificates and writes its static pod. A further
 // server (server: set) first takes the cluster's secrets from that server
-// and joins etcd as a learner.
-func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string) (*agent.EtcdResult, error) {
+// and joins etcd as a learner; trustOnFirstUse lets it do so with a bare
+// secret before it holds the cluster's CA.
+func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string, trustOnFirstUse bool) (*agent.EtcdResult, error) {
 	if nodeName == "" {
 		return nil, fmt.Errorf("etcd: no node name")
 	}
@@ -207,7 +209,7 @@ func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string) (*agent.EtcdResu
 		return nil, err
 	}
 	if rc.Server() != "" {
-		if err := e.bootstrapServer(ctx, rc, nodeName); err != nil {
+		if err := e.bootstrapServer(ctx, rc, nodeName, trustOnFirstUse); err != nil {
 			return nil, fmt.Errorf("join: %w", err)
 		}
 	}

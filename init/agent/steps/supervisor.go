@@ -6,15 +6,20 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/init/join"
+	"github.com/rke2os/rke2os/init/kubenode"
 	"github.com/rke2os/rke2os/init/pods"
 	"github.com/rke2os/rke2os/init/supervisor"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -55,8 +60,17 @@ func (e Env) serveSupervisor(ctx context.Context, cp pods.ControlPlane, rc confi
 // clusterReady hands the supervisor the running cluster: node passwords
 // kept in secrets, the apiservers' addresses, etcd's members. It also
 // gives, now and then, each node password secret its Node as owner.
-func (e Env) clusterReady(ctx context.Context, s *supervisor.Server, kc kubernetes.Interface, etcd *http.Client) {
+func (e Env) clusterReady(ctx context.Context, s *supervisor.Server, kc kubernetes.Interface, etcd *http.Client, nodeName string) error {
 	np := &supervisor.NodePasswords{Kube: kc}
+	// The server's own name first, before any node may claim names: a
+	// server issues its own kubelet certificates, so without its claim the
+	// name would go to the first token holder who asks for it.
+	err := kubenode.Wait(ctx, 5*time.Second, "the apiserver to record this server's node password", func(ctx context.Context) error {
+		return e.claimOwnName(ctx, np, nodeName)
+	})
+	if err != nil {
+		return err
+	}
 	s.SetCluster(&supervisor.Cluster{
 		Passwords:  np,
 		APIServers: func(ctx context.Context) ([]string, error) { return apiServers(ctx, kc) },
@@ -74,6 +88,29 @@ func (e Env) clusterReady(ctx context.Context, s *supervisor.Server, kc kubernet
 			}
 		}
 	}()
+	return nil
+}
+
+// claimOwnName claims the server's node name with its node password
+// (NodePasswordFile), as an agent's join does through the supervisor. A
+// name claimed with another password is a permanent error with the fix.
+func (e Env) claimOwnName(ctx context.Context, np *supervisor.NodePasswords, name string) error {
+	b, err := os.ReadFile(e.NodePasswordFile)
+	if err != nil {
+		return &join.PermanentError{Err: fmt.Errorf("node password: %w", err)}
+	}
+	pw := strings.TrimSpace(string(b))
+	if pw == "" {
+		return &join.PermanentError{Err: fmt.Errorf("node password: %s is empty", e.NodePasswordFile)}
+	}
+	err = np.ClaimOwn(ctx, name, pw)
+	if errors.Is(err, supervisor.ErrPasswordRejected) {
+		return &join.PermanentError{Err: fmt.Errorf("node %s: the name is claimed with another password than this server's (%s): give this server another node-name, or, if the name is rightly this server's, kubectl -n kube-system delete secret %s", name, e.NodePasswordFile, supervisor.SecretName(name))}
+	}
+	if err != nil {
+		return fmt.Errorf("node %s: claim its name: %w", name, err)
+	}
+	return nil
 }
 
 // apiServers are the addresses of the cluster's apiservers, the endpoints
