@@ -20,28 +20,27 @@ import (
 )
 
 // tailLogs copies new lines of the services' log files to the console
-// (config debug: {logs: true}): on a VM without a shell, the console is the
-// only window into why a pod does not start.
-func tailLogs(ctx context.Context, files map[string]string) {
+// (config debug: {logs: true}) every interval: on a VM without a shell,
+// the console is the only window into why a pod does not start.
+func tailLogs(ctx context.Context, files map[string]string, every time.Duration) {
 	for name, path := range files {
 		// Kept across a restart after a panic: what was copied is not
 		// copied again.
 		var off int64
-		goroutine.Keep(ctx, "debug logs "+name, func(ctx context.Context) { tailLog(ctx, name, path, &off) })
+		goroutine.Keep(ctx, "debug logs "+name, func(ctx context.Context) { tailLog(ctx, name, path, &off, every) })
 	}
 }
 
-// tailEvery is how often tailLog looks for new lines; tests shorten it.
-var tailEvery = 2 * time.Second
-
-// tailLog copies the lines added to path from *off on, every tailEvery,
-// until ctx ends.
-func tailLog(ctx context.Context, name, path string, off *int64) {
+// tailLog copies the lines added to path from *off on, every interval,
+// until ctx ends. The interval is an argument, not a variable a test
+// shortens: the goroutine outlives the test's cancel, and a test putting
+// the variable back raced with its read.
+func tailLog(ctx context.Context, name, path string, off *int64, every time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(tailEvery):
+		case <-time.After(every):
 		}
 		f, err := os.Open(path)
 		if err != nil {

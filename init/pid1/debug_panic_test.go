@@ -47,13 +47,11 @@ func logPanicOn(t *testing.T, msg string) *syncbuf.Buffer {
 // the copy starts again where it was (no line copied twice).
 func TestTailLogsRestartsAfterPanic(t *testing.T) {
 	buf := logPanicOn(t, "log")
-	defer func(d time.Duration) { tailEvery = d }(tailEvery)
-	tailEvery = 20 * time.Millisecond
 	path := filepath.Join(t.TempDir(), "kubelet.log")
 	os.WriteFile(path, []byte("one\n"), 0o644)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	tailLogs(ctx, map[string]string{"kubelet": path})
+	tailLogs(ctx, map[string]string{"kubelet": path}, 20*time.Millisecond)
 	waitLog(t, buf, `msg=panic in="debug logs kubelet" panic="console broke" stack=`, 5*time.Second)
 	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString("two\n")

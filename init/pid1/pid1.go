@@ -133,7 +133,7 @@ func Run() {
 		tailLogs(netCtx, map[string]string{
 			"containerd": "/var/lib/rancher/rke2/agent/containerd/containerd.log",
 			"kubelet":    "/var/lib/rancher/rke2/agent/logs/kubelet.log",
-		})
+		}, 2*time.Second)
 	}
 	if ok && cfg.Debug[config.DebugCPU] {
 		startCPULog(netCtx, "/proc", time.Minute)
