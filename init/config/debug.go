@@ -9,7 +9,8 @@ import (
 
 // The debug switches the init knows (config debug: {hooks: true}).
 const (
-	// DebugHooks serves test hooks over HTTP on DebugHooksAddr.
+	// DebugHooks serves test hooks over HTTP on DebugHooksAddr, to
+	// callers that send the token in DebugHooksTokenFile.
 	DebugHooks = "hooks"
 	// DebugLogs copies the kubelet's and containerd's logs to the console.
 	DebugLogs = "logs"
@@ -17,8 +18,18 @@ const (
 	DebugCPU = "cpu"
 )
 
-// DebugHooksAddr is where the debug hooks listen.
-const DebugHooksAddr = ":7557"
+// DebugHooksAddr is where the debug hooks listen: the guest's address on
+// QEMU's user network, which QEMU's hostfwd reaches, and nothing else (a
+// node without that address does not serve them).
+const DebugHooksAddr = "10.0.2.15:7557"
+
+// DebugHooksTokenFile holds the secret every request to the debug hooks
+// must carry (a write_files entry puts it there); without a token of at
+// least MinDebugHooksToken characters in it, the hooks are not served.
+const DebugHooksTokenFile = "/etc/rke2/debug-hooks.token"
+
+// MinDebugHooksToken is the shortest token the debug hooks accept.
+const MinDebugHooksToken = 16
 
 // CmdlineDebugPanic is the kernel command line parameter that makes a
 // boot step panic on purpose (rke2.debug.panic=<step>), for the tests that
@@ -31,7 +42,9 @@ const CmdlineDebugPanic = "rke2.debug.panic"
 // production node unnoticed. debug.logs and debug.cpu are not warned
 // about (they copy logs and figures to the console, which shows the boot
 // already); a switch the init does not know is, since it does nothing (a
-// typo, like "hook").
+// typo, like "hook"). debug.hooks without a write_files entry giving
+// DebugHooksTokenFile a long enough token gets a warning of its own: the
+// init will not serve them.
 func (c *Config) DebugWarnings() []string {
 	if c == nil {
 		return nil
@@ -41,14 +54,47 @@ func (c *Config) DebugWarnings() []string {
 		switch {
 		case !c.Debug[k] || k == DebugLogs || k == DebugCPU:
 		case k == DebugHooks:
-			out = append(out, fmt.Sprintf("debug.hooks is on: the init serves HTTP on port %s without authentication, "+
-				"and anyone who reaches it can kill the node's services (POST /debug/signal); it is for tests, never for a production node",
-				strings.TrimPrefix(DebugHooksAddr, ":")))
+			out = append(out, c.hooksWarning())
 		default:
 			out = append(out, fmt.Sprintf("debug.%s is on, but the init has no such debug switch (it knows %s, %s and %s): it does nothing", k, DebugHooks, DebugLogs, DebugCPU))
 		}
 	}
 	return out
+}
+
+// hooksWarning is the warning of debug.hooks: what it exposes, or why the
+// init will not serve it.
+func (c *Config) hooksWarning() string {
+	fix := fmt.Sprintf("add a write_files entry with path %s, permissions \"0600\" and a random secret of at least %d characters as its content "+
+		"(the tests send it as \"Authorization: Bearer <secret>\")", DebugHooksTokenFile, MinDebugHooksToken)
+	i := slices.IndexFunc(c.WriteFiles, func(f WriteFile) bool { return f.Path == DebugHooksTokenFile })
+	if i < 0 {
+		return fmt.Sprintf("debug.hooks is on, but no write_files entry writes its token %s: the init will not serve the hooks; %s", DebugHooksTokenFile, fix)
+	}
+	if b, err := c.WriteFiles[i].Decode(); err == nil { // a content that does not decode is an error of its own
+		if _, err := DebugHooksToken(b); err != nil {
+			return fmt.Sprintf("debug.hooks is on, but its token %s: the init will not serve the hooks; %s", err, fix)
+		}
+	}
+	return fmt.Sprintf("debug.hooks is on: the init serves HTTP on %s to callers that send the token in %s, "+
+		"and they can kill the node's services (POST /debug/signal); it is for tests, never for a production node", DebugHooksAddr, DebugHooksTokenFile)
+}
+
+// DebugHooksToken returns the token in the content of DebugHooksTokenFile
+// (surrounding space, such as the final newline, removed), or an error
+// that says what is wrong with it: it must be one word of at least
+// MinDebugHooksToken characters, to be sent in a header line.
+func DebugHooksToken(content []byte) (string, error) {
+	tok := strings.TrimSpace(string(content))
+	switch {
+	case tok == "":
+		return "", fmt.Errorf("%s is empty", DebugHooksTokenFile)
+	case strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return "", fmt.Errorf("%s holds spaces or control characters: it must be one word", DebugHooksTokenFile)
+	case len(tok) < MinDebugHooksToken:
+		return "", fmt.Errorf("%s holds %d characters, fewer than %d", DebugHooksTokenFile, len(tok), MinDebugHooksToken)
+	}
+	return tok, nil
 }
 
 // CmdlineDebugWarnings says, one sentence each, what the debug parameters
