@@ -72,27 +72,28 @@ func (c *Config) hooksWarning() string {
 		return fmt.Sprintf("debug.hooks is on, but no write_files entry writes its token %s: the init will not serve the hooks; %s", DebugHooksTokenFile, fix)
 	}
 	if b, err := c.WriteFiles[i].Decode(); err == nil { // a content that does not decode is an error of its own
-		if _, err := DebugHooksToken(b); err != nil {
-			return fmt.Sprintf("debug.hooks is on, but its token %s: the init will not serve the hooks; %s", err, fix)
+		if _, err := DebugHooksToken(DebugHooksTokenFile, b); err != nil {
+			return fmt.Sprintf("debug.hooks is on, but %s: the init will not serve the hooks; %s", err, fix)
 		}
 	}
 	return fmt.Sprintf("debug.hooks is on: the init serves HTTP on %s to callers that send the token in %s, "+
 		"and they can kill the node's services (POST /debug/signal); it is for tests, never for a production node", DebugHooksAddr, DebugHooksTokenFile)
 }
 
-// DebugHooksToken returns the token in the content of DebugHooksTokenFile
-// (surrounding space, such as the final newline, removed), or an error
-// that says what is wrong with it: it must be one word of at least
-// MinDebugHooksToken characters, to be sent in a header line.
-func DebugHooksToken(content []byte) (string, error) {
+// DebugHooksToken returns the token in content, the content of the token
+// file name (DebugHooksTokenFile on a node), with surrounding space such
+// as the final newline removed; or an error that says what is wrong with
+// it: it must be one word of at least MinDebugHooksToken characters, to
+// be sent in a header line.
+func DebugHooksToken(name string, content []byte) (string, error) {
 	tok := strings.TrimSpace(string(content))
 	switch {
 	case tok == "":
-		return "", fmt.Errorf("%s is empty", DebugHooksTokenFile)
+		return "", fmt.Errorf("the token file %s is empty", name)
 	case strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-		return "", fmt.Errorf("%s holds spaces or control characters: it must be one word", DebugHooksTokenFile)
+		return "", fmt.Errorf("the token in %s holds spaces or control characters: it must be one word", name)
 	case len(tok) < MinDebugHooksToken:
-		return "", fmt.Errorf("%s holds %d characters, fewer than %d", DebugHooksTokenFile, len(tok), MinDebugHooksToken)
+		return "", fmt.Errorf("the token in %s has %d characters, fewer than %d", name, len(tok), MinDebugHooksToken)
 	}
 	return tok, nil
 }

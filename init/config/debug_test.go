@@ -24,7 +24,7 @@ func TestDebugWarnings(t *testing.T) {
 			"the init will not serve the hooks; add a write_files entry with path /etc/rke2/debug-hooks.token"}},
 		{"hooks other files", "debug: {hooks: true}\nwrite_files: [{path: /etc/motd, content: hi}]\n", []string{"no write_files entry writes its token"}},
 		{"hooks short token", "debug: {hooks: true}\n" + fmt.Sprintf(token, "short"),
-			[]string{"debug.hooks is on, but its token /etc/rke2/debug-hooks.token holds 5 characters, fewer than 16: the init will not serve the hooks; add"}},
+			[]string{"debug.hooks is on, but the token in /etc/rke2/debug-hooks.token has 5 characters, fewer than 16: the init will not serve the hooks; add"}},
 		{"hooks off", "debug: {hooks: false}\n", nil},
 		{"logs", "debug: {logs: true}\n", nil},
 		{"cpu", "debug: {cpu: true}\n", nil},
@@ -87,14 +87,14 @@ func TestDebugHooksToken(t *testing.T) {
 	for _, tc := range []struct{ content, tok, err string }{
 		{"0123456789abcdef\n", "0123456789abcdef", ""},
 		{"  0123456789abcdef0123  \r\n", "0123456789abcdef0123", ""},
-		{"0123456789abcde\n", "", "holds 15 characters, fewer than 16"},
-		{"", "", "/etc/rke2/debug-hooks.token is empty"},
+		{"0123456789abcde\n", "", "the token in /etc/rke2/debug-hooks.token has 15 characters, fewer than 16"},
+		{"", "", "the token file /etc/rke2/debug-hooks.token is empty"},
 		{"\n \n", "", "is empty"},
 		{"01234567 89abcdef\n", "", "spaces or control characters"},
 		{"0123456789abcdef\nsecond line\n", "", "spaces or control characters"},
 		{"0123456789abcdef\x00", "", "spaces or control characters"},
 	} {
-		tok, err := DebugHooksToken([]byte(tc.content))
+		tok, err := DebugHooksToken(DebugHooksTokenFile, []byte(tc.content))
 		if tok != tc.tok || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("DebugHooksToken(%q) = %q, %v; want %q, %q", tc.content, tok, err, tc.tok, tc.err)
 		}

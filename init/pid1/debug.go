@@ -3,8 +3,12 @@ package pid1
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -16,7 +20,6 @@ import (
 	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/goroutine"
 	"github.com/rke2os/rke2os/init/host"
-	"github.com/rke2os/rke2os/init/supervise"
 )
 
 // tailLogs copies new lines of the services' log files to the console
@@ -100,39 +103,91 @@ func logCPU(ctx context.Context, proc string, every time.Duration) {
 	}
 }
 
-// debugHooksAddr is where the debug hooks listen (config debug: {hooks: true}).
-const debugHooksAddr = config.DebugHooksAddr
+// Where the debug hooks listen and the file of their token (config
+// debug: {hooks: true}).
+const (
+	debugHooksAddr      = config.DebugHooksAddr
+	debugHooksTokenFile = config.DebugHooksTokenFile
+)
+
+// maxHookConns bounds the connections the hooks serve at once; the next
+// ones wait in the listen queue. With hookDeadline, it bounds what a caller
+// without the token can hold.
+const maxHookConns = 4
+
+// hookDeadline bounds a connection's request and reply.
+const hookDeadline = 10 * time.Second
+
+// maxHookRequest bounds the bytes read of a request (a hook has no body).
+const maxHookRequest = 8192
 
 // serveDebugHooks lets tests act inside the node: POST
 // /debug/signal?service=kubelet&signal=KILL signals a supervised service.
 // It is off unless the config asks for it, and never for production nodes.
-// It answers HTTP/1.0 itself, one request per connection, rather than
-// bring net/http (and TLS with it) into PID 1 for a test hook.
-func serveDebugHooks(sup *supervise.Supervisor) {
-	l, err := net.Listen("tcp", debugHooksAddr)
-	if err != nil {
-		slog.Error("debug hooks", "err", err)
+// The hooks listen only on the guest's address on QEMU's user network,
+// which QEMU's port forwarding reaches, and answer only requests that
+// carry the token in debugHooksTokenFile: the node's own pods reach that
+// address too. Without the address or the token, the hooks are not served.
+func serveDebugHooks(signal func(string, syscall.Signal) error) {
+	if _, err := startHooks(net.Listen, debugHooksAddr, debugHooksTokenFile, signal); err != nil {
+		slog.Warn("debug hooks not served", "err", err)
 		return
 	}
-	slog.Warn("debug hooks listening: not for production", "addr", debugHooksAddr)
-	serveHooks(l, sup.Signal)
+	slog.Warn("debug hooks listening: not for production", "addr", debugHooksAddr, "token", debugHooksTokenFile)
+}
+
+// startHooks reads the token in tokenFile, then serves the hooks on addr
+// (listened on with listen) until the listener it returns is closed.
+// Without a valid token nothing listens.
+func startHooks(listen func(network, addr string) (net.Listener, error), addr, tokenFile string,
+	signal func(string, syscall.Signal) error) (net.Listener, error) {
+	b, err := os.ReadFile(tokenFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no token in %s: add a write_files entry with that path, permissions \"0600\" "+
+			"and a random secret of at least %d characters, and send it as \"Authorization: Bearer <secret>\"", tokenFile, config.MinDebugHooksToken)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the token file: %w", err)
+	}
+	token, err := config.DebugHooksToken(tokenFile, b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: write a random secret of at least %d characters there (write_files)", err, config.MinDebugHooksToken)
+	}
+	l, err := listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return nil, fmt.Errorf("%s is not an address of this node: the hooks serve only QEMU's user network (-netdev user), "+
+			"whose guest address it is, and no other network", addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	serveHooks(l, token, signal)
+	return l, nil
 }
 
 // serveHooks answers the hooks' requests on l in the background, until l
-// is closed. A panic in the accept loop starts it again; one in a
-// request's handling costs that connection.
-func serveHooks(l net.Listener, signal func(string, syscall.Signal) error) {
+// is closed: maxHookConns at a time, each bounded by hookDeadline and
+// maxHookRequest, and acted on only with token. A panic in the accept
+// loop starts it again; one in a request's handling costs that connection.
+func serveHooks(l net.Listener, token string, signal func(string, syscall.Signal) error) {
 	goroutine.Keep(context.Background(), "debug hooks", func(context.Context) {
+		// Made again after a panic, which may have lost a slot.
+		slots := make(chan struct{}, maxHookConns)
 		for {
+			// A slot first: the connections beyond the limit wait in
+			// the kernel's queue, not in goroutines of PID 1.
+			slots <- struct{}{}
 			c, err := l.Accept()
 			if err != nil {
+				<-slots
 				slog.Error("debug hooks", "err", err)
 				return
 			}
 			goroutine.Go("debug hook request", func() {
+				defer func() { <-slots }()
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				code, msg := debugRequest(bufio.NewReader(io.LimitReader(c, 8192)), signal)
+				c.SetDeadline(time.Now().Add(hookDeadline))
+				code, msg := debugRequest(bufio.NewReader(io.LimitReader(c, maxHookRequest)), c.RemoteAddr().String(), token, signal)
 				fmt.Fprintf(c, "HTTP/1.0 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 					code, statusText[code], len(msg), msg)
 			})
@@ -140,15 +195,17 @@ func serveHooks(l net.Listener, signal func(string, syscall.Signal) error) {
 	})
 }
 
-var statusText = map[int]string{200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+var statusText = map[int]string{200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
 
 // debugRequest reads one request (its line and headers; a hook has no
-// body) and acts on it, returning the status code and the reply.
-func debugRequest(r *bufio.Reader, signal func(string, syscall.Signal) error) (int, string) {
+// body) from the caller at from and acts on it if it carries token,
+// returning the status code and the reply.
+func debugRequest(r *bufio.Reader, from, token string, signal func(string, syscall.Signal) error) (int, string) {
 	line, err := r.ReadString('\n')
 	if err != nil {
 		return 400, "no request line\n"
 	}
+	var auth string
 	for { // headers, up to the blank line
 		h, err := r.ReadString('\n')
 		if err != nil {
@@ -157,10 +214,21 @@ func debugRequest(r *bufio.Reader, signal func(string, syscall.Signal) error) (i
 		if strings.TrimSpace(h) == "" {
 			break
 		}
+		if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "Authorization") {
+			auth = strings.TrimSpace(v)
+		}
 	}
 	f := strings.Fields(line)
 	if len(f) != 3 || !strings.HasPrefix(f[2], "HTTP/1.") {
 		return 400, "not an HTTP/1 request line\n"
+	}
+	if !tokenMatches(auth, token) {
+		why := "no token"
+		if auth != "" {
+			why = "wrong token"
+		}
+		slog.Warn("debug hooks: refused", "remote", from, "request", f[0]+" "+f[1], "reason", why)
+		return 401, "send the token of " + debugHooksTokenFile + " as \"Authorization: Bearer <token>\"\n"
 	}
 	u, err := url.ParseRequestURI(f[1])
 	if err != nil {
@@ -181,6 +249,19 @@ func debugRequest(r *bufio.Reader, signal func(string, syscall.Signal) error) (i
 	if err := signal(name, sig); err != nil {
 		return 404, err.Error() + "\n"
 	}
-	slog.Warn("debug hook: signalled", "service", name, "signal", signame)
+	slog.Warn("debug hook: signalled", "service", name, "signal", signame, "remote", from)
 	return 200, fmt.Sprintf("signalled %s\n", name)
+}
+
+// tokenMatches reports whether the value of an Authorization header is
+// "Bearer <token>". The comparison takes the same time wherever the
+// values differ, and, on their hashes, whatever their lengths: the time
+// of a refusal tells nothing about the token.
+func tokenMatches(auth, token string) bool {
+	scheme, got, _ := strings.Cut(auth, " ")
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return false
+	}
+	a, b := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }

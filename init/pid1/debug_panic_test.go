@@ -116,13 +116,13 @@ func TestDebugHooksSurvivePanics(t *testing.T) {
 	l := &panicAccept{Listener: inner}
 	defer l.Close()
 	var signals atomic.Int32
-	serveHooks(l, func(name string, sig syscall.Signal) error {
+	serveHooks(l, testToken, func(name string, sig syscall.Signal) error {
 		if signals.Add(1) == 1 {
 			panic("signal broke")
 		}
 		return nil
 	})
-	req := "POST /debug/signal?service=kubelet&signal=KILL HTTP/1.0\r\n\r\n"
+	req := "POST /debug/signal?service=kubelet&signal=KILL HTTP/1.0\r\nAuthorization: Bearer " + testToken + "\r\n\r\n"
 	if got := hookRequest(t, l.Addr().String(), req); got != "" {
 		t.Errorf("the request whose handling panicked got a reply: %q", got)
 	}

@@ -139,7 +139,7 @@ func Run() {
 		startCPULog(netCtx, "/proc", time.Minute)
 	}
 	if ok && cfg.Debug[config.DebugHooks] {
-		serveDebugHooks(sup)
+		serveDebugHooks(sup.Signal)
 	}
 	ok = ok && step("cgroups", func() error { return boot.DelegateCgroups("/sys/fs/cgroup") }) &&
 		step("node", func() error { return startNode(netCtx, reaper, sup, cfg, role, net.NodeIP().String()) })
