@@ -113,14 +113,18 @@ func indent(s string, n int) string {
 
 // nodeUserData is the NoCloud user-data of the test nodes: a hostname, a
 // written file, DHCP on eth0, etcd's server CA as RKE2's custom CA (so the
-// test can make its own client certificate), and the debug switches.
-func nodeUserData(cas testCAs, extra string) string {
+// test can make its own client certificate), and the debug switches with
+// the debug hooks' token.
+func nodeUserData(cas testCAs, hooksToken, extra string) string {
 	ca := cas.etcd
 	return fmt.Sprintf(`#cloud-config
 hostname: node1
 write_files:
   - path: /etc/motd
     content: "rke2os test node\n"
+  - path: /etc/rke2/debug-hooks.token
+    permissions: "0600"
+    content: "%s\n"
   - path: /var/lib/rancher/rke2/server/tls/etcd/server-ca.crt
     permissions: "0644"
     content: |
@@ -139,7 +143,7 @@ network:
 debug:
   logs: true
   hooks: true
-%s`, indent(string(ca.certPEM), 6), indent(string(ca.keyPEM), 6), cas.writeFiles(), extra)
+%s`, hooksToken, indent(string(ca.certPEM), 6), indent(string(ca.keyPEM), 6), cas.writeFiles(), extra)
 }
 
 // testCAs are the cluster CAs a test hands its node (RKE2's custom CA
@@ -166,18 +170,19 @@ func (c testCAs) writeFiles() string {
 
 // testNode is a node under test: its medium, its NoCloud volume and the
 // host ports forwarded to its etcd (2379), apiserver (6443) and debug
-// hooks (7557).
+// hooks (7557), which answer only requests with hooksToken.
 type testNode struct {
 	t                *testing.T
 	cfg              qemu.Config
 	etcd, api, hooks int
+	hooksToken       string
 	ca               *testCA // etcd's server CA
 	cas              testCAs
 }
 
 func newTestNode(t *testing.T, cfg qemu.Config) *testNode {
 	cas := newTestCAs(t)
-	n := &testNode{t: t, cfg: cfg, etcd: freePort(t), api: freePort(t), hooks: freePort(t), ca: cas.etcd, cas: cas}
+	n := &testNode{t: t, cfg: cfg, etcd: freePort(t), api: freePort(t), hooks: freePort(t), hooksToken: rand.Text(), ca: cas.etcd, cas: cas}
 	n.cfg.Machine, n.cfg.MemoryMiB, n.cfg.CPUs = "q35", 4096, 2
 	n.cfg.NetdevOpts = fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:2379,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:7557", n.etcd, n.api, n.hooks)
 	n.userData("")
@@ -187,7 +192,7 @@ func newTestNode(t *testing.T, cfg qemu.Config) *testNode {
 // userData gives the node's next boots a NoCloud volume with the test
 // nodes' user-data and extra YAML at its end.
 func (n *testNode) userData(extra string) {
-	seed := cidata(n.t, nodeUserData(n.cas, extra), "instance-id: node1\n")
+	seed := cidata(n.t, nodeUserData(n.cas, n.hooksToken, extra), "instance-id: node1\n")
 	n.cfg.Extra = qemu.CIDataDrive(seed)
 }
 
@@ -263,16 +268,34 @@ func (n *testNode) get(key string) (value string) {
 	return value
 }
 
-// signal kills a supervised service from inside through the debug hook.
+// signal kills a supervised service from inside through the debug hook,
+// with the node's token.
 func (n *testNode) signal(service, sig string) {
-	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/debug/signal?service=%s&signal=%s", n.hooks, service, sig), "text/plain", nil)
+	if code, body := n.hook(service, sig, n.hooksToken); code != http.StatusOK {
+		n.t.Fatalf("debug hook: %d: %s", code, body)
+	}
+}
+
+// hook asks the debug hooks to signal a service, sending token (none if
+// ""), and returns the status code and the reply.
+func (n *testNode) hook(service, sig, token string) (int, string) {
+	req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/debug/signal?service=%s&signal=%s", n.hooks, service, sig), nil)
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		n.t.Fatalf("debug hook: %s", resp.Status)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		n.t.Fatalf("debug hook: reading the reply: %v", err)
+	}
+	return resp.StatusCode, string(body)
 }
 
 // waitMore waits until the console has more than before lines matching s.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,6 +133,19 @@ func TestNodeRawDisk(t *testing.T) {
 	}
 	n.put("/rke2os/test", "kept across boots")
 	t.Logf("first complete boot timeline: %v", vm.Milestones())
+
+	// The debug hooks refuse a request without the node's token or with
+	// another, and log who sent it: QEMU's gateway, through hostfwd.
+	for _, token := range []string{"", "not-the-token-of-this-node"} {
+		if code, body := n.hook("kubelet", "KILL", token); code != http.StatusUnauthorized {
+			t.Errorf("debug hook with token %q: %d %s, want 401", token, code, body)
+		}
+	}
+	for _, why := range []string{"no token", "wrong token"} {
+		if _, err := vm.WaitFor(regexp.MustCompile(`msg="debug hooks: refused" remote=10\.0\.2\.2:\d+ .*reason="`+why+`"`), 10*time.Second); err != nil {
+			t.Errorf("a request with %s: %v", why, err)
+		}
+	}
 
 	// Kill the kubelet from inside: the supervisor brings it back (backoff).
 	before := strings.Count(vm.Console(), "name=kubelet state=running")
