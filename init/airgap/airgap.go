@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/rke2os/rke2os/init/content"
+	"github.com/rke2os/rke2os/internal/backoff"
 )
 
 // K8sNamespace is containerd's namespace for the kubelet's images.
@@ -33,10 +34,8 @@ func WaitContainerd(ctx context.Context, socket string) (*containerd.Client, err
 				c.Close()
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, 100*time.Millisecond) {
 			return nil, fmt.Errorf("containerd on %s: not serving: %w", socket, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

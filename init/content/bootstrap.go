@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rke2os/rke2os/internal/durable"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -279,16 +280,10 @@ func linkBin(dataDir, binDir string) error {
 			return fmt.Errorf("content bootstrap: replace %s with a link: %w", link, err)
 		}
 	}
-	tmp := filepath.Join(dataDir, fmt.Sprintf(".bin.tmp-%d", os.Getpid()))
-	os.Remove(tmp)
-	if err := os.Symlink(binDir, tmp); err != nil {
-		return fmt.Errorf("content bootstrap: link %s: %w", link, err)
+	if err := durable.Symlink(binDir, link); err != nil {
+		return fmt.Errorf("content bootstrap: %w", err)
 	}
-	if err := os.Rename(tmp, link); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("content bootstrap: link %s: %w", link, err)
-	}
-	return syncPath(dataDir, false)
+	return nil
 }
 
 // writePullList asks for the pulled runtime to be pulled into containerd

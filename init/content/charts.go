@@ -3,6 +3,7 @@ package content
 import (
 	"bytes"
 	"fmt"
+	"github.com/rke2os/rke2os/internal/durable"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -60,28 +61,5 @@ func copyIfChanged(src, dst string) (int, error) {
 		}
 		mode = fi.Mode().Perm()
 	}
-	return 1, writeFileAtomic(dst, want, mode)
-}
-
-// writeFileAtomic writes data to a temporary file beside p and renames it
-// over p.
-func writeFileAtomic(p string, data []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return 1, durable.WriteFile(dst, want, mode)
 }

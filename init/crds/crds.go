@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
+
+	"github.com/rke2os/rke2os/internal/backoff"
 )
 
 // The resources, as RKE2's controllers name them.
@@ -135,10 +137,8 @@ func waitServed(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVers
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("list %s: %w", gvr.Resource, err)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, 500*time.Millisecond) {
 			return fmt.Errorf("waiting for %s to be served: %w", gvr.Resource, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

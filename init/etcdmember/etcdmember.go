@@ -23,6 +23,8 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rke2os/rke2os/internal/backoff"
 )
 
 // Member is one etcd member as the supervisor's /db/info and the logs
@@ -254,10 +256,8 @@ func Promote(ctx context.Context, c *clientv3.Client, peerURL string, every time
 			slog.Info("etcd learner not ready to be promoted yet, retrying", "id", m.ID, "peerURL", peerURL,
 				"for", time.Since(start).Round(time.Second), "last", err)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, every) {
 			return fmt.Errorf("etcd member promote %s (%s): %w (last: %v)", peerURL, m.ID, ctx.Err(), err)
-		case <-time.After(every):
 		}
 	}
 }

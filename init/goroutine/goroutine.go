@@ -18,6 +18,8 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"time"
+
+	"github.com/rke2os/rke2os/internal/backoff"
 )
 
 // Go runs fn in a goroutine of its own. A panic in fn is recovered and
@@ -40,13 +42,13 @@ func Keep(ctx context.Context, name string, fn func(context.Context)) {
 // Restart is Keep in the calling goroutine: it returns once fn returns or
 // ctx ends, for a caller that has more to do then (mark the work done).
 func Restart(ctx context.Context, name string, fn func(context.Context)) {
-	var b backoff
+	b := restarts()
 	for ctx.Err() == nil {
 		start := time.Now()
 		if !Call(name, func() { fn(ctx) }) {
 			return
 		}
-		d := b.next(time.Since(start))
+		d := b.Next(time.Since(start))
 		logSafely(slog.LevelWarn, "restarting after a panic", "in", name, "after", d)
 		t := time.NewTimer(d)
 		select {
@@ -101,16 +103,7 @@ var (
 	resetAfter = time.Minute
 )
 
-// backoff is the sequence of waits before the restarts of one Restart.
-type backoff struct{ wait time.Duration }
-
-// next is the wait before the next run, given how long the run that just
-// panicked lasted.
-func (b *backoff) next(ran time.Duration) time.Duration {
-	if b.wait == 0 || ran >= resetAfter {
-		b.wait = firstWait
-	}
-	d := b.wait
-	b.wait = min(2*b.wait, maxWait)
-	return d
+// restarts is the sequence of waits before the restarts of one Restart.
+func restarts() *backoff.Backoff {
+	return &backoff.Backoff{Initial: firstWait, Max: maxWait, ResetAfter: resetAfter}
 }

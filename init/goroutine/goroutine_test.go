@@ -141,7 +141,7 @@ func TestAfterFunc(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	var b backoff
+	b := restarts()
 	for i, tc := range []struct {
 		ran, want time.Duration
 	}{
@@ -151,7 +151,7 @@ func TestBackoff(t *testing.T) {
 		{time.Minute, time.Second}, // a good run starts again
 		{0, 2 * time.Second},
 	} {
-		if got := b.next(tc.ran); got != tc.want {
+		if got := b.Next(tc.ran); got != tc.want {
 			t.Errorf("restart %d after a run of %v: wait %v, want %v", i, tc.ran, got, tc.want)
 		}
 	}

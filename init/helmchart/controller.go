@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/crds"
+	"github.com/rke2os/rke2os/internal/backoff"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,10 +48,10 @@ type Controller struct {
 }
 
 type chartState struct {
-	applied  string // hash of the last successful apply in this process
-	failed   string // hash that failed
-	attempts int
-	next     time.Time
+	applied string // hash of the last successful apply in this process
+	failed  string // hash that failed
+	retry   backoff.Backoff
+	next    time.Time
 }
 
 // Run syncs at once and then every Every until ctx ends.
@@ -171,15 +172,13 @@ func (c *Controller) sync(ctx context.Context, hc *unstructured.Unstructured) er
 	return c.setCondition(ctx, hc, "False", "Installed", fmt.Sprintf("%s %s %s", chrt.Metadata.Name, chrt.Metadata.Version, how))
 }
 
-// failed records a failure of the wanted state: backoff doubling from
-// 10 s to 5 min before the same state is tried again.
+// failed records a failure of the wanted state: waits doubling from 10 s
+// to 5 min before the same state is tried again.
 func (c *Controller) failed(ctx context.Context, hc *unstructured.Unstructured, st *chartState, want string, err error) error {
 	if st.failed != want {
-		st.failed, st.attempts = want, 0
+		st.failed, st.retry = want, backoff.Backoff{Initial: 10 * time.Second, Max: 5 * time.Minute}
 	}
-	st.attempts++
-	backoff := min(10*time.Second<<min(st.attempts-1, 5), 5*time.Minute)
-	st.next = time.Now().Add(backoff)
+	st.next = time.Now().Add(st.retry.Next(0))
 	return c.fail(ctx, hc, err)
 }
 

@@ -5,6 +5,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"github.com/rke2os/rke2os/internal/durable"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ func SetHostname(root, name string) error {
 	if err := unix.Sethostname([]byte(name)); err != nil {
 		return fmt.Errorf("hostname %q: %w", name, err)
 	}
-	return writeAtomic(filepath.Join(root, "etc", "hostname"), []byte(name+"\n"), 0o644)
+	return durable.WriteFile(filepath.Join(root, "etc", "hostname"), []byte(name+"\n"), 0o644)
 }
 
 // Sysctls writes each kernel parameter under procSys (/proc/sys).
@@ -79,7 +80,7 @@ func writeFile(root string, f *config.WriteFile) error {
 		if err := out.Close(); err != nil {
 			return err
 		}
-	} else if err := writeAtomic(p, data, mode); err != nil {
+	} else if err := durable.WriteFile(p, data, mode); err != nil {
 		return err
 	}
 	if err := os.Chmod(p, mode); err != nil {
@@ -88,56 +89,13 @@ func writeFile(root string, f *config.WriteFile) error {
 	return os.Lchown(p, uid, gid)
 }
 
-// WriteFileAtomic writes through a temporary file renamed into place, so
-// that a reader never sees half a file; parent directories are created.
+// WriteFileAtomic is durable.WriteFile.
 func WriteFileAtomic(p string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	return writeAtomic(p, data, mode)
+	return durable.WriteFile(p, data, mode)
 }
 
-// writeAtomic writes through a temporary file renamed into place, so that
-// a reader never sees half a file, and syncs the file before the rename and
-// the directory after it: on the state partition a power cut must leave
-// the old file or the new one, never an empty one (a node whose CA is
-// empty cannot start again).
-func writeAtomic(p string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return err
-	}
-	return SyncDir(filepath.Dir(p))
-}
-
-// SyncDir makes a rename (or a new link) in dir durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// SyncDir is durable.SyncDir.
+func SyncDir(dir string) error { return durable.SyncDir(dir) }
 
 // DefaultHostname names a machine whose config gives it no hostname, as
 // Talos does: "rke2-" and the last three bytes of the first Ethernet

@@ -7,7 +7,6 @@ package kubenode
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -19,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/rke2os/rke2os/internal/backoff"
 )
 
 // ServerLabels are the role labels RKE2 gives a server's Node (etcd and
@@ -55,7 +56,7 @@ func Client(kubeconfig, host string) (kubernetes.Interface, error) {
 // that it does not carry with that value yet, in one merge patch; its
 // other labels stay as they are.
 func Label(ctx context.Context, c kubernetes.Interface, name string, labels map[string]string, every time.Duration) error {
-	return Wait(ctx, every, "Node "+name+" to be registered", func(ctx context.Context) error {
+	return backoff.Poll(ctx, every, "Node "+name+" to be registered", func(ctx context.Context) error {
 		n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return fmt.Errorf("not registered yet")
@@ -88,7 +89,7 @@ func Label(ctx context.Context, c kubernetes.Interface, name string, labels map[
 // every minute why it is not (the kubelet's own reason, such as the CNI
 // not being ready yet).
 func WaitReady(ctx context.Context, c kubernetes.Interface, name string, every time.Duration) error {
-	return Wait(ctx, every, "Node "+name+" to be Ready", func(ctx context.Context) error {
+	return backoff.Poll(ctx, every, "Node "+name+" to be Ready", func(ctx context.Context) error {
 		n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -112,31 +113,4 @@ func Ready(n *corev1.Node) *corev1.NodeCondition {
 		}
 	}
 	return nil
-}
-
-// Wait calls check every interval until it returns nil or ctx ends,
-// saying about every minute what it waits for and why (check's last
-// error). An error with a Permanent method that answers true ends the
-// wait at once, returned as it is.
-func Wait(ctx context.Context, every time.Duration, what string, check func(context.Context) error) error {
-	start, said := time.Now(), time.Now()
-	for {
-		err := check(ctx)
-		if err == nil {
-			return nil
-		}
-		var p interface{ Permanent() bool }
-		if errors.As(err, &p) && p.Permanent() {
-			return err
-		}
-		if time.Since(said) >= time.Minute {
-			said = time.Now()
-			slog.Info("waiting for "+what, "for", time.Since(start).Round(time.Second), "last", err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), err)
-		case <-time.After(every):
-		}
-	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/internal/backoff"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -335,7 +336,7 @@ const maxBackoff = 30 * time.Second
 const renewMax = 60 * time.Second
 
 func (c *dhcpLink) run(ctx context.Context) {
-	backoff := time.Second
+	retry := backoff.Backoff{Initial: time.Second, Max: maxBackoff}
 	for ctx.Err() == nil {
 		// Without carrier every DISCOVER is lost, and the backoff would
 		// delay the first one that could be answered.
@@ -351,14 +352,14 @@ func (c *dhcpLink) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			c.log.Warn("no DHCPv4 lease yet", "err", err, "retry_in", backoff)
-			if !sleepCtx(ctx, backoff) {
+			wait := retry.Next(0)
+			c.log.Warn("no DHCPv4 lease yet", "err", err, "retry_in", wait)
+			if !backoff.Sleep(ctx, wait) {
 				return
 			}
-			backoff = min(backoff*2, maxBackoff)
 			continue
 		}
-		backoff = time.Second
+		retry.Reset()
 		c.set(nil, l)
 		l = c.hold(ctx, nl, l)
 		if ctx.Err() != nil {
@@ -385,7 +386,7 @@ func (c *dhcpLink) waitCarrier(ctx context.Context) bool {
 			c.log.Info("waiting for carrier before asking for a DHCPv4 lease")
 			logged = true
 		}
-		if !sleepCtx(ctx, pollInterval) {
+		if !backoff.Sleep(ctx, pollInterval) {
 			return false
 		}
 	}
@@ -409,7 +410,7 @@ func (c *dhcpLink) discover(ctx context.Context) (*nclient4.Lease, error) {
 // the last lease applied.
 func (c *dhcpLink) hold(ctx context.Context, nl *nclient4.Lease, l *Lease) *Lease {
 	for {
-		if !sleepUntil(ctx, l.Obtained.Add(l.T1)) {
+		if !backoff.Until(ctx, l.Obtained.Add(l.T1)) {
 			return l
 		}
 		next, nnl, err := c.extend(ctx, nl, l)
@@ -467,7 +468,7 @@ func (c *dhcpLink) extend(ctx context.Context, nl *nclient4.Lease, l *Lease) (*L
 			}
 			c.log.Debug("DHCPv4 renewal got no answer", "broadcast", ph.broadcast, "err", last)
 			// An error that came back at once must not turn into a busy loop.
-			if !sleepUntil(ctx, start.Add(wait)) {
+			if !backoff.Until(ctx, start.Add(wait)) {
 				return nil, nil, ctx.Err()
 			}
 		}
@@ -605,24 +606,4 @@ func (c *dhcpLink) drop(l *Lease) {
 
 func sameRoute(a, b *netlink.Route) bool {
 	return a.Dst.String() == b.Dst.String() && a.Gw.Equal(b.Gw)
-}
-
-// sleepCtx waits d, or less if ctx ends; it reports whether ctx is still
-// live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func sleepUntil(ctx context.Context, t time.Time) bool {
-	return sleepCtx(ctx, time.Until(t))
 }

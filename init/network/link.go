@@ -11,6 +11,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/rke2os/rke2os/internal/backoff"
 )
 
 // pollInterval is how often the link list is read while waiting for drivers
@@ -88,10 +90,8 @@ func waitLinks(ctx context.Context, sysfs string, timeout time.Duration, plan fu
 		if plan(links) || timeout > 0 && !time.Now().Before(deadline) {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, pollInterval) {
 			return ctx.Err()
-		case <-time.After(pollInterval):
 		}
 	}
 }

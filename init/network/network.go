@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rke2os/rke2os/internal/durable"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -579,7 +580,7 @@ func (s *State) writeResolvConfLocked() error {
 	if len(r.Dropped) > 0 {
 		s.log.Warn("more than 3 DNS servers; resolvers use the first 3 only", "dropped", r.Dropped)
 	}
-	if err := writeFileAtomic(s.resolvConf, data, 0o644); err != nil {
+	if err := durable.WriteFile(s.resolvConf, data, 0o644); err != nil {
 		return fmt.Errorf("network.dns: %w", err)
 	}
 	s.written = data

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -97,42 +95,6 @@ func checkResolvWord(what, w string) error {
 	bad := strings.ContainsFunc(w, func(r rune) bool { return r <= ' ' || r == 0x7f })
 	if w == "" || bad {
 		return fmt.Errorf("refusing to write resolv.conf: %s %q is empty or holds a control character or blank", what, w)
-	}
-	return nil
-}
-
-// writeFileAtomic replaces path with data through a temporary file in the
-// same directory and a rename, so that a resolver reading the file (the
-// kubelet, CoreDNS through it, any libc) never sees it half written.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+base+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

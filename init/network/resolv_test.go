@@ -79,33 +79,6 @@ func TestResolvConf(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "etc", "resolv.conf")
-	for _, content := range []string{"nameserver 10.0.0.1\n", "nameserver 10.0.0.2\n"} {
-		if err := writeFileAtomic(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		got, err := os.ReadFile(path)
-		if err != nil || string(got) != content {
-			t.Fatalf("read %q, %v; want %q", got, err, content)
-		}
-	}
-	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm() != 0o644 {
-		t.Errorf("mode %v, %v; want 0644", fi.Mode(), err)
-	}
-	// No temporary files are left behind.
-	entries, _ := os.ReadDir(filepath.Dir(path))
-	if len(entries) != 1 {
-		t.Errorf("files in %s: %v, want resolv.conf alone", filepath.Dir(path), entries)
-	}
-	// A directory in the way is an error that names the path.
-	if err := writeFileAtomic(filepath.Dir(path), []byte("x"), 0o644); err == nil {
-		t.Errorf("replacing a directory: no error")
-	}
-}
-
 // TestRenderRefusesControlCharacters checks the writer's own guard: whatever
 // reached it (a lease's option, the config, a bug between them), it never
 // writes a name that holds a control character or a blank, which would add

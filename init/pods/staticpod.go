@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/rke2os/rke2os/internal/durable"
 	"io"
 	"os"
 	"path/filepath"
@@ -49,27 +50,7 @@ func StaticPod(podDir string, pod *corev1.Pod) (changed bool, err error) {
 		return false, err
 	}
 	// The temporary file lives beside the directory, not in it.
-	tmp, err := os.CreateTemp(filepath.Dir(podDir), "."+pod.Name+".yaml.")
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Rename(tmp.Name(), target); err != nil {
+	if err := durable.WriteFileStaged(target, filepath.Dir(podDir), data, 0o600); err != nil {
 		return false, fmt.Errorf("static pod %s: %w", pod.Name, err)
 	}
 	return true, nil

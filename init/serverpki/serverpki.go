@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/rke2os/rke2os/internal/durable"
 	"net"
 	"os"
 	"path/filepath"
@@ -386,17 +387,11 @@ func (b *builder) symlink(target, link string) error {
 	if cur, err := os.Readlink(link); err == nil && cur == target {
 		return nil
 	}
-	tmp := filepath.Join(filepath.Dir(link), "."+filepath.Base(link)+".tmp")
-	os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, link); err != nil {
-		os.Remove(tmp)
+	if err := durable.Symlink(target, link); err != nil {
 		return err
 	}
 	b.wrote(link)
-	return host.SyncDir(filepath.Dir(link))
+	return nil
 }
 
 // mkdirs makes dir and its parents private (0700), as k3s makes

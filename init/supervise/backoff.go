@@ -1,6 +1,10 @@
 package supervise
 
-import "time"
+import (
+	"time"
+
+	"github.com/rke2os/rke2os/internal/backoff"
+)
 
 // Restart is what happens when a service's process exits on its own.
 type Restart int
@@ -19,56 +23,20 @@ func (r Restart) String() string {
 	return "always"
 }
 
-// Backoff spaces the restarts of a service that keeps exiting, so that a
-// crash loop does not hog the CPU or flood the log, while a service that
-// crashes once after running well comes back quickly. Zero fields take the
-// defaults; tests set milliseconds.
-type Backoff struct {
-	// Initial is the first delay (default 1 s); each restart doubles it.
-	Initial time.Duration
-	// Max caps the delay (default 30 s).
-	Max time.Duration
-	// ResetAfter is how long a run must last for the next delay to start
-	// again from Initial (default 1 min).
-	ResetAfter time.Duration
-}
+// Backoff spaces the restarts of a service that keeps exiting (see
+// backoff.Backoff); a zero ResetAfter is DefaultBackoffResetAfter here, so
+// a service that crashes once after running a minute comes back at once.
+// Tests set milliseconds.
+type Backoff = backoff.Backoff
 
-// Backoff defaults, as in RKE2's and systemd's habits: fast first retry,
-// bounded wait, forgiven after a minute of good behaviour.
-const (
-	DefaultBackoffInitial    = time.Second
-	DefaultBackoffMax        = 30 * time.Second
-	DefaultBackoffResetAfter = time.Minute
-)
+// DefaultBackoffResetAfter is how long a run must last for the delays to
+// start again from the first, as in RKE2's and systemd's habits.
+const DefaultBackoffResetAfter = time.Minute
 
-func (b Backoff) withDefaults() Backoff {
-	if b.Initial <= 0 {
-		b.Initial = DefaultBackoffInitial
-	}
-	if b.Max <= 0 {
-		b.Max = DefaultBackoffMax
-	}
+// restartDelays is the delay sequence of one service.
+func restartDelays(b Backoff) *backoff.Backoff {
 	if b.ResetAfter <= 0 {
 		b.ResetAfter = DefaultBackoffResetAfter
 	}
-	return b
-}
-
-// backoff is the delay sequence of one service.
-type backoff struct {
-	Backoff
-	next time.Duration
-}
-
-func newBackoff(b Backoff) *backoff { return &backoff{Backoff: b.withDefaults()} }
-
-// delay returns how long to wait before the next start, given how long the
-// run that just ended lasted.
-func (b *backoff) delay(ran time.Duration) time.Duration {
-	if b.next == 0 || ran >= b.ResetAfter {
-		b.next = b.Initial
-	}
-	d := min(b.next, b.Max)
-	b.next = min(2*d, b.Max)
-	return d
+	return &b
 }

@@ -34,10 +34,10 @@ func TestBackoffDelays(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newBackoff(tt.b)
+			b := restartDelays(tt.b)
 			var got []time.Duration
 			for _, ran := range tt.ran {
-				got = append(got, b.delay(ran))
+				got = append(got, b.Next(ran))
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("delays = %v, want %v", got, tt.want)

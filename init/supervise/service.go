@@ -210,7 +210,7 @@ func (s *Service) loop(r *run) {
 			s.set(StateExited, 0, "exit", fmt.Sprintf("supervisor panic: %v", v))
 		}
 	}()
-	bo := newBackoff(s.Backoff)
+	bo := restartDelays(s.Backoff)
 	for {
 		if !s.waitDeps(r.stop) {
 			s.set(StateStopped, 0)
@@ -227,7 +227,7 @@ func (s *Service) loop(r *run) {
 		if s.Restart == Never {
 			return
 		}
-		d := bo.delay(ran)
+		d := bo.Next(ran)
 		s.set(StateBackoff, 0, "delay", d)
 		t := time.NewTimer(d)
 		select {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/rke2os/rke2os/internal/backoff"
 )
 
 // Discipline keeps the clock on the servers' time until ctx ends; run it on
@@ -31,7 +33,7 @@ func Discipline(ctx context.Context, servers []string, opts ...Option) {
 	retry := o.minPoll / 2
 	failing := false
 	var wait time.Duration
-	for sleepCtx(ctx, wait) {
+	for backoff.Sleep(ctx, wait) {
 		res, err := o.round(ctx, servers, skip, poll)
 		switch {
 		case ctx.Err() != nil:

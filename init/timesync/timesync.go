@@ -29,6 +29,7 @@ import (
 
 	"github.com/beevik/ntp"
 	"github.com/rke2os/rke2os/init/goroutine"
+	"github.com/rke2os/rke2os/internal/backoff"
 )
 
 // Defaults. stepAboveBoot is ntpd's step threshold: at boot nothing runs
@@ -197,7 +198,7 @@ func Sync(ctx context.Context, servers []string, opts ...Option) (Result, error)
 	}
 	start := time.Now()
 	skip := map[netip.AddrPort]skipped{}
-	backoff := time.Second
+	retry := backoff.Backoff{Initial: time.Second, Max: 8 * time.Second}
 	var last measurement
 	for {
 		m, err := o.measure(ctx, servers, skip)
@@ -213,11 +214,11 @@ func Sync(ctx context.Context, servers []string, opts ...Option) (Result, error)
 		if m.hopeless {
 			break
 		}
-		o.log.Debug("no usable time from NTP yet", "err", err, "retry_in", backoff)
-		if !sleepCtx(ctx, backoff) {
+		wait := retry.Next(0)
+		o.log.Debug("no usable time from NTP yet", "err", err, "retry_in", wait)
+		if !backoff.Sleep(ctx, wait) {
 			break
 		}
-		backoff = min(backoff*2, 8*time.Second)
 	}
 	took := time.Since(start).Round(100 * time.Millisecond)
 	return Result{Rejected: last.rejected}, fmt.Errorf("%s in %s: %s; the clock stays as it is (%s)",
@@ -588,21 +589,5 @@ func (o *options) stepped(old, new time.Time) {
 	}
 	for _, f := range o.onStep {
 		f(old, new)
-	}
-}
-
-// sleepCtx waits d, or less if ctx ends; it reports whether ctx is still
-// live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/rke2os/rke2os/init/deploy"
 	"github.com/rke2os/rke2os/init/helmchart"
 	"github.com/rke2os/rke2os/init/kubenode"
+	"github.com/rke2os/rke2os/internal/backoff"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
@@ -38,10 +39,8 @@ func (e Env) addons(ctx context.Context, rc config.RKE2Config) {
 			return
 		}
 		slog.Warn("manifests and charts", "err", err)
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, 10*time.Second) {
 			return
-		case <-time.After(10 * time.Second):
 		}
 	}
 }

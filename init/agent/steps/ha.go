@@ -17,7 +17,7 @@ import (
 	"github.com/rke2os/rke2os/init/etcdmember"
 	"github.com/rke2os/rke2os/init/host"
 	"github.com/rke2os/rke2os/init/join"
-	"github.com/rke2os/rke2os/init/kubenode"
+	"github.com/rke2os/rke2os/internal/backoff"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
@@ -69,7 +69,7 @@ func (e Env) bootstrapServer(ctx context.Context, rc config.RKE2Config, nodeName
 	if o.Token == "" {
 		return errors.New("join: a further server needs the cluster's token: set rke2.token (the first server's /var/lib/rancher/rke2/server/token)")
 	}
-	return kubenode.Wait(ctx, 5*time.Second, "the server "+o.Server+" to hand over the cluster's bootstrap data", func(ctx context.Context) error {
+	return backoff.Poll(ctx, 5*time.Second, "the server "+o.Server+" to hand over the cluster's bootstrap data", func(ctx context.Context) error {
 		written, err := join.Bootstrap(ctx, o)
 		if err == nil && len(written) > 0 {
 			slog.Info("cluster bootstrap data taken", "server", o.Server, "files", len(written))
@@ -102,7 +102,7 @@ func (e Env) joinEtcd(ctx context.Context, rc config.RKE2Config, nodeName, nodeI
 		return nil, err
 	}
 	defer c.Close()
-	err = kubenode.Wait(ctx, 5*time.Second, "etcd at "+j.Endpoints[0]+" to add this member", func(ctx context.Context) error {
+	err = backoff.Poll(ctx, 5*time.Second, "etcd at "+j.Endpoints[0]+" to add this member", func(ctx context.Context) error {
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		var err error
@@ -187,7 +187,7 @@ func (e Env) removeMember(ctx context.Context, name string) {
 	// etcd refuses for a few seconds after a reconnection: try for a while.
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	err = kubenode.Wait(ctx, 5*time.Second, "etcd to remove the member of the deleted Node "+name, func(ctx context.Context) error {
+	err = backoff.Poll(ctx, 5*time.Second, "etcd to remove the member of the deleted Node "+name, func(ctx context.Context) error {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		return etcdmember.Remove(rctx, c, name)

@@ -18,6 +18,7 @@ import (
 	"github.com/rke2os/rke2os/init/kubenode"
 	"github.com/rke2os/rke2os/init/lb"
 	"github.com/rke2os/rke2os/init/pods"
+	"github.com/rke2os/rke2os/internal/backoff"
 )
 
 // Join joins an agent to the cluster of the config's server: certificates
@@ -52,7 +53,7 @@ func (e Env) Join(ctx context.Context, nodeName, nodeIP string) (*agent.JoinResu
 		o.NodeIPs = []net.IP{ip}
 	}
 	var st *join.State
-	err = kubenode.Wait(ctx, 5*time.Second, "the server "+o.Server+" to accept this node", func(ctx context.Context) error {
+	err = backoff.Poll(ctx, 5*time.Second, "the server "+o.Server+" to accept this node", func(ctx context.Context) error {
 		var err error
 		st, err = join.Join(ctx, o)
 		return err
@@ -136,10 +137,8 @@ func (e Env) Agent(ctx context.Context, nodeName, _ string) error {
 // each known apiserver's host) for the apiservers, every 30 seconds.
 func (e Env) refreshBackends(ctx context.Context, b *lb.Balancer, server, token string) {
 	for {
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, 30*time.Second) {
 			return
-		case <-time.After(30 * time.Second):
 		}
 		var errs []error
 		for _, s := range supervisors(server, b.Backends()) {

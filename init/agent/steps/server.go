@@ -20,6 +20,7 @@ import (
 	"github.com/rke2os/rke2os/init/host"
 	"github.com/rke2os/rke2os/init/kubenode"
 	"github.com/rke2os/rke2os/init/pods"
+	"github.com/rke2os/rke2os/internal/backoff"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -225,7 +226,7 @@ func (e Env) tlsClient(ca, cert, key string) (*http.Client, error) {
 // minute what it waits for, and how long it took.
 func waitFor(ctx context.Context, what string, check func(context.Context) error) error {
 	start := time.Now()
-	if err := kubenode.Wait(ctx, pollEvery, what, check); err != nil {
+	if err := backoff.Poll(ctx, pollEvery, what, check); err != nil {
 		return err
 	}
 	slog.Info(what+" answers", "after", time.Since(start).Round(100*time.Millisecond))

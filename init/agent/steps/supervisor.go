@@ -19,9 +19,9 @@ import (
 
 	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/join"
-	"github.com/rke2os/rke2os/init/kubenode"
 	"github.com/rke2os/rke2os/init/pods"
 	"github.com/rke2os/rke2os/init/supervisor"
+	"github.com/rke2os/rke2os/internal/backoff"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -65,7 +65,7 @@ func (e Env) clusterReady(ctx context.Context, s *supervisor.Server, kc kubernet
 	// The server's own name first, before any node may claim names: a
 	// server issues its own kubelet certificates, so without its claim the
 	// name would go to the first token holder who asks for it.
-	err := kubenode.Wait(ctx, 5*time.Second, "the apiserver to record this server's node password", func(ctx context.Context) error {
+	err := backoff.Poll(ctx, 5*time.Second, "the apiserver to record this server's node password", func(ctx context.Context) error {
 		return e.claimOwnName(ctx, np, nodeName)
 	})
 	if err != nil {
@@ -81,10 +81,8 @@ func (e Env) clusterReady(ctx context.Context, s *supervisor.Server, kc kubernet
 			if err := np.Adopt(ctx); err != nil && ctx.Err() == nil {
 				slog.Warn("node passwords", "err", err)
 			}
-			select {
-			case <-ctx.Done():
+			if !backoff.Sleep(ctx, 30*time.Second) {
 				return
-			case <-time.After(30 * time.Second):
 			}
 		}
 	}()
