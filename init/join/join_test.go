@@ -360,3 +360,54 @@ func TestBootstrap(t *testing.T) {
 		t.Errorf("node token: %v", err)
 	}
 }
+
+// TestBootstrapKubeletServingCA: a further server whose data predates the
+// kubelet serving CA takes it from the cluster at its next start, keeping
+// the rest; a server of an older release, whose answer lacks it, is waited
+// for (upgrade the first server first), not refused.
+func TestBootstrapKubeletServingCA(t *testing.T) {
+	old := false
+	c := newClusterWrapped(t, true, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !old || r.URL.Path != "/v1-rke2/server-bootstrap" {
+				h.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			var files map[string]supervisor.BootstrapFile
+			json.Unmarshal(rec.Body.Bytes(), &files)
+			delete(files, "tls/kubelet-serving-ca.crt")
+			delete(files, "tls/kubelet-serving-ca.key")
+			json.NewEncoder(w).Encode(files)
+		})
+	})
+	o := c.agent(t, "server2", "pw", c.token)
+	if _, err := Bootstrap(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"kubelet-serving-ca.crt", "kubelet-serving-ca.key"} {
+		os.Remove(o.Paths.Server("tls", f))
+	}
+	got, err := Bootstrap(context.Background(), o)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("wrote %q, %v; want the two files of the kubelet serving CA", got, err)
+	}
+	for _, f := range []string{"kubelet-serving-ca.crt", "kubelet-serving-ca.key"} {
+		want, _ := os.ReadFile(c.paths.Server("tls", f))
+		if have, _ := os.ReadFile(o.Paths.Server("tls", f)); !bytes.Equal(have, want) {
+			t.Errorf("%s is not the cluster's", f)
+		}
+	}
+
+	old = true
+	o = c.agent(t, "server3", "pw", c.token)
+	_, err = Bootstrap(context.Background(), o)
+	var pe *PermanentError
+	if err == nil || errors.As(err, &pe) || !strings.Contains(err.Error(), "upgrade the first server first") {
+		t.Errorf("err = %v, want a wait that says to upgrade the first server first", err)
+	}
+	if _, err := os.Stat(o.Paths.Server("tls", "server-ca.key")); err == nil {
+		t.Error("a partial bootstrap was written")
+	}
+}
