@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rke2os/rke2os/init/pki"
 )
@@ -117,6 +119,12 @@ func (s *Server) checkNode(w http.ResponseWriter, r *http.Request) (string, bool
 	}
 	err = c.Passwords.Check(r.Context(), name, password)
 	if errors.Is(err, ErrUnclaimed) {
+		if ok, wait := s.claims.allow(r.RemoteAddr); !ok {
+			secs := int((wait + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			fail(w, r, http.StatusTooManyRequests, fmt.Errorf("too many new node names claimed from %s: try again in %d s", claimSource(r.RemoteAddr), secs))
+			return "", false
+		}
 		err = c.Passwords.Claim(r.Context(), name, password)
 	}
 	switch {

@@ -117,13 +117,15 @@ type Server struct {
 	// apiNames are the names and addresses of this server's apiserver
 	// certificate, which no kubelet's may carry.
 	apiNames apiNames
-	cluster  atomic.Pointer[Cluster]
+	// claims limits the claims of new names per source.
+	claims  *claimLimiter
+	cluster atomic.Pointer[Cluster]
 }
 
 // New is the supervisor of the server whose PKI is under p: it reads the
 // cluster's secrets and CAs once.
 func New(p node.Paths, cfg AgentConfig, ready func(context.Context) error) (*Server, error) {
-	s := &Server{Paths: p, Config: cfg, Ready: ready}
+	s := &Server{Paths: p, Config: cfg, Ready: ready, claims: newClaimLimiter()}
 	var err error
 	if s.serverSecret, s.nodeSecret, err = serverpki.ClusterSecrets(p); err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)

@@ -9,14 +9,17 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rke2os/rke2os/init/node"
 	"github.com/rke2os/rke2os/init/serverpki"
@@ -286,4 +289,73 @@ func ipStrings(ips []net.IP) []string {
 		out = append(out, ip.String())
 	}
 	return out
+}
+
+// TestClaimRateLimit: one source claims claimBurst new names at once, then
+// waits (429 with Retry-After) while another source still gets through
+// and the source's names already claimed still answer; the bucket refills
+// with time.
+func TestClaimRateLimit(t *testing.T) {
+	s, _ := testServer(t)
+	now := time.Now()
+	s.claims.now = func() time.Time { return now }
+	claim := func(name, remote string) *httptest.ResponseRecorder {
+		return certRequest{path: "/client-kubelet.crt", remote: remote, name: name, password: "pw"}.send(t, s)
+	}
+	for i := range claimBurst {
+		if w := claim(fmt.Sprintf("node-%d", i), "192.0.2.50:1000"); w.Code != http.StatusOK {
+			t.Fatalf("claim %d: %d %s", i+1, w.Code, w.Body)
+		}
+	}
+	w := claim("node-eleven", "192.0.2.50:2000")
+	if w.Code != http.StatusTooManyRequests {
+		t.Fatalf("claim %d from one address: %d %s, want 429", claimBurst+1, w.Code, w.Body)
+	}
+	if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 || ra > int(claimEvery/time.Second) {
+		t.Errorf("Retry-After %q, want 1 to %d seconds", w.Header().Get("Retry-After"), int(claimEvery/time.Second))
+	}
+	if !strings.Contains(w.Body.String(), "too many new node names") {
+		t.Errorf("reason %q", w.Body)
+	}
+	if w := claim("node-0", "192.0.2.50:3000"); w.Code != http.StatusOK {
+		t.Errorf("a name claimed already: %d %s, want 200", w.Code, w.Body)
+	}
+	if w := claim("elsewhere", "192.0.2.51:1000"); w.Code != http.StatusOK {
+		t.Errorf("another address: %d %s, want 200", w.Code, w.Body)
+	}
+	now = now.Add(claimEvery)
+	if w := claim("node-eleven", "192.0.2.50:4000"); w.Code != http.StatusOK {
+		t.Errorf("after %s: %d %s, want 200", claimEvery, w.Code, w.Body)
+	}
+}
+
+// TestClaimLimiterBounded: the sources remembered are bounded; a source
+// whose bucket is full again is forgotten to make room, and while none
+// is, a new source waits rather than memory growing or a busy source's
+// count being dropped. An IPv6 /64 is one source.
+func TestClaimLimiterBounded(t *testing.T) {
+	now := time.Now()
+	l := newClaimLimiter()
+	l.max, l.now = 3, func() time.Time { return now }
+	for _, a := range []string{"192.0.2.1:1", "192.0.2.2:1", "192.0.2.3:1"} {
+		if ok, _ := l.allow(a); !ok {
+			t.Fatalf("%s refused", a)
+		}
+	}
+	ok, wait := l.allow("192.0.2.4:1")
+	if ok || wait <= 0 || wait > l.refill() {
+		t.Errorf("a fourth source with three busy: %v, wait %s", ok, wait)
+	}
+	now = now.Add(l.refill())
+	if ok, _ := l.allow("192.0.2.4:1"); !ok || len(l.sources) > l.max {
+		t.Errorf("once the others are full again: %v, %d sources remembered", ok, len(l.sources))
+	}
+	for i := range claimBurst {
+		if ok, _ := l.allow(fmt.Sprintf("[2001:db8::%x]:1", i+1)); !ok {
+			t.Fatalf("IPv6 claim %d refused", i+1)
+		}
+	}
+	if ok, _ := l.allow("[2001:db8::ffff]:1"); ok {
+		t.Error("one more from the same /64 passed")
+	}
 }
