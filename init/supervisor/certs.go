@@ -66,11 +66,11 @@ func (s *Server) servingKubelet(w http.ResponseWriter, r *http.Request) {
 	api := s.apiNames
 	api.ips = slices.Clone(api.ips)
 	for _, e := range endpoints {
-		if ip := sourceIP(e); ip != nil {
+		if ip := hostIP(e); ip != nil {
 			api.ips = append(api.ips, ip)
 		}
 	}
-	req := kubeletRequest{name: name, source: sourceIP(r.RemoteAddr), requested: requested}
+	req := kubeletRequest{name: name, source: hostIP(r.RemoteAddr), requested: requested}
 	dns, ips, err := kubeletSANs(req, nodes, api)
 	if err != nil {
 		fail(w, r, http.StatusForbidden, err)

@@ -160,11 +160,12 @@ func kubeletSANs(req kubeletRequest, nodes []corev1.Node, api apiNames) ([]strin
 	return dns, ips, nil
 }
 
-// sourceIP is the address a request came from, nil if it cannot be read.
-func sourceIP(remoteAddr string) net.IP {
-	host, _, err := net.SplitHostPort(remoteAddr)
+// hostIP is the IP address of a "host:port" (a request's RemoteAddr,
+// an apiserver endpoint) or of a bare host, nil if it is none.
+func hostIP(addr string) net.IP {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		host = remoteAddr
+		host = addr
 	}
 	return net.ParseIP(host)
 }
