@@ -64,10 +64,8 @@ func (c *Controller) Run(ctx context.Context) error {
 		if err := c.Sync(ctx); err != nil && ctx.Err() == nil {
 			slog.Warn("helm charts", "err", err)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, every) {
 			return nil
-		case <-time.After(every):
 		}
 	}
 }

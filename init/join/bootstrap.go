@@ -48,7 +48,9 @@ func Bootstrap(ctx context.Context, o Options) ([]string, error) {
 	for _, rel := range want {
 		f, ok := files[rel]
 		if !ok || len(f.Content) == 0 {
-			return nil, fmt.Errorf("%s/server-bootstrap: no %s", supervisor.Prefix, rel)
+			// Not permanent: the server may run an older release that
+			// lacks a CA added since (upgrade the first server first).
+			return nil, fmt.Errorf("%s/server-bootstrap: no %s (does the server %s run an older release? upgrade the first server first)", supervisor.Prefix, rel, o.Server)
 		}
 		p := o.Paths.Server(filepath.FromSlash(rel))
 		have, err := os.ReadFile(p)

@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,7 @@ import (
 	"github.com/rke2os/rke2os/init/node"
 	"github.com/rke2os/rke2os/init/serverpki"
 	"github.com/rke2os/rke2os/init/supervisor"
+	"github.com/rke2os/rke2os/internal/backoff"
 )
 
 // Options are a joining node's inputs.
@@ -298,11 +300,39 @@ func fetchCA(ctx context.Context, u *url.URL) (*serverpki.PinnedCA, error) {
 	return ca, nil
 }
 
-// do sends one request with the node's credentials and wants 200.
+// A 429 answers a node that claims its name from an address that has
+// claimed many new names lately (the supervisor limits them per source):
+// it is waited out, as the answer's Retry-After says within
+// [minRetryAfter, maxRetryAfter] (a server cannot park the node for
+// long), up to rateLimitedTries times, and is then a temporary error that
+// the caller's wait retries.
+const (
+	minRetryAfter     = time.Second
+	maxRetryAfter     = time.Minute
+	defaultRetryAfter = 5 * time.Second
+	rateLimitedTries  = 3
+)
+
+// do sends a request with the node's credentials and wants 200, waiting
+// out a 429.
 func (c *client) do(ctx context.Context, method, path string, body []byte, header http.Header) ([]byte, error) {
+	for try := 1; ; try++ {
+		b, wait, err := c.once(ctx, method, path, body, header)
+		if wait == 0 || try == rateLimitedTries {
+			return b, err
+		}
+		slog.Info("join: the server limits the new node names claimed from this address: waiting", "server", c.o.Server, "path", path, "wait", wait)
+		if !backoff.Sleep(ctx, wait) {
+			return nil, fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+	}
+}
+
+// once sends one request; for a 429 it answers how long to wait.
+func (c *client) once(ctx context.Context, method, path string, body []byte, header http.Header) ([]byte, time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base.JoinPath(path).String(), bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	req.SetBasicAuth(c.user, c.pass)
 	for k, v := range header {
@@ -310,30 +340,45 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, heade
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	if err := redirected(c.o.Server, path, resp); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK:
-		return b, nil
+		return b, 0, nil
+	case resp.StatusCode == http.StatusTooManyRequests:
+		return nil, retryAfter(resp.Header.Get("Retry-After"), time.Now()), fmt.Errorf("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
 	case resp.StatusCode == http.StatusUnauthorized:
-		return nil, permanent("the server %s refused the token (401 Unauthorized): token: is not this cluster's (it is the server's /var/lib/rancher/rke2/server/node-token)", c.o.Server)
+		return nil, 0, permanent("the server %s refused the token (401 Unauthorized): token: is not this cluster's (it is the server's /var/lib/rancher/rke2/server/node-token)", c.o.Server)
 	case resp.StatusCode == http.StatusForbidden:
 		if why := strings.TrimSpace(string(b)); why != "" && why != http.StatusText(http.StatusForbidden) {
-			return nil, permanent("the server %s refused the node name %q (403 Forbidden): %s", c.o.Server, c.o.NodeName, why)
+			return nil, 0, permanent("the server %s refused the node name %q (403 Forbidden): %s", c.o.Server, c.o.NodeName, why)
 		}
-		return nil, permanent("the server %s refused the node name %q (403 Forbidden): another node holds that name with another password; give this node another node-name, or delete that Node (and the secret kube-system/%s)", c.o.Server, c.o.NodeName, supervisor.SecretName(c.o.NodeName))
+		return nil, 0, permanent("the server %s refused the node name %q (403 Forbidden): another node holds that name with another password; give this node another node-name, or delete that Node (and the secret kube-system/%s)", c.o.Server, c.o.NodeName, supervisor.SecretName(c.o.NodeName))
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
-		return nil, permanent("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
+		return nil, 0, permanent("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
 	}
-	return nil, fmt.Errorf("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
+	return nil, 0, fmt.Errorf("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
+}
+
+// retryAfter is how long a Retry-After value (seconds, or an HTTP date)
+// asks to wait from now, within [minRetryAfter, maxRetryAfter];
+// defaultRetryAfter if there is none that can be read.
+func retryAfter(v string, now time.Time) time.Duration {
+	d := defaultRetryAfter
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		d = time.Duration(min(secs, int(maxRetryAfter/time.Second))) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, minRetryAfter), maxRetryAfter)
 }
 
 func (c *client) get(ctx context.Context, path string) ([]byte, error) {

@@ -61,7 +61,14 @@ func newClusterWrapped(t *testing.T, ready bool, wrap func(http.Handler) http.Ha
 	c := &cluster{paths: p, token: res.Token, kube: fake.NewSimpleClientset(), logs: &bytes.Buffer{}, server: s}
 	if ready {
 		s.SetCluster(&supervisor.Cluster{Passwords: &supervisor.NodePasswords{Kube: c.kube},
-			APIServers: func(context.Context) ([]string, error) { return []string{"127.0.0.1:6443"}, nil }})
+			APIServers: func(context.Context) ([]string, error) { return []string{"127.0.0.1:6443"}, nil },
+			Nodes: func(ctx context.Context) ([]corev1.Node, error) {
+				l, err := c.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+				if err != nil {
+					return nil, err
+				}
+				return l.Items, nil
+			}})
 	}
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.MultiWriter(c.logs, os.Stderr), nil)))
@@ -114,7 +121,7 @@ func TestJoin(t *testing.T) {
 		t.Errorf("state %+v", st)
 	}
 	p := o.Paths
-	clientCA, serverCA := x509.NewCertPool(), x509.NewCertPool()
+	clientCA, serverCA, kubeletCA := x509.NewCertPool(), x509.NewCertPool(), x509.NewCertPool()
 	for pool, f := range map[*x509.CertPool]string{clientCA: "client-ca.crt", serverCA: "server-ca.crt"} {
 		want, _ := os.ReadFile(c.paths.Server("tls", f))
 		got, err := os.ReadFile(p.Agent(f))
@@ -123,6 +130,9 @@ func TestJoin(t *testing.T) {
 		}
 		pool.AppendCertsFromPEM(got)
 	}
+	// The apiserver's --kubelet-certificate-authority.
+	kcaPEM, _ := os.ReadFile(c.paths.Server("tls", "kubelet-serving-ca.crt"))
+	kubeletCA.AppendCertsFromPEM(kcaPEM)
 	for _, tc := range []struct {
 		file, cn string
 		org      []string
@@ -130,7 +140,7 @@ func TestJoin(t *testing.T) {
 		usage    x509.ExtKeyUsage
 	}{
 		{"client-kubelet.crt", "system:node:agent1", []string{"system:nodes"}, clientCA, x509.ExtKeyUsageClientAuth},
-		{"serving-kubelet.crt", "agent1", nil, serverCA, x509.ExtKeyUsageServerAuth},
+		{"serving-kubelet.crt", "agent1", nil, kubeletCA, x509.ExtKeyUsageServerAuth},
 		{"client-kube-proxy.crt", "system:kube-proxy", nil, clientCA, x509.ExtKeyUsageClientAuth},
 	} {
 		crt := readCert(t, p.Agent(tc.file))
@@ -144,9 +154,15 @@ func TestJoin(t *testing.T) {
 			t.Errorf("%s: %v", tc.file, err)
 		}
 	}
+	// The join came from the loopback, which no kubelet certificate
+	// names, and its node IP is not proven yet: the certificate names the
+	// node alone until its Node registers the address.
 	serving := readCert(t, p.Agent("serving-kubelet.crt"))
-	if err := serving.VerifyHostname("192.168.76.11"); err != nil {
-		t.Error(err)
+	if len(serving.IPAddresses) != 0 || strings.Join(serving.DNSNames, ",") != "agent1" {
+		t.Errorf("serving-kubelet.crt names %q %v, want agent1 alone", serving.DNSNames, serving.IPAddresses)
+	}
+	if _, err := serving.Verify(x509.VerifyOptions{Roots: serverCA, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err == nil {
+		t.Error("serving-kubelet.crt passes with the server CA, which agents trust for the apiserver")
 	}
 	for _, f := range []string{"client-kubelet.key", "serving-kubelet.key", "client-kube-proxy.key", "kubelet.kubeconfig", "kubeproxy.kubeconfig", "join.json"} {
 		fi, err := os.Stat(p.Agent(f))
@@ -165,11 +181,22 @@ func TestJoin(t *testing.T) {
 		t.Fatalf("node password secret %v: %v", sec, err)
 	}
 	key1, _ := os.ReadFile(p.Agent("client-kubelet.key"))
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "agent1"}, Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.168.76.11"}}}}
+	if _, err := c.kube.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Join(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	if key2, _ := os.ReadFile(p.Agent("client-kubelet.key")); !bytes.Equal(key1, key2) {
 		t.Error("a second join made a new key")
+	}
+	// Once the Node has registered its address, a join's certificate names
+	// it, and the apiserver (kubectl logs, exec) verifies the kubelet at
+	// that address with the kubelet serving CA.
+	serving = readCert(t, p.Agent("serving-kubelet.crt"))
+	if _, err := serving.Verify(x509.VerifyOptions{Roots: kubeletCA, DNSName: "192.168.76.11", KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		t.Errorf("the apiserver cannot verify the kubelet at its InternalIP: %v", err)
 	}
 }
 
@@ -358,5 +385,56 @@ func TestBootstrap(t *testing.T) {
 	tok.Username = "node"
 	if _, err := Bootstrap(context.Background(), c.agent(t, "x", "pw", tok.String())); !errors.As(err, &pe) || !strings.Contains(err.Error(), "server token") {
 		t.Errorf("node token: %v", err)
+	}
+}
+
+// TestBootstrapKubeletServingCA: a further server whose data predates the
+// kubelet serving CA takes it from the cluster at its next start, keeping
+// the rest; a server of an older release, whose answer lacks it, is waited
+// for (upgrade the first server first), not refused.
+func TestBootstrapKubeletServingCA(t *testing.T) {
+	old := false
+	c := newClusterWrapped(t, true, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !old || r.URL.Path != "/v1-rke2/server-bootstrap" {
+				h.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			var files map[string]supervisor.BootstrapFile
+			json.Unmarshal(rec.Body.Bytes(), &files)
+			delete(files, "tls/kubelet-serving-ca.crt")
+			delete(files, "tls/kubelet-serving-ca.key")
+			json.NewEncoder(w).Encode(files)
+		})
+	})
+	o := c.agent(t, "server2", "pw", c.token)
+	if _, err := Bootstrap(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"kubelet-serving-ca.crt", "kubelet-serving-ca.key"} {
+		os.Remove(o.Paths.Server("tls", f))
+	}
+	got, err := Bootstrap(context.Background(), o)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("wrote %q, %v; want the two files of the kubelet serving CA", got, err)
+	}
+	for _, f := range []string{"kubelet-serving-ca.crt", "kubelet-serving-ca.key"} {
+		want, _ := os.ReadFile(c.paths.Server("tls", f))
+		if have, _ := os.ReadFile(o.Paths.Server("tls", f)); !bytes.Equal(have, want) {
+			t.Errorf("%s is not the cluster's", f)
+		}
+	}
+
+	old = true
+	o = c.agent(t, "server3", "pw", c.token)
+	_, err = Bootstrap(context.Background(), o)
+	var pe *PermanentError
+	if err == nil || errors.As(err, &pe) || !strings.Contains(err.Error(), "upgrade the first server first") {
+		t.Errorf("err = %v, want a wait that says to upgrade the first server first", err)
+	}
+	if _, err := os.Stat(o.Paths.Server("tls", "server-ca.key")); err == nil {
+		t.Error("a partial bootstrap was written")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/goroutine"
 	"github.com/rke2os/rke2os/init/host"
+	"github.com/rke2os/rke2os/internal/backoff"
 )
 
 // tailLogs copies new lines of the services' log files to the console
@@ -40,10 +41,8 @@ func tailLogs(ctx context.Context, files map[string]string, every time.Duration)
 // the variable back raced with its read.
 func tailLog(ctx context.Context, name, path string, off *int64, every time.Duration) {
 	for {
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, every) {
 			return
-		case <-time.After(every):
 		}
 		f, err := os.Open(path)
 		if err != nil {
@@ -80,10 +79,8 @@ func logCPU(ctx context.Context, proc string, every time.Duration) {
 	before, err := host.ReadProcCPU(proc)
 	have := err == nil
 	for {
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, every) {
 			return
-		case <-time.After(every):
 		}
 		now, err := host.ReadProcCPU(proc)
 		if err != nil {

@@ -107,6 +107,19 @@ func parseKey(der []byte) (crypto.Signer, error) {
 	return nil, errors.New("not an EC, RSA or PKCS#8 private key")
 }
 
+// ReadCert reads the first certificate of the PEM file at p.
+func ReadCert(p string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	c, err := parseCert(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return c, nil
+}
+
 func parseCert(b []byte) (*x509.Certificate, error) {
 	block, _ := pem.Decode(b)
 	if block == nil || block.Type != "CERTIFICATE" {

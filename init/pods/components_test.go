@@ -90,6 +90,7 @@ func TestExtraArgs(t *testing.T) {
 				"--advertise-address=10.0.2.15",
 				"--etcd-servers=https://127.0.0.1:2379",
 				"--etcd-cafile=" + tls("etcd", "server-ca.crt"),
+				"--kubelet-certificate-authority=" + tls("kubelet-serving-ca.crt"),
 				"--encryption-provider-config=/var/lib/rancher/rke2/server/cred/encryption-config.json",
 				"--encryption-provider-config-automatic-reload=true",
 				"--authorization-mode=Node,RBAC",
@@ -123,7 +124,8 @@ func TestExtraArgs(t *testing.T) {
 			args: KubeControllerManagerArgs(KubeControllerManagerOptions{ControlPlane: cp, ExtraArgs: []string{"node-monitor-grace-period=20s"}}),
 			want: []string{"--permit-port-sharing=true", "--terminated-pod-gc-threshold=1000", "--controllers=*,tokencleaner",
 				"--cluster-cidr=10.42.0.0/16", "--service-cluster-ip-range=10.43.0.0/16", "--node-monitor-grace-period=20s",
-				"--cluster-signing-kubelet-serving-cert-file=" + tls("server-ca.nochain.crt")},
+				"--cluster-signing-kubelet-serving-cert-file=" + tls("kubelet-serving-ca.nochain.crt"),
+				"--cluster-signing-kubelet-serving-key-file=" + tls("kubelet-serving-ca.key")},
 			lack: []string{"--configure-cloud-routes=false"},
 		},
 		{

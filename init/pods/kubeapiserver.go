@@ -72,7 +72,7 @@ func KubeAPIServerArgs(o KubeAPIServerOptions) []string {
 		"bind-address":                                "0.0.0.0", // RKE2's default; k3s binds the loopback
 		"tls-cert-file":                               tls("serving-kube-apiserver.crt"),
 		"tls-private-key-file":                        tls("serving-kube-apiserver.key"),
-		"kubelet-certificate-authority":               tls("server-ca.crt"),
+		"kubelet-certificate-authority":               tls("kubelet-serving-ca.crt"), // not the server CA, which agents trust for the apiserver
 		"kubelet-client-certificate":                  tls("client-kube-apiserver.crt"),
 		"kubelet-client-key":                          tls("client-kube-apiserver.key"),
 		"kubelet-preferred-address-types":             "InternalIP,ExternalIP,Hostname",

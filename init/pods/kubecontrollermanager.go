@@ -38,13 +38,15 @@ func KubeControllerManagerArgs(o KubeControllerManagerOptions) []string {
 		"use-service-account-credentials":  "true",
 		// The signing certificates are the CAs alone (k3s's *.nochain.crt):
 		// with an intermediate CA the chain would be signed into every
-		// issued certificate.
+		// issued certificate. Kubelet serving certificates are the kubelet
+		// serving CA's, the one the apiserver trusts for kubelets (k3s
+		// signs them with the server CA).
 		"cluster-signing-kube-apiserver-client-cert-file": c.tls("client-ca.nochain.crt"),
 		"cluster-signing-kube-apiserver-client-key-file":  c.tls("client-ca.key"),
 		"cluster-signing-kubelet-client-cert-file":        c.tls("client-ca.nochain.crt"),
 		"cluster-signing-kubelet-client-key-file":         c.tls("client-ca.key"),
-		"cluster-signing-kubelet-serving-cert-file":       c.tls("server-ca.nochain.crt"),
-		"cluster-signing-kubelet-serving-key-file":        c.tls("server-ca.key"),
+		"cluster-signing-kubelet-serving-cert-file":       c.tls("kubelet-serving-ca.nochain.crt"),
+		"cluster-signing-kubelet-serving-key-file":        c.tls("kubelet-serving-ca.key"),
 		"cluster-signing-legacy-unknown-cert-file":        c.tls("server-ca.nochain.crt"),
 		"cluster-signing-legacy-unknown-key-file":         c.tls("server-ca.key"),
 	}

@@ -29,6 +29,12 @@ const (
 // caSet is the cluster's certificate authorities, each made once and kept.
 type caSet struct {
 	server, client, requestHeader, etcdServer, etcdPeer *pki.CA
+	// kubeletServing signs the kubelets' serving certificates, and the
+	// apiserver trusts it, and only it, for kubelets. It is not the server
+	// CA, which agents trust for the apiserver they reach at 127.0.0.1
+	// through their load balancer: a kubelet's key must not be able to
+	// stand in for the apiserver.
+	kubeletServing *pki.CA
 }
 
 // ensureCA loads the CA whose files are path+".crt"/".key", or makes one
@@ -76,18 +82,26 @@ func (b *builder) ensureCA(path, cn string) (*pki.CA, error) {
 }
 
 // clusterCAs are the cluster's CAs in the order they are made: their files
-// below server/ (without .crt and .key) and the names k3s gives them.
-var clusterCAs = []struct{ rel, cn string }{
-	{"tls/server-ca", "rke2-server-ca"},
-	{"tls/client-ca", "rke2-client-ca"},
-	{"tls/request-header-ca", "rke2-request-header-ca"},
-	{"tls/etcd/server-ca", "etcd-server-ca"},
-	{"tls/etcd/peer-ca", "etcd-peer-ca"},
+// below server/ (without .crt and .key) and the names k3s gives them (the
+// kubelet serving CA is rke2os's own: k3s signs kubelets' serving
+// certificates with the server CA). A CA added later is made by the first
+// server that starts without it, and a cluster's secrets made before it
+// (rke2-build secrets) may lack it.
+var clusterCAs = []struct {
+	rel, cn    string
+	addedLater bool
+}{
+	{"tls/server-ca", "rke2-server-ca", false},
+	{"tls/client-ca", "rke2-client-ca", false},
+	{"tls/request-header-ca", "rke2-request-header-ca", false},
+	{"tls/etcd/server-ca", "etcd-server-ca", false},
+	{"tls/etcd/peer-ca", "etcd-peer-ca", false},
+	{"tls/kubelet-serving-ca", "rke2os-kubelet-serving-ca", true},
 }
 
 func (b *builder) ensureCAs() (*caSet, error) {
 	var cas caSet
-	for i, ca := range []**pki.CA{&cas.server, &cas.client, &cas.requestHeader, &cas.etcdServer, &cas.etcdPeer} {
+	for i, ca := range []**pki.CA{&cas.server, &cas.client, &cas.requestHeader, &cas.etcdServer, &cas.etcdPeer, &cas.kubeletServing} {
 		c := clusterCAs[i]
 		p := b.paths.Server(filepath.FromSlash(c.rel))
 		got, err := b.ensureCA(p, c.cn)
@@ -327,12 +341,13 @@ var (
 
 // agentCerts are this node's own kubelet, kube-proxy and rke2 controller
 // certificates under agent/, which an RKE2 agent gets from the supervisor
-// and a server's agent gets from its own.
+// and a server's agent gets from its own. The kubelet's serving
+// certificate is the kubelet serving CA's and names the node alone, no
+// loopback: the apiserver reaches a kubelet at the Node's addresses.
 func agentCerts(p node.Paths, cas *caSet, nodeName string, nodeIPs []net.IP) []cert {
-	ips := append([]net.IP{net.ParseIP("127.0.0.1")}, nodeIPs...)
 	return []cert{
 		{p.Agent("client-kubelet"), cas.client, pki.Leaf{CN: "system:node:" + nodeName, Org: []string{groupNodes}, Client: true}},
-		{p.Agent("serving-kubelet"), cas.server, pki.Leaf{CN: nodeName, DNS: []string{nodeName, "localhost"}, IPs: dedupIPs(ips), Server: true}},
+		{p.Agent("serving-kubelet"), cas.kubeletServing, pki.Leaf{CN: nodeName, DNS: []string{nodeName}, IPs: dedupIPs(nodeIPs), Server: true}},
 		{p.Agent("client-kube-proxy"), cas.client, pki.Leaf{CN: "system:kube-proxy", Client: true}},
 		{p.Agent("client-rke2-controller"), cas.client, pki.Leaf{CN: "system:rke2-controller", Client: true}},
 	}

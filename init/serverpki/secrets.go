@@ -113,7 +113,18 @@ func CheckSecrets(dir string) error {
 	} else if !fi.IsDir() {
 		return fail("not a directory")
 	}
+	// A CA added later may be missing, both its files: the secrets were
+	// made before it, and the first server makes it.
+	later := map[string]bool{}
+	for _, c := range clusterCAs {
+		if c.addedLater && absent(filepath.Join(dir, c.rel+".crt")) && absent(filepath.Join(dir, c.rel+".key")) {
+			later[c.rel+".crt"], later[c.rel+".key"], later[c.rel] = true, true, true
+		}
+	}
 	for _, rel := range SecretFiles() {
+		if later[rel] {
+			continue
+		}
 		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(rel)))
 		if err != nil {
 			return fail("%s is missing", rel)
@@ -123,6 +134,9 @@ func CheckSecrets(dir string) error {
 		}
 	}
 	for _, c := range clusterCAs {
+		if later[c.rel] {
+			continue
+		}
 		if _, err := loadCA(dir, c.rel); err != nil {
 			return fail("%v", err)
 		}
@@ -158,6 +172,12 @@ func CheckSecrets(dir string) error {
 		}
 		return nil
 	})
+}
+
+// absent reports whether nothing at all is at p (not even a broken link).
+func absent(p string) bool {
+	_, err := os.Lstat(p)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // loadCA reads the CA rel (without .crt and .key) below dir, as

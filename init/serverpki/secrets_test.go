@@ -145,6 +145,10 @@ func TestCheckSecrets(t *testing.T) {
 		}, "token is not a K10"},
 		{"symlink", func(t *testing.T, dir string) { must(t, os.Symlink("/etc/passwd", filepath.Join(dir, "tls", "extra"))) }, "neither a file nor a directory"},
 		{"not there", func(t *testing.T, dir string) { must(t, os.RemoveAll(dir)) }, "no such file"},
+		{"half a CA added later", func(t *testing.T, dir string) {
+			must(t, os.Remove(filepath.Join(dir, "tls", "kubelet-serving-ca.key")))
+		},
+			"tls/kubelet-serving-ca.key is missing"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := generate(t)
@@ -153,6 +157,19 @@ func TestCheckSecrets(t *testing.T) {
 				t.Fatalf("err = %v, want %q and the fix", err, c.want)
 			}
 		})
+	}
+}
+
+// TestCheckSecretsBeforeKubeletServingCA: secrets made before the
+// kubelet serving CA existed are still a cluster's secrets (the first
+// server makes the CA), so that an image can still be built from them.
+func TestCheckSecretsBeforeKubeletServingCA(t *testing.T) {
+	dir := generate(t)
+	for _, f := range []string{"kubelet-serving-ca.crt", "kubelet-serving-ca.key"} {
+		must(t, os.Remove(filepath.Join(dir, "tls", f)))
+	}
+	if err := CheckSecrets(dir); err != nil {
+		t.Fatal(err)
 	}
 }
 

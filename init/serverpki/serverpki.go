@@ -97,6 +97,9 @@ func Ensure(o Options) (*Result, error) {
 	if err := b.signingCA("client-ca", cas.client); err != nil {
 		return nil, fmt.Errorf("client-ca.nochain.crt: %w", err)
 	}
+	if err := b.signingCA("kubelet-serving-ca", cas.kubeletServing); err != nil {
+		return nil, fmt.Errorf("kubelet-serving-ca.nochain.crt: %w", err)
+	}
 	if err := b.serviceAccountKeys(); err != nil {
 		return nil, err
 	}

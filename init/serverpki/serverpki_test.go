@@ -80,11 +80,12 @@ func wantCerts() []wantCert {
 	const (
 		sca, cca, rca = "server/tls/server-ca", "server/tls/client-ca", "server/tls/request-header-ca"
 		eca, pca      = "server/tls/etcd/server-ca", "server/tls/etcd/peer-ca"
+		kca           = "server/tls/kubelet-serving-ca"
 	)
 	etcdDNS, etcdIPs := []string{"localhost", "node1"}, []string{"127.0.0.1", "::1", "10.0.2.15"}
 	w := []wantCert{
 		ca(sca, "rke2-server-ca@"), ca(cca, "rke2-client-ca@"), ca(rca, "rke2-request-header-ca@"),
-		ca(eca, "etcd-server-ca@"), ca(pca, "etcd-peer-ca@"),
+		ca(eca, "etcd-server-ca@"), ca(pca, "etcd-peer-ca@"), ca(kca, "rke2os-kubelet-serving-ca@"),
 		leaf("server/tls/client-admin", cca, "system:admin", client, "system:masters"),
 		leaf("server/tls/client-supervisor", cca, "system:rke2-supervisor", client, "system:masters"),
 		leaf("server/tls/client-controller", cca, "system:kube-controller-manager", client),
@@ -101,7 +102,7 @@ func wantCerts() []wantCert {
 		leaf("server/tls/etcd/server-client", eca, "etcd-server", both),
 		leaf("server/tls/etcd/peer-server-client", pca, "etcd-peer", both),
 		leaf("agent/client-kubelet", cca, "system:node:node1", client, "system:nodes"),
-		leaf("agent/serving-kubelet", sca, "node1", server),
+		leaf("agent/serving-kubelet", kca, "node1", server),
 		leaf("agent/client-kube-proxy", cca, "system:kube-proxy", client),
 		leaf("agent/client-rke2-controller", cca, "system:rke2-controller", client),
 	}
@@ -113,7 +114,7 @@ func wantCerts() []wantCert {
 		case "server/tls/etcd/server-client", "server/tls/etcd/peer-server-client":
 			w[i].dns, w[i].ips = etcdDNS, etcdIPs
 		case "agent/serving-kubelet":
-			w[i].dns, w[i].ips = []string{"node1", "localhost"}, []string{"127.0.0.1", "10.0.2.15"}
+			w[i].dns, w[i].ips = []string{"node1"}, []string{"10.0.2.15"}
 		case "server/tls/kube-controller-manager/kube-controller-manager", "server/tls/kube-scheduler/kube-scheduler":
 			w[i].dns, w[i].ips = []string{"localhost"}, []string{"127.0.0.1", "::1"}
 		}
@@ -218,7 +219,8 @@ func TestFresh(t *testing.T) {
 		t.Error("service.current.key is not service.key's key")
 	}
 	for copy, ca := range map[string]string{"server/tls/server-ca.nochain.crt": "server/tls/server-ca.crt", "server/tls/client-ca.nochain.crt": "server/tls/client-ca.crt",
-		"agent/server-ca.crt": "server/tls/server-ca.crt", "agent/client-ca.crt": "server/tls/client-ca.crt"} {
+		"server/tls/kubelet-serving-ca.nochain.crt": "server/tls/kubelet-serving-ca.crt",
+		"agent/server-ca.crt":                       "server/tls/server-ca.crt", "agent/client-ca.crt": "server/tls/client-ca.crt"} {
 		a, _ := os.ReadFile(filepath.Join(data, copy))
 		b, _ := os.ReadFile(filepath.Join(data, ca))
 		if len(a) == 0 || !bytes.Equal(a, b) {
@@ -513,11 +515,15 @@ func TestCustomCA(t *testing.T) {
 			pool, inters := x509.NewCertPool(), x509.NewCertPool()
 			pool.AddCert(tc.roots)
 			inters.AddCert(inter)
-			for _, leaf := range []struct{ path, name string }{{"server/tls/serving-kube-apiserver.crt", "kubernetes.default.svc"}, {"agent/serving-kubelet.crt", "node1"}} {
-				c := loadCert(t, filepath.Join(o.Paths.DataDir, leaf.path))
-				if _, err := c.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inters, DNSName: leaf.name}); err != nil {
-					t.Errorf("%s does not chain to the custom CA: %v", leaf.path, err)
-				}
+			c := loadCert(t, filepath.Join(o.Paths.DataDir, "server/tls/serving-kube-apiserver.crt"))
+			if _, err := c.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inters, DNSName: "kubernetes.default.svc"}); err != nil {
+				t.Errorf("serving-kube-apiserver.crt does not chain to the custom CA: %v", err)
+			}
+			// The kubelet's serving certificate is the kubelet serving CA's,
+			// custom server CA or not.
+			c = loadCert(t, filepath.Join(o.Paths.DataDir, "agent/serving-kubelet.crt"))
+			if _, err := c.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inters, DNSName: "node1"}); err == nil {
+				t.Error("agent/serving-kubelet.crt chains to the server CA")
 			}
 			want := sha256.Sum256(tc.crt)
 			if tc.hashOfRoot {
@@ -817,5 +823,97 @@ func TestEtcdCertsAgree(t *testing.T) {
 		if ch := diff(before, snapshot(t, etcd)); len(ch) > 0 {
 			t.Errorf("etcd step first=%v: re-issued %q", etcdFirst, ch)
 		}
+	}
+}
+
+// TestKubeletServingCA: kubelets' serving certificates have a CA of their
+// own, in the bootstrap data further servers take, and not the server CA
+// agents trust for the apiserver at 127.0.0.1; the server's own kubelet
+// certificate names no loopback. A data dir made before the CA existed
+// gets it at the next start, its other CAs kept, and the kubelet's
+// certificate re-issued by it; a CA there is never replaced, and one that
+// cannot be read stops the start.
+func TestKubeletServingCA(t *testing.T) {
+	o := testOptions(t)
+	ensure(t, o)
+	data := o.Paths.DataDir
+	if !slices.Contains(BootstrapFiles(), "tls/kubelet-serving-ca.crt") || !slices.Contains(BootstrapFiles(), "tls/kubelet-serving-ca.key") {
+		t.Errorf("the kubelet serving CA is not in the bootstrap data: %q", BootstrapFiles())
+	}
+	if !slices.Contains(SecretFiles(), "tls/kubelet-serving-ca.key") {
+		t.Errorf("rke2-build secrets does not make the kubelet serving CA: %q", SecretFiles())
+	}
+	check := func(t *testing.T) {
+		t.Helper()
+		c := loadCert(t, filepath.Join(data, "agent/serving-kubelet.crt"))
+		kubelet, server := x509.NewCertPool(), x509.NewCertPool()
+		kubelet.AddCert(loadCert(t, filepath.Join(data, "server/tls/kubelet-serving-ca.crt")))
+		server.AddCert(loadCert(t, filepath.Join(data, "server/tls/server-ca.crt")))
+		if _, err := c.Verify(x509.VerifyOptions{Roots: kubelet, DNSName: "10.0.2.15"}); err != nil {
+			t.Errorf("serving-kubelet.crt: %v", err)
+		}
+		for _, name := range []string{"127.0.0.1", "::1", "localhost", "node1"} {
+			if _, err := c.Verify(x509.VerifyOptions{Roots: server, DNSName: name}); err == nil {
+				t.Errorf("serving-kubelet.crt passes for %s with the server CA", name)
+			}
+			if name != "node1" && c.VerifyHostname(name) == nil {
+				t.Errorf("serving-kubelet.crt names %s", name)
+			}
+		}
+	}
+	check(t)
+
+	cas := []string{"server-ca.crt", "client-ca.crt", "request-header-ca.crt", "etcd/server-ca.crt", "etcd/peer-ca.crt"}
+	before := map[string][]byte{}
+	for _, f := range cas {
+		before[f], _ = os.ReadFile(filepath.Join(data, "server/tls", f))
+	}
+	// A data dir from before the kubelet serving CA: its kubelet's
+	// certificate is the server CA's, with the loopback.
+	for _, f := range []string{"kubelet-serving-ca.crt", "kubelet-serving-ca.key", "kubelet-serving-ca.nochain.crt"} {
+		if err := os.Remove(filepath.Join(data, "server/tls", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reissueAs(t, data, "agent/serving-kubelet", "server/tls/server-ca", func(c *x509.Certificate) {
+		c.DNSNames, c.IPAddresses = []string{"node1", "localhost"}, []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.2.15")}
+	})
+	res := ensure(t, o)
+	if !slices.Contains(res.Written, filepath.Join(data, "server/tls/kubelet-serving-ca.crt")) {
+		t.Errorf("the missing CA was not made: wrote %q", res.Written)
+	}
+	for _, f := range cas {
+		if now, _ := os.ReadFile(filepath.Join(data, "server/tls", f)); !bytes.Equal(now, before[f]) {
+			t.Errorf("%s changed", f)
+		}
+	}
+	check(t)
+
+	// Kept as it is once there.
+	ca, _ := os.ReadFile(filepath.Join(data, "server/tls/kubelet-serving-ca.crt"))
+	ensure(t, o)
+	if again, _ := os.ReadFile(filepath.Join(data, "server/tls/kubelet-serving-ca.crt")); !bytes.Equal(again, ca) {
+		t.Error("the kubelet serving CA was replaced")
+	}
+	// Unreadable or half there: an error, nothing made.
+	for name, breakIt := range map[string]func(tls string){
+		"key missing": func(tls string) { os.Remove(filepath.Join(tls, "kubelet-serving-ca.key")) },
+		"link to none": func(tls string) {
+			os.Remove(filepath.Join(tls, "kubelet-serving-ca.crt"))
+			os.Symlink("/nonexistent/ca.crt", filepath.Join(tls, "kubelet-serving-ca.crt"))
+		},
+		"unreadable": func(tls string) {
+			os.WriteFile(filepath.Join(tls, "kubelet-serving-ca.crt"), []byte("not PEM\n"), 0o644)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := testOptions(t)
+			ensure(t, o)
+			tls := filepath.Join(o.Paths.DataDir, "server/tls")
+			breakIt(tls)
+			if _, err := Ensure(o); err == nil || !strings.Contains(err.Error(), "kubelet-serving-ca") {
+				t.Errorf("err = %v, want one about kubelet-serving-ca", err)
+			}
+		})
 	}
 }

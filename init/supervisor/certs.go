@@ -4,10 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rke2os/rke2os/init/pki"
 )
@@ -15,14 +19,12 @@ import (
 // The certificate endpoints sign the caller's request (its private key
 // never leaves it) for names the supervisor decides: the request's own
 // subject is ignored. The kubelet's certificates are for the node named
-// in the headers, which must prove its name with its password first.
+// in the headers, which must prove its name with its password first; its
+// serving certificate is the kubelet serving CA's, with only the names and
+// addresses the node may claim (kubeletSANs).
 
 func (s *Server) servingKubelet(w http.ResponseWriter, r *http.Request) {
-	name, ok := s.checkNode(w, r)
-	if !ok {
-		return
-	}
-	ips := []net.IP{net.ParseIP("127.0.0.1")}
+	var requested []net.IP
 	if v := r.Header.Get(HeaderNodeIP); v != "" {
 		for _, f := range strings.Split(v, ",") {
 			ip := net.ParseIP(strings.TrimSpace(f))
@@ -30,11 +32,58 @@ func (s *Server) servingKubelet(w http.ResponseWriter, r *http.Request) {
 				fail(w, r, http.StatusBadRequest, fmt.Errorf("%s: %q is not an IP address", HeaderNodeIP, f))
 				return
 			}
-			ips = append(ips, ip)
+			requested = append(requested, ip)
 		}
 	}
-	s.sign(w, r, s.serverCA, s.Paths.Server("tls", "server-ca.crt"),
-		pki.Leaf{CN: name, DNS: []string{name, "localhost"}, IPs: ips, Server: true})
+	// What the apiserver's own names forbid is refused before the name is
+	// claimed: a refused request records nothing.
+	if name, err := nodeName(r); err == nil {
+		req := kubeletRequest{name: name, requested: requested}
+		if _, _, err := kubeletSANs(req, nil, s.apiNames); err != nil {
+			fail(w, r, http.StatusForbidden, err)
+			return
+		}
+	}
+	name, ok := s.checkNode(w, r)
+	if !ok {
+		return
+	}
+	c := s.cluster.Load()
+	if c.Nodes == nil || c.APIServers == nil {
+		fail(w, r, http.StatusServiceUnavailable, errors.New("the apiserver is not ready"))
+		return
+	}
+	nodes, err := c.Nodes(r.Context())
+	if err != nil {
+		fail(w, r, http.StatusServiceUnavailable, fmt.Errorf("nodes: %w", err))
+		return
+	}
+	endpoints, err := c.APIServers(r.Context())
+	if err != nil {
+		fail(w, r, http.StatusServiceUnavailable, fmt.Errorf("apiservers: %w", err))
+		return
+	}
+	api := s.apiNames
+	api.ips = slices.Clone(api.ips)
+	for _, e := range endpoints {
+		if ip := hostIP(e); ip != nil {
+			api.ips = append(api.ips, ip)
+		}
+	}
+	req := kubeletRequest{name: name, source: hostIP(r.RemoteAddr), requested: requested}
+	dns, ips, err := kubeletSANs(req, nodes, api)
+	if err != nil {
+		fail(w, r, http.StatusForbidden, err)
+		return
+	}
+	for _, ip := range requested {
+		if !slices.ContainsFunc(ips, ip.Equal) {
+			slog.Warn("supervisor: a kubelet serving certificate leaves out an address that is neither the request's source nor one its Node registered (it is added at a join after the Node registers it)",
+				"node", name, "remote", r.RemoteAddr, "ip", ip)
+		}
+	}
+	s.sign(w, r, s.kubeletCA, s.Paths.Server("tls", "kubelet-serving-ca.crt"),
+		pki.Leaf{CN: name, DNS: dns, IPs: ips, Server: true})
 }
 
 func (s *Server) clientKubelet(w http.ResponseWriter, r *http.Request) {
@@ -70,6 +119,12 @@ func (s *Server) checkNode(w http.ResponseWriter, r *http.Request) (string, bool
 	}
 	err = c.Passwords.Check(r.Context(), name, password)
 	if errors.Is(err, ErrUnclaimed) {
+		if ok, wait := s.claims.allow(r.RemoteAddr); !ok {
+			secs := int((wait + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			fail(w, r, http.StatusTooManyRequests, fmt.Errorf("too many new node names claimed from %s: try again in %d s", claimSource(r.RemoteAddr), secs))
+			return "", false
+		}
 		err = c.Passwords.Claim(r.Context(), name, password)
 	}
 	switch {

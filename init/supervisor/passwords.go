@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/scrypt"
 	corev1 "k8s.io/api/core/v1"
@@ -24,11 +26,24 @@ const SecretType corev1.SecretType = "rke2.cattle.io/node-password"
 // password, RKE2's name.
 func SecretName(node string) string { return node + ".node-password.rke2" }
 
+// UnclaimedAge is how long a claimed name waits for its Node: Adopt
+// removes the password secret of a name no Node has registered within it,
+// so that names claimed and never used (any token holder may claim new
+// ones) neither pile up nor stay taken.
+const UnclaimedAge = time.Hour
+
+// annotationServerClaim marks a server's claim of its own name (ClaimOwn),
+// which Adopt keeps however long the server's Node takes to register:
+// released, the name would go to the first token holder who asks, who
+// could then delete the server's Node (see ErrNameRegistered).
+const annotationServerClaim = "rke2os.io/server-claim"
+
 // NodePasswords keeps node passwords as RKE2 does: the hash of the first
 // password a name is claimed with, in the secret
 // kube-system/<node>.node-password.rke2. Once the Node exists the secret
 // is owned by it, so that deleting the Node frees the name (the garbage
-// collector deletes the secret).
+// collector deletes the secret); the name of a Node that never registers
+// is freed after UnclaimedAge (Adopt).
 //
 // Unlike RKE2, the name of a Node that exists without a secret is given
 // to no one who asks: it is a server's (a server issues its own kubelet
@@ -74,7 +89,7 @@ func (n *NodePasswords) Claim(ctx context.Context, name, password string) error 
 	if !apierrors.IsNotFound(err) {
 		return err
 	}
-	return n.create(ctx, name, password)
+	return n.create(ctx, name, password, false)
 }
 
 // ClaimOwn claims a server's own name with its password, the Node
@@ -86,19 +101,22 @@ func (n *NodePasswords) ClaimOwn(ctx context.Context, name, password string) err
 	if err := n.Check(ctx, name, password); !errors.Is(err, ErrUnclaimed) {
 		return err
 	}
-	return n.create(ctx, name, password)
+	return n.create(ctx, name, password, true)
 }
 
 // create records password's hash for name, owned by its Node if there is
-// one; if another request recorded the name first, it checks against
-// that.
-func (n *NodePasswords) create(ctx context.Context, name, password string) error {
+// one, and marked as a server's own claim if server; if another request
+// recorded the name first, it checks against that.
+func (n *NodePasswords) create(ctx context.Context, name, password string, server bool) error {
 	hash, err := hashPassword(password)
 	if err != nil {
 		return err
 	}
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: SecretName(name), Namespace: metav1.NamespaceSystem},
 		Type: SecretType, Immutable: ptr(true), Data: map[string][]byte{"hash": []byte(hash)}}
+	if server {
+		sec.Annotations = map[string]string{annotationServerClaim: "true"}
+	}
 	n.own(ctx, sec, name)
 	_, err = n.Kube.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, sec, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
@@ -112,25 +130,43 @@ func (n *NodePasswords) create(ctx context.Context, name, password string) error
 }
 
 // Adopt gives every node password secret whose Node exists that Node as
-// its owner; the server runs it now and then, for the names claimed
-// before their Node registered.
+// its owner, and deletes the secrets of names whose Node has not
+// registered UnclaimedAge after the claim (but a server's own claim); the
+// server runs it now and then, for the names claimed before their Node
+// registered. A Node that cannot be read is left for the next pass.
 func (n *NodePasswords) Adopt(ctx context.Context) error {
 	secrets := n.Kube.CoreV1().Secrets(metav1.NamespaceSystem)
 	list, err := secrets.List(ctx, metav1.ListOptions{FieldSelector: "type=" + string(SecretType)})
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for i := range list.Items {
 		sec := &list.Items[i]
 		name, ok := strings.CutSuffix(sec.Name, ".node-password.rke2")
-		if !ok || len(sec.OwnerReferences) > 0 || !n.own(ctx, sec, name) {
+		if !ok || sec.Type != SecretType || len(sec.OwnerReferences) > 0 {
 			continue
 		}
-		if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
-			return err
+		node, err := n.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			sec.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+			if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
+				errs = append(errs, err)
+			}
+		case !apierrors.IsNotFound(err):
+			errs = append(errs, fmt.Errorf("node %s: %w", name, err))
+		case sec.Annotations[annotationServerClaim] == "" && time.Since(sec.CreationTimestamp.Time) >= UnclaimedAge:
+			// The preconditions spare a secret made anew meanwhile.
+			err := secrets.Delete(ctx, sec.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &sec.UID, ResourceVersion: &sec.ResourceVersion}})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				errs = append(errs, err)
+				continue
+			}
+			slog.Info("node passwords: a claimed name no Node registered is free again", "node", name, "claimed", sec.CreationTimestamp.UTC().Format(time.RFC3339))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // own sets the Node as sec's owner if the Node exists, and says whether

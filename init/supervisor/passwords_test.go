@@ -1,8 +1,17 @@
 package supervisor
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func TestPasswordHash(t *testing.T) {
@@ -51,4 +60,74 @@ func FuzzVerifyPassword(f *testing.F) {
 			t.Fatal("accepted with an error")
 		}
 	})
+}
+
+// TestAdoptReleasesUnclaimedNames: the adoption pass deletes the password
+// secret of a name no Node registered within UnclaimedAge of its claim,
+// so that a token holder's claims of made-up names do not pile up; it
+// keeps younger ones, owned ones, a server's own claim, others' secrets,
+// and any whose Node it cannot read, and adopts one whose Node is there.
+func TestAdoptReleasesUnclaimedNames(t *testing.T) {
+	old := metav1.NewTime(time.Now().Add(-UnclaimedAge - time.Minute))
+	young := metav1.NewTime(time.Now().Add(-UnclaimedAge + 5*time.Minute))
+	secret := func(name string, created metav1.Time, edit func(*corev1.Secret)) *corev1.Secret {
+		s := passwordSecret(t, name, "pw")
+		s.CreationTimestamp = created
+		if edit != nil {
+			edit(s)
+		}
+		return s
+	}
+	kc := fake.NewSimpleClientset(
+		secret("gone", old, nil),
+		secret("young", young, nil),
+		secret("owned", old, func(s *corev1.Secret) {
+			s.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "owned", UID: "uid-owned"}}
+		}),
+		secret("registered", old, nil), nodeObj("registered"),
+		secret("server2", old, func(s *corev1.Secret) { s.Annotations = map[string]string{annotationServerClaim: "true"} }),
+		secret("other", old, func(s *corev1.Secret) { s.Type = corev1.SecretTypeOpaque }),
+		secret("unreadable", old, nil),
+	)
+	kc.PrependReactor("get", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.GetAction).GetName() == "unreadable" {
+			return true, nil, errors.New("the apiserver is away")
+		}
+		return false, nil, nil
+	})
+	n := &NodePasswords{Kube: kc}
+	if err := n.Adopt(context.Background()); err == nil || !strings.Contains(err.Error(), "unreadable") {
+		t.Errorf("Adopt: %v, want the unreadable Node's error", err)
+	}
+	secrets := kc.CoreV1().Secrets(metav1.NamespaceSystem)
+	for name, kept := range map[string]bool{"gone": false, "young": true, "owned": true, "registered": true, "server2": true, "other": true, "unreadable": true} {
+		sec, err := secrets.Get(context.Background(), SecretName(name), metav1.GetOptions{})
+		switch {
+		case kept && err != nil:
+			t.Errorf("%s: deleted (%v), want it kept", name, err)
+		case !kept && err == nil:
+			t.Errorf("%s: kept, want it deleted", name)
+		case name == "registered" && (len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].UID != "uid-registered"):
+			t.Errorf("registered: owners %v, want its Node", sec.OwnerReferences)
+		}
+	}
+}
+
+// TestServerClaimIsMarked: a server's own claim carries the mark Adopt
+// spares; a node's claim through the supervisor does not.
+func TestServerClaimIsMarked(t *testing.T) {
+	kc := fake.NewSimpleClientset()
+	n := &NodePasswords{Kube: kc}
+	if err := n.ClaimOwn(context.Background(), "server1", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Claim(context.Background(), "agent1", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"server1": "true", "agent1": ""} {
+		sec, err := kc.CoreV1().Secrets(metav1.NamespaceSystem).Get(context.Background(), SecretName(name), metav1.GetOptions{})
+		if err != nil || sec.Annotations[annotationServerClaim] != want {
+			t.Errorf("%s: %v, mark %q, want %q", name, err, sec.Annotations[annotationServerClaim], want)
+		}
+	}
 }

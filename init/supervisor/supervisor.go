@@ -25,6 +25,7 @@ import (
 	"github.com/rke2os/rke2os/init/node"
 	"github.com/rke2os/rke2os/init/pki"
 	"github.com/rke2os/rke2os/init/serverpki"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -75,6 +76,9 @@ type Cluster struct {
 	APIServers func(context.Context) ([]string, error)
 	// Members is etcd's member list, as etcd answers it (for /db/info).
 	Members func(context.Context) (json.RawMessage, error)
+	// Nodes are the cluster's Nodes: whose addresses a kubelet's serving
+	// certificate may name.
+	Nodes func(context.Context) ([]corev1.Node, error)
 }
 
 // Passwords keeps the node passwords.
@@ -109,24 +113,34 @@ type Server struct {
 	Ready func(context.Context) error
 
 	serverSecret, nodeSecret string
-	serverCA, clientCA       *pki.CA
-	cluster                  atomic.Pointer[Cluster]
+	kubeletCA, clientCA      *pki.CA
+	// apiNames are the names and addresses of this server's apiserver
+	// certificate, which no kubelet's may carry.
+	apiNames apiNames
+	// claims limits the claims of new names per source.
+	claims  *claimLimiter
+	cluster atomic.Pointer[Cluster]
 }
 
 // New is the supervisor of the server whose PKI is under p: it reads the
 // cluster's secrets and CAs once.
 func New(p node.Paths, cfg AgentConfig, ready func(context.Context) error) (*Server, error) {
-	s := &Server{Paths: p, Config: cfg, Ready: ready}
+	s := &Server{Paths: p, Config: cfg, Ready: ready, claims: newClaimLimiter()}
 	var err error
 	if s.serverSecret, s.nodeSecret, err = serverpki.ClusterSecrets(p); err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
-	if s.serverCA, err = pki.LoadCA(p.Server("tls", "server-ca.crt"), p.Server("tls", "server-ca.key")); err != nil {
+	if s.kubeletCA, err = pki.LoadCA(p.Server("tls", "kubelet-serving-ca.crt"), p.Server("tls", "kubelet-serving-ca.key")); err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
 	if s.clientCA, err = pki.LoadCA(p.Server("tls", "client-ca.crt"), p.Server("tls", "client-ca.key")); err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
+	api, err := pki.ReadCert(p.Server("tls", "serving-kube-apiserver.crt"))
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	s.apiNames = apiNames{dns: api.DNSNames, ips: api.IPAddresses}
 	return s, nil
 }
 

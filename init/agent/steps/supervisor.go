@@ -22,6 +22,7 @@ import (
 	"github.com/rke2os/rke2os/init/pods"
 	"github.com/rke2os/rke2os/init/supervisor"
 	"github.com/rke2os/rke2os/internal/backoff"
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -75,6 +76,15 @@ func (e Env) clusterReady(ctx context.Context, s *supervisor.Server, kc kubernet
 		Passwords:  np,
 		APIServers: func(ctx context.Context) ([]string, error) { return apiServers(ctx, kc) },
 		Members:    func(ctx context.Context) (json.RawMessage, error) { return etcdMembers(ctx, etcd, e.EtcdURL) },
+		Nodes: func(ctx context.Context) ([]corev1.Node, error) {
+			// A consistent read, not the watch cache's: a Node registered
+			// a moment ago must count.
+			list, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return list.Items, nil
+		},
 	})
 	go func() {
 		for {
