@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/rke2os/rke2os/init/host"
@@ -216,17 +217,25 @@ func AdminKubeconfig(secretsDir, server string) ([]byte, error) {
 type Installed struct {
 	// Files are the files copied, relative to server/ ("tls/server-ca.crt").
 	Files []string
-	// Token is the baked token when it is this node's: it pins the node's
-	// server CA, and the node keeps no other secret. "" otherwise.
+	// Token is the baked token when it may be this node's: it pins the
+	// node's server CA, and the node keeps no other secret. "" otherwise.
+	// It stands in for a config without token.
 	Token string
 	// Warnings say which baked secrets the node's own state overrides.
 	Warnings []string
 }
 
+// bakedDefaults are the baked files that are not copied to server/: the
+// token is a default for a config without one (Installed.Token), not the
+// node's state, so that a config's token wins at the first boot. Copied,
+// it was the node's own token before Ensure read the config, which then
+// refused the config's token as not the cluster's.
+var bakedDefaults = []string{"token"}
+
 // InstallSecrets copies every file below dir (BakedSecretsDir on a node)
-// to server/ where the node has none, 0600, durably: a node's own state
-// always wins over the image's, so that a node rebooted into a new image
-// keeps its cluster. No dir is no secrets.
+// but the tokens to server/ where the node has none, 0600, durably: a
+// node's own state always wins over the image's, so that a node rebooted
+// into a new image keeps its cluster. No dir is no secrets.
 func InstallSecrets(dir string, p node.Paths) (*Installed, error) {
 	in := &Installed{}
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
@@ -242,6 +251,9 @@ func InstallSecrets(dir string, p node.Paths) (*Installed, error) {
 		rel, err := filepath.Rel(dir, src)
 		if err != nil {
 			return err
+		}
+		if slices.Contains(bakedDefaults, filepath.ToSlash(rel)) {
+			return nil
 		}
 		dst := p.Server(rel)
 		if ok, err := exists(dst); err != nil || ok {

@@ -154,3 +154,57 @@ func TestEtcdBakedSecrets(t *testing.T) {
 		t.Error("the node's own server-ca.crt was replaced by the baked one")
 	}
 }
+
+// The baked token is a default: on a first boot the config's token wins
+// over it, as the README promises. (The etcd step installed the baked
+// token file as if it were the node's own state, then refused the
+// config's: the node stopped in maintenance mode.) A node with state of
+// its own keeps it: another config token is refused, and nothing is
+// overwritten.
+func TestEtcdBakedSecretsConfigTokens(t *testing.T) {
+	env := testEnv(t)
+	env.Secrets = filepath.Join(t.TempDir(), "secrets")
+	if err := serverpki.GenerateSecrets(env.Secrets); err != nil {
+		t.Fatal(err)
+	}
+	caFile, _ := os.ReadFile(filepath.Join(env.Secrets, "tls", "server-ca.crt"))
+	hash, err := serverpki.CAHash(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, env, "token: config-server-secret\n")
+	if code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15"); code != 0 {
+		t.Fatalf("first boot: exit %d, answer %v", code, m)
+	}
+	want := "K10" + hash + "::server:config-server-secret\n"
+	if got, _ := os.ReadFile(env.Paths.Server("token")); string(got) != want {
+		t.Errorf("server/token %q, want the config's %q", got, want)
+	}
+
+	// The node's own state now: another token in the config is refused.
+	before := map[string][]byte{}
+	for _, f := range []string{"token", "cred/passwd"} {
+		before[f], _ = os.ReadFile(env.Paths.Server(f))
+	}
+	writeConfig(t, env, "token: another-secret\n")
+	code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15")
+	if code != 1 || !strings.Contains(fmt.Sprint(m["error"]), "not this cluster's") {
+		t.Fatalf("another token: exit %d, answer %v", code, m)
+	}
+	for f, b := range before {
+		if got, _ := os.ReadFile(env.Paths.Server(f)); !bytes.Equal(got, b) {
+			t.Errorf("server/%s was overwritten", f)
+		}
+	}
+}
+
+// writeConfig writes RKE2's config.yaml as the init renders it.
+func writeConfig(t *testing.T, env Env, yaml string) {
+	t.Helper()
+	if err := os.MkdirAll(env.Paths.EtcDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(env.Paths.EtcDir, "config.yaml"), []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
