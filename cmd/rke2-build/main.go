@@ -28,7 +28,7 @@ Usage:
 Commands:
   image       build out/rke2-<role>.{iso,raw,vmlinuz,initrd,cmdline} and out/manifest.json
   validate    check node config files as the init will at boot
-  secrets     make a new cluster's CAs and token, to bake into server images
+  secrets     make a new cluster's CAs and tokens (servers', agents'), to bake into server images
   kubeconfig  print an admin kubeconfig made from those secrets
   version     print rke2-build's version
   help        print this help

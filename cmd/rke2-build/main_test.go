@@ -79,6 +79,12 @@ func TestSecretsAndKubeconfig(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(token), "K10") || strings.Contains(stdout.String(), strings.TrimSpace(string(token))) {
 		t.Fatalf("token %q (%v), stdout %q: want a K10 token, not printed", token, err, &stdout)
 	}
+	// The agents' token too, with a secret of its own.
+	agentToken, err := os.ReadFile(filepath.Join(dir, "agent-token"))
+	if err != nil || !strings.Contains(string(agentToken), "::node:") || strings.Contains(stdout.String(), strings.TrimSpace(string(agentToken))) ||
+		!strings.Contains(stdout.String(), "agent-token") {
+		t.Fatalf("agent-token %q (%v), stdout %q: want a K10...::node: token, named and not printed", agentToken, err, &stdout)
+	}
 	stdout.Reset()
 	if exit := run([]string{"secrets", "--output", dir}, &stdout, &stderr); exit != 2 || !strings.Contains(stderr.String(), "already exists") || stdout.Len() > 0 {
 		t.Fatalf("again: exit %d, stdout %q, stderr %q", exit, &stdout, &stderr)

@@ -99,7 +99,7 @@ func TestEtcd(t *testing.T) {
 	}
 	// The server's PKI came with it, once: keys and kubeconfigs 0600.
 	for _, f := range []string{"server/tls/server-ca.key", "server/tls/client-admin.key", "server/cred/admin.kubeconfig",
-		"server/cred/encryption-config.json", "server/token", "agent/kubelet.kubeconfig"} {
+		"server/cred/encryption-config.json", "server/token", "server/agent-token", "agent/kubelet.kubeconfig"} {
 		fi, err := os.Lstat(filepath.Join(env.Paths.DataDir, f))
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
@@ -116,7 +116,7 @@ func TestEtcd(t *testing.T) {
 }
 
 // A server image's baked secrets become the node's where it has none: the
-// etcd step keeps the baked server CA and token. A node with its own CA
+// etcd step keeps the baked server CA and tokens. A node with its own CA
 // keeps it.
 func TestEtcdBakedSecrets(t *testing.T) {
 	env := testEnv(t)
@@ -126,8 +126,12 @@ func TestEtcdBakedSecrets(t *testing.T) {
 	}
 	bakedCA, _ := os.ReadFile(filepath.Join(env.Secrets, "tls", "server-ca.crt"))
 	bakedToken, _ := os.ReadFile(filepath.Join(env.Secrets, "token"))
+	bakedAgentToken, _ := os.ReadFile(filepath.Join(env.Secrets, "agent-token"))
 	if code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15"); code != 0 {
 		t.Fatalf("exit %d, answer %v", code, m)
+	}
+	if got, _ := os.ReadFile(env.Paths.Server("agent-token")); string(got) != string(bakedAgentToken) {
+		t.Errorf("server/agent-token %q, want the baked %q", got, bakedAgentToken)
 	}
 	if got, _ := os.ReadFile(env.Paths.Server("tls", "server-ca.crt")); !bytes.Equal(got, bakedCA) {
 		t.Error("server-ca.crt is not the baked one")
@@ -172,18 +176,19 @@ func TestEtcdBakedSecretsConfigTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeConfig(t, env, "token: config-server-secret\n")
+	writeConfig(t, env, "token: config-server-secret\nagent-token: config-agent-secret\n")
 	if code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15"); code != 0 {
 		t.Fatalf("first boot: exit %d, answer %v", code, m)
 	}
-	want := "K10" + hash + "::server:config-server-secret\n"
-	if got, _ := os.ReadFile(env.Paths.Server("token")); string(got) != want {
-		t.Errorf("server/token %q, want the config's %q", got, want)
+	for f, want := range map[string]string{"token": "K10" + hash + "::server:config-server-secret\n", "agent-token": "K10" + hash + "::node:config-agent-secret\n"} {
+		if got, _ := os.ReadFile(env.Paths.Server(f)); string(got) != want {
+			t.Errorf("server/%s %q, want the config's %q", f, got, want)
+		}
 	}
 
 	// The node's own state now: another token in the config is refused.
 	before := map[string][]byte{}
-	for _, f := range []string{"token", "cred/passwd"} {
+	for _, f := range []string{"token", "agent-token", "cred/passwd"} {
 		before[f], _ = os.ReadFile(env.Paths.Server(f))
 	}
 	writeConfig(t, env, "token: another-secret\n")
