@@ -21,10 +21,6 @@ import (
 // node, and bakes them into server images, whose first boot takes them as
 // its own.
 
-// BakedSecretsDir is where rke2-build image --secrets puts the secrets in a
-// server image.
-const BakedSecretsDir = "/usr/lib/rke2os/secrets"
-
 // SecretFiles are the files GenerateSecrets makes, slash-separated and
 // relative to its directory as they are to server/ on a node.
 func SecretFiles() []string {
@@ -267,7 +263,7 @@ type Installed struct {
 // config, which then refused the config's token as not the cluster's.
 var bakedDefaults = []string{"token", "agent-token"}
 
-// InstallSecrets copies every file below dir (BakedSecretsDir on a node)
+// InstallSecrets copies every file below dir (config.BakedSecretsDir on a node)
 // but the tokens to server/ where the node has none, 0600, durably: a
 // node's own state always wins over the image's, so that a node rebooted
 // into a new image keeps its cluster. No dir is no secrets.

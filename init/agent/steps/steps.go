@@ -56,7 +56,7 @@ type Env struct {
 // DefaultEnv is the node's own.
 var DefaultEnv = Env{Paths: node.DefaultPaths, Release: config.ReleasePath, MediumDir: boot.MediumDir,
 	EtcdURL: "https://127.0.0.1:2379", APIServerURL: "https://127.0.0.1:6443", MilestoneDir: "/run/rke2os/milestones",
-	Secrets: serverpki.BakedSecretsDir, SupervisorAddr: ":9345", LBAddr: "127.0.0.1:6443", NodePasswordFile: host.NodePasswordFile}
+	Secrets: config.BakedSecretsDir, SupervisorAddr: ":9345", LBAddr: "127.0.0.1:6443", NodePasswordFile: host.NodePasswordFile}
 
 // Main runs the step named by args[0] and writes its answer to stdout;
 // the exit status is 0 on success, 1 on a failed step, 2 on bad usage.
