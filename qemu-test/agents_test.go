@@ -7,8 +7,12 @@ package qemutest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -48,17 +52,55 @@ func startAgent(t *testing.T, base, sw, name, ip, token string, mem int) *qemu.V
 		Extra: qemu.CIDataDrive(iso)})
 }
 
-// TestAgents: a server boots into its cluster and runs the echo
-// workload; then an agent joins it (checkAgents).
+// The tokens the test's server config sets, as a user would over the
+// image's baked ones: the config's win at the first boot (the baked token
+// is only a default), and agents join with an agent token of their own.
+const (
+	testServerSecret = "multinode-server-secret"
+	testAgentSecret  = "multinode-agent-secret"
+)
+
+// TestAgents: a server, its image baked with --secrets, boots with a token
+// and an agent-token of its config into its cluster and runs the echo
+// workload; then an agent joins it with the agent token (checkAgents),
+// which the supervisor answers on the agents' endpoints only
+// (checkSupervisorRoles).
 func TestAgents(t *testing.T) {
 	cs := newClusterServer(t)
+	sup := freePort(t)
+	cs.cfg.NetdevOpts += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9345", sup)
+	cs.rke2 = fmt.Sprintf("  token: %s\n  agent-token: %s\n", testServerSecret, testAgentSecret)
 	cs.cfg.Extra = cs.seed(1)
 	vm := qemu.Start(t, cs.cfg)
 	waitNodeReady(t, vm)
 	ctx := context.Background()
 	checkWorkload(t, ctx, cs.kc)
-	checkAgents(t, ctx, cs.kc, vm, cs.cfg.Switch, cs.secrets)
+	tokens := testTokens(t, cs.secrets)
+	checkAgents(t, ctx, cs.kc, vm, cs.cfg.Switch, tokens)
+	checkSupervisorRoles(t, ctx, cs.kc, fmt.Sprintf("https://127.0.0.1:%d", sup), cs.secrets, tokens)
 	powerOffInOrder(t, vm)
+}
+
+// clusterTokens are the tokens of the test's cluster: the full tokens of
+// its config's secrets, pinning the CA baked into the server image, and
+// the baked server token, which the config's overrides.
+type clusterTokens struct {
+	server, agent, baked string
+}
+
+// testTokens are the full tokens of the cluster whose secrets are in
+// secrets: the CA hash is the baked token's (its CA is the cluster's).
+func testTokens(t *testing.T, secrets string) clusterTokens {
+	tb, err := os.ReadFile(filepath.Join(secrets, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	baked := strings.TrimSpace(string(tb))
+	hash, _, ok := strings.Cut(baked, "::")
+	if !ok {
+		t.Fatalf("the secrets' token %q is not a K10<hash>::<user>:<secret> token", baked)
+	}
+	return clusterTokens{server: hash + "::server:" + testServerSecret, agent: hash + "::node:" + testAgentSecret, baked: baked}
 }
 
 // checkAgents joins an agent to the running server: it gets its
@@ -67,12 +109,8 @@ func TestAgents(t *testing.T) {
 // through CoreDNS across the nodes. Then nodes that must be refused are:
 // a wrong token (refused by the server, which logs it), a token pinning
 // another CA (refused by the node, which says so), a taken name.
-func checkAgents(t *testing.T, ctx context.Context, kc kubernetes.Interface, server *qemu.VM, sw, secrets string) {
-	tb, err := os.ReadFile(filepath.Join(secrets, "token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tb))
+func checkAgents(t *testing.T, ctx context.Context, kc kubernetes.Interface, server *qemu.VM, sw string, tokens clusterTokens) {
+	token := tokens.agent
 	base := roleImage(t, "agent")
 	agent := startAgent(t, base, sw, "agent1", clusterNet+"11", token, 3072)
 	for _, m := range []string{"joined", "kubelet-started", "node-ready"} {
@@ -148,9 +186,6 @@ func checkAgents(t *testing.T, ctx context.Context, kc kubernetes.Interface, ser
 
 	// Refusals, each on a machine of its own, at once.
 	tok := strings.SplitN(token, "::", 2)
-	if len(tok) != 2 {
-		t.Fatalf("the secrets' token %q is not a K10<hash>::<user>:<secret> token", token)
-	}
 	wrongCA := "K10" + strings.Repeat("0", 64) + "::" + tok[1]
 	var wg sync.WaitGroup
 	for _, c := range []struct{ name, ip, token, want string }{
@@ -174,5 +209,58 @@ func checkAgents(t *testing.T, ctx context.Context, kc kubernetes.Interface, ser
 		if _, err := server.WaitFor(regexp.MustCompile(want), time.Second); err != nil {
 			t.Errorf("the server logged no %q: %v", want, err)
 		}
+	}
+}
+
+// checkSupervisorRoles asks the server's supervisor (supervisor, its
+// port 9345 forwarded) what each token gets: the agent token, with which
+// agent1 joined, is answered on the agents' endpoints and refused (401) on
+// the servers', server-bootstrap (the cluster's CA keys) and /db/info; the
+// config's server token is answered on both; the baked server token, which
+// the config's overrode at the first boot, is no token of this cluster.
+func checkSupervisorRoles(t *testing.T, ctx context.Context, kc kubernetes.Interface, supervisor, secrets string, tokens clusterTokens) {
+	if _, err := kc.CoreV1().Nodes().Get(ctx, "agent1", metav1.GetOptions{}); err != nil {
+		t.Errorf("agent1, joined with the agent token: %v", err)
+	}
+	pem, err := os.ReadFile(filepath.Join(secrets, "tls", "server-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s holds no certificate", filepath.Join(secrets, "tls", "server-ca.crt"))
+	}
+	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	secret := func(token string) string { return token[strings.LastIndex(token, ":")+1:] }
+	for _, tc := range []struct {
+		name, user, token, path string
+		want                    int
+	}{
+		{"agent token", "node", tokens.agent, "/v1-rke2/readyz", http.StatusOK},
+		{"agent token", "node", tokens.agent, "/v1-rke2/config", http.StatusOK},
+		{"agent token", "node", tokens.agent, "/v1-rke2/server-bootstrap", http.StatusUnauthorized},
+		{"agent token", "node", tokens.agent, "/db/info", http.StatusUnauthorized},
+		{"agent secret as the server", "server", tokens.agent, "/v1-rke2/server-bootstrap", http.StatusUnauthorized},
+		{"server token", "server", tokens.server, "/v1-rke2/readyz", http.StatusOK},
+		{"server token", "server", tokens.server, "/db/info", http.StatusOK},
+		{"baked server token", "server", tokens.baked, "/v1-rke2/readyz", http.StatusUnauthorized},
+	} {
+		poll(t, fmt.Sprintf("%s on %s: %d", tc.name, tc.path, tc.want), 2*time.Minute, func() error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, supervisor+tc.path, nil)
+			if err != nil {
+				return err
+			}
+			req.SetBasicAuth(tc.user, secret(tc.token))
+			resp, err := c.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			if resp.StatusCode != tc.want {
+				return fmt.Errorf("%s: %s", resp.Status, b)
+			}
+			return nil
+		})
 	}
 }

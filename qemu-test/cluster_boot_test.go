@@ -74,8 +74,9 @@ func roleImage(t *testing.T, role string, extra ...string) string {
 
 // clusterUserData is the NoCloud user-data of the cluster node: its name,
 // DHCP, and what a user puts into server/manifests with write_files (a
-// HelmChart with chartContent and a plain manifest, version gen).
-func clusterUserData(t *testing.T, gen int) string {
+// HelmChart with chartContent and a plain manifest, version gen); rke2 is
+// more of its rke2 section, indented keys ("  token: x\n").
+func clusterUserData(t *testing.T, gen int, rke2 string) string {
 	plain := fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rke2os-test-plain\n  namespace: default\ndata:\n  generation: \"%d\"\n", gen)
 	if gen == 1 {
 		// Dropped from the file at the next boot: pruned.
@@ -86,7 +87,7 @@ func clusterUserData(t *testing.T, gen int) string {
 	for name, content := range map[string]string{"rke2os-test-chart.yaml": testChart(t), "rke2os-test-plain.yaml": plain} {
 		fmt.Fprintf(&b, "  - path: /var/lib/rancher/rke2/server/manifests/%s\n    content: |\n%s\n", name, indent(content, 6))
 	}
-	b.WriteString(clusterNetwork(serverIP, "rke2:\n  node-ip: "+serverIP+"\n"))
+	b.WriteString(clusterNetwork(serverIP, "rke2:\n  node-ip: "+serverIP+"\n"+rke2))
 	return b.String()
 }
 
@@ -170,11 +171,13 @@ func TestCluster(t *testing.T) {
 
 // clusterServer is the test cluster's server: its machine (the server disk
 // with the test's secrets baked in, the API port forwarded, a NIC on the
-// cluster's private segment), its NoCloud config of generation gen, and
+// cluster's private segment), its NoCloud config of generation gen (with
+// rke2, more of its rke2 section, as set when seed is called), and
 // client-go through the kubeconfig rke2-build kubeconfig writes.
 type clusterServer struct {
 	cfg     qemu.Config
 	seed    func(gen int) []string
+	rke2    string
 	secrets string
 	kc      kubernetes.Interface
 	rc      *rest.Config
@@ -187,7 +190,7 @@ func newClusterServer(t *testing.T) *clusterServer {
 		NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443", api),
 		Switch:     qemu.StartSwitch(t), SwitchMAC: clusterMAC(serverIP)}}
 	cs.seed = func(gen int) []string {
-		return qemu.CIDataDrive(cidata(t, clusterUserData(t, gen), "instance-id: node1\n"))
+		return qemu.CIDataDrive(cidata(t, clusterUserData(t, gen, cs.rke2), "instance-id: node1\n"))
 	}
 	kubeconfig := filepath.Join(t.TempDir(), "admin.kubeconfig")
 	if b, err := exec.Command(filepath.Join(buildEnv(t, "RKE2_BIN"), "rke2-build"), "kubeconfig", "--secrets", secrets,

@@ -121,23 +121,39 @@ func Image(o Options) (Outputs, error) {
 func image(o Options, tmp string) (Outputs, error) {
 	var err error
 
-	if o.Config != "" {
-		warnings, err := ValidateConfig(o.Config, o.Role)
-		if err != nil {
-			return Outputs{}, &InputError{err}
-		}
-		for _, w := range warnings {
-			slog.Warn("the baked config turns on a debug switch: "+w, "config", o.Config)
-		}
-	}
+	var secrets []string // what the outputs carry that is secret
 	if o.Secrets != "" {
 		if o.Role != "server" {
-			return Outputs{}, inputErr("--secrets bakes the cluster's CA keys and token into a server image; an %s joins with the token alone (rke2.token in its config)", o.Role)
+			return Outputs{}, inputErr("--secrets bakes the cluster's CA keys and tokens into a server image; an %s joins with the agent token alone (rke2.token in its config)", o.Role)
 		}
 		if err := serverpki.CheckSecrets(o.Secrets); err != nil {
 			return Outputs{}, &InputError{err}
 		}
+		secrets = append(secrets, "the secrets of "+o.Secrets)
 	}
+	if o.Config != "" {
+		serverToken := ""
+		if o.Secrets != "" {
+			b, _ := os.ReadFile(filepath.Join(o.Secrets, "token")) // CheckSecrets read it
+			serverToken = string(b)
+		}
+		c, warnings, err := validateConfig(o.Config, o.Role, serverToken)
+		if err != nil {
+			return Outputs{}, &InputError{err}
+		}
+		for _, w := range warnings {
+			slog.Warn("the baked config: "+w, "config", o.Config)
+		}
+		secrets = append(secrets, c.SecretPaths()...)
+	}
+	cmdlineWarnings, err := ValidateCmdline(o.Cmdline)
+	if err != nil {
+		return Outputs{}, &InputError{err}
+	}
+	for _, w := range cmdlineWarnings {
+		slog.Warn("--cmdline: " + w)
+	}
+	cmdlineSecret := len(config.CmdlineSecretWarnings(o.Cmdline)) > 0
 	var images *bakedImages
 	if len(o.Images) > 0 {
 		done := o.Progress.Step("read images")
@@ -230,14 +246,28 @@ func image(o Options, tmp string) (Outputs, error) {
 		}
 		m.Images, m.RKE2Version = images.index, o.Version
 	}
-	if o.Secrets != "" {
-		// The initrd, and the ISO and disk that carry it, hold the
-		// cluster's CA keys: as private as the secrets directory.
-		for _, p := range []string{staged.ISO, staged.Raw, staged.Initrd} {
-			if err := os.Chmod(p, 0o600); err != nil {
-				return Outputs{}, err
-			}
+	// An output that carries a secret is as private as the secrets: the
+	// initrd carries the baked secrets and config, the cmdline file the
+	// kernel command line, the ISO and the disk both.
+	var private []string
+	if len(secrets) > 0 || cmdlineSecret {
+		private = append(private, staged.ISO, staged.Raw)
+	}
+	if len(secrets) > 0 {
+		private = append(private, staged.Initrd)
+	}
+	if cmdlineSecret {
+		private = append(private, staged.Cmdline)
+	}
+	for _, p := range private {
+		if err := os.Chmod(p, 0o600); err != nil {
+			return Outputs{}, err
 		}
+	}
+	if len(private) > 0 {
+		slog.Info("the image carries secrets: its outputs that hold them are private (0600)", "secrets", strings.Join(secrets, ", "), "cmdline", cmdlineSecret)
+	}
+	if o.Secrets != "" {
 		m.Secrets = "baked"
 	}
 	final := outputsFor(o.Output, o.Role)
@@ -264,22 +294,41 @@ func image(o Options, tmp string) (Outputs, error) {
 
 // ValidateConfig checks a node config file as the init will at boot: the
 // schema, and what a node of role needs (an agent needs a server and a
-// token). A valid config may still carry warnings: debug switches that
-// must not reach a production node, which the init warns about at every
-// boot too.
+// token). A valid config may still carry warnings, which the init gives at
+// every boot too: debug switches that must not reach a production node,
+// keys not acted on, an agent given a server token.
 func ValidateConfig(path, role string) (warnings []string, err error) {
+	_, warnings, err = validateConfig(path, role, "")
+	return warnings, err
+}
+
+// validateConfig is ValidateConfig for an image that carries serverToken
+// ("" for none), and the parsed config.
+func validateConfig(path, role, serverToken string) (*config.Config, []string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	c, err := config.Parse(path, b)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := c.Validate(role); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	return append(c.DebugWarnings(), c.RKE2Warnings()...), nil
+	warnings := append(c.DebugWarnings(), c.RKE2Warnings()...)
+	return c, append(warnings, c.AgentTokenWarnings(role, serverToken)...), nil
+}
+
+// ValidateCmdline checks the configs of a kernel command line (its
+// rke2.config= parameters) as the init will parse them at boot, and says
+// what the command line exposes: secrets, which every process on the node
+// reads, and debug parameters. The init warns about both at every boot.
+func ValidateCmdline(cmdline string) (warnings []string, err error) {
+	if _, err := config.ParseCmdline(cmdline); err != nil {
+		return nil, err
+	}
+	return append(config.CmdlineDebugWarnings(cmdline), config.CmdlineSecretWarnings(cmdline)...), nil
 }
 
 // initramfsModules reads the module names the overlays ask for
@@ -409,10 +458,10 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 }
 
 // bakeSecrets adds every file below dir to the initramfs at
-// serverpki.BakedSecretsDir, in the same layout: files 0600, directories
+// config.BakedSecretsDir, in the same layout: files 0600, directories
 // 0700.
 func bakeSecrets(a *initramfs.Archive, dir string) error {
-	root := strings.TrimPrefix(serverpki.BakedSecretsDir, "/")
+	root := strings.TrimPrefix(config.BakedSecretsDir, "/")
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/rke2os/rke2os/init/agent"
+	"github.com/rke2os/rke2os/init/config"
 	"github.com/rke2os/rke2os/init/serverpki"
 	"github.com/u-root/u-root/pkg/cpio"
 )
@@ -318,7 +321,7 @@ func TestSecretsBaked(t *testing.T) {
 		t.Fatal(err)
 	}
 	inInitrd := initrdRecords(t, out.Initrd)
-	root := strings.TrimPrefix(serverpki.BakedSecretsDir, "/")
+	root := strings.TrimPrefix(config.BakedSecretsDir, "/")
 	for _, d := range []string{root, root + "/tls", root + "/tls/etcd"} {
 		if r, ok := inInitrd[d]; !ok || r.Mode != cpio.S_IFDIR|0o700 {
 			t.Errorf("%s: in the initrd %v, mode %o, want a directory 0700", d, ok, r.Mode)
@@ -353,6 +356,53 @@ func TestSecretsBaked(t *testing.T) {
 		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v, want mode 0600 (it holds the CA keys)", filepath.Base(p), err)
 		}
+	}
+}
+
+// An image whose baked config or kernel command line holds a token is
+// written private, as one with --secrets is: each output that carries the
+// secret is 0600, the others stay readable. (Only --secrets made outputs
+// private: a baked token was 0644.)
+func TestSecretOutputsPrivate(t *testing.T) {
+	token := "rke2:\n  token: K10" + strings.Repeat("ab", 32) + "::server:s3cr3t\n"
+	for _, tc := range []struct {
+		name, config, cmdline string
+		private               []string // the outputs 0600: iso raw initrd cmdline
+	}{
+		{"no secret", "hostname: node-1\n", "rke2.config=" + base64.StdEncoding.EncodeToString([]byte("hostname: node-1\n")), nil},
+		{"baked token", token, "", []string{"iso", "raw", "initrd"}},
+		{"baked registry password", "registries:\n  configs:\n    r.example.com:\n      auth: {username: u, password: p}\n", "", []string{"iso", "raw", "initrd"}},
+		{"token on the command line", "", "rke2.config=" + base64.StdEncoding.EncodeToString([]byte(token)), []string{"iso", "raw", "cmdline"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := inputs(t)
+			o.Cmdline = tc.cmdline
+			if tc.config != "" {
+				o.Config = filepath.Join(t.TempDir(), "config.yaml")
+				must(t, os.WriteFile(o.Config, []byte(tc.config), 0o644))
+			}
+			out, err := Image(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for kind, p := range map[string]string{"iso": out.ISO, "raw": out.Raw, "initrd": out.Initrd, "cmdline": out.Cmdline, "kernel": out.Kernel} {
+				want := os.FileMode(0o644)
+				if slices.Contains(tc.private, kind) {
+					want = 0o600
+				}
+				if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != want {
+					t.Errorf("%s: %v %v, want mode %v", kind, fi.Mode().Perm(), err, want)
+				}
+			}
+		})
+	}
+	// A command line whose config does not parse is refused, as a config
+	// file is.
+	o := inputs(t)
+	o.Cmdline = "rke2.config=!!!"
+	var ie *InputError
+	if _, err := Image(o); !errors.As(err, &ie) || !strings.Contains(err.Error(), "base64") {
+		t.Errorf("bad command line: err = %v, want an InputError", err)
 	}
 }
 

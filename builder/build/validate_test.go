@@ -40,3 +40,41 @@ func TestValidateConfigWarnings(t *testing.T) {
 		})
 	}
 }
+
+// An agent's config holding a server token is valid, with a warning: by
+// the token's form, or, in an image baked with --secrets, by the secret of
+// the image's server token. The warning never holds the secret.
+func TestValidateConfigAgentToken(t *testing.T) {
+	dir := t.TempDir()
+	hash := strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		name, doc, serverToken, want string
+	}{
+		{"agent token", "K10" + hash + "::node:s3cr3t", "", ""},
+		{"server token", "K10" + hash + "::server:s3cr3t", "", "rke2.token is a server token"},
+		{"the image's server secret", "s3cr3t", "K10" + hash + "::server:s3cr3t\n", "the server token this image carries"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			doc := "rke2:\n  server: https://10.0.0.1:9345\n  token: " + tc.doc + "\n"
+			if err := os.WriteFile(p, []byte(doc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, warnings, err := validateConfig(p, "agent", tc.serverToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.want == "" && len(warnings) > 0:
+				t.Fatalf("warnings %q, want none", warnings)
+			case tc.want != "" && (len(warnings) != 1 || !strings.Contains(warnings[0], tc.want) || strings.Contains(warnings[0], "s3cr3t")):
+				t.Fatalf("warnings %q, want one with %q and no secret", warnings, tc.want)
+			}
+			if tc.serverToken == "" {
+				if w, _ := ValidateConfig(p, "agent"); len(w) != len(warnings) {
+					t.Errorf("ValidateConfig warnings %q, want %q", w, warnings)
+				}
+			}
+		})
+	}
+}

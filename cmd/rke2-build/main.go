@@ -20,15 +20,15 @@ const usage = `rke2-build bakes bootable RKE2 node images (ISO, raw disk, PXE).
 
 Usage:
   rke2-build image --role server|agent [flags]
-  rke2-build validate [--role server|agent] FILE...
+  rke2-build validate [--role server|agent] [--cmdline CMDLINE] FILE...
   rke2-build secrets --output DIR
   rke2-build kubeconfig --secrets DIR --server https://ADDR:6443 [--output FILE]
   rke2-build version
 
 Commands:
   image       build out/rke2-<role>.{iso,raw,vmlinuz,initrd,cmdline} and out/manifest.json
-  validate    check node config files as the init will at boot
-  secrets     make a new cluster's CAs and token, to bake into server images
+  validate    check node config files (and a kernel command line) as the init will at boot
+  secrets     make a new cluster's CAs and tokens (servers', agents'), to bake into server images
   kubeconfig  print an admin kubeconfig made from those secrets
   version     print rke2-build's version
   help        print this help
@@ -83,27 +83,42 @@ func buildVersion() string {
 	return "(devel)"
 }
 
-// validate checks each config file and prints every error, with its
-// line, and every warning (a debug switch on); warnings do not fail it.
+// validate checks each config file, and the kernel command line given,
+// and prints every error, with its line, and every warning (a debug switch
+// on, a token where it is exposed); warnings do not fail it.
 func validate(args []string, stdout, stderr io.Writer) (exit int) {
 	fl := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fl.SetOutput(io.Discard)
 	role := fl.String("role", "server", "the role of the image the config is for")
+	cmdline := fl.String("cmdline", "", "a kernel command line (image --cmdline, or the boot loader's) whose rke2.config= parameters to check")
 	if err := fl.Parse(args); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stderr, "rke2-build validate: %v (see rke2-build validate --help)\n", err)
 		}
 		if errors.Is(err, flag.ErrHelp) {
 			fl.SetOutput(stdout)
-			fmt.Fprintln(stdout, "usage: rke2-build validate [--role server|agent] FILE...")
+			fmt.Fprintln(stdout, "usage: rke2-build validate [--role server|agent] [--cmdline CMDLINE] FILE...")
 			fl.PrintDefaults()
 			return 0
 		}
 		return 2
 	}
-	if fl.NArg() == 0 {
-		fmt.Fprintln(stderr, "rke2-build validate: name at least one config file")
+	if fl.NArg() == 0 && *cmdline == "" {
+		fmt.Fprintln(stderr, "rke2-build validate: name at least one config file, or give --cmdline")
 		return 2
+	}
+	if *cmdline != "" {
+		warnings, err := build.ValidateCmdline(*cmdline)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			exit = 2
+		}
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "--cmdline: warning: %s\n", w)
+		}
+		if err == nil {
+			fmt.Fprintln(stdout, "--cmdline: ok")
+		}
 	}
 	for _, f := range fl.Args() {
 		warnings, err := build.ValidateConfig(f, *role)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,36 @@ func TestValidate(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "role") || stdout.String() != hooks+": ok\n" {
 		t.Fatalf("stdout %q, stderr %q", &stdout, &stderr)
+	}
+}
+
+// rke2-build validate warns, without failing, of an agent given a server
+// token and of a token on the kernel command line (every pod reads
+// /proc/cmdline); a command line whose config does not parse fails.
+func TestValidateTokens(t *testing.T) {
+	agent := filepath.Join(t.TempDir(), "agent.yaml")
+	os.WriteFile(agent, []byte("rke2:\n  server: https://10.0.0.1:9345\n  token: K10"+strings.Repeat("ab", 32)+"::server:s3cr3t\n"), 0o644)
+	var stdout, stderr bytes.Buffer
+	if exit := validate([]string{"--role", "agent", agent}, &stdout, &stderr); exit != 0 || stdout.String() != agent+": ok\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", exit, &stdout, &stderr)
+	}
+	if w := stderr.String(); !strings.Contains(w, agent+": warning: rke2.token is a server token") || strings.Contains(w, "s3cr3t") {
+		t.Fatalf("stderr %q: want the server token warning, without the secret", w)
+	}
+
+	cmdline := "console=ttyS0 rke2.config=" + base64.StdEncoding.EncodeToString([]byte("rke2:\n  token: s3cr3t\n"))
+	stdout.Reset()
+	stderr.Reset()
+	if exit := validate([]string{"--cmdline", cmdline}, &stdout, &stderr); exit != 0 || stdout.String() != "--cmdline: ok\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", exit, &stdout, &stderr)
+	}
+	if w := stderr.String(); !strings.Contains(w, "--cmdline: warning: kernel command line rke2.config carries rke2.token") || strings.Contains(w, "s3cr3t") {
+		t.Fatalf("stderr %q: want the command line warning, without the secret", w)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if exit := validate([]string{"--cmdline", "rke2.config=!!!"}, &stdout, &stderr); exit != 2 || !strings.Contains(stderr.String(), "base64") {
+		t.Fatalf("bad command line: exit %d, stdout %q, stderr %q", exit, &stdout, &stderr)
 	}
 }
 
@@ -78,6 +109,12 @@ func TestSecretsAndKubeconfig(t *testing.T) {
 	token, err := os.ReadFile(filepath.Join(dir, "token"))
 	if err != nil || !strings.HasPrefix(string(token), "K10") || strings.Contains(stdout.String(), strings.TrimSpace(string(token))) {
 		t.Fatalf("token %q (%v), stdout %q: want a K10 token, not printed", token, err, &stdout)
+	}
+	// The agents' token too, with a secret of its own.
+	agentToken, err := os.ReadFile(filepath.Join(dir, "agent-token"))
+	if err != nil || !strings.Contains(string(agentToken), "::node:") || strings.Contains(stdout.String(), strings.TrimSpace(string(agentToken))) ||
+		!strings.Contains(stdout.String(), "agent-token") {
+		t.Fatalf("agent-token %q (%v), stdout %q: want a K10...::node: token, named and not printed", agentToken, err, &stdout)
 	}
 	stdout.Reset()
 	if exit := run([]string{"secrets", "--output", dir}, &stdout, &stderr); exit != 2 || !strings.Contains(stderr.String(), "already exists") || stdout.Len() > 0 {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/rke2os/rke2os/init/host"
 	"github.com/rke2os/rke2os/init/serverpki"
@@ -32,7 +33,7 @@ func parse(fl *flag.FlagSet, args []string, usage string, stdout, stderr io.Writ
 	return 0, true
 }
 
-// secrets makes a new cluster's CAs, service account key and token.
+// secrets makes a new cluster's CAs, service account key and tokens.
 func secrets(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("secrets", flag.ContinueOnError)
 	out := fl.String("output", "", "directory to create for the secrets (must not exist)")
@@ -47,7 +48,9 @@ func secrets(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rke2-build:", err)
 		return 2
 	}
-	fmt.Fprintf(stdout, "%s: the cluster's CAs and token; keep it private, and bake it with rke2-build image --secrets %s\n", *out, *out)
+	fmt.Fprintf(stdout, "%s: the cluster's CAs and tokens; keep it private, and bake it with rke2-build image --secrets %s\n", *out, *out)
+	fmt.Fprintf(stdout, "agents join with %s (rke2.token in an agent's config); %s is for servers only\n",
+		filepath.Join(*out, "agent-token"), filepath.Join(*out, "token"))
 	return 0
 }
 

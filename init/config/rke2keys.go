@@ -14,7 +14,7 @@ var RKE2KeysActedOn = map[string]string{
 	"token":                              "the cluster's token (server/token); an agent's join credentials",
 	"token-file":                         "an agent's join credentials, read from that file",
 	"server":                             "the supervisor an agent joins through (https://ADDR:9345)",
-	"agent-token":                        "the agents' token",
+	"agent-token":                        "the agents' token (server/agent-token); a server makes one when it is not set",
 	"tls-san":                            "the apiserver's serving certificate",
 	"node-ip":                            "the kubelet's --node-ip, the certificates, the static pods",
 	"node-label":                         "the kubelet's --node-labels (registration)",

@@ -20,8 +20,9 @@ import (
 // the bare secret): the CAs with their keys, the service account key, the
 // encryption config and passwd, written below server/ where the node has
 // none. A file the node has with other content is an error, never
-// replaced: the node holds another cluster's secrets. It returns the
-// files written.
+// replaced: the node holds another cluster's secrets. Only passwd with the
+// same server secret is taken again, for the agents' secret in it. It
+// returns the files written.
 func Bootstrap(ctx context.Context, o Options) ([]string, error) {
 	c, _, err := connect(ctx, o, "server", serverTrust)
 	if err != nil {
@@ -56,6 +57,11 @@ func Bootstrap(ctx context.Context, o Options) ([]string, error) {
 		have, err := os.ReadFile(p)
 		switch {
 		case err == nil && bytes.Equal(have, f.Content):
+		case err == nil && rel == "cred/passwd" && serverpki.SameServerSecret(have, f.Content):
+			// The same cluster, whose agents' secret changed (its first
+			// server made one, or agent-token set another): the
+			// cluster's wins, so that every server accepts the agents'.
+			todo = append(todo, rel)
 		case err == nil:
 			return nil, permanent("%s differs from the cluster's at %s: this node holds another cluster's secrets; wipe its state partition to join this cluster", p, o.Server)
 		case errors.Is(err, os.ErrNotExist):

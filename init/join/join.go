@@ -226,7 +226,8 @@ func connect(ctx context.Context, o Options, user string, recorded func(Options)
 	return newClient(u, user, tok.Password, o, ca.Pool(), 30*time.Second), ca.Hash, nil
 }
 
-// tokenFile is where a server keeps the token for user.
+// tokenFile is where a server keeps the token for user: node-token, a
+// link to agent-token, for agents.
 func tokenFile(user string) string {
 	if user == "server" {
 		return "/var/lib/rancher/rke2/server/token"
@@ -356,7 +357,7 @@ func (c *client) once(ctx context.Context, method, path string, body []byte, hea
 	case resp.StatusCode == http.StatusTooManyRequests:
 		return nil, retryAfter(resp.Header.Get("Retry-After"), time.Now()), fmt.Errorf("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
 	case resp.StatusCode == http.StatusUnauthorized:
-		return nil, 0, permanent("the server %s refused the token (401 Unauthorized): token: is not this cluster's (it is the server's /var/lib/rancher/rke2/server/node-token)", c.o.Server)
+		return nil, 0, permanent("the server %s refused the token (401 Unauthorized): token: is not this cluster's (the %s token is the server's %s)", c.o.Server, c.user, tokenFile(c.user))
 	case resp.StatusCode == http.StatusForbidden:
 		if why := strings.TrimSpace(string(b)); why != "" && why != http.StatusText(http.StatusForbidden) {
 			return nil, 0, permanent("the server %s refused the node name %q (403 Forbidden): %s", c.o.Server, c.o.NodeName, why)

@@ -371,9 +371,29 @@ func TestBootstrap(t *testing.T) {
 	if got, err := Bootstrap(context.Background(), o); err != nil || len(got) != 0 {
 		t.Errorf("second bootstrap: %v %v", got, err)
 	}
+	// The cluster's agent secret changed (its first server made one):
+	// passwd is taken again. Another server secret is refused.
+	pw, _ := os.ReadFile(c.paths.Server("cred", "passwd"))
+	tok, _ := serverpki.ParseToken(c.token)
+	os.WriteFile(o.Paths.Server("cred", "passwd"), []byte(tok.Password+",node,node,rke2:agent\n"+tok.Password+",server,server,rke2:server\n"), 0o600)
+	if got, err := Bootstrap(context.Background(), o); err != nil || len(got) != 1 {
+		t.Errorf("bootstrap with the cluster's old passwd: %v %v", got, err)
+	}
+	if b, _ := os.ReadFile(o.Paths.Server("cred", "passwd")); !bytes.Equal(b, pw) {
+		t.Errorf("passwd %q, want the cluster's %q", b, pw)
+	}
+	other := []byte("agent,node,node,rke2:agent\nanother-cluster,server,server,rke2:server\n")
+	os.WriteFile(o.Paths.Server("cred", "passwd"), other, 0o600)
+	var pe *PermanentError
+	if _, err := Bootstrap(context.Background(), o); !errors.As(err, &pe) || !strings.Contains(err.Error(), "another cluster's secrets") {
+		t.Errorf("another server secret: %v", err)
+	}
+	if b, _ := os.ReadFile(o.Paths.Server("cred", "passwd")); !bytes.Equal(b, other) {
+		t.Error("another cluster's passwd was replaced")
+	}
+	os.WriteFile(o.Paths.Server("cred", "passwd"), pw, 0o600)
 	// Another cluster's CA on the node: refused, nothing replaced.
 	os.WriteFile(o.Paths.Server("tls", "client-ca.key"), []byte("another cluster's"), 0o600)
-	var pe *PermanentError
 	if _, err := Bootstrap(context.Background(), o); !errors.As(err, &pe) || !strings.Contains(err.Error(), "another cluster's secrets") {
 		t.Errorf("err = %v", err)
 	}
@@ -381,7 +401,6 @@ func TestBootstrap(t *testing.T) {
 		t.Error("the node's file was replaced")
 	}
 	// An agent's token gets no server secrets.
-	tok, _ := serverpki.ParseToken(c.token)
 	tok.Username = "node"
 	if _, err := Bootstrap(context.Background(), c.agent(t, "x", "pw", tok.String())); !errors.As(err, &pe) || !strings.Contains(err.Error(), "server token") {
 		t.Errorf("node token: %v", err)

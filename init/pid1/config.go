@@ -67,9 +67,20 @@ func loadConfig(cmdline string, defaultRole string) (*config.Config, error) {
 		return nil, err
 	}
 	slog.Info("config loaded", "sources", strings.Join(sources, ", "), "role", merged.Role(defaultRole))
-	// At every boot: a switch meant for a test must not go unnoticed.
-	for _, w := range append(merged.DebugWarnings(), merged.RKE2Warnings()...) {
+	for _, w := range configWarnings(merged, cmdline, defaultRole, config.BakedSecretsDir) {
 		slog.Warn(w)
 	}
 	return merged, nil
+}
+
+// configWarnings are what the init warns about at every boot, so that it
+// does not go unnoticed: debug switches meant for a test, keys not acted
+// on, an agent given a server token (by its form, or the secret of the
+// server token the image carries in secretsDir), a token on the kernel
+// command line, which every pod reads.
+func configWarnings(merged *config.Config, cmdline, defaultRole, secretsDir string) []string {
+	serverToken, _ := os.ReadFile(filepath.Join(secretsDir, "token")) // none: no image secret to compare
+	w := append(merged.DebugWarnings(), merged.RKE2Warnings()...)
+	w = append(w, merged.AgentTokenWarnings(defaultRole, string(serverToken))...)
+	return append(w, config.CmdlineSecretWarnings(cmdline)...)
 }

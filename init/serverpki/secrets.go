@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/rke2os/rke2os/init/host"
@@ -15,18 +16,21 @@ import (
 )
 
 // A cluster's secrets made off the node (rke2-build secrets) are its CAs,
-// the service account key and the token, in RKE2's layout below server/:
+// the service account key and the tokens, in RKE2's layout below server/:
 // the admin keeps them, makes kubeconfigs from them without a shell on any
 // node, and bakes them into server images, whose first boot takes them as
 // its own.
 
-// BakedSecretsDir is where rke2-build image --secrets puts the secrets in a
-// server image.
-const BakedSecretsDir = "/usr/lib/rke2os/secrets"
-
 // SecretFiles are the files GenerateSecrets makes, slash-separated and
 // relative to its directory as they are to server/ on a node.
 func SecretFiles() []string {
+	return append(requiredSecretFiles(), "agent-token")
+}
+
+// requiredSecretFiles are the files a secrets directory must have: all
+// but agent-token, which directories made before agents had a token of
+// their own lack (a node makes one then).
+func requiredSecretFiles() []string {
 	var files []string
 	for _, c := range clusterCAs {
 		files = append(files, c.rel+".crt", c.rel+".key")
@@ -36,7 +40,10 @@ func SecretFiles() []string {
 
 // GenerateSecrets makes a new cluster's secrets in dir, which must not
 // exist: the CAs (ECDSA P-256, 10 years, named as a node names its own),
-// tls/service.key and token, the full K10 token that pins tls/server-ca.crt.
+// tls/service.key, token, the servers' full K10 token that pins
+// tls/server-ca.crt, and agent-token, the agents' (K10...::node:<secret>),
+// with a secret of its own: an agent holding it cannot take the cluster's
+// CA keys from a server, as one holding the server token can.
 // Files are 0600 and directories 0700; a failure removes dir.
 func GenerateSecrets(dir string) (err error) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -79,13 +86,15 @@ func GenerateSecrets(dir string) (err error) {
 	if err != nil {
 		return fmt.Errorf("secrets: server-ca.crt: %w", err)
 	}
-	secret, err := randomSecret(16)
-	if err != nil {
-		return fmt.Errorf("secrets: %w", err)
-	}
-	tok := Token{CAHash: hash, Username: "server", Password: secret}.String()
-	if err := host.WriteFileAtomic(filepath.Join(dir, "token"), []byte(tok+"\n"), 0o600); err != nil {
-		return fmt.Errorf("secrets: token: %w", err)
+	for _, f := range []struct{ name, user string }{{"token", "server"}, {"agent-token", "node"}} {
+		secret, err := randomSecret(16)
+		if err != nil {
+			return fmt.Errorf("secrets: %w", err)
+		}
+		tok := Token{CAHash: hash, Username: f.user, Password: secret}.String()
+		if err := host.WriteFileAtomic(filepath.Join(dir, f.name), []byte(tok+"\n"), 0o600); err != nil {
+			return fmt.Errorf("secrets: %s: %w", f.name, err)
+		}
 	}
 	return nil
 }
@@ -102,8 +111,10 @@ func (e existsError) Is(target error) bool { return target == fs.ErrExist }
 
 // CheckSecrets reports whether dir holds a cluster's secrets as
 // GenerateSecrets makes them: every file, as a regular file; CAs that are
-// CAs with their keys; a server token that pins tls/server-ca.crt. Other
-// regular files (a custom CA's chain) may be there too.
+// CAs with their keys; a server token that pins tls/server-ca.crt, and an
+// agent token that pins it too with another secret, if there is one (a
+// directory made before agent tokens has none). Other regular files (a
+// custom CA's chain) may be there too.
 func CheckSecrets(dir string) error {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("secrets %s: %s (make the directory with rke2-build secrets --output DIR)", dir, fmt.Sprintf(format, a...))
@@ -126,6 +137,9 @@ func CheckSecrets(dir string) error {
 			continue
 		}
 		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(rel)))
+		if errors.Is(err, fs.ErrNotExist) && !slices.Contains(requiredSecretFiles(), rel) {
+			continue
+		}
 		if err != nil {
 			return fail("%s is missing", rel)
 		}
@@ -162,6 +176,20 @@ func CheckSecrets(dir string) error {
 	}
 	if t.Username != "server" || t.CAHash != hash {
 		return fail("token is not a K10<sha256 of tls/server-ca.crt>::server:<secret> token for this server-ca.crt")
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "agent-token")); err == nil {
+		at, err := ParseToken(string(data))
+		if err != nil {
+			return fail("agent-token: %v", err)
+		}
+		if at.Username != "node" || at.CAHash != hash {
+			return fail("agent-token is not a K10<sha256 of tls/server-ca.crt>::node:<secret> token for this server-ca.crt")
+		}
+		if at.Password == t.Password {
+			return fail("agent-token has the server token's secret: an agent holding it could take the cluster's CA keys")
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fail("%v", err)
 	}
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -236,17 +264,29 @@ func AdminKubeconfig(secretsDir, server string) ([]byte, error) {
 type Installed struct {
 	// Files are the files copied, relative to server/ ("tls/server-ca.crt").
 	Files []string
-	// Token is the baked token when it is this node's: it pins the node's
-	// server CA, and the node keeps no other secret. "" otherwise.
+	// Token is the baked token when it may be this node's: it pins the
+	// node's server CA, and the node keeps no other secret. "" otherwise.
+	// It stands in for a config without token.
 	Token string
+	// AgentToken is the baked agent-token when it pins the node's server
+	// CA, "" otherwise: the agents' token where neither the config nor the
+	// node has one.
+	AgentToken string
 	// Warnings say which baked secrets the node's own state overrides.
 	Warnings []string
 }
 
-// InstallSecrets copies every file below dir (BakedSecretsDir on a node)
-// to server/ where the node has none, 0600, durably: a node's own state
-// always wins over the image's, so that a node rebooted into a new image
-// keeps its cluster. No dir is no secrets.
+// bakedDefaults are the baked files that are not copied to server/: the
+// tokens are defaults for a config without them (Installed.Token and
+// AgentToken), not the node's state, so that a config's tokens win at the
+// first boot. Copied, the token was the node's own before Ensure read the
+// config, which then refused the config's token as not the cluster's.
+var bakedDefaults = []string{"token", "agent-token"}
+
+// InstallSecrets copies every file below dir (config.BakedSecretsDir on a node)
+// but the tokens to server/ where the node has none, 0600, durably: a
+// node's own state always wins over the image's, so that a node rebooted
+// into a new image keeps its cluster. No dir is no secrets.
 func InstallSecrets(dir string, p node.Paths) (*Installed, error) {
 	in := &Installed{}
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
@@ -262,6 +302,9 @@ func InstallSecrets(dir string, p node.Paths) (*Installed, error) {
 		rel, err := filepath.Rel(dir, src)
 		if err != nil {
 			return err
+		}
+		if slices.Contains(bakedDefaults, filepath.ToSlash(rel)) {
+			return nil
 		}
 		dst := p.Server(rel)
 		if ok, err := exists(dst); err != nil || ok {
@@ -283,40 +326,50 @@ func InstallSecrets(dir string, p node.Paths) (*Installed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("baked secrets %s: %w", dir, err)
 	}
-	if in.Token, err = in.bakedToken(dir, p); err != nil {
+	if err := in.bakedTokens(dir, p); err != nil {
 		return nil, fmt.Errorf("baked secrets %s: %w", dir, err)
 	}
 	return in, nil
 }
 
-// bakedToken is the baked token when Ensure can take it as the config's:
-// it pins the node's server CA (the node may have kept its own) and the
-// node holds no other secret. A token that Ensure would refuse is left
-// out with a warning, since the node's own token wins.
-func (in *Installed) bakedToken(dir string, p node.Paths) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "token"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	t, err := ParseToken(string(data))
-	if err != nil {
-		return "", fmt.Errorf("token: %w", err)
-	}
-	if t.CAHash != "" {
-		hash := "(none)"
-		if caFile, err := os.ReadFile(p.Server("tls", "server-ca.crt")); err == nil {
-			if h, err := CAHash(caFile); err == nil {
-				hash = h
-			}
-		}
-		if hash != t.CAHash {
-			in.Warnings = append(in.Warnings, fmt.Sprintf("the baked token pins CA sha256 %s, but this node's server-ca.crt hashes to %s: the node keeps its own CA, which the baked token does not join", t.CAHash, hash))
-			return "", nil
+// bakedTokens sets Token and AgentToken to the baked tokens Ensure can
+// take as the config's: they pin the node's server CA (the node may have
+// kept its own), and, for the token, the node holds no other server
+// secret. A token that Ensure would refuse is left out with a warning,
+// since the node's own wins. Whether the node has an agent token of its
+// own, which wins too, Ensure decides.
+func (in *Installed) bakedTokens(dir string, p node.Paths) error {
+	hash := "(none)"
+	if caFile, err := os.ReadFile(p.Server("tls", "server-ca.crt")); err == nil {
+		if h, err := CAHash(caFile); err == nil {
+			hash = h
 		}
 	}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"token", &in.Token}, {"agent-token", &in.AgentToken}} {
+		data, err := os.ReadFile(filepath.Join(dir, f.name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		t, err := ParseToken(string(data))
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		if t.CAHash != "" && t.CAHash != hash {
+			in.Warnings = append(in.Warnings, fmt.Sprintf("the baked %s pins CA sha256 %s, but this node's server-ca.crt hashes to %s: the node keeps its own CA, which the baked %s does not join", f.name, t.CAHash, hash, f.name))
+			continue
+		}
+		*f.dst = strings.TrimSpace(string(data))
+	}
+	if in.Token == "" {
+		return nil
+	}
+	t, _ := ParseToken(in.Token)
 	stored := ""
 	if users, err := readPasswd(p.Server("cred", "passwd")); err == nil {
 		stored = users["server"].secret
@@ -330,7 +383,7 @@ func (in *Installed) bakedToken(dir string, p node.Paths) (string, error) {
 	}
 	if stored != "" && stored != t.Password {
 		in.Warnings = append(in.Warnings, "this node's token is not the baked one: the node keeps its own")
-		return "", nil
+		in.Token = ""
 	}
-	return strings.TrimSpace(string(data)), nil
+	return nil
 }

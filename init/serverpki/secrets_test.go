@@ -107,12 +107,20 @@ func checkSecretsDir(t *testing.T, dir string) {
 	if _, err := readKey(filepath.Join(dir, "tls", "service.key")); err != nil {
 		t.Error(err)
 	}
-	tok, _ := os.ReadFile(filepath.Join(dir, "token"))
 	caFile, _ := os.ReadFile(filepath.Join(dir, "tls", "server-ca.crt"))
 	hash, _ := CAHash(caFile)
-	pt, err := ParseToken(string(tok))
-	if err != nil || pt.CAHash != hash || pt.Username != "server" || len(pt.Password) != 32 || pt.String()+"\n" != string(tok) {
-		t.Errorf("token %q (%v): want K10%s::server:<32 hex digits>", tok, err, hash)
+	secrets := map[string]string{}
+	for f, user := range map[string]string{"token": "server", "agent-token": "node"} {
+		tok, _ := os.ReadFile(filepath.Join(dir, f))
+		pt, err := ParseToken(string(tok))
+		if err != nil || pt.CAHash != hash || pt.Username != user || len(pt.Password) != 32 || pt.String()+"\n" != string(tok) {
+			t.Errorf("%s %q (%v): want K10%s::%s:<32 hex digits>", f, tok, err, hash, user)
+		}
+		secrets[user] = pt.Password
+	}
+	// An agent holding the agent token cannot pass for a server.
+	if secrets["server"] == secrets["node"] {
+		t.Error("token and agent-token have the same secret")
 	}
 	if err := CheckSecrets(dir); err != nil {
 		t.Errorf("CheckSecrets: %v", err)
@@ -143,6 +151,22 @@ func TestCheckSecrets(t *testing.T) {
 			b, _ := os.ReadFile(filepath.Join(generate(t), "token"))
 			must(t, os.WriteFile(filepath.Join(dir, "token"), b, 0o600))
 		}, "token is not a K10"},
+		{"another cluster's agent-token", func(t *testing.T, dir string) {
+			b, _ := os.ReadFile(filepath.Join(generate(t), "agent-token"))
+			must(t, os.WriteFile(filepath.Join(dir, "agent-token"), b, 0o600))
+		}, "agent-token is not a K10"},
+		{"server token as agent-token", func(t *testing.T, dir string) {
+			b, _ := os.ReadFile(filepath.Join(dir, "token"))
+			must(t, os.WriteFile(filepath.Join(dir, "agent-token"), b, 0o600))
+		}, "agent-token is not a K10"},
+		{"server secret as agent-token", func(t *testing.T, dir string) {
+			b, _ := os.ReadFile(filepath.Join(dir, "token"))
+			must(t, os.WriteFile(filepath.Join(dir, "agent-token"), []byte(strings.Replace(string(b), "::server:", "::node:", 1)), 0o600))
+		}, "agent-token has the server token's secret"},
+		{"agent-token a link", func(t *testing.T, dir string) {
+			must(t, os.Remove(filepath.Join(dir, "agent-token")))
+			must(t, os.Symlink("token", filepath.Join(dir, "agent-token")))
+		}, "agent-token is not a regular file"},
 		{"symlink", func(t *testing.T, dir string) { must(t, os.Symlink("/etc/passwd", filepath.Join(dir, "tls", "extra"))) }, "neither a file nor a directory"},
 		{"not there", func(t *testing.T, dir string) { must(t, os.RemoveAll(dir)) }, "no such file"},
 		{"half a CA added later", func(t *testing.T, dir string) {
@@ -157,6 +181,13 @@ func TestCheckSecrets(t *testing.T) {
 				t.Fatalf("err = %v, want %q and the fix", err, c.want)
 			}
 		})
+	}
+	// Secrets made before agents had a token of their own have no
+	// agent-token: the node makes one.
+	dir := generate(t)
+	must(t, os.Remove(filepath.Join(dir, "agent-token")))
+	if err := CheckSecrets(dir); err != nil {
+		t.Errorf("secrets without agent-token: %v", err)
 	}
 }
 
@@ -212,7 +243,7 @@ func TestAdminKubeconfig(t *testing.T) {
 	if k, err := readKey(keyPath); err != nil || !publicKeyMatches(k, c) {
 		t.Errorf("the key is not the certificate's: %v", err)
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+	if ents, _ := os.ReadDir(dir); len(ents) != 3 { // tls, token, agent-token
 		t.Errorf("AdminKubeconfig wrote into the secrets directory: %d entries", len(ents))
 	}
 
@@ -233,22 +264,36 @@ func TestInstallSecrets(t *testing.T) {
 	baked := generate(t)
 	bakedCA, _ := os.ReadFile(filepath.Join(baked, "tls", "server-ca.crt"))
 	bakedToken, _ := os.ReadFile(filepath.Join(baked, "token"))
+	bakedAgentToken, _ := os.ReadFile(filepath.Join(baked, "agent-token"))
 
 	o := testOptions(t)
 	in, err := InstallSecrets(baked, o.Paths)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(in.Files, " ") != strings.Join(sorted(SecretFiles()), " ") || in.Token != strings.TrimSpace(string(bakedToken)) || len(in.Warnings) > 0 {
+	var want []string
+	for _, f := range sorted(SecretFiles()) {
+		if !slices.Contains(bakedDefaults, f) {
+			want = append(want, f)
+		}
+	}
+	if strings.Join(in.Files, " ") != strings.Join(want, " ") || in.Token != strings.TrimSpace(string(bakedToken)) ||
+		in.AgentToken != strings.TrimSpace(string(bakedAgentToken)) || len(in.Warnings) > 0 {
 		t.Fatalf("installed %+v", in)
 	}
-	o.Token = in.Token
+	// The tokens are defaults, not the node's state (a config's tokens win).
+	for _, f := range bakedDefaults {
+		if _, err := os.Lstat(o.Paths.Server(f)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the baked %s was installed as server/%s: %v", f, f, err)
+		}
+	}
+	o.Token, o.DefaultAgentToken = in.Token, in.AgentToken
 	res := ensure(t, o)
 	if got, _ := os.ReadFile(o.Paths.Server("tls", "server-ca.crt")); !bytes.Equal(got, bakedCA) {
 		t.Error("Ensure replaced the baked server CA")
 	}
-	if res.Token+"\n" != string(bakedToken) {
-		t.Errorf("token %q, want the baked %q", res.Token, bakedToken)
+	if res.Token+"\n" != string(bakedToken) || res.AgentToken+"\n" != string(bakedAgentToken) {
+		t.Errorf("tokens %q and %q, want the baked %q and %q", res.Token, res.AgentToken, bakedToken, bakedAgentToken)
 	}
 	// Again, with the node's state in place: nothing to copy.
 	if in, err := InstallSecrets(baked, o.Paths); err != nil || len(in.Files) > 0 || in.Token == "" {
@@ -259,8 +304,14 @@ func TestInstallSecrets(t *testing.T) {
 	ensure(t, own)
 	ownCA, _ := os.ReadFile(own.Paths.Server("tls", "server-ca.crt"))
 	in, err = InstallSecrets(baked, own.Paths)
-	if err != nil || in.Token != "" || len(in.Warnings) != 1 || !strings.Contains(in.Warnings[0], "keeps its own CA") {
+	if err != nil || in.Token != "" || in.AgentToken != "" || len(in.Warnings) != 2 ||
+		!strings.Contains(in.Warnings[0], "token pins CA") || !strings.Contains(in.Warnings[1], "agent-token pins CA") {
 		t.Fatalf("node with its own PKI: %+v, %v", in, err)
+	}
+	for _, w := range in.Warnings {
+		if !strings.Contains(w, "keeps its own CA") {
+			t.Errorf("warning %q", w)
+		}
 	}
 	if got, _ := os.ReadFile(own.Paths.Server("tls", "server-ca.crt")); !bytes.Equal(got, ownCA) {
 		t.Error("the node's own CA was replaced")

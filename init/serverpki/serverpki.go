@@ -1,8 +1,8 @@
 // Package serverpki makes what an RKE2 server needs before its control
 // plane can start, where and as RKE2 keeps it: the CAs and certificates
 // under server/tls, the kubeconfigs under server/cred and agent/, the join
-// token (server/token), the secrets' encryption config, and the admin's
-// rke2.yaml.
+// tokens (server/token for servers, server/agent-token for agents), the
+// secrets' encryption config, and the admin's rke2.yaml.
 //
 // Everything is made once and kept. At each run a certificate is issued
 // again only when it must be: it expires within 90 days, starts in the
@@ -17,7 +17,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/rke2os/rke2os/internal/durable"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,6 +27,7 @@ import (
 
 	"github.com/rke2os/rke2os/init/host"
 	"github.com/rke2os/rke2os/init/node"
+	"github.com/rke2os/rke2os/internal/durable"
 )
 
 // Options are the inputs: the node and the config's keys RKE2 reads.
@@ -44,8 +45,18 @@ type Options struct {
 	// Token is the config's token: a bare secret or a full K10 token; ""
 	// keeps the cluster's, or makes one on the first start.
 	Token string
-	// AgentToken is the config's agent-token, "" for the server's secret.
+	// AgentToken is the config's agent-token: a bare secret or a full K10
+	// token for the user node. "" keeps the agents' own secret, or makes
+	// one (DefaultAgentToken, else a new one).
 	AgentToken string
+	// DefaultAgentToken is the agents' token when neither the config nor
+	// the node has one: the baked agent-token of the image.
+	DefaultAgentToken string
+	// FurtherServer is a server that joins the cluster of the config's
+	// server: its passwd, with the agents' secret, is the cluster's
+	// (server-bootstrap), and it makes no agent secret of its own, which
+	// would be this server's alone.
+	FurtherServer bool
 	// ServiceCIDR is service-cidr ("" for 10.43.0.0/16); its first address
 	// is the kubernetes service's, named by the apiserver's certificate.
 	ServiceCIDR string
@@ -134,7 +145,7 @@ func Ensure(o Options) (*Result, error) {
 	if err := b.adminKubeconfig(in.kubeconfig, in.server, in.kubeconfigMode); err != nil {
 		return nil, err
 	}
-	res, err := b.tokens(in.token, in.agentToken)
+	res, err := b.tokens(in)
 	if err != nil {
 		return nil, err
 	}
@@ -150,17 +161,18 @@ func Ensure(o Options) (*Result, error) {
 
 // inputs are Options checked and defaulted.
 type inputs struct {
-	token, agentToken *Token
-	serviceIP         net.IP
-	clusterDomain     string
-	server            string // the apiserver's URL on the node
-	kubeconfig        string
-	kubeconfigMode    os.FileMode
+	token, agentToken, agentDefault *Token
+	furtherServer                   bool
+	serviceIP                       net.IP
+	clusterDomain                   string
+	server                          string // the apiserver's URL on the node
+	kubeconfig                      string
+	kubeconfigMode                  os.FileMode
 }
 
 // check refuses bad options before anything is written.
 func (o Options) check() (*inputs, error) {
-	in := &inputs{clusterDomain: o.ClusterDomain, kubeconfig: o.Kubeconfig, kubeconfigMode: 0o600}
+	in := &inputs{clusterDomain: o.ClusterDomain, kubeconfig: o.Kubeconfig, kubeconfigMode: 0o600, furtherServer: o.FurtherServer}
 	if !filepath.IsAbs(o.Paths.DataDir) || !filepath.IsAbs(o.Paths.EtcDir) {
 		return nil, fmt.Errorf("server PKI: data dir %q and etc dir %q must be absolute paths", o.Paths.DataDir, o.Paths.EtcDir)
 	}
@@ -188,6 +200,13 @@ func (o Options) check() (*inputs, error) {
 			return nil, err
 		}
 		in.agentToken = &t
+	}
+	if o.DefaultAgentToken != "" {
+		t, err := secretFor("the baked agent-token", o.DefaultAgentToken, "node")
+		if err != nil {
+			return nil, err
+		}
+		in.agentDefault = &t
 	}
 	cidr := o.ServiceCIDR
 	if cidr == "" {
@@ -243,13 +262,15 @@ func validDNSName(s string) bool {
 	return true
 }
 
-// tokens writes server/cred/passwd, server/token (with the node-token link
-// k3s keeps for old scripts) and agent-token. The server's secret is the
-// config's, else the cluster's, else a new one; a config token that is not
-// the cluster's is an error, since the cluster's bootstrap data is
-// encrypted with it and joined nodes hold it.
-func (b *builder) tokens(cfg, agentCfg *Token) (*Result, error) {
+// tokens writes server/cred/passwd, server/token, server/agent-token and
+// server/node-token, a link to agent-token (the file RKE2 gives agents).
+// The server's secret is the config's, else the cluster's, else a new
+// one; a config token that is not the cluster's is an error, since the
+// cluster's bootstrap data is encrypted with it and joined nodes hold it.
+// The agents' secret is agentSecret's.
+func (b *builder) tokens(in *inputs) (*Result, error) {
 	p := b.paths
+	cfg := in.token
 	caFile, err := os.ReadFile(p.Server("tls", "server-ca.crt"))
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
@@ -258,7 +279,7 @@ func (b *builder) tokens(cfg, agentCfg *Token) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: server-ca.crt: %w", err)
 	}
-	for _, t := range []*Token{cfg, agentCfg} {
+	for _, t := range []*Token{cfg, in.agentToken, in.agentDefault} {
 		if t != nil && t.CAHash != "" && t.CAHash != hash {
 			return nil, fmt.Errorf("token: the token pins CA sha256 %s, but this cluster's CA (%s) hashes to %s: a full K10 token belongs to the cluster whose CA it names; give the bare secret (after \"::<user>:\") to start a new cluster, or restore that cluster's CA", t.CAHash, p.Server("tls", "server-ca.crt"), hash)
 		}
@@ -296,9 +317,9 @@ func (b *builder) tokens(cfg, agentCfg *Token) (*Result, error) {
 			return nil, err
 		}
 	}
-	agentSecret := secret
-	if agentCfg != nil {
-		agentSecret = agentCfg.Password
+	agentSecret, shared, err := b.agentSecret(in, users["node"].secret, secret, hash)
+	if err != nil {
+		return nil, err
 	}
 	users["server"] = passwdEntry{secret: secret, role: "rke2:server"}
 	users["node"] = passwdEntry{secret: agentSecret, role: "rke2:agent"}
@@ -310,11 +331,8 @@ func (b *builder) tokens(cfg, agentCfg *Token) (*Result, error) {
 	if err := b.writeFile(tokenPath, []byte(res.Token+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	if err := b.symlink(tokenPath, p.Server("node-token")); err != nil {
-		return nil, fmt.Errorf("node-token: %w", err)
-	}
 	agentPath := p.Server("agent-token")
-	if agentCfg == nil {
+	if shared {
 		res.AgentToken = res.Token
 		err = b.symlink(tokenPath, agentPath)
 	} else {
@@ -324,7 +342,83 @@ func (b *builder) tokens(cfg, agentCfg *Token) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent-token: %w", err)
 	}
+	if err := b.symlink(agentPath, p.Server("node-token")); err != nil {
+		return nil, fmt.Errorf("node-token: %w", err)
+	}
 	return res, nil
+}
+
+// agentSecret is the secret agents join with, one of their own: RKE2
+// gives them the server's unless agent-token is set, and with it every
+// agent, and every agent image, can take the cluster's CA keys from
+// server-bootstrap. It is, in order: the config's agent-token; the node's
+// own (passwd's, else server/agent-token's); on a further server, the
+// server's until the cluster's first server has made one (server-bootstrap
+// then gives it: shared is true, and agent-token links to token, as it did
+// before agents had a secret of their own); the image's baked agent-token;
+// a new one. So a data dir from before agent secrets gets one at its next
+// start. An agent-token file that cannot be read stops the start rather
+// than be replaced: agents may hold it.
+func (b *builder) agentSecret(in *inputs, stored, server, hash string) (secret string, shared bool, err error) {
+	if in.agentToken != nil {
+		return in.agentToken.Password, false, nil
+	}
+	if stored != "" && stored != server {
+		return stored, false, nil
+	}
+	own, err := b.ownAgentSecret(hash)
+	if err != nil {
+		return "", false, err
+	}
+	switch {
+	case own == server:
+		b.warn("%s holds the server's secret: agents that hold it can take the cluster's CA keys; remove the file to have an agent token made, or set agent-token", b.paths.Server("agent-token"))
+		return own, false, nil
+	case own != "":
+		return own, false, nil
+	case in.furtherServer:
+		b.warn("the cluster gives its agents no token of their own yet, and agents join with the server token: its first server makes one when it starts this version (server-bootstrap then hands it to this server), or set agent-token")
+		return server, true, nil
+	case in.agentDefault != nil:
+		return in.agentDefault.Password, false, nil
+	}
+	s, err := randomSecret(16)
+	return s, false, err
+}
+
+// ownAgentSecret is the secret of the node's server/agent-token, "" when
+// it has none: no file, or the link to server/token agent-token was before
+// agents had a secret of their own. A file that cannot be read, is no
+// token or pins another CA is an error.
+func (b *builder) ownAgentSecret(hash string) (string, error) {
+	p := b.paths.Server("agent-token")
+	fail := func(err error) (string, error) {
+		return "", fmt.Errorf("agent-token: %w (agents may hold it: restore the file, or remove it to have a new agent token made)", err)
+	}
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if target, err := os.Readlink(p); err == nil && target == b.paths.Server("token") {
+			return "", nil
+		}
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return fail(err)
+	}
+	t, err := ParseToken(string(data))
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", p, err))
+	}
+	if t.CAHash != "" && t.CAHash != hash {
+		return fail(fmt.Errorf("%s pins CA sha256 %s, not this cluster's %s", p, t.CAHash, hash))
+	}
+	return t.Password, nil
 }
 
 // builder writes the files and remembers which it wrote.

@@ -198,7 +198,7 @@ func TestFresh(t *testing.T) {
 	for _, f := range []string{"server/tls/service.key", "server/tls/service.current.key", "server/tls/client-kubelet.key", "server/tls/serving-kubelet.key",
 		"server/cred/admin.kubeconfig", "server/cred/supervisor.kubeconfig", "server/cred/controller.kubeconfig", "server/cred/scheduler.kubeconfig",
 		"server/cred/api-server.kubeconfig", "server/cred/cloud-controller.kubeconfig", "agent/kubelet.kubeconfig", "agent/kubeproxy.kubeconfig",
-		"agent/rke2controller.kubeconfig", "server/token", "server/cred/passwd", "server/cred/encryption-config.json",
+		"agent/rke2controller.kubeconfig", "server/token", "server/agent-token", "server/cred/passwd", "server/cred/encryption-config.json",
 		"server/cred/encryption-state.json", "server/cred/ipsec.psk"} {
 		if m := mode(t, filepath.Join(data, f)); m != 0o600 {
 			t.Errorf("%s mode %v, want 0600", f, m)
@@ -227,8 +227,9 @@ func TestFresh(t *testing.T) {
 			t.Errorf("%s is not %s", copy, ca)
 		}
 	}
-	// The token pins the CA file's sha256; node-token and agent-token link
-	// to it.
+	// The tokens pin the CA file's sha256, with a secret each: the
+	// agents' is not the servers'. node-token, the file RKE2 gives agents,
+	// links to agent-token.
 	caFile, _ := os.ReadFile(filepath.Join(data, "server/tls/server-ca.crt"))
 	sum := sha256.Sum256(caFile)
 	if res.CAHash != hex.EncodeToString(sum[:]) {
@@ -238,15 +239,20 @@ func TestFresh(t *testing.T) {
 	if !regexp.MustCompile(`^K10`+res.CAHash+`::server:[0-9a-f]{32}\n$`).Match(tok) || string(tok) != res.Token+"\n" {
 		t.Errorf("server/token %q", tok)
 	}
-	for _, l := range []string{"server/node-token", "server/agent-token"} {
-		if target, err := os.Readlink(filepath.Join(data, l)); err != nil || target != filepath.Join(data, "server/token") {
-			t.Errorf("%s -> %q (%v), want a link to server/token", l, target, err)
-		}
+	at, _ := os.ReadFile(filepath.Join(data, "server/agent-token"))
+	if !regexp.MustCompile(`^K10`+res.CAHash+`::node:[0-9a-f]{32}\n$`).Match(at) || string(at) != res.AgentToken+"\n" {
+		t.Errorf("server/agent-token %q", at)
+	}
+	if fi, err := os.Lstat(filepath.Join(data, "server/agent-token")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("server/agent-token is not a regular file: %v", err)
+	}
+	if target, err := os.Readlink(filepath.Join(data, "server/node-token")); err != nil || target != filepath.Join(data, "server/agent-token") {
+		t.Errorf("server/node-token -> %q (%v), want a link to server/agent-token", target, err)
 	}
 	pw, _ := os.ReadFile(filepath.Join(data, "server/cred/passwd"))
-	secret := strings.TrimSuffix(res.Token[strings.LastIndex(res.Token, ":")+1:], "\n")
-	if want := secret + ",node,node,rke2:agent\n" + secret + ",server,server,rke2:server\n"; string(pw) != want {
-		t.Errorf("passwd %q, want %q", pw, want)
+	secret, agentSecret := secretOf(res.Token), secretOf(res.AgentToken)
+	if want := agentSecret + ",node,node,rke2:agent\n" + secret + ",server,server,rke2:server\n"; string(pw) != want || secret == agentSecret {
+		t.Errorf("passwd %q, want %q with two secrets", pw, want)
 	}
 	// The encryption key is 32 random bytes; the state names the config.
 	enc, _ := os.ReadFile(filepath.Join(data, "server/cred/encryption-config.json"))
@@ -271,6 +277,9 @@ func TestFresh(t *testing.T) {
 		t.Errorf("Written does not list the new CA: %q", res.Written)
 	}
 }
+
+// secretOf is a full token's secret.
+func secretOf(token string) string { return token[strings.LastIndex(token, ":")+1:] }
 
 // snapshot is every file under root: its bytes (or link target) and mtime.
 func snapshot(t *testing.T, roots ...string) map[string]string {
@@ -675,7 +684,7 @@ func TestTokens(t *testing.T) {
 		o := testOptions(t)
 		o.Token = "my-secret"
 		res := ensure(t, o)
-		if res.Token != "K10"+res.CAHash+"::server:my-secret" || res.AgentToken != res.Token {
+		if res.Token != "K10"+res.CAHash+"::server:my-secret" || !strings.HasPrefix(res.AgentToken, "K10"+res.CAHash+"::node:") || secretOf(res.AgentToken) == "my-secret" {
 			t.Errorf("token %s agent %s", res.Token, res.AgentToken)
 		}
 	})
@@ -715,11 +724,10 @@ func TestTokens(t *testing.T) {
 		if string(pw) != "agent-secret,node,node,rke2:agent\nserver-secret,server,server,rke2:server\n" {
 			t.Errorf("passwd %q", pw)
 		}
-		// Without agent-token the link comes back.
+		// Without agent-token in the config the agents keep theirs.
 		o.AgentToken = ""
-		ensure(t, o)
-		if target, err := os.Readlink(p); err != nil || target != filepath.Join(o.Paths.DataDir, "server/token") {
-			t.Errorf("agent-token -> %q, %v", target, err)
+		if again := ensure(t, o); again.AgentToken != res.AgentToken {
+			t.Errorf("agent token %s, want %s kept", again.AgentToken, res.AgentToken)
 		}
 	})
 	for _, tc := range []struct{ name, token, agent, want string }{
@@ -740,6 +748,146 @@ func TestTokens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAgentToken: agents get a secret of their own, made once (RKE2 gives
+// them the server's, with which they can take the cluster's CA keys from
+// server-bootstrap). A data dir from before, whose agent-token linked to
+// token and whose passwd gave agents the server's secret, gets one at its
+// next start; an agent-token file of its own is the agents' and is kept;
+// one that cannot be read stops the start and is left alone. A further
+// server makes none: the cluster's comes with server-bootstrap.
+func TestAgentToken(t *testing.T) {
+	// before is the layout of a data dir from before agent secrets.
+	before := func(t *testing.T, o Options) *Result {
+		t.Helper()
+		res := ensure(t, o)
+		s := secretOf(res.Token)
+		must(t, os.WriteFile(o.Paths.Server("cred", "passwd"), []byte(s+",node,node,rke2:agent\n"+s+",server,server,rke2:server\n"), 0o600))
+		for _, l := range []string{"agent-token", "node-token"} {
+			must(t, os.Remove(o.Paths.Server(l)))
+			must(t, os.Symlink(o.Paths.Server("token"), o.Paths.Server(l)))
+		}
+		return res
+	}
+	passwdOf := func(t *testing.T, o Options) string {
+		b, _ := os.ReadFile(o.Paths.Server("cred", "passwd"))
+		return string(b)
+	}
+	t.Run("data dir from before", func(t *testing.T) {
+		o := testOptions(t)
+		old := before(t, o)
+		res := ensure(t, o)
+		if res.Token != old.Token {
+			t.Errorf("the server token changed: %s then %s", old.Token, res.Token)
+		}
+		if !strings.HasPrefix(res.AgentToken, "K10"+res.CAHash+"::node:") || secretOf(res.AgentToken) == secretOf(res.Token) {
+			t.Fatalf("agent token %s: want one of its own", res.AgentToken)
+		}
+		if b, _ := os.ReadFile(o.Paths.Server("agent-token")); string(b) != res.AgentToken+"\n" {
+			t.Errorf("agent-token %q", b)
+		}
+		if fi, err := os.Lstat(o.Paths.Server("agent-token")); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+			t.Errorf("agent-token: %v %v, want a 0600 file", fi.Mode(), err)
+		}
+		if target, _ := os.Readlink(o.Paths.Server("node-token")); target != o.Paths.Server("agent-token") {
+			t.Errorf("node-token -> %q", target)
+		}
+		if want := secretOf(res.AgentToken) + ",node,node,rke2:agent\n" + secretOf(res.Token) + ",server,server,rke2:server\n"; passwdOf(t, o) != want {
+			t.Errorf("passwd %q, want %q", passwdOf(t, o), want)
+		}
+		if again := ensure(t, o); again.AgentToken != res.AgentToken {
+			t.Errorf("made again: %s then %s", res.AgentToken, again.AgentToken)
+		}
+	})
+	t.Run("agent-token file of its own kept", func(t *testing.T) {
+		o := testOptions(t)
+		old := before(t, o)
+		own := "K10" + old.CAHash + "::node:kept-secret\n"
+		must(t, os.Remove(o.Paths.Server("agent-token")))
+		must(t, os.WriteFile(o.Paths.Server("agent-token"), []byte(own), 0o600))
+		if res := ensure(t, o); res.AgentToken+"\n" != own {
+			t.Errorf("agent token %s, want the file's %s", res.AgentToken, own)
+		}
+		if b, _ := os.ReadFile(o.Paths.Server("agent-token")); string(b) != own {
+			t.Errorf("agent-token overwritten: %q", b)
+		}
+	})
+	t.Run("agent-token file with the server's secret kept, with a warning", func(t *testing.T) {
+		o := testOptions(t)
+		old := before(t, o)
+		own := "K10" + old.CAHash + "::node:" + secretOf(old.Token) + "\n"
+		must(t, os.Remove(o.Paths.Server("agent-token")))
+		must(t, os.WriteFile(o.Paths.Server("agent-token"), []byte(own), 0o600))
+		res := ensure(t, o)
+		if res.AgentToken+"\n" != own || !strings.Contains(strings.Join(res.Warnings, " "), "holds the server's secret") {
+			t.Errorf("agent token %s, warnings %q", res.AgentToken, res.Warnings)
+		}
+	})
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, p string)
+		want  string
+	}{
+		{"unreadable", func(t *testing.T, p string) { must(t, os.Mkdir(p, 0o700)) }, "is a directory"},
+		{"not a token", func(t *testing.T, p string) { must(t, os.WriteFile(p, []byte("K10abc::node:x\n"), 0o600)) }, "not 64 hex digits"},
+		{"another CA's", func(t *testing.T, p string) {
+			must(t, os.WriteFile(p, []byte("K10"+strings.Repeat("ab", 32)+"::node:x\n"), 0o600))
+		}, "pins CA sha256 abab"},
+	} {
+		t.Run("agent-token "+tc.name+" stops the start", func(t *testing.T) {
+			o := testOptions(t)
+			before(t, o)
+			p := o.Paths.Server("agent-token")
+			must(t, os.Remove(p))
+			tc.setup(t, p)
+			pw := passwdOf(t, o)
+			_, err := Ensure(o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "restore the file") {
+				t.Fatalf("err = %v, want %q and the fix", err, tc.want)
+			}
+			if passwdOf(t, o) != pw {
+				t.Error("passwd changed")
+			}
+			if fi, err := os.Lstat(p); err != nil || fi.Mode().Type() == fs.ModeSymlink {
+				t.Errorf("agent-token replaced: %v", err)
+			}
+		})
+	}
+	t.Run("further server of a cluster without an agent secret", func(t *testing.T) {
+		o := testOptions(t)
+		old := before(t, o)
+		o.FurtherServer = true
+		res := ensure(t, o)
+		if res.AgentToken != old.Token || !strings.Contains(strings.Join(res.Warnings, " "), "no token of their own yet") {
+			t.Errorf("agent token %s, warnings %q: want the server's, and a warning", res.AgentToken, res.Warnings)
+		}
+		if target, _ := os.Readlink(o.Paths.Server("agent-token")); target != o.Paths.Server("token") {
+			t.Errorf("agent-token -> %q, want the link to token", target)
+		}
+	})
+	t.Run("further server takes the cluster's", func(t *testing.T) {
+		o := testOptions(t)
+		old := before(t, o)
+		s := secretOf(old.Token)
+		must(t, os.WriteFile(o.Paths.Server("cred", "passwd"), []byte("cluster-agent-secret,node,node,rke2:agent\n"+s+",server,server,rke2:server\n"), 0o600))
+		o.FurtherServer = true
+		if res := ensure(t, o); secretOf(res.AgentToken) != "cluster-agent-secret" {
+			t.Errorf("agent token %s, want the cluster's", res.AgentToken)
+		}
+	})
+	t.Run("baked default", func(t *testing.T) {
+		o := testOptions(t)
+		o.DefaultAgentToken = "K10::node:baked-agent-secret"
+		if res := ensure(t, o); secretOf(res.AgentToken) != "baked-agent-secret" {
+			t.Errorf("agent token %s, want the baked one", res.AgentToken)
+		}
+		// The node's own wins over the image's.
+		o.DefaultAgentToken = "K10::node:another-image"
+		if res := ensure(t, o); secretOf(res.AgentToken) != "baked-agent-secret" {
+			t.Errorf("agent token %s, want the node's own", res.AgentToken)
+		}
+	})
 }
 
 // TestBadOptions: bad input is refused before anything is written.

@@ -208,6 +208,10 @@ func readPasswd(p string) (passwd, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parsePasswd(b)
+}
+
+func parsePasswd(b []byte) (passwd, error) {
 	r := csv.NewReader(bytes.NewReader(b))
 	r.FieldsPerRecord = -1
 	out := passwd{}
@@ -228,6 +232,24 @@ func readPasswd(p string) (passwd, error) {
 		}
 		out[rec[1]] = e
 	}
+}
+
+// SameServerSecret reports whether two server/cred/passwd files give the
+// servers the same secret: they are the same cluster's, whatever they give
+// the agents. A further server takes the cluster's passwd at every start,
+// and the agents' secret in it may have changed since (the first server
+// makes one for a cluster from before agents had their own, and
+// agent-token may set another).
+func SameServerSecret(a, b []byte) bool {
+	pa, err := parsePasswd(a)
+	if err != nil {
+		return false
+	}
+	pb, err := parsePasswd(b)
+	if err != nil {
+		return false
+	}
+	return pa["server"].secret != "" && pa["server"].secret == pb["server"].secret
 }
 
 // bytes renders the file, users sorted (k3s writes them in map order).

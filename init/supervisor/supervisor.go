@@ -2,8 +2,10 @@
 // port 9345: it hands a joining node the cluster's CA, signs the
 // certificate requests of its kubelet and kube-proxy, tells it where the
 // apiservers are and, to a further server, gives the cluster's bootstrap
-// data. /cacerts and /ping answer anyone; everything else wants the
-// cluster's token as basic auth, "node:<secret>" or "server:<secret>".
+// data. /cacerts and /ping answer anyone; everything else wants a token
+// as basic auth: the agents' endpoints "node:<agent secret>", and all of
+// them "server:<server secret>". As in RKE2, "node:<server secret>" (an
+// agent given the server token as a bare secret) is an agent's too.
 package supervisor
 
 import (

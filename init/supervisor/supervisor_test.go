@@ -8,8 +8,10 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -260,6 +262,55 @@ func TestKubeletServingCert(t *testing.T) {
 	}
 }
 
+// TestTokenRoles: the agent token ("node" with the agent secret) is
+// answered on the agents' endpoints and refused, 401, on the servers'
+// (server-bootstrap hands out the cluster's CA keys); the server token
+// is answered on both, and, as in RKE2, serves agents too ("node" with
+// the server secret, what an agent given the server token sends).
+func TestTokenRoles(t *testing.T) {
+	s, kc := testServer(t)
+	s.Ready = func(context.Context) error { return nil }
+	s.SetCluster(&Cluster{Passwords: &NodePasswords{Kube: kc},
+		APIServers: func(context.Context) ([]string, error) { return []string{"192.0.2.1:6443"}, nil },
+		Members:    func(context.Context) (json.RawMessage, error) { return json.RawMessage(`{"members":[]}`), nil }})
+	const serverSecret = "server-secret"
+	agentEndpoints := []string{"GET " + Prefix + "/client-ca.crt", "GET " + Prefix + "/server-ca.crt", "GET " + Prefix + "/config",
+		"GET " + Prefix + "/readyz", "GET " + Prefix + "/apiservers", "POST " + Prefix + "/client-kube-proxy.crt"}
+	serverEndpoints := []string{"GET " + Prefix + "/server-bootstrap", "GET /db/info"}
+	for _, tc := range []struct {
+		name            string
+		user, pass      string
+		agents, servers int
+	}{
+		{"agent token", "node", agentSecret, http.StatusOK, http.StatusUnauthorized},
+		{"agent secret as the server", "server", agentSecret, http.StatusUnauthorized, http.StatusUnauthorized},
+		{"server token", "server", serverSecret, http.StatusOK, http.StatusOK},
+		{"server secret as a node", "node", serverSecret, http.StatusOK, http.StatusUnauthorized},
+		{"wrong secret", "node", "wrong", http.StatusUnauthorized, http.StatusUnauthorized},
+		{"no user", "", agentSecret, http.StatusUnauthorized, http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, ep := range append(agentEndpoints, serverEndpoints...) {
+				want := tc.agents
+				if slices.Contains(serverEndpoints, ep) {
+					want = tc.servers
+				}
+				method, path, _ := strings.Cut(ep, " ")
+				req := httptest.NewRequest(method, path, csrBody(t, method))
+				req.SetBasicAuth(tc.user, tc.pass)
+				w := httptest.NewRecorder()
+				s.Handler().ServeHTTP(w, req)
+				if w.Code != want {
+					t.Errorf("%s: %d %s, want %d", ep, w.Code, w.Body, want)
+				}
+				if w.Code == http.StatusUnauthorized && strings.Contains(w.Body.String(), "BEGIN") {
+					t.Errorf("%s: a refusal with content: %s", ep, w.Body)
+				}
+			}
+		})
+	}
+}
+
 // TestAPINames: the apiserver's names, its wildcards and the loopback's
 // are no kubelet's.
 func TestAPINames(t *testing.T) {
@@ -358,4 +409,21 @@ func TestClaimLimiterBounded(t *testing.T) {
 	if ok, _ := l.allow("[2001:db8::ffff]:1"); ok {
 		t.Error("one more from the same /64 passed")
 	}
+}
+
+// csrBody is a certificate request for a POST, nothing for a GET.
+func csrBody(t *testing.T, method string) io.Reader {
+	t.Helper()
+	if method != http.MethodPost {
+		return nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "system:kube-proxy"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.NewReader(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
 }

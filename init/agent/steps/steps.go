@@ -56,7 +56,7 @@ type Env struct {
 // DefaultEnv is the node's own.
 var DefaultEnv = Env{Paths: node.DefaultPaths, Release: config.ReleasePath, MediumDir: boot.MediumDir,
 	EtcdURL: "https://127.0.0.1:2379", APIServerURL: "https://127.0.0.1:6443", MilestoneDir: "/run/rke2os/milestones",
-	Secrets: serverpki.BakedSecretsDir, SupervisorAddr: ":9345", LBAddr: "127.0.0.1:6443", NodePasswordFile: host.NodePasswordFile}
+	Secrets: config.BakedSecretsDir, SupervisorAddr: ":9345", LBAddr: "127.0.0.1:6443", NodePasswordFile: host.NodePasswordFile}
 
 // Main runs the step named by args[0] and writes its answer to stdout;
 // the exit status is 0 on success, 1 on a failed step, 2 on bad usage.
@@ -213,7 +213,7 @@ func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string, trustOnFirstUse 
 			return nil, fmt.Errorf("join: %w", err)
 		}
 	}
-	pki, err := e.serverPKI(nodeName, nodeIP, baked.Token)
+	pki, err := e.serverPKI(nodeName, nodeIP, baked)
 	if err != nil {
 		return nil, err
 	}
@@ -257,19 +257,20 @@ func (e Env) installSecrets() (*serverpki.Installed, error) {
 }
 
 // serverPKI makes (once) and checks (every start) the server's CAs,
-// certificates, kubeconfigs, token and encryption config, from the keys of
-// RKE2's config.yaml that shape them; bakedToken, the image's, stands in
-// for a config without token.
-func (e Env) serverPKI(nodeName, nodeIP, bakedToken string) (*serverpki.Result, error) {
+// certificates, kubeconfigs, tokens and encryption config, from the keys
+// of RKE2's config.yaml that shape them; the image's baked tokens stand in
+// for a config without token, and for a node without an agent token.
+func (e Env) serverPKI(nodeName, nodeIP string, baked *serverpki.Installed) (*serverpki.Result, error) {
 	rc, err := e.rke2Config()
 	if err != nil {
 		return nil, err
 	}
 	o := serverpki.Options{Paths: e.Paths, NodeName: nodeName, TLSSANs: rc.TLSSANs(), Token: rc.Token(),
 		AgentToken: rc.String("agent-token"), ServiceCIDR: rc.String("service-cidr"), ClusterDomain: rc.String("cluster-domain"),
-		Kubeconfig: rc.String("write-kubeconfig"), KubeconfigMode: rc.String("write-kubeconfig-mode")}
+		Kubeconfig: rc.String("write-kubeconfig"), KubeconfigMode: rc.String("write-kubeconfig-mode"),
+		DefaultAgentToken: baked.AgentToken, FurtherServer: rc.Server() != ""}
 	if o.Token == "" {
-		o.Token = bakedToken
+		o.Token = baked.Token
 	}
 	if ip := net.ParseIP(nodeIP); ip != nil {
 		o.NodeIPs = []net.IP{ip}

@@ -99,7 +99,7 @@ func TestEtcd(t *testing.T) {
 	}
 	// The server's PKI came with it, once: keys and kubeconfigs 0600.
 	for _, f := range []string{"server/tls/server-ca.key", "server/tls/client-admin.key", "server/cred/admin.kubeconfig",
-		"server/cred/encryption-config.json", "server/token", "agent/kubelet.kubeconfig"} {
+		"server/cred/encryption-config.json", "server/token", "server/agent-token", "agent/kubelet.kubeconfig"} {
 		fi, err := os.Lstat(filepath.Join(env.Paths.DataDir, f))
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
@@ -116,7 +116,7 @@ func TestEtcd(t *testing.T) {
 }
 
 // A server image's baked secrets become the node's where it has none: the
-// etcd step keeps the baked server CA and token. A node with its own CA
+// etcd step keeps the baked server CA and tokens. A node with its own CA
 // keeps it.
 func TestEtcdBakedSecrets(t *testing.T) {
 	env := testEnv(t)
@@ -126,8 +126,12 @@ func TestEtcdBakedSecrets(t *testing.T) {
 	}
 	bakedCA, _ := os.ReadFile(filepath.Join(env.Secrets, "tls", "server-ca.crt"))
 	bakedToken, _ := os.ReadFile(filepath.Join(env.Secrets, "token"))
+	bakedAgentToken, _ := os.ReadFile(filepath.Join(env.Secrets, "agent-token"))
 	if code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15"); code != 0 {
 		t.Fatalf("exit %d, answer %v", code, m)
+	}
+	if got, _ := os.ReadFile(env.Paths.Server("agent-token")); string(got) != string(bakedAgentToken) {
+		t.Errorf("server/agent-token %q, want the baked %q", got, bakedAgentToken)
 	}
 	if got, _ := os.ReadFile(env.Paths.Server("tls", "server-ca.crt")); !bytes.Equal(got, bakedCA) {
 		t.Error("server-ca.crt is not the baked one")
@@ -152,5 +156,60 @@ func TestEtcdBakedSecrets(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(own.Paths.Server("tls", "server-ca.crt")); !bytes.Equal(got, ownCA) {
 		t.Error("the node's own server-ca.crt was replaced by the baked one")
+	}
+}
+
+// The baked token is a default: on a first boot the config's token wins
+// over it, as the README promises. (The etcd step installed the baked
+// token file as if it were the node's own state, then refused the
+// config's: the node stopped in maintenance mode.) A node with state of
+// its own keeps it: another config token is refused, and nothing is
+// overwritten.
+func TestEtcdBakedSecretsConfigTokens(t *testing.T) {
+	env := testEnv(t)
+	env.Secrets = filepath.Join(t.TempDir(), "secrets")
+	if err := serverpki.GenerateSecrets(env.Secrets); err != nil {
+		t.Fatal(err)
+	}
+	caFile, _ := os.ReadFile(filepath.Join(env.Secrets, "tls", "server-ca.crt"))
+	hash, err := serverpki.CAHash(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, env, "token: config-server-secret\nagent-token: config-agent-secret\n")
+	if code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15"); code != 0 {
+		t.Fatalf("first boot: exit %d, answer %v", code, m)
+	}
+	for f, want := range map[string]string{"token": "K10" + hash + "::server:config-server-secret\n", "agent-token": "K10" + hash + "::node:config-agent-secret\n"} {
+		if got, _ := os.ReadFile(env.Paths.Server(f)); string(got) != want {
+			t.Errorf("server/%s %q, want the config's %q", f, got, want)
+		}
+	}
+
+	// The node's own state now: another token in the config is refused.
+	before := map[string][]byte{}
+	for _, f := range []string{"token", "agent-token", "cred/passwd"} {
+		before[f], _ = os.ReadFile(env.Paths.Server(f))
+	}
+	writeConfig(t, env, "token: another-secret\n")
+	code, m := run(t, env, agent.StepEtcd, "--node-name=node1", "--node-ip=10.0.2.15")
+	if code != 1 || !strings.Contains(fmt.Sprint(m["error"]), "not this cluster's") {
+		t.Fatalf("another token: exit %d, answer %v", code, m)
+	}
+	for f, b := range before {
+		if got, _ := os.ReadFile(env.Paths.Server(f)); !bytes.Equal(got, b) {
+			t.Errorf("server/%s was overwritten", f)
+		}
+	}
+}
+
+// writeConfig writes RKE2's config.yaml as the init renders it.
+func writeConfig(t *testing.T, env Env, yaml string) {
+	t.Helper()
+	if err := os.MkdirAll(env.Paths.EtcDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(env.Paths.EtcDir, "config.yaml"), []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
