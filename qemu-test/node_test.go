@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
-	"github.com/rke2os/rke2os/init/timesync/ntptest"
+	"github.com/rke2os/rke2os/init/pid1/timesync/ntptest"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"

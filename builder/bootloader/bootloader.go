@@ -3,7 +3,7 @@
 // ISO, the MBR and BIOS boot partition of the raw disk, and grub.cfg.
 //
 // Every GRUB image carries the same early config: find the filesystem
-// labelled BootLabel and read /boot/grub/grub.cfg from it.
+// labelled layout.BootLabel and read /boot/grub/grub.cfg from it.
 package bootloader
 
 import (
@@ -14,10 +14,6 @@ import (
 	"path/filepath"
 	"text/template"
 )
-
-// BootLabel is the label of the filesystem that holds /boot/grub/grub.cfg:
-// the ISO's volume identifier, or the raw disk's ESP.
-const BootLabel = "RKE2_BOOT"
 
 // Files are GRUB's prepared images.
 type Files struct {

@@ -32,9 +32,9 @@ import (
 	"github.com/rke2os/rke2os/builder/initramfs"
 	"github.com/rke2os/rke2os/builder/iso"
 	"github.com/rke2os/rke2os/builder/kernel"
-	"github.com/rke2os/rke2os/init/agent"
-	"github.com/rke2os/rke2os/init/config"
-	"github.com/rke2os/rke2os/init/serverpki"
+	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/init/shared/layout"
+	"github.com/rke2os/rke2os/init/shared/serverpki"
 )
 
 // InputError is bad input from the user (exit code 2): a missing kernel,
@@ -362,7 +362,7 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 		if err != nil {
 			return err
 		}
-		if err := a.Bytes(strings.TrimPrefix(config.ReleasePath, "/"), rel, 0o644); err != nil {
+		if err := a.Bytes(strings.TrimPrefix(layout.Release, "/"), rel, 0o644); err != nil {
 			return err
 		}
 	}
@@ -370,7 +370,7 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 		return err
 	}
 	if o.Node != "" {
-		if err := a.File(strings.TrimPrefix(agent.Path, "/"), o.Node, 0o755); err != nil {
+		if err := a.File(strings.TrimPrefix(layout.NodeBinary, "/"), o.Node, 0o755); err != nil {
 			return err
 		}
 	}
@@ -386,7 +386,7 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 		return err
 	}
 	if o.Config != "" {
-		if err := a.File(strings.TrimPrefix(config.BakedPath, "/"), o.Config, 0o600); err != nil {
+		if err := a.File(strings.TrimPrefix(layout.BakedConfig, "/"), o.Config, 0o600); err != nil {
 			return err
 		}
 		if err := m.addFile("config", o.Config); err != nil {
@@ -442,7 +442,7 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 			return err
 		}
 	}
-	if err := a.Bytes(modDir+"/rke2-modules.load", []byte(strings.Join(files, "\n")+"\n"), 0o644); err != nil {
+	if err := a.Bytes(modDir+"/"+layout.ModuleList, []byte(strings.Join(files, "\n")+"\n"), 0o644); err != nil {
 		return err
 	}
 	m.Modules = files
@@ -458,10 +458,10 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 }
 
 // bakeSecrets adds every file below dir to the initramfs at
-// config.BakedSecretsDir, in the same layout: files 0600, directories
+// layout.BakedSecrets, in the same layout: files 0600, directories
 // 0700.
 func bakeSecrets(a *initramfs.Archive, dir string) error {
-	root := strings.TrimPrefix(config.BakedSecretsDir, "/")
+	root := strings.TrimPrefix(layout.BakedSecrets, "/")
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -484,8 +484,8 @@ func bakeSecrets(a *initramfs.Archive, dir string) error {
 func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options, images *bakedImages) error {
 	cfg := filepath.Join(tmp, "grub-iso.cfg")
 	title := "RKE2 " + o.Role
-	if err := os.WriteFile(cfg, bootloader.Config(bootloader.Entry{Title: title, SystemLabel: bootloader.BootLabel,
-		Cmdline: cmdline + " rke2.medium=" + bootloader.BootLabel}), 0o644); err != nil {
+	if err := os.WriteFile(cfg, bootloader.Config(bootloader.Entry{Title: title, SystemLabel: layout.BootLabel,
+		Cmdline: cmdline + " rke2.medium=" + layout.BootLabel}), 0o644); err != nil {
 		return err
 	}
 	efiImg := filepath.Join(tmp, "efi.img")
@@ -507,7 +507,7 @@ func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string
 		files = append(files, iso.File{Path: f[0], Source: f[1]})
 	}
 	return iso.Write(staged.ISO, ws, iso.Spec{
-		VolumeID: bootloader.BootLabel,
+		VolumeID: layout.BootLabel,
 		Files:    files,
 		BIOSBoot: "/boot/grub/eltorito.img",
 		EFIBoot:  "/boot/grub/efi.img",
@@ -575,7 +575,7 @@ func writeRaw(staged Outputs, grub *bootloader.Files, cmdline string, images *ba
 		system = append(system, rawdisk.File{Path: f[0], Source: f[1]})
 	}
 	return rawdisk.Write(staged.Raw, rawdisk.Spec{
-		MBR: mbr, Core: core, ESPLabel: bootloader.BootLabel,
+		MBR: mbr, Core: core, ESPLabel: layout.BootLabel,
 		ESP: []rawdisk.File{
 			{Path: "/EFI/BOOT/BOOTX64.EFI", Data: efi},
 			{Path: "/boot/grub/grub.cfg", Data: cfg},

@@ -20,9 +20,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/rke2os/rke2os/init/agent"
-	"github.com/rke2os/rke2os/init/config"
-	"github.com/rke2os/rke2os/init/serverpki"
+	"github.com/rke2os/rke2os/init/shared/layout"
+	"github.com/rke2os/rke2os/init/shared/serverpki"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -238,8 +237,8 @@ func TestImagesBaked(t *testing.T) {
 		t.Errorf("release.json in the initrd lacks %s", want)
 	}
 	// rke2-node, which extracts and imports the images, is where the init runs it.
-	if !bytes.Contains(initrd, []byte(strings.TrimPrefix(agent.Path, "/"))) || !bytes.Contains(initrd, []byte("fake rke2-node")) {
-		t.Errorf("the initrd lacks rke2-node at %s", agent.Path)
+	if !bytes.Contains(initrd, []byte(strings.TrimPrefix(layout.NodeBinary, "/"))) || !bytes.Contains(initrd, []byte("fake rke2-node")) {
+		t.Errorf("the initrd lacks rke2-node at %s", layout.NodeBinary)
 	}
 }
 
@@ -321,7 +320,7 @@ func TestSecretsBaked(t *testing.T) {
 		t.Fatal(err)
 	}
 	inInitrd := initrdRecords(t, out.Initrd)
-	root := strings.TrimPrefix(config.BakedSecretsDir, "/")
+	root := strings.TrimPrefix(layout.BakedSecrets, "/")
 	for _, d := range []string{root, root + "/tls", root + "/tls/etcd"} {
 		if r, ok := inInitrd[d]; !ok || r.Mode != cpio.S_IFDIR|0o700 {
 			t.Errorf("%s: in the initrd %v, mode %o, want a directory 0700", d, ok, r.Mode)

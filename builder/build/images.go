@@ -8,14 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/rke2os/rke2os/builder/content"
-	"github.com/rke2os/rke2os/init/config"
-)
-
-// Where the images go on the medium: the init links them into RKE2's
-// /var/lib/rancher/rke2/agent/images/, and reads the index beside them.
-const (
-	MediumImagesDir = "/rke2/agent/images"
-	MediumIndex     = "/rke2/images.json"
+	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/init/shared/layout"
 )
 
 // bakedImages are the archives an image carries, checked and indexed.
@@ -61,10 +55,10 @@ func readImages(o Options, tmp string) (*bakedImages, error) {
 		if err != nil {
 			return nil, fmt.Errorf("images: %w", err)
 		}
-		b.digests[path.Join(MediumImagesDir, filepath.Base(p))] = d
+		b.digests[path.Join(layout.MediumImagesDir, filepath.Base(p))] = d
 	}
 	for i := range b.index {
-		b.index[i].Archive = path.Join(MediumImagesDir, filepath.Base(b.index[i].Archive))
+		b.index[i].Archive = path.Join(layout.MediumImagesDir, filepath.Base(b.index[i].Archive))
 	}
 	// The index on the medium names the archives where the node finds them.
 	idx, err := json.MarshalIndent(b.index, "", "  ")
@@ -93,9 +87,9 @@ func (b *bakedImages) files() [][2]string {
 	if b == nil {
 		return nil
 	}
-	out := [][2]string{{MediumIndex, b.indexFile}}
+	out := [][2]string{{layout.MediumIndex, b.indexFile}}
 	for _, a := range b.archives {
-		out = append(out, [2]string{path.Join(MediumImagesDir, filepath.Base(a)), a})
+		out = append(out, [2]string{path.Join(layout.MediumImagesDir, filepath.Base(a)), a})
 	}
 	return out
 }

@@ -23,7 +23,7 @@ import (
 	"sort"
 	"strings"
 
-	initcontent "github.com/rke2os/rke2os/init/content"
+	initcontent "github.com/rke2os/rke2os/init/shared/content"
 )
 
 // Image is one tagged image of a Set: the init's, so that what the builder

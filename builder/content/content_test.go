@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	ct "github.com/rke2os/rke2os/init/content/contenttest"
+	ct "github.com/rke2os/rke2os/init/shared/content/contenttest"
 )
 
 const runtimeName = "docker.io/" + ct.RuntimeRef

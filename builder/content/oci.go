@@ -14,7 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	initcontent "github.com/rke2os/rke2os/init/content"
+	initcontent "github.com/rke2os/rke2os/init/shared/content"
 )
 
 // Annotations that name an image in an OCI index. containerd's export

@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	ct "github.com/rke2os/rke2os/init/content/contenttest"
+	ct "github.com/rke2os/rke2os/init/shared/content/contenttest"
 )
 
 // ociLayout writes a layout holding the runtime image named by containerd's

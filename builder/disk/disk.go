@@ -15,6 +15,7 @@ import (
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/rke2os/rke2os/init/shared/layout"
 )
 
 // Partition names (GPT labels); the FAT filesystems carry the same labels,
@@ -24,7 +25,7 @@ const (
 	PartESP    = "EFI"
 	PartSysA   = "RKE2_A"
 	PartSysB   = "RKE2_B"
-	PartState  = "RKE2_STATE"
+	PartState  = layout.StateLabel
 	mib        = 1 << 20
 	sectorSize = 512
 )

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rke2os/rke2os/init/boot"
+	"github.com/rke2os/rke2os/init/pid1/boot"
 )
 
 func writeSources(t *testing.T, dir string, mtime time.Time) []File {

@@ -7,8 +7,8 @@ import (
 	"io"
 	"path/filepath"
 
-	"github.com/rke2os/rke2os/init/host"
-	"github.com/rke2os/rke2os/init/serverpki"
+	"github.com/rke2os/rke2os/init/shared/host"
+	"github.com/rke2os/rke2os/init/shared/serverpki"
 )
 
 // parse parses a command's flags: --help prints usage and the flags on

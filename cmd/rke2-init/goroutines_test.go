@@ -13,7 +13,7 @@ import (
 )
 
 // helperPath is the package through which PID 1 starts goroutines.
-const helperPath = "github.com/rke2os/rke2os/init/goroutine"
+const helperPath = "github.com/rke2os/rke2os/init/shared/goroutine"
 
 // Every goroutine rke2-init starts goes through init/goroutine, which
 // recovers its panic: an unrecovered one ends PID 1 and panics the kernel.

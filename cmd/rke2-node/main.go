@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/rke2os/rke2os/init/agent/steps"
-	"github.com/rke2os/rke2os/init/console"
+	"github.com/rke2os/rke2os/init/rke2node"
+	"github.com/rke2os/rke2os/init/shared/console"
 )
 
 func main() {
 	slog.SetDefault(console.Logger())
-	os.Exit(steps.Main(steps.DefaultEnv, os.Args[1:], os.Stdout))
+	os.Exit(rke2node.Main(rke2node.DefaultEnv, os.Args[1:], os.Stdout))
 }

@@ -9,11 +9,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rke2os/rke2os/init/config"
-	"github.com/rke2os/rke2os/init/console"
-	"github.com/rke2os/rke2os/init/goroutine"
-	"github.com/rke2os/rke2os/init/network"
-	"github.com/rke2os/rke2os/init/timesync"
+	"github.com/rke2os/rke2os/init/pid1/network"
+	"github.com/rke2os/rke2os/init/pid1/timesync"
+	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/init/shared/console"
+	"github.com/rke2os/rke2os/init/shared/goroutine"
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
 )

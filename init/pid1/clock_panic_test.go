@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rke2os/rke2os/init/timesync"
-	"github.com/rke2os/rke2os/init/timesync/ntptest"
+	"github.com/rke2os/rke2os/init/pid1/timesync"
+	"github.com/rke2os/rke2os/init/pid1/timesync/ntptest"
 	"github.com/rke2os/rke2os/internal/syncbuf"
 )
 

@@ -7,17 +7,18 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/rke2os/rke2os/init/boot"
-	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/init/pid1/boot"
+	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/init/shared/layout"
 )
 
 // Where configs are read from, earliest (weakest) first; the NoCloud volume
 // and the kernel command line come after these.
 const (
 	// BakedConfig is the config rke2-build --config put into the initramfs.
-	BakedConfig = config.BakedPath
+	BakedConfig = layout.BakedConfig
 	// mediumConfig is a config placed on the boot medium, next to the images.
-	mediumConfig = boot.MediumDir + "/rke2/config.yaml"
+	mediumConfig = layout.MediumDir + layout.MediumConfig
 )
 
 // loadConfig reads and merges every config source: baked into the image <
@@ -67,7 +68,7 @@ func loadConfig(cmdline string, defaultRole string) (*config.Config, error) {
 		return nil, err
 	}
 	slog.Info("config loaded", "sources", strings.Join(sources, ", "), "role", merged.Role(defaultRole))
-	for _, w := range configWarnings(merged, cmdline, defaultRole, config.BakedSecretsDir) {
+	for _, w := range configWarnings(merged, cmdline, defaultRole, layout.BakedSecrets) {
 		slog.Warn(w)
 	}
 	return merged, nil

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/init/shared/config"
 )
 
 // The boot warns of a token on the kernel command line (every pod reads

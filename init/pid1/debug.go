@@ -17,9 +17,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rke2os/rke2os/init/config"
-	"github.com/rke2os/rke2os/init/goroutine"
-	"github.com/rke2os/rke2os/init/host"
+	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/init/shared/goroutine"
+	"github.com/rke2os/rke2os/init/shared/host"
+	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/internal/backoff"
 )
 
@@ -104,7 +105,7 @@ func logCPU(ctx context.Context, proc string, every time.Duration) {
 // debug: {hooks: true}).
 const (
 	debugHooksAddr      = config.DebugHooksAddr
-	debugHooksTokenFile = config.DebugHooksTokenFile
+	debugHooksTokenFile = layout.DebugHooksToken
 )
 
 // maxHookConns bounds the connections the hooks serve at once; the next

@@ -8,20 +8,21 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/rke2os/rke2os/init/agent"
-	"github.com/rke2os/rke2os/init/config"
-	"github.com/rke2os/rke2os/init/console"
-	"github.com/rke2os/rke2os/init/node"
-	"github.com/rke2os/rke2os/init/supervise"
+	"github.com/rke2os/rke2os/init/pid1/launch"
+	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/init/shared/console"
+	"github.com/rke2os/rke2os/init/shared/layout"
+	"github.com/rke2os/rke2os/init/shared/nodesteps"
+	"github.com/rke2os/rke2os/init/shared/supervise"
 )
 
 // startNode runs RKE2's process lifecycle on this machine: content
 // bootstrap, containerd, the airgap import, the kubelet and, on servers,
 // etcd's static pod. The heavy one-shot steps run in rke2-node child
-// processes (package agent); containerd and the kubelet are services of
+// processes (package nodesteps); containerd and the kubelet are services of
 // the init's supervisor. Each milestone is logged as it is reached.
 func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Supervisor, cfg *config.Config, role, nodeIP string) error {
-	rel, err := config.ReadRelease(config.ReleasePath)
+	rel, err := config.ReadRelease(layout.Release)
 	if err != nil {
 		return fmt.Errorf("%w (this image was built without --images; rebuild it with the airgap images)", err)
 	}
@@ -35,7 +36,7 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 	if ips := cfg.RKE2.NodeIPs(); len(ips) > 0 {
 		nodeIP = ips[0]
 	}
-	st := &node.Stack{Paths: node.DefaultPaths, Sup: sup, Config: cfg, Role: role,
+	st := &launch.Stack{Paths: layout.DefaultPaths, Sup: sup, Config: cfg, Role: role,
 		NodeName: nodeName, NodeIP: nodeIP, SandboxImage: rel.Image("rancher/mirrored-pause")}
 	// RKE2's config.yaml and registries.yaml first: the runtime pull
 	// fallback reads the registries.
@@ -48,8 +49,8 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 	// a server that is not the token's) stops the boot here, said plainly.
 	joining := role == config.RoleAgent && cfg.RKE2.Server() != ""
 	if joining {
-		var j agent.JoinResult
-		if err := agent.Run(reaper, agent.Path, &j, agent.StepJoin, "--node-name="+nodeName, "--node-ip="+nodeIP); err != nil {
+		var j nodesteps.JoinResult
+		if err := nodesteps.Run(reaper, layout.NodeBinary, &j, nodesteps.StepJoin, "--node-name="+nodeName, "--node-ip="+nodeIP); err != nil {
 			return err
 		}
 		slog.Info("joined", "server", j.Server, "apiservers", j.APIServers, "took", time.Duration(j.Seconds*float64(time.Second)))
@@ -59,8 +60,8 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 		slog.Warn("agent without server: in its config: the kubelet runs standalone, static pods only (set rke2.server and rke2.token to join a cluster)")
 	}
 
-	var res agent.ContentResult
-	if err := agent.Run(reaper, agent.Path, &res, agent.StepContent, "--server="+strconv.FormatBool(role == config.RoleServer)); err != nil {
+	var res nodesteps.ContentResult
+	if err := nodesteps.Run(reaper, layout.NodeBinary, &res, nodesteps.StepContent, "--server="+strconv.FormatBool(role == config.RoleServer)); err != nil {
 		return err
 	}
 	slog.Info("runtime content", "key", res.DataKey, "bin", res.BinDir, "skipped", res.Skipped, "took", time.Duration(res.Seconds*float64(time.Second)))
@@ -71,23 +72,23 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 		return err
 	}
 	console.Milestone("containerd-ready")
-	var imp agent.ImportResult
-	if err := agent.Run(reaper, agent.Path, &imp, agent.StepImport); err != nil {
+	var imp nodesteps.ImportResult
+	if err := nodesteps.Run(reaper, layout.NodeBinary, &imp, nodesteps.StepImport); err != nil {
 		return err
 	}
 	slog.Info("airgap images", "imported", imp.Imported, "skipped", imp.Skipped, "images", imp.Images)
 	console.Milestone("images-imported")
 
 	if role == config.RoleServer {
-		var etcd agent.EtcdResult
-		if err := agent.Run(reaper, agent.Path, &etcd, agent.StepEtcd, etcdArgs(cfg, nodeName, nodeIP)...); err != nil {
+		var etcd nodesteps.EtcdResult
+		if err := nodesteps.Run(reaper, layout.NodeBinary, &etcd, nodesteps.StepEtcd, etcdArgs(cfg, nodeName, nodeIP)...); err != nil {
 			return err
 		}
 		// After a step of the clock, the same step re-issues what no
 		// longer covers now, and a changed certificate restarts etcd.
 		again := func() {
-			var r agent.EtcdResult
-			if err := agent.Run(reaper, agent.Path, &r, agent.StepEtcd, etcdArgs(cfg, nodeName, nodeIP)...); err != nil {
+			var r nodesteps.EtcdResult
+			if err := nodesteps.Run(reaper, layout.NodeBinary, &r, nodesteps.StepEtcd, etcdArgs(cfg, nodeName, nodeIP)...); err != nil {
 				slog.Warn("certificates after the clock step", "err", err)
 				return
 			}
@@ -107,9 +108,9 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 		// The load balancer the kubelet and kube-proxy reach the
 		// apiservers through, and node-ready: a service of its own.
 		err := sup.Add(&supervise.Service{
-			Name: "rke2-agent", Path: agent.Path,
-			Args:    []string{agent.StepAgent, "--node-name=" + nodeName, "--node-ip=" + nodeIP},
-			LogFile: node.DefaultPaths.Agent("logs", "rke2-agent.log"),
+			Name: "rke2-agent", Path: layout.NodeBinary,
+			Args:    []string{nodesteps.StepAgent, "--node-name=" + nodeName, "--node-ip=" + nodeIP},
+			LogFile: layout.DefaultPaths.Agent("logs", "rke2-agent.log"),
 		}, "containerd")
 		if err != nil {
 			return err
@@ -120,9 +121,9 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 		// then the controller-manager and the scheduler) is a service of
 		// its own: a crash there costs a restart, never PID 1.
 		err := sup.Add(&supervise.Service{
-			Name: "rke2-server", Path: agent.Path,
-			Args:    []string{agent.StepServer, "--node-name=" + nodeName, "--node-ip=" + nodeIP},
-			LogFile: node.DefaultPaths.Agent("logs", "rke2-server.log"),
+			Name: "rke2-server", Path: layout.NodeBinary,
+			Args:    []string{nodesteps.StepServer, "--node-name=" + nodeName, "--node-ip=" + nodeIP},
+			LogFile: layout.DefaultPaths.Agent("logs", "rke2-server.log"),
 		}, "kubelet")
 		if err != nil {
 			return err
@@ -137,5 +138,5 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 // flag.
 func etcdArgs(cfg *config.Config, nodeName, nodeIP string) []string {
 	return []string{"--node-name=" + nodeName, "--node-ip=" + nodeIP,
-		"--" + agent.FlagTrustOnFirstUse + "=" + strconv.FormatBool(cfg.TrustsOnFirstUse())}
+		"--" + nodesteps.FlagTrustOnFirstUse + "=" + strconv.FormatBool(cfg.TrustsOnFirstUse())}
 }

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/rke2os/rke2os/init/config"
+	"github.com/rke2os/rke2os/init/shared/config"
 )
 
 // The etcd step gets the config's join.trust_on_first_use as a flag: it

@@ -15,19 +15,20 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rke2os/rke2os/init/boot"
-	"github.com/rke2os/rke2os/init/config"
-	"github.com/rke2os/rke2os/init/console"
-	"github.com/rke2os/rke2os/init/goroutine"
-	"github.com/rke2os/rke2os/init/host"
-	"github.com/rke2os/rke2os/init/network"
-	"github.com/rke2os/rke2os/init/shutdown"
-	"github.com/rke2os/rke2os/init/supervise"
+	"github.com/rke2os/rke2os/init/pid1/boot"
+	"github.com/rke2os/rke2os/init/pid1/network"
+	"github.com/rke2os/rke2os/init/pid1/shutdown"
+	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/init/shared/console"
+	"github.com/rke2os/rke2os/init/shared/goroutine"
+	"github.com/rke2os/rke2os/init/shared/host"
+	"github.com/rke2os/rke2os/init/shared/layout"
+	"github.com/rke2os/rke2os/init/shared/supervise"
 	"golang.org/x/sys/unix"
 )
 
 // imagesDir is where RKE2 looks for airgap image archives.
-const imagesDir = "/var/lib/rancher/rke2/agent/images"
+var imagesDir = layout.DefaultPaths.Images()
 
 // memoryLimit is the Go runtime's soft limit for PID 1 (heap, stacks and
 // runtime, not the binary): about twice what it uses, so GC, not the
@@ -227,7 +228,7 @@ func mountState(medium string) error {
 		return err
 	}
 	if s == nil {
-		slog.Info("no state partition (" + boot.StateLabel + "); the node's state lives in memory")
+		slog.Info("no state partition (" + layout.StateLabel + "); the node's state lives in memory")
 		return nil
 	}
 	formatted, err := s.Prepare()

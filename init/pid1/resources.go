@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"runtime"
 
-	"github.com/rke2os/rke2os/init/host"
+	"github.com/rke2os/rke2os/init/shared/host"
 )
 
 // logResources logs the init's own memory: its resident set (what the

@@ -16,7 +16,7 @@ import (
 
 	"github.com/rke2os/rke2os/internal/fsutil"
 
-	"github.com/rke2os/rke2os/init/content"
+	"github.com/rke2os/rke2os/init/shared/content"
 )
 
 // benchExtract times the init's extraction of the runtime image at a

@@ -17,7 +17,8 @@ import (
 	"github.com/rke2os/rke2os/builder/build"
 	"github.com/rke2os/rke2os/builder/initramfs"
 	"github.com/rke2os/rke2os/builder/iso"
-	"github.com/rke2os/rke2os/init/serverpki"
+	"github.com/rke2os/rke2os/init/shared/layout"
+	"github.com/rke2os/rke2os/init/shared/serverpki"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 )
 
@@ -162,7 +163,7 @@ func isoTime(tb *benchTB, tree string) float64 {
 	ws := tb.TempDir()
 	out := filepath.Join(tb.TempDir(), "own.iso")
 	start := time.Now()
-	check(iso.Write(out, ws, iso.Spec{VolumeID: "RKE2_BOOT", Files: files, BIOSBoot: "/boot/grub/eltorito.img",
+	check(iso.Write(out, ws, iso.Spec{VolumeID: layout.BootLabel, Files: files, BIOSBoot: "/boot/grub/eltorito.img",
 		EFIBoot: "/boot/grub/efi.img", Epoch: time.Unix(1735689600, 0)}))
 	return time.Since(start).Seconds()
 }
@@ -172,7 +173,7 @@ func isoTime(tb *benchTB, tree string) float64 {
 func xorrisoTime(tb *benchTB, tree string) float64 {
 	iso := filepath.Join(tb.TempDir(), "x.iso")
 	start := time.Now()
-	cmd := exec.Command("xorriso", "-as", "mkisofs", "-quiet", "-R", "-V", "RKE2_BOOT", "-o", iso,
+	cmd := exec.Command("xorriso", "-as", "mkisofs", "-quiet", "-R", "-V", layout.BootLabel, "-o", iso,
 		"-b", "boot/grub/eltorito.img", "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
 		"-eltorito-alt-boot", "-e", "boot/grub/efi.img", "-no-emul-boot", tree)
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -1,0 +1,42 @@
+package layout
+
+// The image's own layout: what the builder writes where PID 1 and
+// rke2-node look for it. Nothing else in the tree spells these.
+const (
+	// BootLabel labels the filesystem of the boot medium (the ISO's
+	// volume, the raw disk's ESP) that holds /boot/grub/grub.cfg, the
+	// kernel, the initramfs and the airgap images.
+	BootLabel = "RKE2_BOOT"
+	// StateLabel names the state partition: its GPT name and, once
+	// formatted, its filesystem label.
+	StateLabel = "RKE2_STATE"
+
+	// ModuleList names the file, in lib/modules/<release>/, that lists the
+	// kernel modules the init loads, in order.
+	ModuleList = "rke2-modules.load"
+	// BakedConfig is where rke2-build image --config puts the node config.
+	BakedConfig = "/etc/rke2/config.yaml"
+	// Release says which RKE2 an image runs and which images it carries.
+	Release = "/etc/rke2/release.json"
+	// BakedSecrets is where rke2-build image --secrets puts a cluster's
+	// CAs and tokens in a server image.
+	BakedSecrets = "/usr/lib/rke2os/secrets"
+	// NodeBinary is rke2-node, which PID 1 runs for the heavy steps.
+	NodeBinary = "/usr/lib/rke2os/rke2-node"
+	// DebugHooksToken is the secret the debug hooks want (debug.hooks);
+	// the config's write_files puts it there.
+	DebugHooksToken = "/etc/rke2/debug-hooks.token"
+
+	// MediumDir is where PID 1 mounts the boot medium, read-only.
+	MediumDir = "/run/rke2/medium"
+	// MediumImagesDir holds the airgap image archives on the medium (a
+	// path below its root).
+	MediumImagesDir = "/rke2/agent/images"
+	// MediumConfig is a node config placed on the medium (a path below
+	// its root), read after the baked one.
+	MediumConfig = "/rke2/config.yaml"
+)
+
+// MediumIndex lists the airgap archives on the medium with their images
+// (a path below its root).
+const MediumIndex = "/rke2/images.json"
