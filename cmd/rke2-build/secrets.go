@@ -7,8 +7,8 @@ import (
 	"io"
 	"path/filepath"
 
-	"github.com/rke2os/rke2os/init/shared/host"
 	"github.com/rke2os/rke2os/init/shared/serverpki"
+	"github.com/rke2os/rke2os/internal/durable"
 )
 
 // parse parses a command's flags: --help prints usage and the flags on
@@ -69,7 +69,7 @@ func kubeconfig(args []string, stdout, stderr io.Writer) int {
 	}
 	kc, err := serverpki.AdminKubeconfig(*dir, *server)
 	if err == nil && *out != "" {
-		err = host.WriteFileAtomic(*out, kc, 0o600)
+		err = durable.WriteFile(*out, kc, 0o600)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "rke2-build:", err)

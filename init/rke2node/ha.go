@@ -16,8 +16,8 @@ import (
 	"github.com/rke2os/rke2os/init/rke2node/etcdmember"
 	"github.com/rke2os/rke2os/init/rke2node/join"
 	"github.com/rke2os/rke2os/init/shared/config"
-	"github.com/rke2os/rke2os/init/shared/host"
 	"github.com/rke2os/rke2os/internal/backoff"
+	"github.com/rke2os/rke2os/internal/durable"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
@@ -57,7 +57,7 @@ func (e Env) readEtcdJoin() (*etcdJoin, error) {
 
 func (e Env) writeEtcdJoin(j *etcdJoin) error {
 	b, _ := json.MarshalIndent(j, "", "  ")
-	return host.WriteFileAtomic(e.etcdJoinPath(), append(b, '\n'), 0o600)
+	return durable.WriteFile(e.etcdJoinPath(), append(b, '\n'), 0o600)
 }
 
 // bootstrapServer takes the cluster's shared secrets from the server the

@@ -21,6 +21,7 @@ import (
 	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/host"
 	"github.com/rke2os/rke2os/internal/backoff"
+	"github.com/rke2os/rke2os/internal/durable"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -93,7 +94,7 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	api := pods.KubeAPIServerOptions{ControlPlane: cp, ExtraArgs: rc.Strings("kube-apiserver-arg"),
 		PodSecurityConfigFile: rc.String("pod-security-admission-config-file")}
 	if api.PodSecurityConfigFile == "" {
-		if err := host.WriteFileAtomic(pods.PodSecurityConfigPath(api), pods.PodSecurityConfig(), 0o600); err != nil {
+		if err := durable.WriteFile(pods.PodSecurityConfigPath(api), pods.PodSecurityConfig(), 0o600); err != nil {
 			return fmt.Errorf("server: pod security config: %w", err)
 		}
 	}

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/shared/config"
-	"github.com/rke2os/rke2os/init/shared/host"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/supervise"
+	"github.com/rke2os/rke2os/internal/durable"
 )
 
 // Stack is the node's RKE2 processes: containerd, then the kubelet, under
@@ -178,5 +178,5 @@ func httpOK(ctx context.Context, hostport, path string) error {
 }
 
 func writeFile(p string, data []byte, mode os.FileMode) error {
-	return host.WriteFileAtomic(p, data, mode)
+	return durable.WriteFile(p, data, mode)
 }

@@ -33,10 +33,10 @@ import (
 
 	"github.com/rke2os/rke2os/init/rke2node/supervisorapi"
 	"github.com/rke2os/rke2os/init/shared/config"
-	"github.com/rke2os/rke2os/init/shared/host"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/serverpki"
 	"github.com/rke2os/rke2os/internal/backoff"
+	"github.com/rke2os/rke2os/internal/durable"
 )
 
 // Options are a joining node's inputs.
@@ -455,7 +455,7 @@ func writeFile(p string, b []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	if err := host.WriteFileAtomic(p, b, mode); err != nil {
+	if err := durable.WriteFile(p, b, mode); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil

@@ -90,14 +90,6 @@ func writeFile(root string, f *config.WriteFile) error {
 	return os.Lchown(p, uid, gid)
 }
 
-// WriteFileAtomic is durable.WriteFile.
-func WriteFileAtomic(p string, data []byte, mode os.FileMode) error {
-	return durable.WriteFile(p, data, mode)
-}
-
-// SyncDir is durable.SyncDir.
-func SyncDir(dir string) error { return durable.SyncDir(dir) }
-
 // DefaultHostname names a machine whose config gives it no hostname, as
 // Talos does: "rke2-" and the last three bytes of the first Ethernet
 // address (by interface name), the same at every boot of the machine and

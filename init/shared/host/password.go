@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/rke2os/rke2os/internal/durable"
 )
 
 // NodePasswordFile is where RKE2 keeps the password a node proves its name
@@ -38,7 +40,7 @@ func EnsureNodePassword(root string) (created bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return false, fmt.Errorf("node password: %w", err)
 	}
-	if err := WriteFileAtomic(p, []byte(hex.EncodeToString(secret)+"\n"), 0o600); err != nil {
+	if err := durable.WriteFile(p, []byte(hex.EncodeToString(secret)+"\n"), 0o600); err != nil {
 		return false, fmt.Errorf("node password: %w", err)
 	}
 	return true, nil

@@ -21,7 +21,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/rke2os/rke2os/init/shared/host"
+	"github.com/rke2os/rke2os/internal/durable"
 )
 
 // CA is a certificate authority: its certificate and key.
@@ -284,5 +284,5 @@ func write(p string, b []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	return host.WriteFileAtomic(p, b, mode)
+	return durable.WriteFile(p, b, mode)
 }

@@ -10,9 +10,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/rke2os/rke2os/init/shared/host"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/pki"
+	"github.com/rke2os/rke2os/internal/durable"
 )
 
 // A cluster's secrets made off the node (rke2-build secrets) are its CAs,
@@ -92,7 +92,7 @@ func GenerateSecrets(dir string) (err error) {
 			return fmt.Errorf("secrets: %w", err)
 		}
 		tok := Token{CAHash: hash, Username: f.user, Password: secret}.String()
-		if err := host.WriteFileAtomic(filepath.Join(dir, f.name), []byte(tok+"\n"), 0o600); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, f.name), []byte(tok+"\n"), 0o600); err != nil {
 			return fmt.Errorf("secrets: %s: %w", f.name, err)
 		}
 	}
@@ -317,7 +317,7 @@ func InstallSecrets(dir string, p layout.Paths) (*Installed, error) {
 		if err := mkdirs(filepath.Dir(dst)); err != nil {
 			return err
 		}
-		if err := host.WriteFileAtomic(dst, data, 0o600); err != nil {
+		if err := durable.WriteFile(dst, data, 0o600); err != nil {
 			return err
 		}
 		in.Files = append(in.Files, filepath.ToSlash(rel))

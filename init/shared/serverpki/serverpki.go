@@ -25,7 +25,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/rke2os/rke2os/init/shared/host"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/internal/durable"
 )
@@ -463,7 +462,7 @@ func (b *builder) writeFileIn(p string, data []byte, mode, dirMode os.FileMode) 
 			return err
 		}
 	}
-	if err := host.WriteFileAtomic(p, data, mode); err != nil {
+	if err := durable.WriteFile(p, data, mode); err != nil {
 		return err
 	}
 	b.wrote(p)
