@@ -19,7 +19,7 @@ func TestValidate(t *testing.T) {
 	os.WriteFile(bad, []byte("role: nope\n"), 0o644)
 
 	var stdout, stderr bytes.Buffer
-	if exit := validate([]string{hooks}, &stdout, &stderr); exit != 0 {
+	if exit := run([]string{"validate", hooks}, &stdout, &stderr); exit != 0 {
 		t.Fatalf("exit %d\n%s", exit, &stderr)
 	}
 	if stdout.String() != hooks+": ok\n" {
@@ -31,7 +31,7 @@ func TestValidate(t *testing.T) {
 
 	stdout.Reset()
 	stderr.Reset()
-	if exit := validate([]string{"--role", "server", bad, hooks}, &stdout, &stderr); exit != 2 {
+	if exit := run([]string{"validate", "--role", "server", bad, hooks}, &stdout, &stderr); exit != 2 {
 		t.Fatalf("exit %d, want 2", exit)
 	}
 	if !strings.Contains(stderr.String(), "role") || stdout.String() != hooks+": ok\n" {
@@ -46,7 +46,7 @@ func TestValidateTokens(t *testing.T) {
 	agent := filepath.Join(t.TempDir(), "agent.yaml")
 	os.WriteFile(agent, []byte("rke2:\n  server: https://10.0.0.1:9345\n  token: K10"+strings.Repeat("ab", 32)+"::server:s3cr3t\n"), 0o644)
 	var stdout, stderr bytes.Buffer
-	if exit := validate([]string{"--role", "agent", agent}, &stdout, &stderr); exit != 0 || stdout.String() != agent+": ok\n" {
+	if exit := run([]string{"validate", "--role", "agent", agent}, &stdout, &stderr); exit != 0 || stdout.String() != agent+": ok\n" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", exit, &stdout, &stderr)
 	}
 	if w := stderr.String(); !strings.Contains(w, agent+": warning: rke2.token is a server token") || strings.Contains(w, "s3cr3t") {
@@ -56,7 +56,7 @@ func TestValidateTokens(t *testing.T) {
 	cmdline := "console=ttyS0 rke2.config=" + base64.StdEncoding.EncodeToString([]byte("rke2:\n  token: s3cr3t\n"))
 	stdout.Reset()
 	stderr.Reset()
-	if exit := validate([]string{"--cmdline", cmdline}, &stdout, &stderr); exit != 0 || stdout.String() != "--cmdline: ok\n" {
+	if exit := run([]string{"validate", "--cmdline", cmdline}, &stdout, &stderr); exit != 0 || stdout.String() != "--cmdline: ok\n" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", exit, &stdout, &stderr)
 	}
 	if w := stderr.String(); !strings.Contains(w, "--cmdline: warning: kernel command line rke2.config carries rke2.token") || strings.Contains(w, "s3cr3t") {
@@ -64,7 +64,7 @@ func TestValidateTokens(t *testing.T) {
 	}
 	stdout.Reset()
 	stderr.Reset()
-	if exit := validate([]string{"--cmdline", "rke2.config=!!!"}, &stdout, &stderr); exit != 2 || !strings.Contains(stderr.String(), "base64") {
+	if exit := run([]string{"validate", "--cmdline", "rke2.config=!!!"}, &stdout, &stderr); exit != 2 || !strings.Contains(stderr.String(), "base64") {
 		t.Fatalf("bad command line: exit %d, stdout %q, stderr %q", exit, &stdout, &stderr)
 	}
 }
@@ -147,5 +147,44 @@ func TestSecretsAndKubeconfig(t *testing.T) {
 	stderr.Reset()
 	if exit := run([]string{"kubeconfig", "--secrets", dir, "--server", "192.0.2.10:6443"}, &stdout, &stderr); exit != 2 || !strings.Contains(stderr.String(), "https://") {
 		t.Errorf("bad --server: exit %d, stderr %q", exit, &stderr)
+	}
+}
+
+// rke2-build image's bad input ends with exit 2 and a message that names
+// the fix, before anything is built; help is exit 0.
+func TestImageBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("role: nope\n"), 0o644)
+	for _, c := range []struct {
+		name  string
+		env   string
+		args  []string
+		exit  int
+		inErr string
+	}{
+		{"help", "", []string{"--help"}, 0, ""},
+		{"unknown flag", "", []string{"--nope"}, 2, "see rke2-build image --help"},
+		{"an argument", "", []string{"server"}, 2, `unexpected argument "server"`},
+		{"bad epoch", "yesterday", []string{"--output", dir}, 2, "SOURCE_DATE_EPOCH"},
+		{"epoch before FAT", "100", []string{"--output", dir}, 2, "1980 or later"},
+		{"secrets on an agent", "", []string{"--role", "agent", "--secrets", dir, "--output", dir}, 2, "joins with the agent token"},
+		{"invalid config", "", []string{"--config", bad, "--output", dir}, 2, "role"},
+		{"no GRUB images", "", []string{"--grub", filepath.Join(dir, "none"), "--output", dir}, 2, "make grub"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("SOURCE_DATE_EPOCH", c.env)
+			var stdout, stderr bytes.Buffer
+			exit := run(append([]string{"image"}, c.args...), &stdout, &stderr)
+			if exit != c.exit || !strings.Contains(stderr.String(), c.inErr) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", exit, &stderr, c.exit, c.inErr)
+			}
+			if c.exit == 0 && !strings.Contains(stdout.String(), "-role") {
+				t.Errorf("help: stdout %q", &stdout)
+			}
+		})
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("%s holds %d entries after refused builds, want bad.yaml alone", dir, len(ents))
 	}
 }
