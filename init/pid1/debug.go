@@ -19,8 +19,8 @@ import (
 
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/goroutine"
-	"github.com/rke2os/rke2os/init/shared/host"
 	"github.com/rke2os/rke2os/init/shared/layout"
+	"github.com/rke2os/rke2os/init/shared/procstat"
 	"github.com/rke2os/rke2os/internal/backoff"
 )
 
@@ -77,13 +77,13 @@ func startCPULog(ctx context.Context, proc string, every time.Duration) {
 // used its CPU (config debug: {cpu: true}): under emulation or on a small
 // machine, where a control plane's time goes.
 func logCPU(ctx context.Context, proc string, every time.Duration) {
-	before, err := host.ReadProcCPU(proc)
+	before, err := procstat.ReadProcCPU(proc)
 	have := err == nil
 	for {
 		if !backoff.Sleep(ctx, every) {
 			return
 		}
-		now, err := host.ReadProcCPU(proc)
+		now, err := procstat.ReadProcCPU(proc)
 		if err != nil {
 			slog.Warn("cpu", "err", err)
 			have = false

@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/pid1/boot"
+	"github.com/rke2os/rke2os/init/pid1/host"
 	"github.com/rke2os/rke2os/init/pid1/network"
 	"github.com/rke2os/rke2os/init/pid1/shutdown"
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/goroutine"
-	"github.com/rke2os/rke2os/init/shared/host"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/supervise"
 	"golang.org/x/sys/unix"
@@ -259,7 +259,7 @@ func applyHost(cfg *config.Config) error {
 	// After write_files, so that a password given there is the one kept.
 	created, err := host.EnsureNodePassword("/")
 	if err == nil {
-		slog.Info("node password", "file", host.NodePasswordFile, "created", created)
+		slog.Info("node password", "file", layout.NodePassword, "created", created)
 	}
 	return err
 }

@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"runtime"
 
-	"github.com/rke2os/rke2os/init/shared/host"
+	"github.com/rke2os/rke2os/init/shared/procstat"
 )
 
 // logResources logs the init's own memory: its resident set (what the
@@ -14,7 +14,7 @@ func logResources(when string) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	const status = "/proc/self/status"
-	slog.Info("init resources", "when", when, "rss_kib", host.ProcKiB(status, "VmRSS"),
-		"anon_kib", host.ProcKiB(status, "RssAnon"), "file_kib", host.ProcKiB(status, "RssFile"), "shmem_kib", host.ProcKiB(status, "RssShmem"),
+	slog.Info("init resources", "when", when, "rss_kib", procstat.ProcKiB(status, "VmRSS"),
+		"anon_kib", procstat.ProcKiB(status, "RssAnon"), "file_kib", procstat.ProcKiB(status, "RssFile"), "shmem_kib", procstat.ProcKiB(status, "RssShmem"),
 		"heap_kib", ms.HeapInuse>>10, "goroutines", runtime.NumGoroutine())
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/rke2os/rke2os/init/rke2node/pods"
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/console"
-	"github.com/rke2os/rke2os/init/shared/host"
+	"github.com/rke2os/rke2os/init/shared/procstat"
 	"github.com/rke2os/rke2os/internal/backoff"
 	"github.com/rke2os/rke2os/internal/durable"
 	corev1 "k8s.io/api/core/v1"
@@ -160,8 +160,8 @@ func (e Env) readyThenStay(ctx context.Context, kc kubernetes.Interface, nodeNam
 // bench reads the line).
 func logResources(when string) {
 	slog.Info("server resources", "when", when,
-		"server_rss_kib", host.ProcKiB("/proc/self/status", "VmRSS"), "init_rss_kib", host.ProcKiB("/proc/1/status", "VmRSS"),
-		"mem_used_kib", host.ProcKiB("/proc/meminfo", "MemTotal")-host.ProcKiB("/proc/meminfo", "MemAvailable"))
+		"server_rss_kib", procstat.ProcKiB("/proc/self/status", "VmRSS"), "init_rss_kib", procstat.ProcKiB("/proc/1/status", "VmRSS"),
+		"mem_used_kib", procstat.ProcKiB("/proc/meminfo", "MemTotal")-procstat.ProcKiB("/proc/meminfo", "MemAvailable"))
 }
 
 // stopped is nil when ctx has ended (a shutdown is no error), else err.

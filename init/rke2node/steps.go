@@ -29,7 +29,6 @@ import (
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/content"
-	"github.com/rke2os/rke2os/init/shared/host"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/nodesteps"
 	"github.com/rke2os/rke2os/init/shared/serverpki"
@@ -60,7 +59,7 @@ type Env struct {
 // DefaultEnv is the node's own.
 var DefaultEnv = Env{Paths: layout.DefaultPaths, Release: layout.Release, MediumDir: layout.MediumDir,
 	EtcdURL: "https://127.0.0.1:2379", APIServerURL: "https://127.0.0.1:6443", MilestoneDir: "/run/rke2os/milestones",
-	Secrets: layout.BakedSecrets, SupervisorAddr: ":9345", LBAddr: "127.0.0.1:6443", NodePasswordFile: host.NodePasswordFile}
+	Secrets: layout.BakedSecrets, SupervisorAddr: ":9345", LBAddr: "127.0.0.1:6443", NodePasswordFile: layout.NodePassword}
 
 // Main runs the step named by args[0] and writes its answer to stdout;
 // the exit status is 0 on success, 1 on a failed step, 2 on bad usage.

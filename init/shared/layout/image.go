@@ -40,3 +40,9 @@ const (
 // MediumIndex lists the airgap archives on the medium with their images
 // (a path below its root).
 const MediumIndex = "/rke2/images.json"
+
+// NodePassword is where RKE2 keeps the password a node proves its name
+// with when it joins (the server stores its hash in the secret
+// <node>.node-password.rke2). It lives on the state partition, through the
+// /etc/rancher bind, so the node keeps its name across reboots.
+const NodePassword = "/etc/rancher/node/password"

@@ -278,7 +278,7 @@ func writePair(certPath, keyPath string, der []byte, key *ecdsa.PrivateKey) erro
 	return write(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
-// write writes a certificate or key durably (see host.WriteFileAtomic):
+// write writes a certificate or key durably (see durable.WriteFile):
 // a power cut right after the first boot must not leave an empty CA.
 func write(p string, b []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {

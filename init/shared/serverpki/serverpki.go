@@ -433,7 +433,7 @@ func (b *builder) warn(format string, args ...any) {
 	b.warnings = append(b.warnings, fmt.Sprintf(format, args...))
 }
 
-// writeFile writes data durably (host.WriteFileAtomic) unless p already
+// writeFile writes data durably (durable.WriteFile) unless p already
 // holds it with mode; directories it makes are private (0700).
 func (b *builder) writeFile(p string, data []byte, mode os.FileMode) error {
 	return b.writeFileIn(p, data, mode, 0o700)

@@ -1,4 +1,7 @@
-package host
+// Package procstat reads what /proc says of memory and CPU use: a
+// status file's kB fields and the CPU time of every process, for the
+// resource logs of PID 1 and rke2-node. Standard library only.
+package procstat
 
 import (
 	"bytes"

@@ -6,11 +6,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/rke2os/rke2os/init/shared/layout"
 )
 
 func TestEnsureNodePassword(t *testing.T) {
 	root := t.TempDir()
-	p := filepath.Join(root, NodePasswordFile)
+	p := filepath.Join(root, layout.NodePassword)
 	created, err := EnsureNodePassword(root)
 	if err != nil || !created {
 		t.Fatalf("first call: created=%v err=%v", created, err)

@@ -1,5 +1,6 @@
 // Package host applies the machine-wide settings of the node config: the
-// host name, kernel parameters (sysctls) and files to write at boot.
+// host name, kernel parameters (sysctls) and files to write at boot, and
+// makes the node's password once (see layout.NodePassword).
 package host
 
 import (

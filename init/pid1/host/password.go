@@ -9,27 +9,22 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/internal/durable"
 )
-
-// NodePasswordFile is where RKE2 keeps the password a node proves its name
-// with when it joins (the server stores its hash in the secret
-// <node>.node-password.rke2). It lives on the state partition, through the
-// /etc/rancher bind, so the node keeps its name across reboots.
-const NodePasswordFile = "/etc/rancher/node/password"
 
 // EnsureNodePassword makes the node's password once, as RKE2's agent does
 // (32 random hex characters, mode 0600), and keeps the one it finds. An
 // unreadable or empty file is an error, never replaced: a new password would
 // lock the node out of its own name on the server.
 func EnsureNodePassword(root string) (created bool, err error) {
-	p := filepath.Join(root, NodePasswordFile)
+	p := filepath.Join(root, layout.NodePassword)
 	b, err := os.ReadFile(p)
 	switch {
 	case err == nil && strings.TrimSpace(string(b)) != "":
 		return false, nil
 	case err == nil:
-		return false, fmt.Errorf("node password %s is empty: remove it to make a new one (the server then refuses this node's name until its Node is deleted)", NodePasswordFile)
+		return false, fmt.Errorf("node password %s is empty: remove it to make a new one (the server then refuses this node's name until its Node is deleted)", layout.NodePassword)
 	case !errors.Is(err, os.ErrNotExist):
 		return false, fmt.Errorf("node password: %w", err)
 	}
