@@ -183,7 +183,11 @@ type testNode struct {
 func newTestNode(t *testing.T, cfg qemu.Config) *testNode {
 	cas := newTestCAs(t)
 	n := &testNode{t: t, cfg: cfg, etcd: freePort(t), api: freePort(t), hooks: freePort(t), hooksToken: rand.Text(), ca: cas.etcd, cas: cas}
-	n.cfg.Machine, n.cfg.MemoryMiB, n.cfg.CPUs = "q35", 4096, 2
+	// 6 GiB: a test node keeps its state in memory, and the root tmpfs
+	// (half the memory) holds the runtime, containerd's content and the
+	// unpacked control-plane images; at 4 GiB TestNodeRunsEtcd ran out of
+	// space unpacking kube-apiserver (2026-12-06).
+	n.cfg.Machine, n.cfg.MemoryMiB, n.cfg.CPUs = "q35", 6144, 2
 	n.cfg.NetdevOpts = fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:2379,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:7557", n.etcd, n.api, n.hooks)
 	n.userData("")
 	return n
