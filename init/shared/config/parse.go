@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -251,16 +252,8 @@ var configFields = fieldTable[Config]{
 				}
 			}
 		}},
-		{"role", func(p *parser, c *Config, _, v *yaml.Node, path string) {
-			if s, ok := p.str(v, path); ok {
-				switch s {
-				case "", RoleServer, RoleAgent:
-					c.NodeRole = s
-				default:
-					p.fail(v, path, "%q is not a role: use server or agent (or leave it out for the image's default)", s)
-				}
-			}
-		}},
+		oneOf("role", "%q is not a role: use server or agent (or leave it out for the image's default)",
+			func(c *Config) *string { return &c.NodeRole }, RoleServer, RoleAgent),
 		{"write_files", func(p *parser, c *Config, _, v *yaml.Node, path string) { c.WriteFiles = p.writeFiles(v, path) }},
 		{"sysctls", func(p *parser, c *Config, _, v *yaml.Node, path string) { c.Sysctls = p.sysctls(v, path) }},
 		{"modules", func(p *parser, c *Config, _, v *yaml.Node, path string) { c.Modules = p.modules(v, path) }},
@@ -268,20 +261,27 @@ var configFields = fieldTable[Config]{
 		{"ntp", func(p *parser, c *Config, _, v *yaml.Node, path string) { c.NTP = p.ntp(v, path) }},
 		{"rke2", func(p *parser, c *Config, _, v *yaml.Node, path string) { c.RKE2 = p.rke2(v, path) }},
 		{"registries", func(p *parser, c *Config, _, v *yaml.Node, path string) { c.Registries = p.registries(v, path) }},
-		{"on_containerd_exit", func(p *parser, c *Config, _, v *yaml.Node, path string) {
-			if s, ok := p.str(v, path); ok {
-				switch s {
-				case "", ContainerdExitRestart, ContainerdExitReboot:
-					c.OnContainerdExit = s
-				default:
-					p.fail(v, path, "%q is not an action: use restart or reboot", s)
-				}
-			}
-		}},
+		oneOf("on_containerd_exit", "%q is not an action: use restart or reboot",
+			func(c *Config) *string { return &c.OnContainerdExit }, ContainerdExitRestart, ContainerdExitReboot),
 		{"debug", func(p *parser, c *Config, _, v *yaml.Node, path string) { c.Debug = p.debug(v, path) }},
 		{"join", func(p *parser, c *Config, _, v *yaml.Node, path string) { c.Join = p.join(v, path) }},
 	},
 	unsupported: unsupportedKeys,
+}
+
+// oneOf is a string field that takes one of values (or is left empty);
+// another value is refused with refusal, which formats it.
+func oneOf[T any](key, refusal string, dst func(*T) *string, values ...string) field[T] {
+	return field[T]{key, func(p *parser, st *T, _, v *yaml.Node, path string) {
+		s, ok := p.str(v, path)
+		switch {
+		case !ok:
+		case s == "" || slices.Contains(values, s):
+			*dst(st) = s
+		default:
+			p.fail(v, path, refusal, s)
+		}
+	}}
 }
 
 // config walks the root node of a document.
