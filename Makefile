@@ -56,19 +56,27 @@ kernel: deps
 	fi
 
 # GRUB images are prepared once with GRUB's own tool; the builder places them.
-# Each carries an early config that finds the RKE2_BOOT volume by label.
+# The ISO's carry an early config that finds the RKE2_BOOT volume by label.
+# The raw disk's have no search: their prefix, (,gpt2), is the ESP of the
+# disk GRUB was loaded from, so an installed disk boots its own system
+# whatever else is attached. They are made again when this file changes.
 GRUB_EARLY := $(GRUB_DIR)/early.cfg
-GRUB_COMMON := search search_label configfile linux normal echo test serial terminal part_gpt part_msdos fat iso9660 ext2 gzio
-grub: deps $(GRUB_DIR)/eltorito.img $(GRUB_DIR)/core.img $(GRUB_DIR)/bootx64.efi $(GRUB_DIR)/boot.img
-$(GRUB_EARLY):
+GRUB_COMMON := search search_label configfile linux normal echo test serial terminal part_gpt part_msdos fat iso9660 ext2 gzio regexp loadenv
+GRUB_DISK_PREFIX := '(,gpt2)/boot/grub'
+grub: deps $(GRUB_DIR)/eltorito.img $(GRUB_DIR)/core.img $(GRUB_DIR)/bootx64.efi $(GRUB_DIR)/bootx64-iso.efi $(GRUB_DIR)/boot.img
+$(GRUB_EARLY): Makefile
 	@mkdir -p $(GRUB_DIR)
 	printf 'search --no-floppy --label RKE2_BOOT --set=root\nset prefix=($$root)/boot/grub\nconfigfile ($$root)/boot/grub/grub.cfg\n' > $@
 $(GRUB_DIR)/eltorito.img: $(GRUB_EARLY)
 	grub-mkimage -O i386-pc-eltorito -p /boot/grub -c $< -o $@ biosdisk $(GRUB_COMMON)
-$(GRUB_DIR)/core.img: $(GRUB_EARLY)
-	grub-mkimage -O i386-pc -p /boot/grub -c $< -o $@ biosdisk $(GRUB_COMMON)
-$(GRUB_DIR)/bootx64.efi: $(GRUB_EARLY)
+$(GRUB_DIR)/bootx64-iso.efi: $(GRUB_EARLY)
 	grub-mkimage -O x86_64-efi -p /boot/grub -c $< -o $@ efi_gop all_video $(GRUB_COMMON)
+$(GRUB_DIR)/core.img: Makefile
+	@mkdir -p $(GRUB_DIR)
+	grub-mkimage -O i386-pc -p $(GRUB_DISK_PREFIX) -o $@ biosdisk $(GRUB_COMMON)
+$(GRUB_DIR)/bootx64.efi: Makefile
+	@mkdir -p $(GRUB_DIR)
+	grub-mkimage -O x86_64-efi -p $(GRUB_DISK_PREFIX) -o $@ efi_gop all_video $(GRUB_COMMON)
 $(GRUB_DIR)/boot.img:
 	cp /usr/lib/grub/i386-pc/boot.img $@
 

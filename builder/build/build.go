@@ -35,6 +35,7 @@ import (
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/serverpki"
+	"github.com/rke2os/rke2os/init/shared/slots"
 )
 
 // InputError is bad input from the user (exit code 2): a missing kernel,
@@ -67,6 +68,9 @@ type Options struct {
 	Images []string
 	// Version is the RKE2 version the image runs, like v1.34.4+rke2r1.
 	Version string
+	// OSVersion is the image's own version, in its os-release (and so in
+	// the Node's osImage); empty takes Version.
+	OSVersion string
 	// Config is a node config file baked into the image (optional).
 	Config string
 	// Secrets is a cluster's secrets (rke2-build secrets) baked into a
@@ -217,7 +221,7 @@ func image(o Options, tmp string) (Outputs, error) {
 		return Outputs{}, err
 	}
 	done = o.Progress.Step("write raw disk")
-	err = writeRaw(staged, grub, base, images)
+	err = writeRaw(staged, tmp, grub, base, o, images)
 	done()
 	if err != nil {
 		return Outputs{}, err
@@ -328,6 +332,13 @@ func ValidateCmdline(cmdline string) (warnings []string, err error) {
 	if _, err := config.ParseCmdline(cmdline); err != nil {
 		return nil, err
 	}
+	for _, f := range strings.Fields(cmdline) {
+		k, _, _ := strings.Cut(f, "=")
+		switch k {
+		case "rke2.medium", "rke2.slot", "rke2.trial", "rke2.reset", "rke2.role":
+			return nil, fmt.Errorf("--cmdline: %s is set by the image's boot loader (rke2.reset by its menu's reset entry, for one boot); remove it", k)
+		}
+	}
 	return append(config.CmdlineDebugWarnings(cmdline), config.CmdlineSecretWarnings(cmdline)...), nil
 }
 
@@ -367,6 +378,13 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 		}
 	}
 	if err := a.File("init", o.Init, 0o755); err != nil {
+		return err
+	}
+	rel, err := osRelease(o)
+	if err != nil {
+		return err
+	}
+	if err := a.Bytes(strings.TrimPrefix(layout.OSRelease, "/"), rel, 0o644); err != nil {
 		return err
 	}
 	if o.Node != "" {
@@ -489,7 +507,7 @@ func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string
 		return err
 	}
 	efiImg := filepath.Join(tmp, "efi.img")
-	if err := writeEFIImage(efiImg, grub.EFI); err != nil {
+	if err := writeEFIImage(efiImg, grub.EFIISO); err != nil {
 		return err
 	}
 	ws := filepath.Join(tmp, "iso-workspace")
@@ -544,7 +562,27 @@ func writeEFIImage(out, efiBinary string) error {
 	return w.Close()
 }
 
-func writeRaw(staged Outputs, grub *bootloader.Files, cmdline string, images *bakedImages) error {
+// slotFiles are what a system slot holds: the kernel, the initramfs, the
+// slot's kernel command line for GRUB, its os-release and the airgap
+// images. An upgrade artifact carries the same slot.
+func slotFiles(staged Outputs, cmdline string, o Options, images *bakedImages) ([]rawdisk.File, error) {
+	rel, err := osRelease(o)
+	if err != nil {
+		return nil, err
+	}
+	files := []rawdisk.File{
+		{Path: "/boot/vmlinuz", Source: staged.Kernel},
+		{Path: "/boot/initrd", Source: staged.Initrd},
+		{Path: bootloader.SlotConfigPath, Data: bootloader.SlotConfig(cmdline)},
+		{Path: "/boot/os-release", Data: rel},
+	}
+	for _, f := range images.files() {
+		files = append(files, rawdisk.File{Path: f[0], Source: f[1]})
+	}
+	return files, nil
+}
+
+func writeRaw(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options, images *bakedImages) error {
 	mbr, err := grub.MBR(rawdisk.BIOSPartitionLBA)
 	if err != nil {
 		return err
@@ -557,32 +595,32 @@ func writeRaw(staged Outputs, grub *bootloader.Files, cmdline string, images *ba
 	if err != nil {
 		return err
 	}
-	cfg := bootloader.Config(bootloader.Entry{Title: "RKE2 (slot A)", SystemLabel: rawdisk.PartSysA,
-		Cmdline: cmdline + " rke2.medium=" + rawdisk.PartSysA})
-	kd, err := digest(staged.Kernel)
+	files, err := slotFiles(staged, cmdline, o, images)
 	if err != nil {
 		return err
 	}
-	id, err := digest(staged.Initrd)
+	slot := filepath.Join(tmp, "slot.img")
+	if err := rawdisk.WriteSlot(slot, files); err != nil {
+		return err
+	}
+	sd, err := digest(slot)
 	if err != nil {
 		return err
 	}
-	system := []rawdisk.File{
-		{Path: "/boot/vmlinuz", Source: staged.Kernel},
-		{Path: "/boot/initrd", Source: staged.Initrd},
-	}
-	for _, f := range images.files() {
-		system = append(system, rawdisk.File{Path: f[0], Source: f[1]})
+	env, err := slots.Env{}.Bytes() // good=A, as grub.cfg reads an empty block
+	if err != nil {
+		return err
 	}
 	return rawdisk.Write(staged.Raw, rawdisk.Spec{
-		MBR: mbr, Core: core, ESPLabel: layout.BootLabel,
+		MBR: mbr, Core: core, ESPLabel: layout.ESPLabel,
 		ESP: []rawdisk.File{
 			{Path: "/EFI/BOOT/BOOTX64.EFI", Data: efi},
-			{Path: "/boot/grub/grub.cfg", Data: cfg},
+			{Path: "/boot/grub/grub.cfg", Data: bootloader.DiskConfig("RKE2 " + o.Role)},
+			{Path: layout.GRUBEnv, Data: env},
 		},
-		System:    system,
+		Slot:      slot,
 		StateSize: 256 << 20,
-		Seed:      []byte(kd + id),
+		Seed:      []byte(sd),
 	})
 }
 

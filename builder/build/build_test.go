@@ -47,6 +47,7 @@ func inputs(t *testing.T) Options {
 	must(t, os.WriteFile(filepath.Join(g, "core.img"), bytes.Repeat([]byte{0x90}, 4000), 0o644))
 	must(t, os.WriteFile(filepath.Join(g, "eltorito.img"), bytes.Repeat([]byte{0xEB}, 6000), 0o644))
 	must(t, os.WriteFile(filepath.Join(g, "bootx64.efi"), bytes.Repeat([]byte{'M'}, 9000), 0o644))
+	must(t, os.WriteFile(filepath.Join(g, "bootx64-iso.efi"), bytes.Repeat([]byte{'N'}, 9000), 0o644))
 
 	initBin := filepath.Join(dir, "rke2-init")
 	must(t, os.WriteFile(initBin, []byte("\x7fELF fake init"), 0o755))
@@ -152,6 +153,9 @@ func TestBadInput(t *testing.T) {
 			o.Config = filepath.Join(t.TempDir(), "agent.yaml")
 			os.WriteFile(o.Config, []byte("hostname: node1\n"), 0o644)
 		}, "rke2.server"},
+		{"reset on the command line", func(o *Options) { o.Cmdline = "quiet rke2.reset=1" }, "rke2.reset is set by the image's boot loader"},
+		{"slot on the command line", func(o *Options) { o.Cmdline = "rke2.slot=B" }, "rke2.slot is set by"},
+		{"bad os version", func(o *Options) { o.OSVersion = "1 2" }, `--os-version "1 2"`},
 		{"unwritable output", func(o *Options) {
 			f := filepath.Join(t.TempDir(), "file")
 			os.WriteFile(f, nil, 0o644)

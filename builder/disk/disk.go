@@ -1,7 +1,10 @@
 // Package disk writes the raw GPT disk image: a BIOS boot partition for
 // GRUB's core image, an ESP, two system slots for A/B upgrades, and a
-// state partition the init formats on first boot. Everything is written
-// by Go (go-diskfs); no loop device, no mkfs, no root.
+// state partition the init formats on first boot. A system slot's content
+// is a FAT32 image of its own (WriteSlot), the same bytes in slot A of the
+// raw disk, in an upgrade artifact and in slot B after an upgrade.
+// Everything is written by Go (go-diskfs); no loop device, no mkfs, no
+// root.
 package disk
 
 import (
@@ -22,7 +25,7 @@ import (
 // except the ESP, which GRUB finds as the boot filesystem.
 const (
 	PartBIOS   = "BIOS"
-	PartESP    = "EFI"
+	PartESP    = layout.ESPPartition
 	PartSysA   = "RKE2_A"
 	PartSysB   = "RKE2_B"
 	PartState  = layout.StateLabel
@@ -46,7 +49,9 @@ type Spec struct {
 	// ESPLabel labels the ESP's filesystem (GRUB searches it).
 	ESPLabel string
 	ESP      []File
-	System   []File
+	// Slot is the system slot image (WriteSlot) written into slot A;
+	// slot B is left blank.
+	Slot string
 	// StateSize is the size of the state partition; the init formats it.
 	StateSize int64
 	// Seed makes the disk and partition GUIDs: same seed, same GUIDs.
@@ -58,10 +63,16 @@ const BIOSPartitionLBA = mib / sectorSize
 
 // Write writes the raw disk image to out.
 func Write(out string, spec Spec) error {
-	sysSize, err := fatSize(spec.System)
+	slot, err := os.Open(spec.Slot)
 	if err != nil {
-		return err
+		return fmt.Errorf("disk: %w", err)
 	}
+	defer slot.Close()
+	fi, err := slot.Stat()
+	if err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	sysSize := SlotPartitionSize(fi.Size())
 	const espSize = 64 * mib // OVMF ignores a FAT32 ESP much smaller than 33 MiB
 	stateSize := roundMiB(spec.StateSize)
 	if stateSize < 64*mib {
@@ -90,7 +101,51 @@ func Write(out string, spec Spec) error {
 	if err := d.Close(); err != nil {
 		return err
 	}
+	if err := copyAt(out, slot, int64(parts[2].Start)*sectorSize); err != nil {
+		return fmt.Errorf("disk: system slot A: %w", err)
+	}
 	return writeBootCode(out, spec, sizes[0])
+}
+
+// copyAt copies r into the file at off, in large writes.
+func copyAt(path string, r io.Reader, off int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.CopyBuffer(io.NewOffsetWriter(f, off), r, make([]byte, 4*mib)); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// SlotPartitionSize sizes a system slot's partition for a slot image of
+// size bytes: twice the image, in whole 64 MiB, so that a next version up
+// to twice as large (a newer kernel, more or larger airgap images: RKE2's
+// image archives grew by a third across the last minor versions) is
+// written by an upgrade into the same partition. Both slots have the size.
+func SlotPartitionSize(size int64) int64 {
+	return (2*size + 64*mib - 1) / (64 * mib) * (64 * mib)
+}
+
+// WriteSlot writes a system slot image to out: a FAT32 filesystem
+// labelled layout.SlotLabel holding files, sized to them, reproducible
+// (the same files give the same bytes).
+func WriteSlot(out string, files []File) error {
+	size, err := fatSize(files)
+	if err != nil {
+		return err
+	}
+	d, err := diskfs.Create(out, size, diskfs.SectorSizeDefault)
+	if err != nil {
+		return fmt.Errorf("slot: create %s: %w", out, err)
+	}
+	if err := writeFAT(d, 0, layout.SlotLabel, files); err != nil {
+		d.Close()
+		return fmt.Errorf("slot: %w", err)
+	}
+	return d.Close()
 }
 
 func fill(d *disk.Disk, parts []*gpt.Partition, spec Spec) error {
@@ -101,9 +156,6 @@ func fill(d *disk.Disk, parts []*gpt.Partition, spec Spec) error {
 	}
 	if err := writeFAT(d, 2, spec.ESPLabel, spec.ESP); err != nil {
 		return fmt.Errorf("disk: ESP: %w", err)
-	}
-	if err := writeFAT(d, 3, PartSysA, spec.System); err != nil {
-		return fmt.Errorf("disk: system slot A: %w", err)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ func image(args []string, stdout, stderr io.Writer) error {
 	fl.StringVar(&o.Rootfs, "rootfs", "", "root fragment laid into the OS root before the overlays (iptables: build/cache/iptables/root)")
 	fl.StringVar(&o.Cmdline, "cmdline", "", "extra kernel command line")
 	fl.StringVar(&o.Version, "version", "", "RKE2 version, like v1.34.4+rke2r1 (needed with --images)")
+	fl.StringVar(&o.OSVersion, "os-version", "", "the image's own version, in its /etc/os-release and the Node's osImage (default: --version)")
 	fl.Func("images", "airgap image archive to bake (docker save .tar, .tar.gz, .tar.zst); repeat for more", func(v string) error {
 		o.Images = append(o.Images, v)
 		return nil

@@ -95,7 +95,8 @@ func Run() {
 		medium, err = mountMedium(cmdline)
 		return err
 	}) &&
-		step("state", func() error { return mountState(medium) }) &&
+		step("state", func() error { return mountState(medium, cmdline["rke2.reset"] == "1") }) &&
+		step("slot", func() error { return checkSlot(cmdline, medium) }) &&
 		step("config", func() (err error) {
 			cfg, err = loadConfig(rawCmdline, cmdline["rke2.role"])
 			return err
@@ -146,6 +147,9 @@ func Run() {
 		step("node", func() error { return startNode(netCtx, reaper, sup, cfg, role, net.NodeIP().String()) })
 	if !ok && !stopping.Load() {
 		slog.Error("maintenance mode: the node stays up without starting RKE2; fix the error above, then reboot (the power button powers off)")
+		if cmdline["rke2.trial"] == "1" {
+			failTrial()
+		}
 	}
 
 	for e := range sup.Fatal() {
@@ -219,7 +223,10 @@ func mountMedium(cmdline boot.Cmdline) (string, error) {
 // mountState puts /var (and /etc/rancher) on the disk's state partition,
 // formatting it on the first boot; without one (an ISO or PXE boot) the
 // node's state lives in memory and is gone at the next boot.
-func mountState(medium string) error {
+//
+// A reset (rke2.reset=1) wipes the state partition first: the node boots
+// as new, from the same slot.
+func mountState(medium string, reset bool) error {
 	// A power-off waits for the format to finish (see serveShutdown).
 	formatting.Lock()
 	defer formatting.Unlock()
@@ -228,8 +235,17 @@ func mountState(medium string) error {
 		return err
 	}
 	if s == nil {
+		if reset {
+			slog.Warn("reset asked for (rke2.reset=1), but there is no state partition: the node's state lives in memory, and is new at every boot")
+		}
 		slog.Info("no state partition (" + layout.StateLabel + "); the node's state lives in memory")
 		return nil
+	}
+	if reset {
+		slog.Warn("reset asked for (rke2.reset=1): wiping the state partition; the node boots as new", "device", s.Device)
+		if err := s.Wipe(); err != nil {
+			return err
+		}
 	}
 	formatted, err := s.Prepare()
 	if err != nil {

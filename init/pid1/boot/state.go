@@ -16,6 +16,7 @@ import (
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/ext4"
 	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/rke2os/rke2os/init/shared/blockdev"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"golang.org/x/sys/unix"
 )
@@ -43,13 +44,13 @@ type State struct {
 // touched. An ISO or PXE boot has none and keeps its state in memory
 // (nil, nil).
 func FindState(medium string) (*State, error) {
-	disk := parentDisk(filepath.Base(medium))
+	disk := blockdev.ParentDisk(filepath.Base(medium))
 	if disk == "" {
 		return nil, nil
 	}
 	var found []*State
-	for _, name := range blockDevices() {
-		if partName(name) != layout.StateLabel || parentDisk(name) != disk {
+	for _, name := range blockdev.Names() {
+		if blockdev.PartName(name) != layout.StateLabel || blockdev.ParentDisk(name) != disk {
 			continue
 		}
 		pb, err := os.ReadFile(filepath.Join("/sys/class/block", name, "partition"))
@@ -69,24 +70,6 @@ func FindState(medium string) (*State, error) {
 		return found[0], nil
 	}
 	return nil, fmt.Errorf("state: /dev/%s has %d partitions named %s (%s, %s); rename or remove all but one", disk, len(found), layout.StateLabel, found[0].Device, found[1].Device)
-}
-
-// parentDisk is the disk a partition belongs to (vda for vda3), or "" when
-// name is not a partition (sr0, a whole disk).
-func parentDisk(name string) string {
-	if name == "" || name == "." {
-		return ""
-	}
-	sys := filepath.Join("/sys/class/block", name)
-	if _, err := os.Stat(filepath.Join(sys, "partition")); err != nil {
-		return ""
-	}
-	// /sys/class/block/vda3 links to .../block/vda/vda3.
-	real, err := filepath.EvalSymlinks(sys)
-	if err != nil {
-		return ""
-	}
-	return filepath.Base(filepath.Dir(real))
 }
 
 // MinStateSize is the least a node's state needs: the airgap images
@@ -500,4 +483,29 @@ func deviceSize(f *os.File) (int64, error) {
 		return 0, errors.New("size of " + f.Name() + ": zero")
 	}
 	return int64(size), nil
+}
+
+// Wipe makes the state partition blank, as the probe sees blank: zeros
+// wherever filesystems keep their signatures. The next Prepare formats it:
+// the node boots as new. Asked for by a reset (rke2.reset=1, the GRUB
+// menu's reset entry); the system slots are not touched.
+func (s *State) Wipe() error {
+	f, err := os.OpenFile(s.Device, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	defer f.Close()
+	size, err := deviceSize(f)
+	if err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	for _, r := range probeRegions(size) {
+		if _, err := f.WriteAt(make([]byte, r.len), r.off); err != nil {
+			return fmt.Errorf("reset: zero %s at %d: %w", s.Device, r.off, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("reset: sync %s: %w", s.Device, err)
+	}
+	return f.Close()
 }

@@ -19,9 +19,13 @@ import (
 // the state partition grows to the end, the others stay.
 func TestGrowLastPartition(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "disk.raw")
+	slot := filepath.Join(t.TempDir(), "slot.img")
+	if err := disk.WriteSlot(slot, []disk.File{{Path: "/boot/x", Data: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
 	bootCode := bytes.Repeat([]byte{0xEB, 0x63, 0x90, 0x10}, 110) // 440 bytes, as GRUB's would be
-	err := disk.Write(p, disk.Spec{MBR: bootCode, Core: []byte("core"), ESPLabel: "RKE2_BOOT",
-		System: []disk.File{{Path: "/boot/x", Data: []byte("x")}}, StateSize: 64 << 20, Seed: []byte("t")})
+	err := disk.Write(p, disk.Spec{MBR: bootCode, Core: []byte("core"), ESPLabel: "RKE2_ESP",
+		Slot: slot, StateSize: 64 << 20, Seed: []byte("t")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,3 +46,35 @@ const MediumIndex = "/rke2/images.json"
 // <node>.node-password.rke2). It lives on the state partition, through the
 // /etc/rancher bind, so the node keeps its name across reboots.
 const NodePassword = "/etc/rancher/node/password"
+
+// The raw disk's partitions that the node finds by GPT name (the system
+// slots are RKE2_A and RKE2_B: see init/shared/slots).
+const (
+	// ESPPartition names the EFI system partition: GRUB, grub.cfg and
+	// GRUB's environment block, where the slots' boot state lives.
+	ESPPartition = "EFI"
+	// ESPLabel labels the ESP's filesystem. It differs from the ISO's
+	// BootLabel, so that the ISO's GRUB, searching by label, never takes
+	// an installed disk's ESP for its own.
+	ESPLabel = "RKE2_ESP"
+	// SlotLabel labels a system slot's filesystem, the same in both
+	// slots: a slot's bytes do not depend on where they are written, and
+	// the slots are told apart by partition name.
+	SlotLabel = "RKE2_SYS"
+	// GRUBEnv is GRUB's environment block on the ESP (a path below its
+	// root).
+	GRUBEnv = "/boot/grub/grubenv"
+	// ESPDir is where the node mounts the ESP while it changes the
+	// environment block.
+	ESPDir = "/run/rke2/esp"
+	// OSRelease is the image's os-release, in the initramfs and in the
+	// slot (a path below its root), saying what the image is.
+	OSRelease = "/etc/os-release"
+)
+
+// SlotFile is where PID 1 says which slot booted (init/shared/slots).
+const SlotFile = "/run/rke2/slot.json"
+
+// RollbackFile keeps a rolled-back upgrade until the node has reported
+// it; on the state partition.
+const RollbackFile = "/var/lib/rke2os/upgrade/rollback.json"
