@@ -151,6 +151,7 @@ func (e Env) readyThenStay(ctx context.Context, kc kubernetes.Interface, nodeNam
 	}
 	e.milestone("node-ready")
 	logResources("node-ready")
+	confirmSlot()
 	<-ctx.Done()
 	return nil
 }
