@@ -82,6 +82,7 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"version"}, 0, "rke2-build ", ""},
 		{[]string{"validate", "--help"}, 0, "-role", ""},
 		{[]string{"secrets", "--help"}, 0, "-output", ""},
+		{[]string{"image", "--help"}, 0, "no upgrade artifact is written", ""},
 		{[]string{"kubeconfig", "-h"}, 0, "-server", ""},
 		{[]string{"secrets"}, 2, "", "give --output DIR"},
 		{[]string{"kubeconfig", "--secrets", "x"}, 2, "", "give --secrets DIR and --server"},
@@ -168,7 +169,7 @@ func TestImageBadInput(t *testing.T) {
 		{"an argument", "", []string{"server"}, 2, `unexpected argument "server"`},
 		{"bad epoch", "yesterday", []string{"--output", dir}, 2, "SOURCE_DATE_EPOCH"},
 		{"epoch before FAT", "100", []string{"--output", dir}, 2, "1980 or later"},
-		{"secrets on an agent", "", []string{"--role", "agent", "--secrets", dir, "--output", dir}, 2, "joins with the agent token"},
+		{"secrets without an upgrade key", "", []string{"--role", "agent", "--secrets", dir, "--output", dir}, 2, "rke2-build secrets --upgrade-key-only " + dir},
 		{"invalid config", "", []string{"--config", bad, "--output", dir}, 2, "role"},
 		{"no GRUB images", "", []string{"--grub", filepath.Join(dir, "none"), "--output", dir}, 2, "make grub"},
 	} {
