@@ -7,6 +7,7 @@ package build
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,9 +19,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/rke2os/rke2os/internal/artifact"
 	"github.com/rke2os/rke2os/internal/fsutil"
 
 	diskfs "github.com/diskfs/go-diskfs"
@@ -73,8 +76,10 @@ type Options struct {
 	OSVersion string
 	// Config is a node config file baked into the image (optional).
 	Config string
-	// Secrets is a cluster's secrets (rke2-build secrets) baked into a
-	// server image (optional): the image then holds the cluster's CA keys.
+	// Secrets is a cluster's secrets (rke2-build secrets) (optional). A
+	// server image then holds the cluster's CA keys and tokens; every
+	// image, an agent's too, holds the secrets' upgrade.pub, the key its
+	// upgrade artifacts must be signed by, and upgrade.key signs them.
 	Secrets string
 	// Cmdline is appended to the kernel command line.
 	Cmdline string
@@ -87,12 +92,15 @@ type Options struct {
 // Outputs names the files a build writes, by kind.
 type Outputs struct {
 	ISO, Raw, Kernel, Initrd, Cmdline, Manifest string
+	// Upgrade is the signed upgrade artifact (internal/artifact), written
+	// only with Options.Secrets; "" when there is none.
+	Upgrade string
 }
 
 func outputsFor(dir, role string) Outputs {
 	base := filepath.Join(dir, "rke2-"+role)
 	return Outputs{ISO: base + ".iso", Raw: base + ".raw", Kernel: base + ".vmlinuz", Initrd: base + ".initrd",
-		Cmdline: base + ".cmdline", Manifest: filepath.Join(dir, "manifest.json")}
+		Cmdline: base + ".cmdline", Manifest: filepath.Join(dir, "manifest.json"), Upgrade: base + ".upgrade"}
 }
 
 // Roles are the node roles an image can have.
@@ -126,19 +134,30 @@ func image(o Options, tmp string) (Outputs, error) {
 	var err error
 
 	var secrets []string // what the outputs carry that is secret
+	var upgradePub ed25519.PublicKey
 	if o.Secrets != "" {
-		if o.Role != "server" {
-			return Outputs{}, inputErr("--secrets bakes the cluster's CA keys and tokens into a server image; an %s joins with the agent token alone (rke2.token in its config)", o.Role)
+		// A server takes the cluster's CAs and tokens; an agent never
+		// does (it joins with the agent token alone, rke2.token in its
+		// config). Both take the upgrade public key.
+		if o.Role == "server" {
+			if err := serverpki.CheckSecrets(o.Secrets); err != nil {
+				return Outputs{}, &InputError{err}
+			}
+			secrets = append(secrets, "the secrets of "+o.Secrets)
 		}
-		if err := serverpki.CheckSecrets(o.Secrets); err != nil {
+		if upgradePub, err = serverpki.CheckUpgradeKey(o.Secrets); err != nil {
 			return Outputs{}, &InputError{err}
 		}
-		secrets = append(secrets, "the secrets of "+o.Secrets)
+		if o.Role != "server" {
+			slog.Info("an "+o.Role+" image takes only the upgrade public key of --secrets, never the cluster's CAs and tokens (it joins with agent-token, rke2.token in its config)", "secrets", o.Secrets)
+		}
 	}
 	if o.Config != "" {
 		serverToken := ""
 		if o.Secrets != "" {
-			b, _ := os.ReadFile(filepath.Join(o.Secrets, "token")) // CheckSecrets read it
+			// Read by CheckSecrets for a server; an agent's config
+			// holding it is warned about.
+			b, _ := os.ReadFile(filepath.Join(o.Secrets, "token"))
 			serverToken = string(b)
 		}
 		c, warnings, err := validateConfig(o.Config, o.Role, serverToken)
@@ -195,10 +214,13 @@ func image(o Options, tmp string) (Outputs, error) {
 	defer k.Close()
 
 	m := &Manifest{Role: o.Role, SourceDateEpoch: o.Epoch.Unix(), KernelVersion: k.Version}
+	if upgradePub != nil {
+		m.UpgradeKey = artifact.Fingerprint(upgradePub)
+	}
 	staged := outputsFor(tmp, o.Role)
 
 	done = o.Progress.Step("write initramfs")
-	err = writeInitramfs(staged.Initrd, k, o, m, images)
+	err = writeInitramfs(staged.Initrd, k, o, m, images, upgradePub)
 	done()
 	if err != nil {
 		return Outputs{}, err
@@ -271,10 +293,13 @@ func image(o Options, tmp string) (Outputs, error) {
 	if len(private) > 0 {
 		slog.Info("the image carries secrets: its outputs that hold them are private (0600)", "secrets", strings.Join(secrets, ", "), "cmdline", cmdlineSecret)
 	}
-	if o.Secrets != "" {
+	if o.Secrets != "" && o.Role == "server" {
 		m.Secrets = "baked"
 	}
 	final := outputsFor(o.Output, o.Role)
+	// The upgrade artifact is not written yet: it carries the slot image,
+	// which the build does not make as a file yet (issue 22).
+	final.Upgrade = ""
 	for _, p := range []struct{ staged, final string }{{staged.ISO, final.ISO}, {staged.Raw, final.Raw}, {staged.Kernel, final.Kernel}, {staged.Initrd, final.Initrd}, {staged.Cmdline, final.Cmdline}} {
 		d, err := digest(p.staged)
 		if err != nil {
@@ -366,7 +391,9 @@ func initramfsModules(overlays string) ([]string, error) {
 	return names, nil
 }
 
-func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images *bakedImages) error {
+// writeInitramfs writes the initramfs; upgradePub, if any, is the key the
+// node's upgrade artifacts must be signed by.
+func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images *bakedImages, upgradePub ed25519.PublicKey) error {
 	a := initramfs.New(o.Epoch.Unix())
 	if images != nil {
 		rel, err := images.release(o.Version)
@@ -433,9 +460,21 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 		}
 	}
 	// After the overlays, so that nothing there can stand in for them. Not
-	// in the manifest: their names and digests are nobody's business.
-	if o.Secrets != "" {
+	// in the manifest: their names and digests are nobody's business. An
+	// agent takes none of them.
+	if o.Secrets != "" && o.Role == "server" {
 		if err := bakeSecrets(a, o.Secrets); err != nil {
+			return err
+		}
+	}
+	// The upgrade public key, as checked, in every image built with it:
+	// also after the overlays.
+	if upgradePub != nil {
+		b, err := artifact.MarshalPublicKey(upgradePub)
+		if err != nil {
+			return err
+		}
+		if err := a.Bytes(strings.TrimPrefix(layout.UpgradePublicKey, "/"), b, 0o644); err != nil {
 			return err
 		}
 	}
@@ -477,7 +516,8 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 
 // bakeSecrets adds every file below dir to the initramfs at
 // layout.BakedSecrets, in the same layout: files 0600, directories
-// 0700.
+// 0700. The upgrade key pair stays out: upgrade.key never goes into an
+// image, and upgrade.pub has a place of its own.
 func bakeSecrets(a *initramfs.Archive, dir string) error {
 	root := strings.TrimPrefix(layout.BakedSecrets, "/")
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -487,6 +527,9 @@ func bakeSecrets(a *initramfs.Archive, dir string) error {
 		rel, err := filepath.Rel(dir, p)
 		if err != nil {
 			return err
+		}
+		if slices.Contains(serverpki.UpgradeKeyFiles(), filepath.ToSlash(rel)) {
+			return nil
 		}
 		name := path.Join(root, filepath.ToSlash(rel))
 		switch {
@@ -673,6 +716,9 @@ type Manifest struct {
 	// Secrets is "baked" when the image holds a cluster's secrets; which
 	// ones, and their digests, are not recorded.
 	Secrets string `json:"secrets,omitempty"`
+	// UpgradeKey is the fingerprint (sha256 of its 32 bytes) of the
+	// upgrade public key the image carries, if any.
+	UpgradeKey string `json:"upgrade_key,omitempty"`
 	// Images lists every image baked in, by name and digest.
 	Images  []content.IndexEntry `json:"images,omitempty"`
 	Outputs []Artifact           `json:"outputs"`

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/serverpki"
+	"github.com/rke2os/rke2os/internal/artifact"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -360,6 +362,69 @@ func TestSecretsBaked(t *testing.T) {
 			t.Errorf("%s: %v, want mode 0600 (it holds the CA keys)", filepath.Base(p), err)
 		}
 	}
+	checkUpgradeKeyBaked(t, o.Secrets, inInitrd, m)
+}
+
+// checkUpgradeKeyBaked checks that an image built with the secrets dir
+// carries its upgrade.pub where the node looks, and never upgrade.key.
+func checkUpgradeKeyBaked(t *testing.T, dir string, inInitrd map[string]cpio.Record, manifest []byte) {
+	t.Helper()
+	pub := read(t, filepath.Join(dir, serverpki.UpgradePublicKeyFile))
+	r, ok := inInitrd[strings.TrimPrefix(layout.UpgradePublicKey, "/")]
+	if !ok {
+		t.Fatalf("the initrd lacks %s", layout.UpgradePublicKey)
+	}
+	got, err := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+	if err != nil || !bytes.Equal(got, pub) || r.Mode != cpio.S_IFREG|0o644 {
+		t.Errorf("%s: mode %o, the secrets' upgrade.pub %v (%v)", layout.UpgradePublicKey, r.Mode, bytes.Equal(got, pub), err)
+	}
+	key := read(t, filepath.Join(dir, serverpki.UpgradeKeyFile))
+	seed, _ := artifact.ParsePrivateKey(key)
+	for name, r := range inInitrd {
+		if strings.HasSuffix(name, "upgrade.key") || (strings.HasPrefix(name, strings.TrimPrefix(layout.BakedSecrets, "/")) && strings.HasPrefix(path.Base(name), "upgrade.")) {
+			t.Errorf("the initrd holds %s", name)
+		}
+		if r.Mode&cpio.S_IFMT == cpio.S_IFREG {
+			if b, _ := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize))); bytes.Contains(b, key[40:80]) || bytes.Contains(b, seed.Seed()) {
+				t.Errorf("%s holds the upgrade signing key", name)
+			}
+		}
+	}
+	p, err := artifact.ParsePublicKey(pub)
+	must(t, err)
+	if !bytes.Contains(manifest, []byte(`"upgrade_key": "`+artifact.Fingerprint(p)+`"`)) {
+		t.Errorf("manifest.json lacks the upgrade key's fingerprint")
+	}
+}
+
+// An agent built with --secrets carries the upgrade public key and none
+// of the cluster's CAs and tokens: its outputs stay readable.
+func TestAgentSecrets(t *testing.T) {
+	o := inputs(t)
+	o.Role = "agent"
+	o.Secrets = filepath.Join(t.TempDir(), "secrets")
+	must(t, serverpki.GenerateSecrets(o.Secrets))
+	out, err := Image(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inInitrd := initrdRecords(t, out.Initrd)
+	root := strings.TrimPrefix(layout.BakedSecrets, "/")
+	for name := range inInitrd {
+		if name == root || strings.HasPrefix(name, root+"/") {
+			t.Errorf("the agent's initrd holds %s", name)
+		}
+	}
+	m := read(t, out.Manifest)
+	if bytes.Contains(m, []byte(`"secrets"`)) {
+		t.Error("manifest.json says an agent carries secrets")
+	}
+	checkUpgradeKeyBaked(t, o.Secrets, inInitrd, m)
+	for _, p := range []string{out.ISO, out.Raw, out.Initrd} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: %v, want mode 0644 (it holds no secret)", filepath.Base(p), err)
+		}
+	}
 }
 
 // An image whose baked config or kernel command line holds a token is
@@ -409,17 +474,23 @@ func TestSecretOutputsPrivate(t *testing.T) {
 	}
 }
 
-// --secrets is for servers, and for a directory rke2-build secrets made.
+// --secrets is a directory rke2-build secrets made, with the upgrade key
+// pair (a directory made before it is told how to add one).
 func TestSecretsRefused(t *testing.T) {
-	secrets := filepath.Join(t.TempDir(), "secrets")
-	must(t, serverpki.GenerateSecrets(secrets))
+	old := filepath.Join(t.TempDir(), "secrets")
+	must(t, serverpki.GenerateSecrets(old))
+	for _, f := range serverpki.UpgradeKeyFiles() {
+		must(t, os.Remove(filepath.Join(old, f)))
+	}
 	for _, c := range []struct {
 		name   string
 		change func(o *Options)
 		want   string
 	}{
-		{"agent", func(o *Options) { o.Role, o.Secrets = "agent", secrets }, "server image"},
 		{"not made by rke2-build secrets", func(o *Options) { o.Secrets = t.TempDir() }, "tls/server-ca.crt is missing"},
+		{"made before upgrade signing", func(o *Options) { o.Secrets = old }, "rke2-build secrets --upgrade-key-only " + old},
+		{"agent, made before upgrade signing", func(o *Options) { o.Role, o.Secrets = "agent", old }, "no upgrade.key"},
+		{"agent, not made by rke2-build secrets", func(o *Options) { o.Role, o.Secrets = "agent", t.TempDir() }, "no upgrade.key"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := inputs(t)

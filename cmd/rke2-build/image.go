@@ -33,7 +33,7 @@ func image(args []string, stdout, stderr io.Writer) error {
 		return nil
 	})
 	fl.StringVar(&o.Config, "config", "", "node config file baked into the image (validated first)")
-	fl.StringVar(&o.Secrets, "secrets", "", "the cluster's secrets (rke2-build secrets) baked into a server image")
+	fl.StringVar(&o.Secrets, "secrets", "", "the cluster's secrets (rke2-build secrets): a server image carries its CAs and tokens (an agent's never does), every image its upgrade.pub, and its upgrade.key signs out/rke2-<role>.upgrade; without --secrets no upgrade artifact is written, and the image takes none")
 	if err := parse(fl, args, "rke2-build image --role server|agent [flags]", false, stdout); err != nil {
 		return err
 	}

@@ -21,6 +21,10 @@ const (
 	// BakedSecrets is where rke2-build image --secrets puts a cluster's
 	// CAs and tokens in a server image.
 	BakedSecrets = "/usr/lib/rke2os/secrets"
+	// UpgradePublicKey is where rke2-build image --secrets puts the
+	// upgrade.pub of the secrets, in every image: the key that the
+	// node's upgrade artifacts must be signed by.
+	UpgradePublicKey = "/usr/lib/rke2os/upgrade.pub"
 	// NodeBinary is rke2-node, which PID 1 runs for the heavy steps.
 	NodeBinary = "/usr/lib/rke2os/rke2-node"
 	// DebugHooksToken is the secret the debug hooks want (debug.hooks);
