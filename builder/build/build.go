@@ -7,6 +7,7 @@ package build
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
@@ -297,10 +298,32 @@ func image(o Options, tmp string) (Outputs, error) {
 		m.Secrets = "baked"
 	}
 	final := outputsFor(o.Output, o.Role)
-	// The upgrade artifact is not written yet: it carries the slot image,
-	// which the build does not make as a file yet (issue 22).
-	final.Upgrade = ""
-	for _, p := range []struct{ staged, final string }{{staged.ISO, final.ISO}, {staged.Raw, final.Raw}, {staged.Kernel, final.Kernel}, {staged.Initrd, final.Initrd}, {staged.Cmdline, final.Cmdline}} {
+	moves := []struct{ staged, final string }{{staged.ISO, final.ISO}, {staged.Raw, final.Raw}, {staged.Kernel, final.Kernel}, {staged.Initrd, final.Initrd}, {staged.Cmdline, final.Cmdline}}
+	// The upgrade artifact carries the raw disk's slot image, signed with
+	// the secrets' upgrade key: without one, there is none, and an old one
+	// would describe another build.
+	if o.Secrets != "" {
+		slot := slotImage(tmp)
+		if len(private) > 0 {
+			if err := os.Chmod(slot, 0o600); err != nil {
+				return Outputs{}, err
+			}
+		}
+		done = o.Progress.Step("write upgrade artifact")
+		err = writeUpgrade(staged.Upgrade, slot, artifact.Manifest{Role: o.Role, Version: cmp.Or(o.Version, "none"), Build: osVersion(o), Created: o.Epoch},
+			filepath.Join(o.Secrets, serverpki.UpgradeKeyFile))
+		done()
+		if err != nil {
+			return Outputs{}, err
+		}
+		moves = append(moves, struct{ staged, final string }{staged.Upgrade, final.Upgrade})
+	} else {
+		if err := os.Remove(final.Upgrade); err != nil && !os.IsNotExist(err) {
+			return Outputs{}, err
+		}
+		final.Upgrade = ""
+	}
+	for _, p := range moves {
 		d, err := digest(p.staged)
 		if err != nil {
 			return Outputs{}, err
@@ -313,9 +336,9 @@ func image(o Options, tmp string) (Outputs, error) {
 	if err := m.write(staged.Manifest); err != nil {
 		return Outputs{}, err
 	}
-	for _, p := range [][2]string{{staged.ISO, final.ISO}, {staged.Raw, final.Raw}, {staged.Kernel, final.Kernel}, {staged.Initrd, final.Initrd}, {staged.Cmdline, final.Cmdline}, {staged.Manifest, final.Manifest}} {
-		if err := os.Rename(p[0], p[1]); err != nil {
-			return Outputs{}, fmt.Errorf("move %s into place: %w", p[1], err)
+	for _, p := range append(moves, struct{ staged, final string }{staged.Manifest, final.Manifest}) {
+		if err := os.Rename(p.staged, p.final); err != nil {
+			return Outputs{}, fmt.Errorf("move %s into place: %w", p.final, err)
 		}
 	}
 	return final, nil
@@ -625,6 +648,9 @@ func slotFiles(staged Outputs, cmdline string, o Options, images *bakedImages) (
 	return files, nil
 }
 
+// slotImage is where the build writes the system slot's image.
+func slotImage(tmp string) string { return filepath.Join(tmp, "slot.img") }
+
 func writeRaw(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options, images *bakedImages) error {
 	mbr, err := grub.MBR(rawdisk.BIOSPartitionLBA)
 	if err != nil {
@@ -642,7 +668,7 @@ func writeRaw(staged Outputs, tmp string, grub *bootloader.Files, cmdline string
 	if err != nil {
 		return err
 	}
-	slot := filepath.Join(tmp, "slot.img")
+	slot := slotImage(tmp)
 	if err := rawdisk.WriteSlot(slot, files); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -357,6 +358,23 @@ func TestSecretsBaked(t *testing.T) {
 	if !bytes.Contains(m, []byte(`"secrets": "baked"`)) {
 		t.Errorf("manifest.json lacks \"secrets\": \"baked\"")
 	}
+	// The upgrade artifact: signed with the secrets' key, carrying the
+	// bytes of the raw disk's slot A, private as the image is.
+	pub, err := serverpki.CheckUpgradeKey(o.Secrets)
+	must(t, err)
+	am, err := artifact.VerifyFile(out.Upgrade, pub)
+	if err != nil {
+		t.Fatalf("the upgrade artifact: %v", err)
+	}
+	if am.Role != "server" || am.Build != "dev" {
+		t.Errorf("artifact manifest %+v", am)
+	}
+	if fi, err := os.Stat(out.Upgrade); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("artifact mode %v (%v), want 0600", fi.Mode(), err)
+	}
+	if sum := slotASHA256(t, out.Raw, am.SlotSize); sum != am.SlotSHA256 {
+		t.Errorf("the artifact's slot is %s, the raw disk's slot A %s", am.SlotSHA256, sum)
+	}
 	for _, p := range []string{out.ISO, out.Raw, out.Initrd} {
 		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v, want mode 0600 (it holds the CA keys)", filepath.Base(p), err)
@@ -505,4 +523,23 @@ func TestSecretsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// slotASHA256 hashes the first size bytes of the raw disk's slot A.
+func slotASHA256(t *testing.T, raw string, size int64) string {
+	t.Helper()
+	d, err := diskfs.Open(raw, diskfs.WithOpenMode(diskfs.ReadOnly))
+	must(t, err)
+	defer d.Close()
+	pt, err := d.GetPartitionTable()
+	must(t, err)
+	start := int64(pt.GetPartitions()[2].GetStart())
+	f, err := os.Open(raw)
+	must(t, err)
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, start, size)); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

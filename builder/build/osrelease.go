@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,13 +12,7 @@ import (
 // kubelet (a Node's osImage is its PRETTY_NAME), for people, and for the
 // upgrade that compares what a slot holds with what is asked for.
 func osRelease(o Options) ([]byte, error) {
-	version := o.OSVersion
-	if version == "" {
-		version = o.Version
-	}
-	if version == "" {
-		version = "dev"
-	}
+	version := osVersion(o)
 	for _, c := range version {
 		if c <= ' ' || c > '~' || c == '"' || c == '\\' || c == '$' || c == '`' {
 			return nil, inputErr("--os-version %q: use letters, digits and . + - _ ~ only", version)
@@ -37,3 +32,7 @@ func osRelease(o Options) ([]byte, error) {
 	}
 	return []byte(b.String()), nil
 }
+
+// osVersion is the image's own version: --os-version, else the RKE2
+// version, else "dev".
+func osVersion(o Options) string { return cmp.Or(o.OSVersion, o.Version, "dev") }
