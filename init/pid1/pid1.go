@@ -107,6 +107,7 @@ func Run() {
 	ok = ok && step("images", func() error {
 		n, err := boot.LinkImages(imagesDir)
 		slog.Info("image archives from the boot medium", "count", n, "dir", imagesDir)
+		console.Event(console.EventImagesLinked, "count", n, "dir", imagesDir)
 		return err
 	})
 
@@ -122,6 +123,7 @@ func Run() {
 		}
 		console.Milestone("network-up")
 		slog.Info("network up", "links", net.String(), "node_ip", net.NodeIP())
+		console.Event(console.EventNetworkUp, "links", net.String(), "node_ip", net.NodeIP())
 		return nil
 	})
 	// True time before any certificate, key or etcd data is made.
@@ -146,6 +148,7 @@ func Run() {
 		step("node", func() error { return startNode(netCtx, reaper, sup, cfg, role, net.NodeIP().String()) })
 	if !ok && !stopping.Load() {
 		slog.Error("maintenance mode: the node stays up without starting RKE2; fix the error above, then reboot (the power button powers off)")
+		console.Event(console.EventMaintenance)
 	}
 
 	for e := range sup.Fatal() {
@@ -153,9 +156,11 @@ func Run() {
 		// restart it or reboot, as the config says.
 		console.Error(fmt.Errorf("node stack stopped: %w", e))
 		if cfg.ContainerdExitAction() == config.ContainerdExitReboot {
+			console.Event(console.EventStackStopped, "service", e.Name, "action", "reboot")
 			_ = unix.Kill(1, unix.SIGINT) // the reboot request, served in order
 			continue
 		}
+		console.Event(console.EventStackStopped, "service", e.Name, "action", "restart")
 		if err := sup.StopAll(10 * time.Second); err != nil {
 			slog.Warn("stopping services", "err", err)
 		}
@@ -207,6 +212,7 @@ func mountMedium(cmdline boot.Cmdline) (string, error) {
 	label := cmdline["rke2.medium"]
 	if label == "" {
 		slog.Info("no boot medium on the command line (rke2.medium=); running from the initramfs")
+		console.Event(console.EventMediumNone)
 		return "", nil
 	}
 	m, err := boot.FindMedium(label, mediumTimeout)
@@ -229,6 +235,7 @@ func mountState(medium string) error {
 	}
 	if s == nil {
 		slog.Info("no state partition (" + layout.StateLabel + "); the node's state lives in memory")
+		console.Event(console.EventStateInMemory)
 		return nil
 	}
 	formatted, err := s.Prepare()
@@ -236,6 +243,7 @@ func mountState(medium string) error {
 		return err
 	}
 	slog.Info("state ready", "device", s.Device, "formatted", formatted)
+	console.Event(console.EventStateReady, "device", s.Device, "formatted", formatted)
 	return nil
 }
 
@@ -260,6 +268,7 @@ func applyHost(cfg *config.Config) error {
 	created, err := host.EnsureNodePassword("/")
 	if err == nil {
 		slog.Info("node password", "file", layout.NodePassword, "created", created)
+		console.Event(console.EventNodePassword, "file", layout.NodePassword, "created", created)
 	}
 	return err
 }
