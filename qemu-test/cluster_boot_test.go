@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/rke2node/upgradeapi"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -119,7 +120,7 @@ func TestCluster(t *testing.T) {
 	waitNodeReady(t, vm)
 	// The secrets baked in are the cluster's: the node installs them (and
 	// so makes no CA of its own), and the workstation's kubeconfig works.
-	if _, err := vm.WaitFor(regexp.MustCompile(`baked secrets installed`), time.Second); err != nil {
+	if _, err := vm.WaitEvent(console.EventSecretsInstalled, nil, time.Second); err != nil {
 		t.Errorf("the node did not install the baked secrets: %v", err)
 	}
 	poll(t, "the Node Ready through client-go", 5*time.Minute, func() error {
@@ -184,7 +185,7 @@ func TestCluster(t *testing.T) {
 	}
 	waitNodeReady(t, vm)
 	t.Logf("second boot timeline: %v", vm.Milestones())
-	if _, err := vm.WaitFor(regexp.MustCompile(`system slot confirmed`), time.Minute); err != nil {
+	if _, err := vm.WaitEvent(console.EventSlotConfirmed, map[string]string{"slot": "B"}, time.Minute); err != nil {
 		t.Errorf("slot B was not confirmed: %v", err)
 	}
 	checkOSImage(t, kc, "rke2os test-2 (server)")

@@ -8,11 +8,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/rke2os/rke2os/builder/bootloader"
 	"github.com/rke2os/rke2os/builder/disk"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/slots"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
@@ -147,8 +149,11 @@ func TestSlotRollback(t *testing.T) {
 	if _, err := vm.WaitFor(regexp.MustCompile(`Command line: .*rke2\.medium=RKE2_A rke2\.slot=A rke2\.trial=0`), bootTimeout); err != nil {
 		t.Fatalf("no tries left: GRUB did not boot the good slot A: %v", err)
 	}
-	if _, err := vm.WaitFor(regexp.MustCompile(`(?m)^rke2-init error=".*upgrade rolled back: slot B did not reach node-ready in 2 boots; booted slot A again`), nodeTimeout); err != nil {
-		t.Fatalf("the rollback was not reported: %v; errors: %v", err, vm.Errors())
+	if _, err := vm.WaitEvent(console.EventSlot, map[string]string{"slot": "A", "good": "A", "outcome": "rolled-back"}, nodeTimeout); err != nil {
+		t.Fatalf("the rollback was not seen: %v; errors: %v", err, vm.Errors())
+	}
+	if _, err := vm.WaitFor(regexp.MustCompile(`(?m)^rke2-init error=".*upgrade rolled back: slot B did not reach node-ready in 2 boots; booted slot A again`), time.Second); err != nil {
+		t.Errorf("the rollback was not reported in plain words: %v", err)
 	}
 	if _, err := vm.WaitMilestone("config-loaded", nodeTimeout); err != nil {
 		t.Fatalf("the good slot did not boot on: %v; errors: %v", err, vm.Errors())
@@ -171,10 +176,11 @@ func TestSlotRollback(t *testing.T) {
 	reset.Kernel, reset.Initrd = filepath.Join(out, "rke2-server.vmlinuz"), filepath.Join(out, "rke2-server.initrd")
 	reset.Append = strings.TrimSpace(string(cmdline)) + " rke2.medium=RKE2_A rke2.slot=A rke2.trial=0 rke2.reset=1"
 	vm = qemu.Start(t, reset)
-	for _, re := range []string{`reset asked for \(rke2.reset=1\): wiping the state partition`, `state ready" device=/dev/vda5 formatted=true`} {
-		if _, err := vm.WaitFor(regexp.MustCompile(re), nodeTimeout); err != nil {
-			t.Fatalf("reset: %v; errors: %v", err, vm.Errors())
-		}
+	if _, err := vm.WaitEvent(console.EventStateReset, map[string]string{"device": "/dev/vda5"}, nodeTimeout); err != nil {
+		t.Fatalf("reset: %v; errors: %v", err, vm.Errors())
+	}
+	if _, err := vm.WaitEvent(console.EventStateReady, map[string]string{"device": "/dev/vda5", "formatted": "true"}, time.Minute); err != nil {
+		t.Fatalf("reset: %v; errors: %v", err, vm.Errors())
 	}
 	if _, err := vm.WaitMilestone("config-loaded", nodeTimeout); err != nil {
 		t.Fatalf("reset: %v; errors: %v", err, vm.Errors())

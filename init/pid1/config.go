@@ -5,10 +5,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/rke2os/rke2os/init/pid1/boot"
 	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/layout"
 )
 
@@ -68,10 +70,24 @@ func loadConfig(cmdline string, defaultRole string) (*config.Config, error) {
 		return nil, err
 	}
 	slog.Info("config loaded", "sources", strings.Join(sources, ", "), "role", merged.Role(defaultRole))
+	console.Event(console.EventConfigLoaded, "sources", strings.Join(sources, ", "), "role", merged.Role(defaultRole),
+		"debug", strings.Join(debugSwitches(merged), ","))
 	for _, w := range configWarnings(merged, cmdline, defaultRole, layout.BakedSecrets) {
 		slog.Warn(w)
 	}
 	return merged, nil
+}
+
+// debugSwitches are the config's debug switches that are on, sorted.
+func debugSwitches(c *config.Config) []string {
+	var on []string
+	for k, v := range c.Debug {
+		if v {
+			on = append(on, k)
+		}
+	}
+	sort.Strings(on)
+	return on
 }
 
 // configWarnings are what the init warns about at every boot, so that it

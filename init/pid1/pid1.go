@@ -108,6 +108,7 @@ func Run() {
 	ok = ok && step("images", func() error {
 		n, err := boot.LinkImages(imagesDir)
 		slog.Info("image archives from the boot medium", "count", n, "dir", imagesDir)
+		console.Event(console.EventImagesLinked, "count", n, "dir", imagesDir)
 		return err
 	})
 
@@ -123,6 +124,7 @@ func Run() {
 		}
 		console.Milestone("network-up")
 		slog.Info("network up", "links", net.String(), "node_ip", net.NodeIP())
+		console.Event(console.EventNetworkUp, "links", net.String(), "node_ip", net.NodeIP())
 		return nil
 	})
 	// True time before any certificate, key or etcd data is made.
@@ -150,6 +152,7 @@ func Run() {
 		if cmdline["rke2.trial"] == "1" {
 			failTrial()
 		}
+		console.Event(console.EventMaintenance)
 	}
 
 	for e := range sup.Fatal() {
@@ -157,9 +160,11 @@ func Run() {
 		// restart it or reboot, as the config says.
 		console.Error(fmt.Errorf("node stack stopped: %w", e))
 		if cfg.ContainerdExitAction() == config.ContainerdExitReboot {
+			console.Event(console.EventStackStopped, "service", e.Name, "action", "reboot")
 			_ = unix.Kill(1, unix.SIGINT) // the reboot request, served in order
 			continue
 		}
+		console.Event(console.EventStackStopped, "service", e.Name, "action", "restart")
 		if err := sup.StopAll(10 * time.Second); err != nil {
 			slog.Warn("stopping services", "err", err)
 		}
@@ -211,6 +216,7 @@ func mountMedium(cmdline boot.Cmdline) (string, error) {
 	label := cmdline["rke2.medium"]
 	if label == "" {
 		slog.Info("no boot medium on the command line (rke2.medium=); running from the initramfs")
+		console.Event(console.EventMediumNone)
 		return "", nil
 	}
 	m, err := boot.FindMedium(label, mediumTimeout)
@@ -239,6 +245,7 @@ func mountState(medium string, reset bool) error {
 			slog.Warn("reset asked for (rke2.reset=1), but there is no state partition: the node's state lives in memory, and is new at every boot")
 		}
 		slog.Info("no state partition (" + layout.StateLabel + "); the node's state lives in memory")
+		console.Event(console.EventStateInMemory)
 		return nil
 	}
 	if reset {
@@ -246,12 +253,14 @@ func mountState(medium string, reset bool) error {
 		if err := s.Wipe(); err != nil {
 			return err
 		}
+		console.Event(console.EventStateReset, "device", s.Device)
 	}
 	formatted, err := s.Prepare()
 	if err != nil {
 		return err
 	}
 	slog.Info("state ready", "device", s.Device, "formatted", formatted)
+	console.Event(console.EventStateReady, "device", s.Device, "formatted", formatted)
 	return nil
 }
 
@@ -276,6 +285,7 @@ func applyHost(cfg *config.Config) error {
 	created, err := host.EnsureNodePassword("/")
 	if err == nil {
 		slog.Info("node password", "file", layout.NodePassword, "created", created)
+		console.Event(console.EventNodePassword, "file", layout.NodePassword, "created", created)
 	}
 	return err
 }

@@ -53,7 +53,9 @@ func checkSlot(cmdline boot.Cmdline, medium string) error {
 	if err := slots.WriteCurrent(slots.Current{Slot: b.Slot, Trial: b.Trial, Disk: "/dev/" + disk, ESP: espDev}); err != nil {
 		return err
 	}
-	switch st.Outcome(b) {
+	outcome := st.Outcome(b)
+	console.Event(console.EventSlot, "slot", string(b.Slot), "good", string(st.Good), "outcome", outcome.String())
+	switch outcome {
 	case slots.Trying:
 		slog.Info("trying a new system slot: it becomes the good one at node-ready", "slot", b.Slot, "good", st.Good, "tries_left", st.Tries, "deadline", trialTimeout)
 		goroutine.Go("trial deadline", func() { watchTrial(esp, b.Slot, trialTimeout) })

@@ -158,11 +158,13 @@ func (e Env) readyThenStay(ctx context.Context, kc kubernetes.Interface, nodeNam
 
 // logResources logs what the node's processes cost at a milestone: this
 // process's and PID 1's resident sets and the guest's memory in use (make
-// bench reads the line).
+// bench reads the event).
 func logResources(when string) {
-	slog.Info("server resources", "when", when,
+	kv := []any{"when", when,
 		"server_rss_kib", procstat.ProcKiB("/proc/self/status", "VmRSS"), "init_rss_kib", procstat.ProcKiB("/proc/1/status", "VmRSS"),
-		"mem_used_kib", procstat.ProcKiB("/proc/meminfo", "MemTotal")-procstat.ProcKiB("/proc/meminfo", "MemAvailable"))
+		"mem_used_kib", procstat.ProcKiB("/proc/meminfo", "MemTotal") - procstat.ProcKiB("/proc/meminfo", "MemAvailable")}
+	slog.Info("server resources", kv...)
+	console.Event(console.EventServerResources, kv...)
 }
 
 // stopped is nil when ctx has ended (a shutdown is no error), else err.

@@ -27,5 +27,6 @@ func confirmSlot() {
 	}
 	if confirmed {
 		slog.Info("system slot confirmed: the node is Ready on it, GRUB boots it from now on", "slot", cur.Slot)
+		console.Event(console.EventSlotConfirmed, "slot", string(cur.Slot))
 	}
 }

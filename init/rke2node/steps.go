@@ -252,6 +252,7 @@ func (e Env) installSecrets() (*serverpki.Installed, error) {
 	}
 	if len(in.Files) > 0 {
 		slog.Info("baked secrets installed", "dir", e.Secrets, "files", strings.Join(in.Files, " "))
+		console.Event(console.EventSecretsInstalled, "dir", e.Secrets, "files", strings.Join(in.Files, " "))
 	}
 	for _, w := range in.Warnings {
 		slog.Warn("baked secrets: " + w)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/shared/blockdev"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"golang.org/x/sys/unix"
 )
@@ -88,6 +89,7 @@ func (m *Medium) Mount() error {
 		return fmt.Errorf("mount %s (%s) on %s: %w", m.Device, m.FSType, layout.MediumDir, err)
 	}
 	slog.Info("boot medium mounted", "device", m.Device, "fstype", m.FSType, "label", m.Label, "dir", layout.MediumDir)
+	console.Event(console.EventMediumMounted, "device", m.Device, "fstype", m.FSType, "label", m.Label, "dir", layout.MediumDir)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/ext4"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/rke2os/rke2os/init/shared/blockdev"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"golang.org/x/sys/unix"
 )
@@ -116,6 +117,7 @@ func (s *State) Prepare() (formatted bool, err error) {
 	}
 	if fresh {
 		slog.Info("state: formatting ext4", "device", s.Device, "mib", size>>20)
+		console.Event(console.EventStateFormatting, "device", s.Device, "mib", size>>20)
 		if err := FormatExt4(s.Device, layout.StateLabel); err != nil {
 			return false, fmt.Errorf("state: format %s: %w", s.Device, err)
 		}
@@ -130,6 +132,7 @@ func (s *State) Prepare() (formatted bool, err error) {
 			return formatted, fmt.Errorf("state: grow the filesystem on %s: %w; it keeps its old size", s.Device, err)
 		}
 		slog.Info("state filesystem grown to its partition", "device", s.Device, "added_mib", grown>>20)
+		console.Event(console.EventStateGrown, "device", s.Device, "added_mib", grown>>20)
 	}
 	return formatted, nil
 }
