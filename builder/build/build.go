@@ -229,7 +229,10 @@ func image(o Options, tmp string) (Outputs, error) {
 	if err := fsutil.CopyFile(k.Image, staged.Kernel); err != nil {
 		return Outputs{}, err
 	}
-	base := "console=tty0 console=ttyS0,115200 rke2.role=" + o.Role
+	// panic=10: a kernel that panics (a broken slot on trial, PID 1 gone)
+	// reboots after 10 s on the console, rather than hang: the reboot
+	// costs a slot on trial one of its tries.
+	base := "console=tty0 console=ttyS0,115200 panic=10 rke2.role=" + o.Role
 	if o.Cmdline != "" {
 		base += " " + o.Cmdline
 	}
