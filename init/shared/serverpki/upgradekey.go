@@ -97,7 +97,7 @@ func AddUpgradeKey(dir string) error {
 		}
 		_, pubPEM, err := marshalUpgradeKey(key.Public().(ed25519.PublicKey), key)
 		if err == nil {
-			err = createFile(pubPath, pubPEM, 0o644)
+			err = durable.CreateFile(pubPath, pubPEM, 0o644)
 		}
 		if err != nil {
 			return fmt.Errorf("secrets %s: %w", dir, err)
@@ -112,10 +112,10 @@ func AddUpgradeKey(dir string) error {
 	if err != nil {
 		return fmt.Errorf("secrets %s: %w", dir, err)
 	}
-	if err := createFile(keyPath, keyPEM, 0o600); err != nil {
+	if err := durable.CreateFile(keyPath, keyPEM, 0o600); err != nil {
 		return fmt.Errorf("secrets %s: %w", dir, err)
 	}
-	if err := createFile(pubPath, pubPEM, 0o644); err != nil {
+	if err := durable.CreateFile(pubPath, pubPEM, 0o644); err != nil {
 		// The key is new, used by nothing yet: leave dir as it was.
 		os.Remove(keyPath)
 		durable.SyncDir(dir)
@@ -129,35 +129,6 @@ type upgradeKeyExists struct{ dir, msg string }
 
 func (e upgradeKeyExists) Error() string        { return "secrets: " + e.msg }
 func (e upgradeKeyExists) Is(target error) bool { return target == fs.ErrExist }
-
-// createFile writes p, which must not exist, whole or not at all: through
-// a temporary file linked to p, which fails if p is there, even if it
-// came in the meantime.
-func createFile(p string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(p)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(p)+".")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(mode)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), p); err != nil {
-		return err
-	}
-	return durable.SyncDir(dir)
-}
 
 // CheckUpgradeKey reads the upgrade key pair of the secrets directory dir
 // and checks that upgrade.pub is upgrade.key's public key; it returns the
