@@ -240,20 +240,15 @@ func waitFor(ctx context.Context, what string, check func(context.Context) error
 // etcdHealthy asks etcd's /health, which answers {"health":"true"} once
 // the member has a leader and serves.
 func etcdHealthy(ctx context.Context, c *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, body, err := get(ctx, c, url, 4096)
 	if err != nil {
 		return err
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
 	var h struct {
 		Health string `json:"health"`
 		Reason string `json:"reason"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&h); err != nil {
+	if err := json.Unmarshal(body, &h); err != nil {
 		return fmt.Errorf("etcd /health: %s: %w", resp.Status, err)
 	}
 	if h.Health != "true" {
@@ -262,18 +257,27 @@ func etcdHealthy(ctx context.Context, c *http.Client, url string) error {
 	return nil
 }
 
-// httpOK GETs url and wants 200.
-func httpOK(ctx context.Context, c *http.Client, url string) error {
+// get GETs url and reads at most limit bytes of its body.
+func get(ctx context.Context, c *http.Client, url string, limit int64) (*http.Response, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	return resp, body, err
+}
+
+// httpOK GETs url and wants 200.
+func httpOK(ctx context.Context, c *http.Client, url string) error {
+	resp, body, err := get(ctx, c, url, 16<<10)
+	if err != nil && resp == nil {
+		return err
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s %s", url, resp.Status, failedChecks(body))
 	}
