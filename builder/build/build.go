@@ -174,6 +174,9 @@ func image(o Options, tmp string) (Outputs, error) {
 	if err != nil {
 		return Outputs{}, &InputError{err}
 	}
+	if err := bootLoaderKeys(o.Cmdline); err != nil {
+		return Outputs{}, &InputError{err}
+	}
 	for _, w := range cmdlineWarnings {
 		slog.Warn("--cmdline: " + w)
 	}
@@ -383,14 +386,20 @@ func ValidateCmdline(cmdline string) (warnings []string, err error) {
 	if _, err := config.ParseCmdline(cmdline); err != nil {
 		return nil, err
 	}
+	return append(config.CmdlineDebugWarnings(cmdline), config.CmdlineSecretWarnings(cmdline)...), nil
+}
+
+// bootLoaderKeys refuses, in --cmdline, the keys the build and GRUB put
+// on the kernel command line themselves.
+func bootLoaderKeys(cmdline string) error {
 	for _, f := range strings.Fields(cmdline) {
 		k, _, _ := strings.Cut(f, "=")
 		switch k {
 		case "rke2.medium", "rke2.slot", "rke2.trial", "rke2.reset", "rke2.role":
-			return nil, fmt.Errorf("--cmdline: %s is set by the image's boot loader (rke2.reset by its menu's reset entry, for one boot); remove it", k)
+			return fmt.Errorf("--cmdline: %s is set by the image's boot loader (rke2.reset by its menu's reset entry, for one boot); remove it", k)
 		}
 	}
-	return append(config.CmdlineDebugWarnings(cmdline), config.CmdlineSecretWarnings(cmdline)...), nil
+	return nil
 }
 
 // initramfsModules reads the module names the overlays ask for

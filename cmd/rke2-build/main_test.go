@@ -53,7 +53,8 @@ func TestValidateTokens(t *testing.T) {
 		t.Fatalf("stderr %q: want the server token warning, without the secret", w)
 	}
 
-	cmdline := "console=ttyS0 rke2.config=" + base64.StdEncoding.EncodeToString([]byte("rke2:\n  token: s3cr3t\n"))
+	// As out/rke2-agent.cmdline has it, the role and panic= included.
+	cmdline := "console=ttyS0 panic=10 rke2.role=agent rke2.config=" + base64.StdEncoding.EncodeToString([]byte("rke2:\n  token: s3cr3t\n"))
 	stdout.Reset()
 	stderr.Reset()
 	if exit := run([]string{"validate", "--cmdline", cmdline}, &stdout, &stderr); exit != 0 || stdout.String() != "--cmdline: ok\n" {
