@@ -17,6 +17,7 @@ import (
 
 	"github.com/rke2os/rke2os/init/rke2node/kubenode"
 	"github.com/rke2os/rke2os/init/rke2node/pods"
+	"github.com/rke2os/rke2os/init/rke2node/upgradectl"
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/procstat"
@@ -129,6 +130,10 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	// the Node waits for its network: on one server of the cluster at a
 	// time, the holder of a lease, as RKE2's controllers are.
 	go e.lead(ctx, kc, "rke2os-addons", nodeName, func(ctx context.Context) { e.addons(ctx, rc) })
+	// The UpgradePlans, under a lease of their own: from before the Node
+	// is Ready, since on a single server it is this node whose upgrade
+	// the controller finishes after the reboot.
+	go e.lead(ctx, kc, upgradectl.LeaseName, nodeName, e.upgrades)
 
 	// The Node, as RKE2's server treats its own: role labels once the
 	// kubelet has registered it, then node-ready once it is Ready.
