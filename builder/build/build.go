@@ -32,7 +32,6 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/rke2os/rke2os/builder/bootloader"
 	"github.com/rke2os/rke2os/builder/content"
-	rawdisk "github.com/rke2os/rke2os/builder/disk"
 	"github.com/rke2os/rke2os/builder/initramfs"
 	"github.com/rke2os/rke2os/builder/iso"
 	"github.com/rke2os/rke2os/builder/kernel"
@@ -40,6 +39,7 @@ import (
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/serverpki"
 	"github.com/rke2os/rke2os/init/shared/slots"
+	rawdisk "github.com/rke2os/rke2os/internal/diskimage"
 )
 
 // InputError is bad input from the user (exit code 2): a missing kernel,

@@ -72,10 +72,8 @@ func FindState(medium string) (*State, error) {
 	return nil, fmt.Errorf("state: /dev/%s has %d partitions named %s (%s, %s); rename or remove all but one", disk, len(found), layout.StateLabel, found[0].Device, found[1].Device)
 }
 
-// MinStateSize is the least a node's state needs: the airgap images
-// twice (containerd's content store and its unpacked snapshots), the
-// extracted runtime, etcd and the logs.
-const MinStateSize = 4 << 30
+// MinStateSize is the least a node's state needs (layout.MinStateSize).
+const MinStateSize = layout.MinStateSize
 
 // formattingLabel marks a filesystem whose format has not finished (the
 // power went in the middle): the label becomes layout.StateLabel last, so such a

@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
-	"github.com/rke2os/rke2os/builder/disk"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/probe"
+	disk "github.com/rke2os/rke2os/internal/diskimage"
 	"github.com/rke2os/rke2os/internal/disktest"
 )
 
