@@ -1,3 +1,5 @@
+//go:build installtest
+
 package qemutest
 
 import (
