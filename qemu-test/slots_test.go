@@ -13,7 +13,7 @@ import (
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/rke2os/rke2os/builder/bootloader"
-	"github.com/rke2os/rke2os/builder/disk"
+	disk "github.com/rke2os/rke2os/internal/diskimage"
 	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/slots"

@@ -17,6 +17,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -32,7 +33,6 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/rke2os/rke2os/builder/bootloader"
 	"github.com/rke2os/rke2os/builder/content"
-	rawdisk "github.com/rke2os/rke2os/builder/disk"
 	"github.com/rke2os/rke2os/builder/initramfs"
 	"github.com/rke2os/rke2os/builder/iso"
 	"github.com/rke2os/rke2os/builder/kernel"
@@ -40,6 +40,7 @@ import (
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/serverpki"
 	"github.com/rke2os/rke2os/init/shared/slots"
+	rawdisk "github.com/rke2os/rke2os/internal/diskimage"
 )
 
 // InputError is bad input from the user (exit code 2): a missing kernel,
@@ -243,14 +244,21 @@ func image(o Options, tmp string) (Outputs, error) {
 		return Outputs{}, err
 	}
 
+	// The slot image first: the ISO carries its digest, for installs.
+	done = o.Progress.Step("write system slot image")
+	inst, err := writeSlot(staged, tmp, grub, base, o, images)
+	done()
+	if err != nil {
+		return Outputs{}, err
+	}
 	done = o.Progress.Step("write ISO")
-	err = writeISO(staged, tmp, grub, base, o, images)
+	err = writeISO(staged, tmp, grub, base, o, images, inst)
 	done()
 	if err != nil {
 		return Outputs{}, err
 	}
 	done = o.Progress.Step("write raw disk")
-	err = writeRaw(staged, tmp, grub, base, o, images)
+	err = writeRaw(staged, tmp, inst)
 	done()
 	if err != nil {
 		return Outputs{}, err
@@ -577,7 +585,7 @@ func bakeSecrets(a *initramfs.Archive, dir string) error {
 	})
 }
 
-func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options, images *bakedImages) error {
+func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options, images *bakedImages, inst *install) error {
 	cfg := filepath.Join(tmp, "grub-iso.cfg")
 	title := "RKE2 " + o.Role
 	if err := os.WriteFile(cfg, bootloader.Config(bootloader.Entry{Title: title, SystemLabel: layout.BootLabel,
@@ -601,6 +609,14 @@ func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string
 	}
 	for _, f := range images.files() {
 		files = append(files, iso.File{Path: f[0], Source: f[1]})
+	}
+	// What an install needs beyond the slot's files, which the ISO
+	// carries already: the slot's own files (slot.cfg, os-release), GRUB's
+	// disk images and the install manifest.
+	for _, p := range slices.Sorted(maps.Keys(inst.sources)) {
+		if !slices.ContainsFunc(files, func(f iso.File) bool { return f.Path == p }) {
+			files = append(files, iso.File{Path: p, Source: inst.sources[p]})
+		}
 	}
 	return iso.Write(staged.ISO, ws, iso.Spec{
 		VolumeID: layout.BootLabel,
@@ -640,69 +656,132 @@ func writeEFIImage(out, efiBinary string) error {
 	return w.Close()
 }
 
-// slotFiles are what a system slot holds: the kernel, the initramfs, the
-// slot's kernel command line for GRUB, its os-release and the airgap
-// images. An upgrade artifact carries the same slot.
-func slotFiles(staged Outputs, cmdline string, o Options, images *bakedImages) ([]rawdisk.File, error) {
+// install is how the disk is written, by the build (the raw disk) and by
+// an install from the ISO: the manifest the ISO carries, and the files
+// its paths name on the build machine.
+type install struct {
+	manifest *rawdisk.Manifest
+	sources  map[string]string // path on the ISO -> file here
+}
+
+// local is the file on the build machine of a path on the ISO.
+func (in *install) local(medium string) string { return in.sources[medium] }
+
+// writeSlot writes the system slot's image and what an install needs:
+// GRUB's disk images and the disk's ESP files, under layout.InstallDir,
+// and the manifest listing them with the slot's files. A system slot holds
+// the kernel, the initramfs, the slot's kernel command line for GRUB
+// (slot.cfg), its os-release and the airgap images; an upgrade artifact
+// carries the same slot.
+func writeSlot(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options, images *bakedImages) (*install, error) {
+	mbr, err := grub.MBR(rawdisk.BIOSPartitionLBA)
+	if err != nil {
+		return nil, err
+	}
+	core, err := grub.CoreImage(rawdisk.BIOSPartitionLBA)
+	if err != nil {
+		return nil, err
+	}
 	rel, err := osRelease(o)
 	if err != nil {
 		return nil, err
 	}
-	files := []rawdisk.File{
-		{Path: "/boot/vmlinuz", Source: staged.Kernel},
-		{Path: "/boot/initrd", Source: staged.Initrd},
-		{Path: bootloader.SlotConfigPath, Data: bootloader.SlotConfig(cmdline)},
-		{Path: "/boot/os-release", Data: rel},
+	env, err := slots.Env{}.Bytes() // good=A, as grub.cfg reads an empty block
+	if err != nil {
+		return nil, err
 	}
-	for _, f := range images.files() {
+	dir := filepath.Join(tmp, "install")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	in := &install{sources: map[string]string{}}
+	add := func(medium string, data []byte) (string, error) {
+		p := filepath.Join(dir, path.Base(medium))
+		in.sources[medium] = p
+		return medium, os.WriteFile(p, data, 0o644)
+	}
+	m := &rawdisk.Manifest{Format: rawdisk.ManifestFormat, Role: o.Role, Epoch: o.Epoch.Unix(), ESPLabel: layout.ESPLabel, StateSize: 256 << 20}
+	for _, f := range []struct {
+		dst  *string
+		path string
+		data []byte
+	}{{&m.MBR, "mbr.bin", mbr}, {&m.Core, "core.img", core}} {
+		if *f.dst, err = add(path.Join(layout.InstallDir, f.path), f.data); err != nil {
+			return nil, err
+		}
+	}
+	efi, err := os.ReadFile(grub.EFI)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		esp, medium string
+		data        []byte
+	}{
+		{"/EFI/BOOT/BOOTX64.EFI", "bootx64.efi", efi},
+		{"/boot/grub/grub.cfg", "grub.cfg", bootloader.DiskConfig("RKE2 " + o.Role)},
+		{layout.GRUBEnv, "grubenv", env},
+	} {
+		medium, err := add(path.Join(layout.InstallDir, f.medium), f.data)
+		if err != nil {
+			return nil, err
+		}
+		m.ESP = append(m.ESP, rawdisk.ManifestFile{Path: f.esp, Medium: medium})
+	}
+	// The slot's files are on the ISO at the paths they have in the slot.
+	slot := [][2]string{{"/boot/vmlinuz", staged.Kernel}, {"/boot/initrd", staged.Initrd}}
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{bootloader.SlotConfigPath, bootloader.SlotConfig(cmdline)}, {"/boot/os-release", rel}} {
+		p := filepath.Join(dir, "slot-"+path.Base(f.path))
+		if err := os.WriteFile(p, f.data, 0o644); err != nil {
+			return nil, err
+		}
+		slot = append(slot, [2]string{f.path, p})
+	}
+	slot = append(slot, images.files()...)
+	var files []rawdisk.File
+	for _, f := range slot {
+		in.sources[f[0]] = f[1]
+		m.Slot = append(m.Slot, rawdisk.ManifestFile{Path: f[0], Medium: f[0]})
 		files = append(files, rawdisk.File{Path: f[0], Source: f[1]})
 	}
-	return files, nil
+	img := slotImage(tmp)
+	if err := rawdisk.WriteSlot(img, files); err != nil {
+		return nil, err
+	}
+	if m.SlotSHA256, err = digest(img); err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(img)
+	if err != nil {
+		return nil, err
+	}
+	m.SlotSize = fi.Size()
+	b, err := m.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := add(layout.InstallManifest, b); err != nil {
+		return nil, err
+	}
+	in.manifest = m
+	return in, nil
 }
 
 // slotImage is where the build writes the system slot's image.
 func slotImage(tmp string) string { return filepath.Join(tmp, "slot.img") }
 
-func writeRaw(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options, images *bakedImages) error {
-	mbr, err := grub.MBR(rawdisk.BIOSPartitionLBA)
+// writeRaw writes the raw disk as an install does, from the manifest,
+// with the slot image the build wrote.
+func writeRaw(staged Outputs, tmp string, in *install) error {
+	spec, err := in.manifest.Spec(in.local)
 	if err != nil {
 		return err
 	}
-	core, err := grub.CoreImage(rawdisk.BIOSPartitionLBA)
-	if err != nil {
-		return err
-	}
-	efi, err := os.ReadFile(grub.EFI)
-	if err != nil {
-		return err
-	}
-	files, err := slotFiles(staged, cmdline, o, images)
-	if err != nil {
-		return err
-	}
-	slot := slotImage(tmp)
-	if err := rawdisk.WriteSlot(slot, files); err != nil {
-		return err
-	}
-	sd, err := digest(slot)
-	if err != nil {
-		return err
-	}
-	env, err := slots.Env{}.Bytes() // good=A, as grub.cfg reads an empty block
-	if err != nil {
-		return err
-	}
-	return rawdisk.Write(staged.Raw, rawdisk.Spec{
-		MBR: mbr, Core: core, ESPLabel: layout.ESPLabel,
-		ESP: []rawdisk.File{
-			{Path: "/EFI/BOOT/BOOTX64.EFI", Data: efi},
-			{Path: "/boot/grub/grub.cfg", Data: bootloader.DiskConfig("RKE2 " + o.Role)},
-			{Path: layout.GRUBEnv, Data: env},
-		},
-		Slot:      slot,
-		StateSize: 256 << 20,
-		Seed:      []byte(sd),
-	})
+	spec.Slot, spec.SlotFiles = slotImage(tmp), nil
+	return rawdisk.Write(staged.Raw, spec)
 }
 
 func checkExecutable(what, p, flag string) error {

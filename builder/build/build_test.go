@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -25,6 +27,7 @@ import (
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/serverpki"
 	"github.com/rke2os/rke2os/internal/artifact"
+	"github.com/rke2os/rke2os/internal/diskimage"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -542,4 +545,99 @@ func slotASHA256(t *testing.T, raw string, size int64) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// The ISO carries what an install needs: the slot image rebuilt from the
+// ISO's own files, as its install manifest lists them, is the raw disk's
+// slot A, and a disk installed from them has the raw disk's partition
+// table and slot A.
+func TestISOInstallsTheRawDisk(t *testing.T) {
+	o := inputs(t)
+	o.Images = []string{airgap(t, "rancher/rke2-runtime:v1.34.4-rke2r1")}
+	o.Version = "v1.34.4+rke2r1"
+	out, err := Image(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Copy the ISO's files out, as the node reads them from the mounted ISO.
+	d, err := diskfs.Open(out.ISO, diskfs.WithOpenMode(diskfs.ReadOnly))
+	must(t, err)
+	defer d.Close()
+	isofs, err := d.GetFilesystem(0)
+	must(t, err)
+	root := t.TempDir()
+	extract := func(p string) string {
+		f, err := isofs.OpenFile(p, os.O_RDONLY)
+		if err != nil {
+			t.Fatalf("the ISO has no %s: %v", p, err)
+		}
+		b, err := io.ReadAll(f)
+		must(t, err)
+		local := filepath.Join(root, filepath.FromSlash(p))
+		must(t, os.MkdirAll(filepath.Dir(local), 0o755))
+		must(t, os.WriteFile(local, b, 0o644))
+		return local
+	}
+	m, err := diskimage.ReadManifest(extract(layout.InstallManifest))
+	must(t, err)
+	for _, f := range append(append([]diskimage.ManifestFile{}, m.ESP...), m.Slot...) {
+		extract(f.Medium)
+	}
+	extract(m.MBR)
+	extract(m.Core)
+	var paths []string
+	for _, f := range m.Slot {
+		paths = append(paths, f.Path)
+	}
+	if want := []string{"/boot/vmlinuz", "/boot/initrd", "/boot/grub/slot.cfg", "/boot/os-release", layout.MediumIndex, "/rke2/agent/images/rke2-images.linux-amd64.tar"}; !slices.Equal(paths, want) {
+		t.Errorf("slot files %v, want %v", paths, want)
+	}
+	local := func(p string) string { return filepath.Join(root, filepath.FromSlash(p)) }
+	spec, err := m.Spec(local)
+	must(t, err)
+	slot := filepath.Join(t.TempDir(), "slot.img")
+	must(t, diskimage.WriteSlot(slot, spec.SlotFiles))
+	if got, want := "sha256:"+slotASHA256(t, out.Raw, m.SlotSize), m.SlotSHA256; got != want {
+		t.Fatalf("the raw disk's slot A is %s, the manifest says %s", got, want)
+	}
+	if got := "sha256:" + hex.EncodeToString(sha256Of(t, slot)); got != m.SlotSHA256 {
+		t.Fatalf("the slot image rebuilt from the ISO's files is %s, the raw disk's slot A %s", got, m.SlotSHA256)
+	}
+	// And a disk installed from them.
+	dev := filepath.Join(t.TempDir(), "dev.img")
+	must(t, os.WriteFile(dev, nil, 0o644))
+	must(t, os.Truncate(dev, 2<<30))
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	must(t, err)
+	defer f.Close()
+	l, err := diskimage.Install(f, 2<<30, spec)
+	must(t, err)
+	if got := "sha256:" + slotASHA256(t, dev, l.SlotImageSize); got != m.SlotSHA256 {
+		t.Errorf("the installed slot A is %s, want %s", got, m.SlotSHA256)
+	}
+	raw, inst := partitions(t, out.Raw), partitions(t, dev)
+	if !slices.Equal(raw, inst) {
+		t.Errorf("installed partitions %v, want the raw disk's %v", inst, raw)
+	}
+}
+
+func sha256Of(t *testing.T, p string) []byte {
+	t.Helper()
+	sum := sha256.Sum256(read(t, p))
+	return sum[:]
+}
+
+// partitions lists a disk's partitions: name, GUID, start and end.
+func partitions(t *testing.T, p string) []string {
+	t.Helper()
+	d, err := diskfs.Open(p, diskfs.WithOpenMode(diskfs.ReadOnly))
+	must(t, err)
+	defer d.Close()
+	pt, err := d.GetPartitionTable()
+	must(t, err)
+	var out []string
+	for _, q := range pt.(*gpt.Table).Partitions {
+		out = append(out, fmt.Sprintf("%s %s %d-%d", q.Name, q.GUID, q.Start, q.End))
+	}
+	return out
 }

@@ -89,7 +89,7 @@ func Run() {
 	boot.WatchEntropy(boot.EntropyWait)
 	console.Milestone("modules-loaded")
 
-	var cfg *config.Config
+	var cfg, carried *config.Config
 	var medium string // the boot medium's device; "" for PXE
 	ok := step("medium", func() (err error) {
 		medium, err = mountMedium(cmdline)
@@ -97,12 +97,25 @@ func Run() {
 	}) &&
 		step("state", func() error { return mountState(medium, cmdline["rke2.reset"] == "1") }) &&
 		step("slot", func() error { return checkSlot(cmdline, medium) }) &&
-		step("config", func() (err error) {
-			cfg, err = loadConfig(rawCmdline, cmdline["rke2.role"])
+		step("config", func() error {
+			loaded, err := loadConfig(rawCmdline, cmdline["rke2.role"])
+			if err == nil {
+				cfg, carried = loaded.merged, loaded.carried
+			}
 			return err
 		})
 	if ok {
 		console.Milestone("config-loaded")
+	}
+	// A boot from the ISO whose config says install: writes the system
+	// onto a disk and reboots into it; nothing else starts.
+	installed := false
+	ok = ok && step("install", func() (err error) {
+		installed, err = installFromISO(reaper, cfg, carried, cmdline, medium)
+		return err
+	})
+	if installed {
+		select {} // the reboot or power-off asked for is being served
 	}
 	ok = ok && step("host", func() error { return applyHost(cfg) })
 	ok = ok && step("images", func() error {

@@ -85,6 +85,9 @@ func Main(env Env, args []string, stdout io.Writer) int {
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
 		run = func(ctx context.Context) (any, error) { return env.Join(ctx, *name, *ip) }
+	case nodesteps.StepInstall:
+		in := installFlags(fs)
+		run = func(ctx context.Context) (any, error) { return env.Install(ctx, in()) }
 	case nodesteps.StepServer, nodesteps.StepAgent:
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")

@@ -20,7 +20,7 @@ const CIDataDir = "/run/rke2/cidata"
 func MountCIData() (string, error) {
 	for _, name := range blockdev.Names() {
 		dev := "/dev/" + name
-		fstype, label := probe(dev)
+		fstype, label := probeFS(dev)
 		if fstype == "" || !strings.EqualFold(label, "cidata") {
 			continue
 		}

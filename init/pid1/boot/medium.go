@@ -45,7 +45,7 @@ func scanBlock(label string) *Medium {
 			continue
 		}
 		dev := "/dev/" + name
-		fstype, fslabel := probe(dev)
+		fstype, fslabel := probeFS(dev)
 		if fstype == "" {
 			continue
 		}
@@ -56,8 +56,8 @@ func scanBlock(label string) *Medium {
 	return nil
 }
 
-// probe reads a filesystem's type and label from its first blocks.
-func probe(dev string) (fstype, label string) {
+// probeFS reads a filesystem's type and label from its first blocks.
+func probeFS(dev string) (fstype, label string) {
 	f, err := os.Open(dev)
 	if err != nil {
 		return "", ""

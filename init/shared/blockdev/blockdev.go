@@ -1,7 +1,9 @@
-// Package blockdev reads what sysfs says of block devices: their names,
-// the disk a partition belongs to, a partition's GPT name. PID 1 finds
-// its boot medium and state partition with it, rke2-node the slots and
-// the ESP of the disk it booted from.
+// Package blockdev reads what sysfs says of block devices (their names,
+// the disk a partition belongs to, a partition's GPT name, a disk's size,
+// model and serial) and what the kernel says of an open one (its size and
+// sector size). PID 1 finds its boot medium and state partition with it,
+// rke2-node the slots and the ESP of the disk it booted from, and the
+// disk an install writes to.
 package blockdev
 
 import (

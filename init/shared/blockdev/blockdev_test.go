@@ -67,3 +67,41 @@ func TestPartition(t *testing.T) {
 		t.Errorf("PartName(vda4) = %q", n)
 	}
 }
+
+// Disks lists the whole disks with what sysfs says of them.
+func TestDisks(t *testing.T) {
+	fakeSys(t, map[string]string{"vda": "", "vda1": "EFI", "vdb": "", "sda": ""})
+	attrs := map[string]map[string]string{
+		"vda": {"size": "16777216\n", "device/model": "QEMU HARDDISK   \n", "serial": "os-disk\n", "removable": "0\n", "ro": "0\n"},
+		"vdb": {"size": "2048\n", "device/serial": " S3Z9NB0K\n", "removable": "1\n", "ro": "1\n"},
+		"sda": {"size": "720896\n"},
+	}
+	for disk, files := range attrs {
+		for name, content := range files {
+			p := filepath.Join(SysBlock, disk, name)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, []byte(content), 0o644)
+		}
+	}
+	got := Disks()
+	want := []Disk{
+		{Name: "sda", Size: 720896 * 512},
+		{Name: "vda", Size: 8 << 30, Model: "QEMU HARDDISK", Serial: "os-disk", Partitions: []string{"vda1"}},
+		{Name: "vdb", Size: 1 << 20, Serial: "S3Z9NB0K", Removable: true, ReadOnly: true},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Disks() = %+v", got)
+	}
+	for i := range want {
+		if got[i].Name != want[i].Name || got[i].Size != want[i].Size || got[i].Model != want[i].Model || got[i].Serial != want[i].Serial ||
+			got[i].Removable != want[i].Removable || got[i].ReadOnly != want[i].ReadOnly || strings.Join(got[i].Partitions, ",") != strings.Join(want[i].Partitions, ",") {
+			t.Errorf("disk %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if _, ok := DiskOf("vda1"); ok {
+		t.Error("a partition is a disk")
+	}
+	if _, ok := DiskOf("../vda"); ok {
+		t.Error("a path is a disk")
+	}
+}

@@ -82,3 +82,24 @@ const SlotFile = "/run/rke2/slot.json"
 // RollbackFile keeps a rolled-back upgrade until the node has reported
 // it; on the state partition.
 const RollbackFile = "/var/lib/rke2os/upgrade/rollback.json"
+
+// ESPConfig is the node config an install carries over from the ISO boot
+// onto the installed disk's ESP (a path below its root): the config the
+// ISO booted with, but its install section. PID 1 reads it on boots from
+// the disk, after the medium's config and before NoCloud's.
+const ESPConfig = "/rke2/config.yaml"
+
+// What the ISO carries for an install onto a disk, below its root: GRUB's
+// disk images (boot code, core image, EFI binary, the disk's grub.cfg and
+// environment block) under InstallDir, and InstallManifest, which lists
+// them with the ESP paths they go to and the system slot's files, in the
+// order the slot image holds them, with the image's size and digest.
+const (
+	InstallDir      = "/boot/install"
+	InstallManifest = InstallDir + "/install.json"
+)
+
+// MinStateSize is the least a node's state partition needs: the airgap
+// images twice (containerd's content store and its unpacked snapshots),
+// the extracted runtime, etcd and the logs.
+const MinStateSize = 4 << 30

@@ -75,6 +75,19 @@ func (e ESP) Read() (State, Env, error) {
 	return StateOf(env), env, nil
 }
 
+// ReadFile reads a file of the ESP (a path below its root, like
+// layout.ESPConfig), mounting it read-only for that; a missing file is
+// os.ErrNotExist. PID 1 reads the config an install carried over with it.
+func (e ESP) ReadFile(name string) ([]byte, error) {
+	var b []byte
+	err := e.with(unix.MS_RDONLY, func(dir string) error {
+		var err error
+		b, err = os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		return err
+	})
+	return b, err
+}
+
 // Update changes the slots' state: it mounts the ESP read-write, reads the
 // block, lets change decide the new state from the current one, writes
 // the block in place, syncs and unmounts. The ESP stays mounted only for
@@ -98,7 +111,9 @@ func (e ESP) Update(change func(State) (State, error)) (State, error) {
 }
 
 // with mounts the ESP on e.Dir for fn. A lock file in /run keeps PID 1
-// and rke2-node from mounting it at once.
+// and rke2-node from mounting it at once. FAT keeps no owners or modes:
+// the mount makes every file root's and private (umask 077), since the
+// config an install carried over may hold tokens.
 func (e ESP) with(flags uintptr, fn func(dir string) error) error {
 	espMu.Lock()
 	defer espMu.Unlock()
@@ -117,7 +132,7 @@ func (e ESP) with(flags uintptr, fn func(dir string) error) error {
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		return fmt.Errorf("lock %s: %w", lock.Name(), err)
 	}
-	if err := unix.Mount(e.Device, dir, "vfat", flags|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
+	if err := unix.Mount(e.Device, dir, "vfat", flags|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, "uid=0,gid=0,umask=077"); err != nil {
 		return fmt.Errorf("mount the ESP %s on %s: %w", e.Device, dir, err)
 	}
 	ferr := fn(dir)
