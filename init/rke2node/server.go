@@ -12,14 +12,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/rke2os/rke2os/init/rke2node/kubenode"
 	"github.com/rke2os/rke2os/init/rke2node/pods"
 	"github.com/rke2os/rke2os/init/rke2node/upgradectl"
+	"github.com/rke2os/rke2os/init/rke2node/upgrader"
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/console"
+	"github.com/rke2os/rke2os/init/shared/goroutine"
 	"github.com/rke2os/rke2os/init/shared/procstat"
 	"github.com/rke2os/rke2os/internal/backoff"
 	"github.com/rke2os/rke2os/internal/durable"
@@ -144,19 +147,30 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	if err := kubenode.Label(ctx, kc, nodeName, kubenode.ServerLabels, pollEvery); err != nil {
 		return stopped(ctx, err)
 	}
-	return e.readyThenStay(ctx, kc, nodeName)
+	return e.readyThenStay(ctx, kc, nodeName, config.RoleServer)
 }
 
 // readyThenStay waits for the Node to be Ready, says node-ready with what
-// the node's processes cost then, and stays until ctx ends: the end of a
-// server's and an agent's service alike.
-func (e Env) readyThenStay(ctx context.Context, kc kubernetes.Interface, nodeName string) error {
+// the node's processes cost then, confirms the slot being tried, starts
+// the upgrader and stays until ctx ends: the end of a server's and an
+// agent's service alike. kc may be the kubelet's identity (an agent's):
+// the upgrader needs no more.
+func (e Env) readyThenStay(ctx context.Context, kc kubernetes.Interface, nodeName, role string) error {
 	if err := kubenode.WaitReady(ctx, kc, nodeName, pollEvery); err != nil {
 		return stopped(ctx, err)
 	}
 	e.milestone("node-ready")
 	logResources("node-ready")
 	confirmSlot()
+	if e.Upgrade != nil {
+		files := *e.Upgrade
+		// The cluster's server CA, which both roles keep under agent/,
+		// for an artifact served from inside the cluster over https.
+		files.CAFiles = append(slices.Clip(files.CAFiles), e.Paths.Agent("server-ca.crt"))
+		goroutine.Keep(ctx, "upgrader", func(ctx context.Context) {
+			upgrader.Run(ctx, upgrader.Config{Files: files, NodeName: nodeName, Role: role, Client: kc})
+		})
+	}
 	<-ctx.Done()
 	return nil
 }

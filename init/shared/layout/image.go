@@ -79,9 +79,20 @@ const (
 // SlotFile is where PID 1 says which slot booted (init/shared/slots).
 const SlotFile = "/run/rke2/slot.json"
 
-// RollbackFile keeps a rolled-back upgrade until the node has reported
-// it; on the state partition.
-const RollbackFile = "/var/lib/rke2os/upgrade/rollback.json"
+// The upgrader's files, on the state partition: an upgrade survives the
+// reboot it asks for, and a download never fills the memory.
+const (
+	// UpgradeDir holds the artifact being downloaded and the records
+	// below.
+	UpgradeDir = "/var/lib/rke2os/upgrade"
+	// RollbackFile keeps a rolled-back upgrade until the node has
+	// reported it.
+	RollbackFile = UpgradeDir + "/rollback.json"
+	// PendingFile keeps the upgrade the node rebooted for (the request
+	// and the slot written) until the node has reported how the boot
+	// went.
+	PendingFile = UpgradeDir + "/pending.json"
+)
 
 // ESPConfig is the node config an install carries over from the ISO boot
 // onto the installed disk's ESP (a path below its root): the config the
