@@ -169,10 +169,13 @@ func TestCluster(t *testing.T) {
 	if err := vm.WaitExit(nodeTimeout); err != nil {
 		t.Fatalf("the node did not reboot for the upgrade: %v; errors: %v", err, vm.Errors())
 	}
-	for _, re := range []string{`upgrade: downloading`, `upgrade: rebooting into slot B`} {
-		if !regexp.MustCompile(re).MatchString(vm.Console()) {
-			t.Errorf("the upgrade's console lacks %q", re)
+	for _, phase := range []string{upgradeapi.PhaseDownloading, upgradeapi.PhaseWriting, upgradeapi.PhaseRebooting} {
+		if _, err := vm.WaitEvent(console.EventUpgrade, map[string]string{"phase": phase, "plan": "to-test-2"}, time.Second); err != nil {
+			t.Errorf("the upgrade's console: %v", err)
 		}
+	}
+	if ev, _ := vm.WaitEvent(console.EventUpgrade, map[string]string{"phase": upgradeapi.PhaseRebooting}, time.Second); ev["slot"] != "B" {
+		t.Errorf("the upgrade wrote slot %q, want B", ev["slot"])
 	}
 	if n := downloads.Load(); n != 1 {
 		t.Errorf("the artifact was downloaded %d times, want once", n)

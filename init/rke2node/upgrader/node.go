@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/rke2node/upgradeapi"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/slots"
 	"github.com/rke2os/rke2os/internal/backoff"
 	corev1 "k8s.io/api/core/v1"
@@ -147,7 +148,7 @@ func (u *upgrader) report(ctx context.Context, req upgradeapi.Request, phase, re
 		slog.Error("upgrader: status", "err", err)
 		return false
 	}
-	slog.Info("upgrade", "phase", phase, "plan", req.Plan, "generation", req.Generation, "slot", slot, "reason", reason)
+	console.Event(console.EventUpgrade, "phase", phase, "plan", req.Plan, "generation", req.Generation, "slot", string(slot), "reason", reason)
 	b := &backoff.Backoff{Initial: u.Retry, Max: 30 * u.Retry}
 	for try := 1; ; try++ {
 		_, err := u.Client.CoreV1().Nodes().Patch(ctx, u.NodeName, types.MergePatchType, patch, metav1.PatchOptions{})

@@ -40,6 +40,9 @@ const (
 	// EventSlotConfirmed: the slot being tried reached node-ready and is
 	// the good one from now on (slot).
 	EventSlotConfirmed = "slot-confirmed"
+	// EventUpgrade: the node's upgrader says a phase of an upgrade on its
+	// Node (phase, plan, generation, slot, reason).
+	EventUpgrade = "upgrade"
 	// EventConfigLoaded: the node config is read and valid (sources, role,
 	// debug: the debug switches on, comma-separated).
 	EventConfigLoaded = "config-loaded"
