@@ -13,10 +13,10 @@ import (
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/rke2os/rke2os/builder/bootloader"
-	disk "github.com/rke2os/rke2os/internal/diskimage"
 	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/slots"
+	disk "github.com/rke2os/rke2os/internal/diskimage"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 )
 
