@@ -115,7 +115,7 @@ unit: deps
 qemu-test: image
 	$(MAKE) image ROLE=agent
 	RKE2_REQUIRE_IMAGES=1 $(GO) test -count=1 ./images/
-	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst $(GO) test -count=1 -timeout 50m ./...
+	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst $(GO) test -count=1 -timeout 75m -v ./...
 
 test: unit qemu-test
 
