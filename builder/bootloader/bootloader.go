@@ -129,7 +129,14 @@ if [ -n "$try" ]; then
 			set trial=1
 		fi
 	fi
-	if [ "$trial" = 1 ]; then save_env --file "$env" tries; fi
+	if [ "$trial" = 1 ]; then
+		save_env --file "$env" tries
+		# A try not counted down could be taken forever: boot the good slot.
+		if [ "$?" != 0 ]; then
+			set slot="$good"
+			set trial=0
+		fi
+	fi
 fi
 if [ "$slot" = B ]; then set part=gpt4; else set part=gpt3; fi
 if [ "$good" = B ]; then set goodpart=gpt4; else set goodpart=gpt3; fi

@@ -79,7 +79,7 @@ func TestDiskConfig(t *testing.T) {
 	cfg := string(DiskConfig("RKE2 server"))
 	for _, want := range []string{
 		`load_env --file "$env" good try tries`,
-		`save_env --file "$env" tries`,
+		`save_env --file "$env" tries`, `if [ "$?" != 0 ]; then`,
 		`menuentry "RKE2 server, slot $slot"`,
 		`source "($disk,$part)/boot/grub/slot.cfg"`,
 		`linux "($disk,$part)/boot/vmlinuz" $slot_cmdline rke2.medium=RKE2_$slot rke2.slot=$slot rke2.trial=$trial`,

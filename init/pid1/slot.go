@@ -32,11 +32,26 @@ const trialFailPause = 30 * time.Second
 // (GRUB names it: rke2.slot=, rke2.trial=), says which slot booted for
 // rke2-node, reports an upgrade that was rolled back, and watches a trial
 // boot's deadline. A boot from the ISO or PXE has no slot.
+//
+// Only a trial boot stops on an error here (and so reboots into its next
+// try): a node on its good slot that cannot read or change the slots'
+// state says so and boots on, since without a shell it could not be
+// mended from maintenance mode. It cannot be upgraded until it can.
 func checkSlot(cmdline boot.Cmdline, medium string) error {
 	b, ok, err := slots.BootOf(cmdline["rke2.slot"], cmdline["rke2.trial"])
 	if err != nil || !ok {
 		return err
 	}
+	if err := readSlot(b, medium); err != nil {
+		if b.Trial {
+			return err
+		}
+		console.Error(fmt.Errorf("%w; booting on, without upgrades until this is mended", err))
+	}
+	return nil
+}
+
+func readSlot(b slots.Boot, medium string) error {
 	disk := blockdev.ParentDisk(filepath.Base(medium))
 	if disk == "" {
 		return fmt.Errorf("slot %s: the boot medium %s is not a disk partition", b.Slot, medium)

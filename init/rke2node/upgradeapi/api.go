@@ -21,6 +21,9 @@
 package upgradeapi
 
 import (
+	"net/url"
+	"strings"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -138,4 +141,21 @@ type NodeStatus struct {
 // For reports whether the status answers the request.
 func (s NodeStatus) For(r Request) bool {
 	return s.Plan == r.Plan && s.Generation == r.Generation && s.SHA256 == r.SHA256
+}
+
+// RedactURL is an artifact's URL for logs, statuses and events: without
+// user info, query or fragment, where presigned URLs keep their secrets.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if i := strings.IndexAny(s, "?#"); i >= 0 {
+			s = s[:i]
+		}
+		if i := strings.LastIndex(s, "@"); i >= 0 {
+			s = s[i+1:]
+		}
+		return s
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return u.String()
 }

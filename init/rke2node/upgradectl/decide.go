@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/rke2os/rke2os/init/rke2node/upgradeapi"
 	corev1 "k8s.io/api/core/v1"
@@ -545,10 +546,37 @@ func Ready(n *corev1.Node) bool {
 	return false
 }
 
-// statusOf is the node's answer (StatusKey), if it has a readable one.
+// maxStatus bounds a node's answer: a node writes it, and any kubelet
+// identity may write one on its own Node; more is not read.
+const maxStatus = 16 << 10
+
+// maxReason bounds a node's reason as the plan's status and the events
+// carry it: a few answers as long as an annotation allows would push the
+// UpgradePlan past what etcd stores, and no status would be written.
+const maxReason = 512
+
+// statusOf is the node's answer (StatusKey), if it has a readable one,
+// its reason shortened and without control characters.
 func statusOf(n *corev1.Node) (upgradeapi.NodeStatus, bool) {
 	var s upgradeapi.NodeStatus
-	return s, unmarshal(n, upgradeapi.StatusKey, &s)
+	if len(n.Annotations[upgradeapi.StatusKey]) > maxStatus || !unmarshal(n, upgradeapi.StatusKey, &s) {
+		return upgradeapi.NodeStatus{}, false
+	}
+	s.Reason = cleanReason(s.Reason)
+	return s, true
+}
+
+func cleanReason(r string) string {
+	r = strings.Map(func(c rune) rune {
+		if unicode.IsControl(c) {
+			return ' '
+		}
+		return c
+	}, r)
+	if len(r) > maxReason {
+		r = strings.ToValidUTF8(r[:maxReason], "") + "..."
+	}
+	return r
 }
 
 // requestOf is the controller's request on the node (RequestKey).

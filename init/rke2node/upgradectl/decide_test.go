@@ -11,6 +11,7 @@ import (
 	"github.com/rke2os/rke2os/init/rke2node/crds"
 	"github.com/rke2os/rke2os/init/rke2node/upgradeapi"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -147,4 +148,19 @@ func jsonFields(t reflect.Type) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// A node's answer is bounded: an oversized one is not read, a long or
+// odd reason is shortened and made one plain line.
+func TestStatusBounded(t *testing.T) {
+	node := func(v string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", Annotations: map[string]string{upgradeapi.StatusKey: v}}}
+	}
+	if _, ok := statusOf(node(`{"plan":"p","phase":"failed","reason":"` + strings.Repeat("x", maxStatus) + `"}`)); ok {
+		t.Error("an oversized answer was read")
+	}
+	s, ok := statusOf(node(`{"plan":"p","phase":"failed","reason":"line\nbreak` + strings.Repeat("y", 2*maxReason) + `"}`))
+	if !ok || len(s.Reason) > maxReason+3 || strings.ContainsAny(s.Reason, "\n") || !strings.HasPrefix(s.Reason, "line break") {
+		t.Errorf("reason %q (%d bytes), ok %v", s.Reason, len(s.Reason), ok)
+	}
 }

@@ -55,7 +55,7 @@ func (c *Controller) drain(ctx context.Context, n *corev1.Node, a action) (*core
 		}
 	}
 	if len(left) == 0 {
-		slog.Info("upgrade: node drained, requesting the upgrade", "node", n.Name, "plan", a.plan, "url", a.req.URL)
+		slog.Info("upgrade: node drained, requesting the upgrade", "node", n.Name, "plan", a.plan, "url", upgradeapi.RedactURL(a.req.URL))
 		return c.patchNode(ctx, n.Name, annotations(map[string]any{
 			upgradeapi.RequestKey: mustJSON(a.req), DrainKey: nil}))
 	}

@@ -347,7 +347,7 @@ func (c *Controller) act(ctx context.Context, n *corev1.Node, a action, p *plan)
 		}
 		slog.Info("upgrade: node cordoned, draining", "node", n.Name, "plan", a.plan, "role", Role(n))
 		c.event(ctx, updated, p, event{node: n.Name, plan: a.plan, reason: "UpgradeStarted",
-			message: fmt.Sprintf("Node %s cordoned and being drained, to upgrade to plan %s (%s)", n.Name, a.plan, a.req.URL)})
+			message: fmt.Sprintf("Node %s cordoned and being drained, to upgrade to plan %s (%s)", n.Name, a.plan, upgradeapi.RedactURL(a.req.URL))})
 		return updated, nil
 	case actDrain:
 		return c.drain(ctx, n, a)

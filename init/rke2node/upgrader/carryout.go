@@ -136,6 +136,9 @@ func (u *upgrader) target(cur slots.Current) (slots.Slot, string, int64, error) 
 // one at its end, or that the device does not give back, fails it.
 func (u *upgrader) writeSlot(ctx context.Context, cur slots.Current, path string, pub ed25519.PublicKey, m artifact.Manifest, slot slots.Slot, dev string) error {
 	if _, err := u.System.UpdateSlots(cur, func(s slots.State) (slots.State, error) {
+		if s.Good == slot {
+			return s, fmt.Errorf("slot %s is the good slot, the one the node falls back to: it is never written", slot)
+		}
 		if s.Try == slot {
 			return s.Forget(), nil
 		}

@@ -62,6 +62,11 @@ func (u *upgrader) download(ctx context.Context, req upgradeapi.Request) (path s
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("GET %s: %s", where, resp.Status)
 	}
+	// The size first: the download goes to the state partition, beside
+	// etcd, and one without a length could fill it before any check.
+	if resp.ContentLength < 0 {
+		return "", fmt.Errorf("GET %s: the server gives no Content-Length; an artifact is taken only with its size known (serve it as a plain file)", where)
+	}
 	if resp.ContentLength > maxArtifactSize {
 		return "", fmt.Errorf("GET %s: %d bytes, more than any upgrade artifact (%d)", where, resp.ContentLength, int64(maxArtifactSize))
 	}

@@ -65,20 +65,8 @@ func checkURL(s string) error {
 	return nil
 }
 
-// redact is a URL as the node says it in logs and the Node's status:
-// without its user information and query, which may hold credentials (a
-// presigned URL's signature).
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		if i := strings.IndexAny(s, "?#"); i >= 0 {
-			s = s[:i]
-		}
-		return s
-	}
-	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
-	return u.String()
-}
+// redact is upgradeapi.RedactURL.
+func redact(s string) string { return upgradeapi.RedactURL(s) }
 
 // quote quotes s for a message, shortened: it comes from the cluster.
 func quote(s string) string {

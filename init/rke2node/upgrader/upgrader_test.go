@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -153,6 +154,7 @@ type rig struct {
 	srv    *httptest.Server
 
 	onServe func() // called as the artifact is served
+	chunked bool   // served without a Content-Length
 
 	mu     sync.Mutex
 	phases []string
@@ -191,6 +193,9 @@ func newRig(t *testing.T) *rig {
 		r.mu.Unlock()
 		if on != nil {
 			on()
+		}
+		if !r.chunked {
+			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		}
 		w.Write(b)
 	}))
@@ -427,6 +432,10 @@ func TestUpgradeRefused(t *testing.T) {
 		}, reason: []string{"slot.img has sha256", "its signed manifest says", "altered or damaged"}},
 		{name: "read back differs", setup: func(r *rig, req *upgradeapi.Request) { r.sys.corrupt = true },
 			reason: []string{"read back has sha256", "did not keep what was written"}, wrote: true},
+		{name: "no length", setup: func(r *rig, req *upgradeapi.Request) { r.chunked = true },
+			reason: []string{"gives no Content-Length"}},
+		{name: "the good slot", setup: func(r *rig, req *upgradeapi.Request) { r.sys.state = slots.State{Good: slots.B} },
+			reason: []string{"not writing the good slot"}},
 		{name: "not found", setup: func(r *rig, req *upgradeapi.Request) { req.URL = r.srv.URL + "/nothing" },
 			reason: []string{"404 Not Found"}},
 		{name: "booted from the ISO", setup: func(r *rig, req *upgradeapi.Request) { r.sys.ok = false },
