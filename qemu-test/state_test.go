@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -220,7 +221,6 @@ func TestNodeRawDisk(t *testing.T) {
 	vm = n.boot()
 	for _, ev := range []event{
 		{console.EventStateReady, map[string]string{"device": "/dev/vda5", "formatted": "false"}},
-		{console.EventStateGrown, map[string]string{"device": "/dev/vda5", "added_mib": "20"}},
 		{console.EventContentReady, map[string]string{"skipped": "true"}},
 		{console.EventImagesImported, map[string]string{"imported": "0", "skipped": "1"}},
 		{console.EventNodePassword, map[string]string{"file": "/etc/rancher/node/password", "created": "false"}},
@@ -228,6 +228,14 @@ func TestNodeRawDisk(t *testing.T) {
 		if _, err := vm.WaitEvent(ev.name, ev.match, time.Second); err != nil {
 			t.Errorf("boot after the cut: %v", err)
 		}
+	}
+	// The disk grew by 2 GiB: the partition, and the filesystem with it,
+	// by as much (less the partition alignment's MiB at most).
+	if _, err := vm.WaitEventFunc(console.EventStateGrown, func(kv map[string]string) bool {
+		n, err := strconv.Atoi(kv["added_mib"])
+		return kv["device"] == "/dev/vda5" && err == nil && n >= 2047 && n <= 2048
+	}, "state-grown by 2 GiB", time.Second); err != nil {
+		t.Errorf("boot after the cut: %v", err)
 	}
 	t.Logf("boot after the cut timeline: %v", vm.Milestones())
 	if got := n.get("/rke2os/test"); got != "kept across boots" {
