@@ -400,7 +400,9 @@ func ValidateCmdline(cmdline string) (warnings []string, err error) {
 // bootLoaderKeys refuses, in --cmdline, the keys the build and GRUB put
 // on the kernel command line themselves.
 func bootLoaderKeys(cmdline string) error {
-	for _, f := range strings.Fields(cmdline) {
+	// Split as the kernel and PID 1 split it: a quoted "rke2.reset=1" is
+	// rke2.reset=1 to them.
+	for _, f := range config.SplitCmdline(cmdline) {
 		k, _, _ := strings.Cut(f, "=")
 		switch k {
 		case "rke2.medium", "rke2.slot", "rke2.trial", "rke2.reset", "rke2.role":

@@ -161,6 +161,7 @@ func TestBadInput(t *testing.T) {
 		}, "rke2.server"},
 		{"reset on the command line", func(o *Options) { o.Cmdline = "quiet rke2.reset=1" }, "rke2.reset is set by the image's boot loader"},
 		{"slot on the command line", func(o *Options) { o.Cmdline = "rke2.slot=B" }, "rke2.slot is set by"},
+		{"quoted reset on the command line", func(o *Options) { o.Cmdline = `quiet "rke2.reset=1"` }, "rke2.reset is set by"},
 		{"bad os version", func(o *Options) { o.OSVersion = "1 2" }, `--os-version "1 2"`},
 		{"unwritable output", func(o *Options) {
 			f := filepath.Join(t.TempDir(), "file")
