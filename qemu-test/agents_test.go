@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -187,27 +188,39 @@ func checkAgents(t *testing.T, ctx context.Context, kc kubernetes.Interface, ser
 	// Refusals, each on a machine of its own, at once.
 	tok := strings.SplitN(token, "::", 2)
 	wrongCA := "K10" + strings.Repeat("0", 64) + "::" + tok[1]
+	sha256 := regexp.MustCompile(`^[0-9a-f]{64}$`)
 	var wg sync.WaitGroup
-	for _, c := range []struct{ name, ip, token, want string }{
-		{"agent2", clusterNet + "12", tok[0] + "::node:wrong-secret", `refused the token \(401`},
-		{"agent3", clusterNet + "13", wrongCA, `presents a cluster CA whose sha256 is [0-9a-f]{64}, but the token pins 0{64}`},
-		{"agent1", clusterNet + "14", token, `refused the node name \\?"agent1\\?" \(403`}, // slog escapes the quotes
+	for _, c := range []struct {
+		name, ip, token string
+		event, want     string // the event on the agent's console, described
+		ok              func(map[string]string) bool
+	}{
+		{"agent2", clusterNet + "12", tok[0] + "::node:wrong-secret", console.EventJoinRefused, "the token refused (401)",
+			func(ev map[string]string) bool { return ev["status"] == "401" }},
+		{"agent3", clusterNet + "13", wrongCA, console.EventJoinCAMismatch, "a server CA that is not the token's",
+			func(ev map[string]string) bool {
+				return sha256.MatchString(ev["ca"]) && ev["pinned"] == strings.Repeat("0", 64) && ev["by"] == "token"
+			}},
+		{"agent1", clusterNet + "14", token, console.EventJoinRefused, "the node name agent1 refused (403)",
+			func(ev map[string]string) bool { return ev["status"] == "403" && ev["node"] == "agent1" }},
 	} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			// They only go as far as the join.
 			vm := startAgent(t, base, sw, c.name, c.ip, c.token, 1536)
-			if _, err := vm.WaitFor(regexp.MustCompile(c.want), nodeTimeout); err != nil {
-				t.Errorf("%s at %s: no %q on its console: %v; errors: %v", c.name, c.ip, c.want, err, vm.Errors())
+			if _, err := vm.WaitEventFunc(c.event, c.ok, c.want, nodeTimeout); err != nil {
+				t.Errorf("%s at %s: %v; errors: %v", c.name, c.ip, err, vm.Errors())
 			}
 			vm.Kill()
 		}()
 	}
 	wg.Wait()
-	for _, want := range []string{`supervisor: refused.*remote=` + clusterNet + `12:.*status=401`, `supervisor: refused.*remote=` + clusterNet + `14:.*status=403`} {
-		if _, err := server.WaitFor(regexp.MustCompile(want), time.Second); err != nil {
-			t.Errorf("the server logged no %q: %v", want, err)
+	for _, want := range []struct{ ip, status string }{{clusterNet + "12", "401"}, {clusterNet + "14", "403"}} {
+		if _, err := server.WaitEventFunc(console.EventSupervisorRefused, func(ev map[string]string) bool {
+			return strings.HasPrefix(ev["remote"], want.ip+":") && ev["status"] == want.status
+		}, "a refusal of "+want.ip+" with "+want.status, time.Second); err != nil {
+			t.Errorf("the server logged no refusal: %v", err)
 		}
 	}
 }

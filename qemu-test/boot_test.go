@@ -1,5 +1,16 @@
 // Package qemutest boots the images rke2-build made (make image) in QEMU
 // and checks what only a boot can prove.
+//
+// The tests wait on the init's machine-readable console lines: milestones
+// (WaitMilestone), events (WaitEvent, Events; init/shared/console/events.go
+// names them) and error lines. They match sentences only where the words
+// are what a test proves (the fix the RNG warning gives) and in the
+// third-party lines, which our code does not write:
+//   - the kernel's "Kernel panic" and "EXT4-fs error";
+//   - containerd's "ImageCreate event ... io.cri-containerd.pinned" and the
+//     kubelet's and containerd's mention of the mirror pod "etcd-node1"
+//     (their logs reach the console with debug: {logs: true});
+//   - hello-init's "hello-init started" (the benchmark's baseline PID 1).
 package qemutest
 
 import (
@@ -11,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 )
 
@@ -37,17 +49,16 @@ func bootAndPowerOff(t *testing.T, vm *qemu.VM, wantMedium string, allowed ...*r
 		t.Fatal(err)
 	}
 	if wantMedium != "" {
-		re := regexp.MustCompile(`boot medium mounted" device=(\S+) fstype=(\S+) label=` + wantMedium)
-		if _, err := vm.WaitFor(re, time.Minute); err != nil {
+		if _, err := vm.WaitEvent(console.EventMediumMounted, map[string]string{"label": wantMedium}, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		// The airgap archive baked by make image is linked where RKE2 reads it.
-		if _, err := vm.WaitFor(regexp.MustCompile(`image archives from the boot medium" count=1 dir=/var/lib/rancher/rke2/agent/images`), time.Minute); err != nil {
+		if _, err := vm.WaitEvent(console.EventImagesLinked, map[string]string{"count": "1", "dir": "/var/lib/rancher/rke2/agent/images"}, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The button's input device is watched once its module is loaded.
-	if _, err := vm.WaitFor(regexp.MustCompile(`watching power button`), time.Minute); err != nil {
+	if _, err := vm.WaitEvent(console.EventPowerButton, nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if errs := unexpectedErrors(vm, allowed); len(errs) > 0 {
@@ -123,17 +134,19 @@ func TestPXEBoot(t *testing.T) {
 			if _, err := vm.WaitMilestone("network-up", bootTimeout); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := vm.WaitFor(regexp.MustCompile(`network up" links=.* node_ip=10\.0\.2\.15`), time.Minute); err != nil {
+			if _, err := vm.WaitEvent(console.EventNetworkUp, map[string]string{"node_ip": "10.0.2.15"}, time.Minute); err != nil {
 				t.Fatal(err)
 			}
 			// The lease came by the automatic DHCP, not a named interface.
-			if _, err := vm.WaitFor(regexp.MustCompile(`DHCPv4 lease" .*item="eth0 \(automatic DHCP`), time.Second); err != nil {
+			if _, err := vm.WaitEventFunc(console.EventDHCPLease, func(ev map[string]string) bool {
+				return strings.HasPrefix(ev["item"], "eth0 (automatic DHCP")
+			}, "a lease of the automatic DHCP on eth0", time.Second); err != nil {
 				t.Error(err)
 			}
 			// Without a medium there are no airgap images: the runtime must come
 			// from a registry, which this sandbox cannot reach.
 			bootAndPowerOff(t, vm, "", regexp.MustCompile(`rke2-init error="node: .*rke2-runtime`))
-			if !strings.Contains(vm.Console(), "no boot medium on the command line") {
+			if len(vm.Events(console.EventMediumNone)) == 0 {
 				t.Error("PXE boot did not report running from the initramfs alone")
 			}
 		})
@@ -145,14 +158,14 @@ func TestPXEBoot(t *testing.T) {
 func TestCtrlAltDelReboots(t *testing.T) {
 	t.Parallel()
 	vm := qemu.Start(t, pxe(t, "server", ""))
-	if _, err := vm.WaitFor(regexp.MustCompile(`watching power button`), bootTimeout); err != nil {
+	if _, err := vm.WaitEvent(console.EventPowerButton, nil, bootTimeout); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := vm.QMP("send-key", map[string]any{"keys": []map[string]string{
 		{"type": "qcode", "data": "ctrl"}, {"type": "qcode", "data": "alt"}, {"type": "qcode", "data": "delete"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vm.WaitFor(regexp.MustCompile(`shutting down" action=reboot`), time.Minute); err != nil {
+	if _, err := vm.WaitEvent(console.EventShutdownBegin, map[string]string{"action": "reboot"}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := vm.WaitMilestone("shutdown-done", time.Minute); err != nil {
@@ -171,7 +184,7 @@ func TestPanicIsContained(t *testing.T) {
 	if _, err := vm.WaitFor(regexp.MustCompile(`rke2-init error="medium: panic: `), bootTimeout); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vm.WaitFor(regexp.MustCompile(`watching power button`), time.Minute); err != nil {
+	if _, err := vm.WaitEvent(console.EventPowerButton, nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(vm.Console(), "Kernel panic") {
@@ -194,13 +207,13 @@ func TestBrokenConfig(t *testing.T) {
 	if _, err := vm.WaitFor(regexp.MustCompile(`rke2-init error=.*line 4 column 18: write_files\[0\]\.permissions \\"rw\\" is not an octal mode`), bootTimeout); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vm.WaitFor(regexp.MustCompile(`maintenance mode`), time.Minute); err != nil {
+	if _, err := vm.WaitEvent(console.EventMaintenance, nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := vm.Milestones()["config-loaded"]; ok {
 		t.Error("config-loaded logged for a broken config")
 	}
-	if _, err := vm.WaitFor(regexp.MustCompile(`watching power button`), time.Minute); err != nil {
+	if _, err := vm.WaitEvent(console.EventPowerButton, nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if err := vm.Powerdown(); err != nil {

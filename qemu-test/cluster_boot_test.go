@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rke2os/rke2os/init/rke2node/upgradeapi"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -54,16 +56,11 @@ func clusterImage(t *testing.T) (disk, secrets string) {
 func roleImage(t *testing.T, role string, extra ...string) string {
 	t.Helper()
 	bin, kernel, grub := buildEnv(t, "RKE2_BIN"), buildEnv(t, "RKE2_KERNEL"), buildEnv(t, "RKE2_GRUB")
-	versions, err := os.ReadFile("../images/versions.env")
-	if err != nil {
-		t.Fatal(err)
-	}
-	version := regexp.MustCompile(`(?m)^RKE2_VERSION=(\S+)$`).FindSubmatch(versions)
 	out := filepath.Join(t.TempDir(), "out")
 	args := append([]string{"image", "--role", role, "--output", out,
 		"--kernel", kernel, "--grub", grub, "--init", filepath.Join(bin, "rke2-init"), "--node", filepath.Join(bin, "rke2-node"),
 		"--overlays", "../overlays", "--rootfs", inputOr("RKE2_ROOTFS", "../build/cache/iptables/root"),
-		"--version", string(version[1]),
+		"--version", rke2Version(t),
 		"--images", inputOr("RKE2_IMAGES", "../build/images/rke2-images.linux-amd64.tar.zst"),
 		"--images", inputOr("RKE2_TEST_IMAGES", "../build/images/rke2os-test-images.linux-amd64.tar.zst")}, extra...)
 	if b, err := exec.Command(filepath.Join(bin, "rke2-build"), args...).CombinedOutput(); err != nil {
@@ -99,17 +96,31 @@ func clusterUserData(t *testing.T, gen int, rke2 string) string {
 // HelmChart (with a HelmChartConfig) and plain manifest applied. After a
 // reboot the same cluster comes back: what was made before is there, the
 // changed manifest is applied again and what left it is pruned.
+//
+// The reboot is an upgrade, asked for through the Kubernetes API: an
+// UpgradePlan names the artifact of another image of the same tree (OS
+// version test-2), served over HTTP by the test. The node is drained,
+// downloads and checks the artifact, writes it into slot B, reboots into
+// it as a trial, is Ready on it (which makes slot B the good one), and
+// reports the new version: in its Node's osImage and the plan's status.
 func TestCluster(t *testing.T) {
 	cs := newClusterServer(t)
 	cfg, seed, kc, rc := cs.cfg, cs.seed, cs.kc, cs.rc
 	ctx := context.Background()
+	// The next version's artifact is built while the first boot runs.
+	type built struct{ path, sum string }
+	next := make(chan built, 1)
+	go func() {
+		p, s := upgradeArtifact(t, cs.secrets, "test-2")
+		next <- built{p, s}
+	}()
 
 	cfg.Extra = seed(1)
 	vm := qemu.Start(t, cfg)
 	waitNodeReady(t, vm)
 	// The secrets baked in are the cluster's: the node installs them (and
 	// so makes no CA of its own), and the workstation's kubeconfig works.
-	if _, err := vm.WaitFor(regexp.MustCompile(`baked secrets installed`), time.Second); err != nil {
+	if _, err := vm.WaitEvent(console.EventSecretsInstalled, nil, time.Second); err != nil {
 		t.Errorf("the node did not install the baked secrets: %v", err)
 	}
 	poll(t, "the Node Ready through client-go", 5*time.Minute, func() error {
@@ -148,13 +159,59 @@ func TestCluster(t *testing.T) {
 	}
 	first := vm.Milestones()
 	t.Logf("first boot timeline: %v", first)
-	powerOffInOrder(t, vm)
+	checkOSImage(t, kc, "rke2os "+rke2Version(t)+" (server)")
 
-	// Reboot with the manifest changed.
+	// The upgrade: the node reboots by itself into slot B (QEMU runs
+	// with -no-reboot: it exits, and the test starts it again).
+	b := <-next
+	url, downloads := serveFile(t, b.path)
+	createPlan(t, rc, "to-test-2", url, b.sum)
+	if err := vm.WaitExit(nodeTimeout); err != nil {
+		t.Fatalf("the node did not reboot for the upgrade: %v; errors: %v", err, vm.Errors())
+	}
+	for _, phase := range []string{upgradeapi.PhaseDownloading, upgradeapi.PhaseWriting, upgradeapi.PhaseRebooting} {
+		if _, err := vm.WaitEvent(console.EventUpgrade, map[string]string{"phase": phase, "plan": "to-test-2"}, time.Second); err != nil {
+			t.Errorf("the upgrade's console: %v", err)
+		}
+	}
+	if ev, _ := vm.WaitEvent(console.EventUpgrade, map[string]string{"phase": upgradeapi.PhaseRebooting}, time.Second); ev["slot"] != "B" {
+		t.Errorf("the upgrade wrote slot %q, want B", ev["slot"])
+	}
+	if n := downloads.Load(); n != 1 {
+		t.Errorf("the artifact was downloaded %d times, want once", n)
+	}
+	// Boot on the new slot, with the manifest changed.
 	cfg.Extra = seed(2)
 	vm = qemu.Start(t, cfg)
+	if _, err := vm.WaitFor(regexp.MustCompile(`Command line: .*rke2\.slot=B rke2\.trial=1`), bootTimeout); err != nil {
+		t.Fatalf("GRUB did not try slot B: %v", err)
+	}
 	waitNodeReady(t, vm)
 	t.Logf("second boot timeline: %v", vm.Milestones())
+	if _, err := vm.WaitEvent(console.EventSlotConfirmed, map[string]string{"slot": "B"}, time.Minute); err != nil {
+		t.Errorf("slot B was not confirmed: %v", err)
+	}
+	checkOSImage(t, kc, "rke2os test-2 (server)")
+	poll(t, "the UpgradePlan done", 10*time.Minute, func() error {
+		st, err := planStatus(rc, "to-test-2")
+		if err != nil {
+			return err
+		}
+		if st.Phase != upgradeapi.PlanDone || st.Done != 1 || st.Total != 1 {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	poll(t, "the node uncordoned", 5*time.Minute, func() error {
+		n, err := kc.CoreV1().Nodes().Get(ctx, "node1", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if n.Spec.Unschedulable {
+			return fmt.Errorf("still cordoned")
+		}
+		return nil
+	})
 	if cm, err := kc.CoreV1().ConfigMaps("default").Get(ctx, "made-before-reboot", metav1.GetOptions{}); err != nil || cm.Data["k"] != "v" {
 		t.Errorf("the ConfigMap made before the reboot: %v %v", cm, err)
 	}
@@ -216,4 +273,34 @@ func waitNodeReady(t *testing.T, vm *qemu.VM) {
 			t.Fatalf("waiting for %s: %v; errors: %v", m, err, vm.Errors())
 		}
 	}
+}
+
+// checkOSImage waits for node1's osImage (the image's os-release
+// PRETTY_NAME, as the kubelet reads it) to be want.
+func checkOSImage(t *testing.T, kc kubernetes.Interface, want string) {
+	t.Helper()
+	poll(t, "osImage "+want, 5*time.Minute, func() error {
+		n, err := kc.CoreV1().Nodes().Get(context.Background(), "node1", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if got := n.Status.NodeInfo.OSImage; got != want {
+			return fmt.Errorf("osImage %q", got)
+		}
+		return nil
+	})
+}
+
+// rke2Version is the RKE2 version the images run (images/versions.env).
+func rke2Version(t *testing.T) string {
+	t.Helper()
+	versions, err := os.ReadFile("../images/versions.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^RKE2_VERSION=(\S+)$`).FindSubmatch(versions)
+	if m == nil {
+		t.Fatal("images/versions.env has no RKE2_VERSION")
+	}
+	return string(m[1])
 }

@@ -5,11 +5,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 )
 
@@ -51,10 +53,12 @@ func TestConfigSources(t *testing.T) {
 		}
 		vm := qemu.Start(t, qemu.Config{Machine: "q35", Kernel: filepath.Join(out, "rke2-server.vmlinuz"),
 			Initrd: filepath.Join(out, "rke2-server.initrd"), Append: strings.TrimSpace(string(cmdline))})
-		for _, re := range []string{`config loaded" sources=/etc/rke2/config.yaml `, `debug.hooks`} {
-			if _, err := vm.WaitFor(regexp.MustCompile(re), bootTimeout); err != nil {
-				t.Fatal(err)
-			}
+		ev, err := vm.WaitEvent(console.EventConfigLoaded, map[string]string{"sources": "/etc/rke2/config.yaml"}, bootTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(strings.Split(ev["debug"], ","), "hooks") {
+			t.Fatalf("the baked debug.hooks is not on: debug=%q", ev["debug"])
 		}
 		powerOffInOrder(t, vm, regexp.MustCompile(`node: `))
 	})
@@ -69,17 +73,17 @@ func TestConfigSources(t *testing.T) {
 		}
 		writeMediumConfig(t, disk, "debug:\n  hooks: false\n")
 		vm := qemu.Start(t, qemu.Config{Machine: "q35", Disk: disk, MemoryMiB: 2048})
-		m, err := vm.WaitFor(regexp.MustCompile(`config loaded" sources="([^"]*)"`), bootTimeout)
+		ev, err := vm.WaitEvent(console.EventConfigLoaded, nil, bootTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m[1] != "/etc/rke2/config.yaml, /run/rke2/medium/rke2/config.yaml" {
-			t.Errorf("config sources %q, want the baked one, then the medium's", m[1])
+		if ev["sources"] != "/etc/rke2/config.yaml, /run/rke2/medium/rke2/config.yaml" {
+			t.Errorf("config sources %q, want the baked one, then the medium's", ev["sources"])
 		}
 		if _, err := vm.WaitMilestone("config-loaded", time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(vm.Console(), "debug.hooks") {
+		if slices.Contains(strings.Split(ev["debug"], ","), "hooks") {
 			t.Errorf("the medium's debug.hooks: false did not win over the baked true")
 		}
 		powerOffInOrder(t, vm, regexp.MustCompile(`node: `))

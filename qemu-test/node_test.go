@@ -26,6 +26,7 @@ import (
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/rke2os/rke2os/init/pid1/timesync/ntptest"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
@@ -302,13 +303,30 @@ func (n *testNode) hook(service, sig, token string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// waitMore waits until the console has more than before lines matching s.
-func waitMore(t *testing.T, vm *qemu.VM, s string, before int, timeout time.Duration) {
+// countEvents counts the events named name on the console that have
+// every key/value of match.
+func countEvents(vm *qemu.VM, name string, match map[string]string) int {
+	n := 0
+	for _, ev := range vm.Events(name) {
+		ok := true
+		for k, v := range match {
+			ok = ok && ev[k] == v
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+// waitMore waits until the console has more than before events named name
+// with match's key/values.
+func waitMore(t *testing.T, vm *qemu.VM, name string, match map[string]string, before int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for strings.Count(vm.Console(), s) <= before {
+	for countEvents(vm, name, match) <= before {
 		if time.Now().After(deadline) {
-			t.Fatalf("no new %q after %s", s, timeout)
+			t.Fatalf("no new event %s %v after %s", name, match, timeout)
 		}
 		time.Sleep(time.Second)
 	}
@@ -344,7 +362,7 @@ func TestNodeRunsEtcd(t *testing.T) {
 		if err := vm.SetLink(false); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := vm.WaitFor(regexp.MustCompile(`waiting for a DHCPv4 lease on eth0 \(no carrier: check the cable and the switch port\) for 30s`), bootTimeout); err != nil {
+		if _, err := vm.WaitEvent(console.EventDHCPWaiting, map[string]string{"iface": "eth0", "reason": "no-carrier", "waited": "30s"}, bootTimeout); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Until(vm.Started.Add(unplugged)))
@@ -355,9 +373,9 @@ func TestNodeRunsEtcd(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	t.Logf("waiting messages while unplugged: %d", strings.Count(vm.Console(), "waiting for a DHCPv4 lease on eth0"))
+	t.Logf("waiting messages while unplugged: %d", countEvents(vm, console.EventDHCPWaiting, map[string]string{"iface": "eth0"}))
 	// DHCP on the interface the config names (not the automatic DHCP).
-	if _, err := vm.WaitFor(regexp.MustCompile(`DHCPv4 lease" .*item="network.interfaces\[0\] \(name eth0\)"`), time.Second); err != nil {
+	if _, err := vm.WaitEvent(console.EventDHCPLease, map[string]string{"item": "network.interfaces[0] (name eth0)"}, time.Second); err != nil {
 		t.Error(err)
 	}
 
@@ -367,11 +385,11 @@ func TestNodeRunsEtcd(t *testing.T) {
 	if !(ms["network-up"] <= ms["time-synced"] && ms["time-synced"] > 0 && ms["time-synced"] < ms["content-ready"]) {
 		t.Errorf("time-synced at %.3f, want after network-up (%.3f) and before content-ready (%.3f)", ms["time-synced"], ms["network-up"], ms["content-ready"])
 	}
-	m, err := vm.WaitFor(regexp.MustCompile(`clock set from NTP" offset=(\S+) stepped=true`), time.Second)
+	synced, err := vm.WaitEvent(console.EventTimeSynced, map[string]string{"stepped": "true"}, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	offset, err := time.ParseDuration(m[1])
+	offset, err := time.ParseDuration(synced["offset"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,16 +401,24 @@ func TestNodeRunsEtcd(t *testing.T) {
 		t.Errorf("the node never asked the test's NTP server")
 	}
 	// With virtio-rng the kernel's RNG is ready at once: no word about it.
-	if strings.Contains(vm.Console(), "random number generator is not ready") || strings.Contains(vm.Console(), "no hardware random number generator") {
+	if len(vm.Events(console.EventRNGNotReady)) > 0 || len(vm.Events(console.EventRNGMissing)) > 0 {
 		t.Errorf("the RNG message appeared although the VM has virtio-rng")
 	}
-	for _, re := range []string{`config loaded" sources="cidata`, `no state partition`, `runtime content" .* skipped=false`,
-		// The airgap images are pinned: the kubelet's image GC, which a
-		// live node's full tmpfs triggers, never removes them.
-		`ImageCreate event name:.*docker.io/rancher/hardened-flannel:.*io.cri-containerd.pinned.*pinned`} {
-		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
-			t.Error(err)
-		}
+	if _, err := vm.WaitEventFunc(console.EventConfigLoaded, func(ev map[string]string) bool { return strings.HasPrefix(ev["sources"], "cidata") },
+		"the config from cidata", time.Second); err != nil {
+		t.Error(err)
+	}
+	if _, err := vm.WaitEvent(console.EventStateInMemory, nil, time.Second); err != nil {
+		t.Error(err)
+	}
+	if _, err := vm.WaitEvent(console.EventContentReady, map[string]string{"skipped": "false"}, time.Second); err != nil {
+		t.Error(err)
+	}
+	// The airgap images are pinned: the kubelet's image GC, which a live
+	// node's full tmpfs triggers, never removes them. A third-party line:
+	// containerd's own log.
+	if _, err := vm.WaitFor(regexp.MustCompile(`ImageCreate event name:.*docker.io/rancher/hardened-flannel:.*io.cri-containerd.pinned.*pinned`), time.Second); err != nil {
+		t.Error(err)
 	}
 	n.put("/rke2os/test", "hello from the host")
 	if got := n.get("/rke2os/test"); got != "hello from the host" {
@@ -464,17 +490,24 @@ func etcdClient(t *testing.T, ca *testCA, port int) *clientv3.Client {
 
 // stopOrder checks, in a console log, that the shutdown stopped the
 // kubelet before containerd, and both before the machine went down.
-func stopOrder(console string) error {
-	i := strings.LastIndex(console, "milestone=shutdown-begin")
+func stopOrder(log string) error {
+	i := strings.LastIndex(log, "milestone=shutdown-begin")
 	if i < 0 {
 		return fmt.Errorf("no shutdown-begin")
 	}
-	tail := console[i:]
-	k := strings.Index(tail, "name=kubelet state=stopped")
-	c := strings.Index(tail, "name=containerd state=stopped")
-	d := strings.Index(tail, "milestone=shutdown-done")
+	lines := strings.Split(log[i:], "\n")
+	stopped := func(service string) int {
+		for n, l := range lines {
+			if name, ev, err := qemu.ParseEvent(l); err == nil && name == console.EventService && ev["name"] == service && ev["state"] == "stopped" {
+				return n
+			}
+		}
+		return -1
+	}
+	k, c := stopped("kubelet"), stopped("containerd")
+	d := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "milestone=shutdown-done") })
 	if k < 0 || c < 0 || d < 0 || !(k < c && c < d) {
-		return fmt.Errorf("shutdown order: kubelet stopped at %d, containerd stopped at %d, shutdown-done at %d (want increasing)", k, c, d)
+		return fmt.Errorf("shutdown order: kubelet stopped at line %d, containerd stopped at line %d, shutdown-done at line %d (want increasing)", k, c, d)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 )
 
@@ -27,13 +28,17 @@ func TestPowerButtonEarly(t *testing.T) {
 		if err := vm.SetLink(false); err != nil {
 			t.Fatal(err)
 		}
-		for _, re := range []string{
-			`this machine has no hardware random number generator \(no virtio-rng or TPM device, no RDRAND in the CPU\).*Give the VM a virtio-rng device \(QEMU: -device virtio-rng-pci`,
-			`waiting for carrier on a physical Ethernet link for 30s \(links present: .*eth0`,
-		} {
-			if _, err := vm.WaitFor(regexp.MustCompile(re), bootTimeout); err != nil {
-				t.Fatal(err)
-			}
+		if _, err := vm.WaitEvent(console.EventRNGMissing, nil, bootTimeout); err != nil {
+			t.Fatal(err)
+		}
+		// The words are what this proves: what the machine lacks, and the fix.
+		if words := `this machine has no hardware random number generator \(no virtio-rng or TPM device, no RDRAND in the CPU\).*Give the VM a virtio-rng device \(QEMU: -device virtio-rng-pci`; !regexp.MustCompile(words).MatchString(vm.Console()) {
+			t.Fatalf("no %q on the console", words)
+		}
+		if _, err := vm.WaitEventFunc(console.EventCarrierWaiting, func(ev map[string]string) bool {
+			return ev["waited"] == "30s" && strings.Contains(ev["links"], "eth0")
+		}, "a wait of 30s for carrier with eth0 present", bootTimeout); err != nil {
+			t.Fatal(err)
 		}
 		if ms := vm.Milestones(); ms["network-up"] != 0 {
 			t.Errorf("network-up at t=%.3f with the cable unplugged", ms["network-up"])

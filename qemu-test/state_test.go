@@ -9,12 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -77,16 +79,29 @@ func stateList(t *testing.T, disk, path string) string {
 	return string(out)
 }
 
-// cutAt waits for re on the console and then pulls the plug: QEMU is
-// killed with no shutdown, as a power cut does to a machine.
-func cutAt(t *testing.T, vm *qemu.VM, re string, after time.Duration) {
+// cutAt waits until reached says that what is on the console, and then
+// pulls the plug: QEMU is killed with no shutdown, as a power cut does to
+// a machine.
+func cutAt(t *testing.T, vm *qemu.VM, what string, after time.Duration, reached func() error) {
 	t.Helper()
-	if _, err := vm.WaitFor(regexp.MustCompile(re), nodeTimeout); err != nil {
+	if err := reached(); err != nil {
 		t.Fatalf("before the power cut: %v; errors: %v", err, vm.Errors())
 	}
 	time.Sleep(after)
 	vm.Kill()
-	t.Logf("power cut %v after %q", after, re)
+	t.Logf("power cut %v after %s", after, what)
+}
+
+// event is an event a test looks for: its name and key/values.
+type event struct {
+	name  string
+	match map[string]string
+}
+
+// hasEvent says whether the console has an event named name with every
+// key/value of match.
+func hasEvent(vm *qemu.VM, name string, match map[string]string) bool {
+	return countEvents(vm, name, match) > 0
 }
 
 // The server's raw disk, written to a larger (8 GiB) disk, through power
@@ -107,27 +122,42 @@ func TestNodeRawDisk(t *testing.T) {
 
 	// Cut during the format (the label is written last: formatted again).
 	vm := qemu.Start(t, n.cfg)
-	cutAt(t, vm, `state: formatting`, 500*time.Millisecond)
+	cutAt(t, vm, "event "+console.EventStateFormatting, 500*time.Millisecond, func() error {
+		_, err := vm.WaitEvent(console.EventStateFormatting, nil, nodeTimeout)
+		return err
+	})
 	// Cut during the runtime extraction (no .extracted marker: again).
 	vm = qemu.Start(t, n.cfg)
-	cutAt(t, vm, `milestone=network-up`, 5*time.Second)
-	if !regexp.MustCompile(`state ready" device=/dev/vda5 formatted=true`).MatchString(vm.Console()) {
+	cutAt(t, vm, "milestone network-up", 5*time.Second, func() error {
+		_, err := vm.WaitMilestone("network-up", nodeTimeout)
+		return err
+	})
+	if !hasEvent(vm, console.EventStateReady, map[string]string{"device": "/dev/vda5", "formatted": "true"}) {
 		t.Errorf("the boot after a format cut short did not format again:\n%s", grep(vm.Console(), "state"))
 	}
 	// Cut during the airgap import (the import record is written last).
 	vm = qemu.Start(t, n.cfg)
-	cutAt(t, vm, `milestone=containerd-ready`, 20*time.Second)
-	for _, re := range []string{`state ready" device=/dev/vda5 formatted=false`, `runtime content" .* skipped=false`} {
-		if !regexp.MustCompile(re).MatchString(vm.Console()) {
-			t.Errorf("the boot after a cut extraction: no %q", re)
+	cutAt(t, vm, "milestone containerd-ready", 20*time.Second, func() error {
+		_, err := vm.WaitMilestone("containerd-ready", nodeTimeout)
+		return err
+	})
+	for _, ev := range []event{
+		{console.EventStateReady, map[string]string{"device": "/dev/vda5", "formatted": "false"}},
+		{console.EventContentReady, map[string]string{"skipped": "false"}},
+	} {
+		if !hasEvent(vm, ev.name, ev.match) {
+			t.Errorf("the boot after a cut extraction: no event %s %v", ev.name, ev.match)
 		}
 	}
 
 	vm = n.boot()
-	for _, re := range []string{`state ready" device=/dev/vda5 formatted=false`, `airgap images" imported=1 skipped=0`,
+	for _, ev := range []event{
+		{console.EventStateReady, map[string]string{"device": "/dev/vda5", "formatted": "false"}},
+		{console.EventImagesImported, map[string]string{"imported": "1", "skipped": "0"}},
 		// No ntp: in its config, none from QEMU's DHCP.
-		`no NTP server in the config \(ntp.servers, ntp.pools\) or from DHCP: the node runs on its hardware clock`} {
-		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
+		{console.EventTimeUnsynced, map[string]string{"reason": "no-server"}},
+	} {
+		if _, err := vm.WaitEvent(ev.name, ev.match, time.Second); err != nil {
 			t.Errorf("first complete boot: %v", err)
 		}
 	}
@@ -141,19 +171,23 @@ func TestNodeRawDisk(t *testing.T) {
 			t.Errorf("debug hook with token %q: %d %s, want 401", token, code, body)
 		}
 	}
+	gateway := regexp.MustCompile(`^10\.0\.2\.2:\d+$`)
 	for _, why := range []string{"no token", "wrong token"} {
-		if _, err := vm.WaitFor(regexp.MustCompile(`msg="debug hooks: refused" remote=10\.0\.2\.2:\d+ .*reason="`+why+`"`), 10*time.Second); err != nil {
+		if _, err := vm.WaitEventFunc(console.EventDebugHookRefused, func(ev map[string]string) bool {
+			return gateway.MatchString(ev["remote"]) && ev["reason"] == why
+		}, "a refusal of 10.0.2.2 for "+why, 10*time.Second); err != nil {
 			t.Errorf("a request with %s: %v", why, err)
 		}
 	}
 
 	// Kill the kubelet from inside: the supervisor brings it back (backoff).
-	before := strings.Count(vm.Console(), "name=kubelet state=running")
+	kubeletRunning := map[string]string{"name": "kubelet", "state": "running"}
+	before := countEvents(vm, console.EventService, kubeletRunning)
 	n.signal("kubelet", "KILL")
-	if _, err := vm.WaitFor(regexp.MustCompile(`name=kubelet state=backoff`), 2*time.Minute); err != nil {
+	if _, err := vm.WaitEvent(console.EventService, map[string]string{"name": "kubelet", "state": "backoff"}, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	waitMore(t, vm, "name=kubelet state=running", before, 3*time.Minute)
+	waitMore(t, vm, console.EventService, kubeletRunning, before, 3*time.Minute)
 
 	// Power off: the kubelet stops before containerd, then the disk is
 	// unmounted and QEMU exits by itself.
@@ -166,8 +200,8 @@ func TestNodeRawDisk(t *testing.T) {
 	if err := stopOrder(vm.Console()); err != nil {
 		t.Error(err)
 	}
-	if i := strings.Index(vm.Console(), "unmount failed"); i >= 0 {
-		t.Errorf("the state was not unmounted cleanly: %s", strings.SplitN(vm.Console()[i:], "\n", 2)[0])
+	if evs := vm.Events(console.EventUnmountFailed); len(evs) > 0 {
+		t.Errorf("the state was not unmounted cleanly: %s: %s", evs[0]["target"], evs[0]["err"])
 	}
 	password := stateFile(t, disk, "/lib/rke2os/etc/rancher/node/password")
 	if !regexp.MustCompile(`^[0-9a-f]{32}\n$`).MatchString(password) {
@@ -185,11 +219,23 @@ func TestNodeRawDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	vm = n.boot()
-	for _, re := range []string{`state ready" device=/dev/vda5 formatted=false`, `state filesystem grown to its partition" device=/dev/vda5 added_mib=20`,
-		`runtime content" .* skipped=true`, `airgap images" imported=0 skipped=1`, `node password" file=/etc/rancher/node/password created=false`} {
-		if _, err := vm.WaitFor(regexp.MustCompile(re), time.Second); err != nil {
+	for _, ev := range []event{
+		{console.EventStateReady, map[string]string{"device": "/dev/vda5", "formatted": "false"}},
+		{console.EventContentReady, map[string]string{"skipped": "true"}},
+		{console.EventImagesImported, map[string]string{"imported": "0", "skipped": "1"}},
+		{console.EventNodePassword, map[string]string{"file": "/etc/rancher/node/password", "created": "false"}},
+	} {
+		if _, err := vm.WaitEvent(ev.name, ev.match, time.Second); err != nil {
 			t.Errorf("boot after the cut: %v", err)
 		}
+	}
+	// The disk grew by 2 GiB: the partition, and the filesystem with it,
+	// by as much (less the partition alignment's MiB at most).
+	if _, err := vm.WaitEventFunc(console.EventStateGrown, func(kv map[string]string) bool {
+		n, err := strconv.Atoi(kv["added_mib"])
+		return kv["device"] == "/dev/vda5" && err == nil && n >= 2047 && n <= 2048
+	}, "state-grown by 2 GiB", time.Second); err != nil {
+		t.Errorf("boot after the cut: %v", err)
 	}
 	t.Logf("boot after the cut timeline: %v", vm.Milestones())
 	if got := n.get("/rke2os/test"); got != "kept across boots" {
@@ -199,13 +245,14 @@ func TestNodeRawDisk(t *testing.T) {
 
 	// containerd dies: the node stack stops and starts again (the default
 	// on_containerd_exit: restart), and etcd answers again.
-	containerd, kubelet := strings.Count(vm.Console(), "name=containerd state=running"), strings.Count(vm.Console(), "name=kubelet state=running")
+	containerdRunning := map[string]string{"name": "containerd", "state": "running"}
+	containerd, kubelet := countEvents(vm, console.EventService, containerdRunning), countEvents(vm, console.EventService, kubeletRunning)
 	n.signal("containerd", "KILL")
-	if _, err := vm.WaitFor(regexp.MustCompile(`error="node stack stopped`), 2*time.Minute); err != nil {
+	if _, err := vm.WaitEvent(console.EventStackStopped, nil, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	waitMore(t, vm, "name=containerd state=running", containerd, 3*time.Minute)
-	waitMore(t, vm, "name=kubelet state=running", kubelet, 3*time.Minute)
+	waitMore(t, vm, console.EventService, containerdRunning, containerd, 3*time.Minute)
+	waitMore(t, vm, console.EventService, kubeletRunning, kubelet, 3*time.Minute)
 	if got := n.get("/rke2os/test"); got != "kept across boots" {
 		t.Fatalf("after the stack restart: etcd has %q", got)
 	}
@@ -271,10 +318,10 @@ func TestNodeRawDisk(t *testing.T) {
 	if !strings.Contains(m[1], "/dev/vda5") || !strings.Contains(m[1], "nothing was written") {
 		t.Errorf("the error does not say which device and that nothing was written: %s", m[1])
 	}
-	if _, err := vm.WaitFor(regexp.MustCompile(`maintenance mode`), time.Minute); err != nil {
+	if _, err := vm.WaitEvent(console.EventMaintenance, nil, time.Minute); err != nil {
 		t.Error(err)
 	}
-	if strings.Contains(vm.Console(), "state: formatting") {
+	if hasEvent(vm, console.EventStateFormatting, nil) {
 		t.Errorf("the init began to format a state partition it could not read")
 	}
 	powerOffInOrder(t, vm, regexp.MustCompile(`state`))
@@ -284,7 +331,7 @@ func TestNodeRawDisk(t *testing.T) {
 	t.Logf("state partition at %d MiB, %d MiB", start>>20, size>>20)
 
 	vm = n.boot()
-	if _, err := vm.WaitFor(regexp.MustCompile(`state ready" device=/dev/vda5 formatted=false`), time.Second); err != nil {
+	if _, err := vm.WaitEvent(console.EventStateReady, map[string]string{"device": "/dev/vda5", "formatted": "false"}, time.Second); err != nil {
 		t.Error(err)
 	}
 	if got := n.get("/rke2os/test"); got != "kept across boots" {

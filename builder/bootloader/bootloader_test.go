@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ func fakeGrub(t *testing.T) *Files {
 	boot[510], boot[511] = 0x55, 0xAA
 	boot[0x66], boot[0x67] = 0xEB, 0x05
 	core := bytes.Repeat([]byte{0xCC}, 3*512+100)
-	for name, data := range map[string][]byte{"boot.img": boot, "core.img": core, "eltorito.img": {1}, "bootx64.efi": {2}} {
+	for name, data := range map[string][]byte{"boot.img": boot, "core.img": core, "eltorito.img": {1}, "bootx64.efi": {2}, "bootx64-iso.efi": {3}} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -70,6 +71,55 @@ func TestConfig(t *testing.T) {
 	for _, want := range []string{"search --no-floppy --label RKE2_A --set=sys", "linux ($sys)/boot/vmlinuz console=ttyS0 rke2.medium=RKE2_A", "initrd ($sys)/boot/initrd", "serial --unit=0"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("grub.cfg lacks %q:\n%s", want, cfg)
+		}
+	}
+}
+
+func TestDiskConfig(t *testing.T) {
+	cfg := string(DiskConfig("RKE2 server"))
+	for _, want := range []string{
+		`load_env --file "$env" good try tries`,
+		`save_env --file "$env" tries`, `if [ "$?" != 0 ]; then`,
+		`menuentry "RKE2 server, slot $slot"`,
+		`source "($disk,$part)/boot/grub/slot.cfg"`,
+		`linux "($disk,$part)/boot/vmlinuz" $slot_cmdline rke2.medium=RKE2_$slot rke2.slot=$slot rke2.trial=$trial`,
+		`rke2.reset=1`, "set fallback=1", "export disk slot part trial good goodpart",
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("grub.cfg lacks %q:\n%s", want, cfg)
+		}
+	}
+	// No label search: the disk's GRUB boots the disk it was loaded from.
+	if strings.Contains(cfg, "search") {
+		t.Errorf("the disk's grub.cfg searches:\n%s", cfg)
+	}
+}
+
+func TestSlotConfig(t *testing.T) {
+	got := string(SlotConfig("console=ttyS0 a='b c'"))
+	if want := `set slot_cmdline='console=ttyS0 a='\''b c'\'''` + "\n"; !strings.HasSuffix(got, want) {
+		t.Errorf("slot.cfg = %q, want it to end %q", got, want)
+	}
+}
+
+// GRUB's own parser accepts both configs.
+func TestConfigsParse(t *testing.T) {
+	tool, err := exec.LookPath("grub-script-check")
+	if err != nil {
+		t.Fatalf("grub-script-check (Debian's grub-common, which `make deps` installs): %v", err)
+	}
+	dir := t.TempDir()
+	for name, cfg := range map[string][]byte{
+		"disk": DiskConfig("RKE2 server"),
+		"iso":  Config(Entry{Title: "RKE2 server", SystemLabel: "RKE2_BOOT", Cmdline: "console=ttyS0"}),
+		"slot": SlotConfig("console=ttyS0 a='b c'"),
+	} {
+		p := filepath.Join(dir, name+".cfg")
+		if err := os.WriteFile(p, cfg, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(tool, p).CombinedOutput(); err != nil {
+			t.Errorf("grub-script-check %s: %v: %s\n%s", name, err, out, cfg)
 		}
 	}
 }

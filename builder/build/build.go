@@ -7,6 +7,8 @@ package build
 import (
 	"bufio"
 	"bytes"
+	"cmp"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,12 +17,15 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/rke2os/rke2os/internal/artifact"
 	"github.com/rke2os/rke2os/internal/fsutil"
 
 	diskfs "github.com/diskfs/go-diskfs"
@@ -28,13 +33,14 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/rke2os/rke2os/builder/bootloader"
 	"github.com/rke2os/rke2os/builder/content"
-	rawdisk "github.com/rke2os/rke2os/builder/disk"
 	"github.com/rke2os/rke2os/builder/initramfs"
 	"github.com/rke2os/rke2os/builder/iso"
 	"github.com/rke2os/rke2os/builder/kernel"
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/serverpki"
+	"github.com/rke2os/rke2os/init/shared/slots"
+	rawdisk "github.com/rke2os/rke2os/internal/diskimage"
 )
 
 // InputError is bad input from the user (exit code 2): a missing kernel,
@@ -67,10 +73,15 @@ type Options struct {
 	Images []string
 	// Version is the RKE2 version the image runs, like v1.34.4+rke2r1.
 	Version string
+	// OSVersion is the image's own version, in its os-release (and so in
+	// the Node's osImage); empty takes Version.
+	OSVersion string
 	// Config is a node config file baked into the image (optional).
 	Config string
-	// Secrets is a cluster's secrets (rke2-build secrets) baked into a
-	// server image (optional): the image then holds the cluster's CA keys.
+	// Secrets is a cluster's secrets (rke2-build secrets) (optional). A
+	// server image then holds the cluster's CA keys and tokens; every
+	// image, an agent's too, holds the secrets' upgrade.pub, the key its
+	// upgrade artifacts must be signed by, and upgrade.key signs them.
 	Secrets string
 	// Cmdline is appended to the kernel command line.
 	Cmdline string
@@ -83,12 +94,15 @@ type Options struct {
 // Outputs names the files a build writes, by kind.
 type Outputs struct {
 	ISO, Raw, Kernel, Initrd, Cmdline, Manifest string
+	// Upgrade is the signed upgrade artifact (internal/artifact), written
+	// only with Options.Secrets; "" when there is none.
+	Upgrade string
 }
 
 func outputsFor(dir, role string) Outputs {
 	base := filepath.Join(dir, "rke2-"+role)
 	return Outputs{ISO: base + ".iso", Raw: base + ".raw", Kernel: base + ".vmlinuz", Initrd: base + ".initrd",
-		Cmdline: base + ".cmdline", Manifest: filepath.Join(dir, "manifest.json")}
+		Cmdline: base + ".cmdline", Manifest: filepath.Join(dir, "manifest.json"), Upgrade: base + ".upgrade"}
 }
 
 // Roles are the node roles an image can have.
@@ -122,19 +136,30 @@ func image(o Options, tmp string) (Outputs, error) {
 	var err error
 
 	var secrets []string // what the outputs carry that is secret
+	var upgradePub ed25519.PublicKey
 	if o.Secrets != "" {
-		if o.Role != "server" {
-			return Outputs{}, inputErr("--secrets bakes the cluster's CA keys and tokens into a server image; an %s joins with the agent token alone (rke2.token in its config)", o.Role)
+		// A server takes the cluster's CAs and tokens; an agent never
+		// does (it joins with the agent token alone, rke2.token in its
+		// config). Both take the upgrade public key.
+		if o.Role == "server" {
+			if err := serverpki.CheckSecrets(o.Secrets); err != nil {
+				return Outputs{}, &InputError{err}
+			}
+			secrets = append(secrets, "the secrets of "+o.Secrets)
 		}
-		if err := serverpki.CheckSecrets(o.Secrets); err != nil {
+		if upgradePub, err = serverpki.CheckUpgradeKey(o.Secrets); err != nil {
 			return Outputs{}, &InputError{err}
 		}
-		secrets = append(secrets, "the secrets of "+o.Secrets)
+		if o.Role != "server" {
+			slog.Info("an "+o.Role+" image takes only the upgrade public key of --secrets, never the cluster's CAs and tokens (it joins with agent-token, rke2.token in its config)", "secrets", o.Secrets)
+		}
 	}
 	if o.Config != "" {
 		serverToken := ""
 		if o.Secrets != "" {
-			b, _ := os.ReadFile(filepath.Join(o.Secrets, "token")) // CheckSecrets read it
+			// Read by CheckSecrets for a server; an agent's config
+			// holding it is warned about.
+			b, _ := os.ReadFile(filepath.Join(o.Secrets, "token"))
 			serverToken = string(b)
 		}
 		c, warnings, err := validateConfig(o.Config, o.Role, serverToken)
@@ -148,6 +173,9 @@ func image(o Options, tmp string) (Outputs, error) {
 	}
 	cmdlineWarnings, err := ValidateCmdline(o.Cmdline)
 	if err != nil {
+		return Outputs{}, &InputError{err}
+	}
+	if err := bootLoaderKeys(o.Cmdline); err != nil {
 		return Outputs{}, &InputError{err}
 	}
 	for _, w := range cmdlineWarnings {
@@ -191,10 +219,13 @@ func image(o Options, tmp string) (Outputs, error) {
 	defer k.Close()
 
 	m := &Manifest{Role: o.Role, SourceDateEpoch: o.Epoch.Unix(), KernelVersion: k.Version}
+	if upgradePub != nil {
+		m.UpgradeKey = artifact.Fingerprint(upgradePub)
+	}
 	staged := outputsFor(tmp, o.Role)
 
 	done = o.Progress.Step("write initramfs")
-	err = writeInitramfs(staged.Initrd, k, o, m, images)
+	err = writeInitramfs(staged.Initrd, k, o, m, images, upgradePub)
 	done()
 	if err != nil {
 		return Outputs{}, err
@@ -202,7 +233,10 @@ func image(o Options, tmp string) (Outputs, error) {
 	if err := fsutil.CopyFile(k.Image, staged.Kernel); err != nil {
 		return Outputs{}, err
 	}
-	base := "console=tty0 console=ttyS0,115200 rke2.role=" + o.Role
+	// panic=10: a kernel that panics (a broken slot on trial, PID 1 gone)
+	// reboots after 10 s on the console, rather than hang: the reboot
+	// costs a slot on trial one of its tries.
+	base := "console=tty0 console=ttyS0,115200 panic=10 rke2.role=" + o.Role
 	if o.Cmdline != "" {
 		base += " " + o.Cmdline
 	}
@@ -210,14 +244,21 @@ func image(o Options, tmp string) (Outputs, error) {
 		return Outputs{}, err
 	}
 
+	// The slot image first: the ISO carries its digest, for installs.
+	done = o.Progress.Step("write system slot image")
+	inst, err := writeSlot(staged, tmp, grub, base, o, images)
+	done()
+	if err != nil {
+		return Outputs{}, err
+	}
 	done = o.Progress.Step("write ISO")
-	err = writeISO(staged, tmp, grub, base, o, images)
+	err = writeISO(staged, tmp, grub, base, o, images, inst)
 	done()
 	if err != nil {
 		return Outputs{}, err
 	}
 	done = o.Progress.Step("write raw disk")
-	err = writeRaw(staged, grub, base, images)
+	err = writeRaw(staged, tmp, inst)
 	done()
 	if err != nil {
 		return Outputs{}, err
@@ -267,11 +308,36 @@ func image(o Options, tmp string) (Outputs, error) {
 	if len(private) > 0 {
 		slog.Info("the image carries secrets: its outputs that hold them are private (0600)", "secrets", strings.Join(secrets, ", "), "cmdline", cmdlineSecret)
 	}
-	if o.Secrets != "" {
+	if o.Secrets != "" && o.Role == "server" {
 		m.Secrets = "baked"
 	}
 	final := outputsFor(o.Output, o.Role)
-	for _, p := range []struct{ staged, final string }{{staged.ISO, final.ISO}, {staged.Raw, final.Raw}, {staged.Kernel, final.Kernel}, {staged.Initrd, final.Initrd}, {staged.Cmdline, final.Cmdline}} {
+	moves := []struct{ staged, final string }{{staged.ISO, final.ISO}, {staged.Raw, final.Raw}, {staged.Kernel, final.Kernel}, {staged.Initrd, final.Initrd}, {staged.Cmdline, final.Cmdline}}
+	// The upgrade artifact carries the raw disk's slot image, signed with
+	// the secrets' upgrade key: without one, there is none, and an old one
+	// would describe another build.
+	if o.Secrets != "" {
+		slot := slotImage(tmp)
+		if len(private) > 0 {
+			if err := os.Chmod(slot, 0o600); err != nil {
+				return Outputs{}, err
+			}
+		}
+		done = o.Progress.Step("write upgrade artifact")
+		err = writeUpgrade(staged.Upgrade, slot, artifact.Manifest{Role: o.Role, Version: cmp.Or(o.Version, "none"), Build: osVersion(o), Created: o.Epoch},
+			filepath.Join(o.Secrets, serverpki.UpgradeKeyFile))
+		done()
+		if err != nil {
+			return Outputs{}, err
+		}
+		moves = append(moves, struct{ staged, final string }{staged.Upgrade, final.Upgrade})
+	} else {
+		if err := os.Remove(final.Upgrade); err != nil && !os.IsNotExist(err) {
+			return Outputs{}, err
+		}
+		final.Upgrade = ""
+	}
+	for _, p := range moves {
 		d, err := digest(p.staged)
 		if err != nil {
 			return Outputs{}, err
@@ -284,9 +350,9 @@ func image(o Options, tmp string) (Outputs, error) {
 	if err := m.write(staged.Manifest); err != nil {
 		return Outputs{}, err
 	}
-	for _, p := range [][2]string{{staged.ISO, final.ISO}, {staged.Raw, final.Raw}, {staged.Kernel, final.Kernel}, {staged.Initrd, final.Initrd}, {staged.Cmdline, final.Cmdline}, {staged.Manifest, final.Manifest}} {
-		if err := os.Rename(p[0], p[1]); err != nil {
-			return Outputs{}, fmt.Errorf("move %s into place: %w", p[1], err)
+	for _, p := range append(moves, struct{ staged, final string }{staged.Manifest, final.Manifest}) {
+		if err := os.Rename(p.staged, p.final); err != nil {
+			return Outputs{}, fmt.Errorf("move %s into place: %w", p.final, err)
 		}
 	}
 	return final, nil
@@ -331,6 +397,21 @@ func ValidateCmdline(cmdline string) (warnings []string, err error) {
 	return append(config.CmdlineDebugWarnings(cmdline), config.CmdlineSecretWarnings(cmdline)...), nil
 }
 
+// bootLoaderKeys refuses, in --cmdline, the keys the build and GRUB put
+// on the kernel command line themselves.
+func bootLoaderKeys(cmdline string) error {
+	// Split as the kernel and PID 1 split it: a quoted "rke2.reset=1" is
+	// rke2.reset=1 to them.
+	for _, f := range config.SplitCmdline(cmdline) {
+		k, _, _ := strings.Cut(f, "=")
+		switch k {
+		case "rke2.medium", "rke2.slot", "rke2.trial", "rke2.reset", "rke2.role":
+			return fmt.Errorf("--cmdline: %s is set by the image's boot loader (rke2.reset by its menu's reset entry, for one boot); remove it", k)
+		}
+	}
+	return nil
+}
+
 // initramfsModules reads the module names the overlays ask for
 // (etc/modules-load.d/*.conf, one per line, # comments).
 func initramfsModules(overlays string) ([]string, error) {
@@ -355,7 +436,9 @@ func initramfsModules(overlays string) ([]string, error) {
 	return names, nil
 }
 
-func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images *bakedImages) error {
+// writeInitramfs writes the initramfs; upgradePub, if any, is the key the
+// node's upgrade artifacts must be signed by.
+func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images *bakedImages, upgradePub ed25519.PublicKey) error {
 	a := initramfs.New(o.Epoch.Unix())
 	if images != nil {
 		rel, err := images.release(o.Version)
@@ -367,6 +450,13 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 		}
 	}
 	if err := a.File("init", o.Init, 0o755); err != nil {
+		return err
+	}
+	rel, err := osRelease(o)
+	if err != nil {
+		return err
+	}
+	if err := a.Bytes(strings.TrimPrefix(layout.OSRelease, "/"), rel, 0o644); err != nil {
 		return err
 	}
 	if o.Node != "" {
@@ -415,9 +505,21 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 		}
 	}
 	// After the overlays, so that nothing there can stand in for them. Not
-	// in the manifest: their names and digests are nobody's business.
-	if o.Secrets != "" {
+	// in the manifest: their names and digests are nobody's business. An
+	// agent takes none of them.
+	if o.Secrets != "" && o.Role == "server" {
 		if err := bakeSecrets(a, o.Secrets); err != nil {
+			return err
+		}
+	}
+	// The upgrade public key, as checked, in every image built with it:
+	// also after the overlays.
+	if upgradePub != nil {
+		b, err := artifact.MarshalPublicKey(upgradePub)
+		if err != nil {
+			return err
+		}
+		if err := a.Bytes(strings.TrimPrefix(layout.UpgradePublicKey, "/"), b, 0o644); err != nil {
 			return err
 		}
 	}
@@ -459,7 +561,8 @@ func writeInitramfs(out string, k *kernel.Kernel, o Options, m *Manifest, images
 
 // bakeSecrets adds every file below dir to the initramfs at
 // layout.BakedSecrets, in the same layout: files 0600, directories
-// 0700.
+// 0700. The upgrade key pair stays out: upgrade.key never goes into an
+// image, and upgrade.pub has a place of its own.
 func bakeSecrets(a *initramfs.Archive, dir string) error {
 	root := strings.TrimPrefix(layout.BakedSecrets, "/")
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -469,6 +572,9 @@ func bakeSecrets(a *initramfs.Archive, dir string) error {
 		rel, err := filepath.Rel(dir, p)
 		if err != nil {
 			return err
+		}
+		if slices.Contains(serverpki.UpgradeKeyFiles(), filepath.ToSlash(rel)) {
+			return nil
 		}
 		name := path.Join(root, filepath.ToSlash(rel))
 		switch {
@@ -481,7 +587,7 @@ func bakeSecrets(a *initramfs.Archive, dir string) error {
 	})
 }
 
-func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options, images *bakedImages) error {
+func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options, images *bakedImages, inst *install) error {
 	cfg := filepath.Join(tmp, "grub-iso.cfg")
 	title := "RKE2 " + o.Role
 	if err := os.WriteFile(cfg, bootloader.Config(bootloader.Entry{Title: title, SystemLabel: layout.BootLabel,
@@ -489,7 +595,7 @@ func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string
 		return err
 	}
 	efiImg := filepath.Join(tmp, "efi.img")
-	if err := writeEFIImage(efiImg, grub.EFI); err != nil {
+	if err := writeEFIImage(efiImg, grub.EFIISO); err != nil {
 		return err
 	}
 	ws := filepath.Join(tmp, "iso-workspace")
@@ -505,6 +611,14 @@ func writeISO(staged Outputs, tmp string, grub *bootloader.Files, cmdline string
 	}
 	for _, f := range images.files() {
 		files = append(files, iso.File{Path: f[0], Source: f[1]})
+	}
+	// What an install needs beyond the slot's files, which the ISO
+	// carries already: the slot's own files (slot.cfg, os-release), GRUB's
+	// disk images and the install manifest.
+	for _, p := range slices.Sorted(maps.Keys(inst.sources)) {
+		if !slices.ContainsFunc(files, func(f iso.File) bool { return f.Path == p }) {
+			files = append(files, iso.File{Path: p, Source: inst.sources[p]})
+		}
 	}
 	return iso.Write(staged.ISO, ws, iso.Spec{
 		VolumeID: layout.BootLabel,
@@ -544,46 +658,132 @@ func writeEFIImage(out, efiBinary string) error {
 	return w.Close()
 }
 
-func writeRaw(staged Outputs, grub *bootloader.Files, cmdline string, images *bakedImages) error {
+// install is how the disk is written, by the build (the raw disk) and by
+// an install from the ISO: the manifest the ISO carries, and the files
+// its paths name on the build machine.
+type install struct {
+	manifest *rawdisk.Manifest
+	sources  map[string]string // path on the ISO -> file here
+}
+
+// local is the file on the build machine of a path on the ISO.
+func (in *install) local(medium string) string { return in.sources[medium] }
+
+// writeSlot writes the system slot's image and what an install needs:
+// GRUB's disk images and the disk's ESP files, under layout.InstallDir,
+// and the manifest listing them with the slot's files. A system slot holds
+// the kernel, the initramfs, the slot's kernel command line for GRUB
+// (slot.cfg), its os-release and the airgap images; an upgrade artifact
+// carries the same slot.
+func writeSlot(staged Outputs, tmp string, grub *bootloader.Files, cmdline string, o Options, images *bakedImages) (*install, error) {
 	mbr, err := grub.MBR(rawdisk.BIOSPartitionLBA)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	core, err := grub.CoreImage(rawdisk.BIOSPartitionLBA)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	rel, err := osRelease(o)
+	if err != nil {
+		return nil, err
+	}
+	env, err := slots.Env{}.Bytes() // good=A, as grub.cfg reads an empty block
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(tmp, "install")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	in := &install{sources: map[string]string{}}
+	add := func(medium string, data []byte) (string, error) {
+		p := filepath.Join(dir, path.Base(medium))
+		in.sources[medium] = p
+		return medium, os.WriteFile(p, data, 0o644)
+	}
+	m := &rawdisk.Manifest{Format: rawdisk.ManifestFormat, Role: o.Role, Epoch: o.Epoch.Unix(), ESPLabel: layout.ESPLabel, StateSize: 256 << 20}
+	for _, f := range []struct {
+		dst  *string
+		path string
+		data []byte
+	}{{&m.MBR, "mbr.bin", mbr}, {&m.Core, "core.img", core}} {
+		if *f.dst, err = add(path.Join(layout.InstallDir, f.path), f.data); err != nil {
+			return nil, err
+		}
 	}
 	efi, err := os.ReadFile(grub.EFI)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cfg := bootloader.Config(bootloader.Entry{Title: "RKE2 (slot A)", SystemLabel: rawdisk.PartSysA,
-		Cmdline: cmdline + " rke2.medium=" + rawdisk.PartSysA})
-	kd, err := digest(staged.Kernel)
+	for _, f := range []struct {
+		esp, medium string
+		data        []byte
+	}{
+		{"/EFI/BOOT/BOOTX64.EFI", "bootx64.efi", efi},
+		{"/boot/grub/grub.cfg", "grub.cfg", bootloader.DiskConfig("RKE2 " + o.Role)},
+		{layout.GRUBEnv, "grubenv", env},
+	} {
+		medium, err := add(path.Join(layout.InstallDir, f.medium), f.data)
+		if err != nil {
+			return nil, err
+		}
+		m.ESP = append(m.ESP, rawdisk.ManifestFile{Path: f.esp, Medium: medium})
+	}
+	// The slot's files are on the ISO at the paths they have in the slot.
+	slot := [][2]string{{"/boot/vmlinuz", staged.Kernel}, {"/boot/initrd", staged.Initrd}}
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{bootloader.SlotConfigPath, bootloader.SlotConfig(cmdline)}, {"/boot/os-release", rel}} {
+		p := filepath.Join(dir, "slot-"+path.Base(f.path))
+		if err := os.WriteFile(p, f.data, 0o644); err != nil {
+			return nil, err
+		}
+		slot = append(slot, [2]string{f.path, p})
+	}
+	slot = append(slot, images.files()...)
+	var files []rawdisk.File
+	for _, f := range slot {
+		in.sources[f[0]] = f[1]
+		m.Slot = append(m.Slot, rawdisk.ManifestFile{Path: f[0], Medium: f[0]})
+		files = append(files, rawdisk.File{Path: f[0], Source: f[1]})
+	}
+	img := slotImage(tmp)
+	if err := rawdisk.WriteSlot(img, files); err != nil {
+		return nil, err
+	}
+	if m.SlotSHA256, err = digest(img); err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(img)
+	if err != nil {
+		return nil, err
+	}
+	m.SlotSize = fi.Size()
+	b, err := m.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := add(layout.InstallManifest, b); err != nil {
+		return nil, err
+	}
+	in.manifest = m
+	return in, nil
+}
+
+// slotImage is where the build writes the system slot's image.
+func slotImage(tmp string) string { return filepath.Join(tmp, "slot.img") }
+
+// writeRaw writes the raw disk as an install does, from the manifest,
+// with the slot image the build wrote.
+func writeRaw(staged Outputs, tmp string, in *install) error {
+	spec, err := in.manifest.Spec(in.local)
 	if err != nil {
 		return err
 	}
-	id, err := digest(staged.Initrd)
-	if err != nil {
-		return err
-	}
-	system := []rawdisk.File{
-		{Path: "/boot/vmlinuz", Source: staged.Kernel},
-		{Path: "/boot/initrd", Source: staged.Initrd},
-	}
-	for _, f := range images.files() {
-		system = append(system, rawdisk.File{Path: f[0], Source: f[1]})
-	}
-	return rawdisk.Write(staged.Raw, rawdisk.Spec{
-		MBR: mbr, Core: core, ESPLabel: layout.BootLabel,
-		ESP: []rawdisk.File{
-			{Path: "/EFI/BOOT/BOOTX64.EFI", Data: efi},
-			{Path: "/boot/grub/grub.cfg", Data: cfg},
-		},
-		System:    system,
-		StateSize: 256 << 20,
-		Seed:      []byte(kd + id),
-	})
+	spec.Slot, spec.SlotFiles = slotImage(tmp), nil
+	return rawdisk.Write(staged.Raw, spec)
 }
 
 func checkExecutable(what, p, flag string) error {
@@ -635,6 +835,9 @@ type Manifest struct {
 	// Secrets is "baked" when the image holds a cluster's secrets; which
 	// ones, and their digests, are not recorded.
 	Secrets string `json:"secrets,omitempty"`
+	// UpgradeKey is the fingerprint (sha256 of its 32 bytes) of the
+	// upgrade public key the image carries, if any.
+	UpgradeKey string `json:"upgrade_key,omitempty"`
 	// Images lists every image baked in, by name and digest.
 	Images  []content.IndexEntry `json:"images,omitempty"`
 	Outputs []Artifact           `json:"outputs"`

@@ -8,20 +8,26 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/serverpki"
+	"github.com/rke2os/rke2os/internal/artifact"
+	"github.com/rke2os/rke2os/internal/diskimage"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -47,6 +53,7 @@ func inputs(t *testing.T) Options {
 	must(t, os.WriteFile(filepath.Join(g, "core.img"), bytes.Repeat([]byte{0x90}, 4000), 0o644))
 	must(t, os.WriteFile(filepath.Join(g, "eltorito.img"), bytes.Repeat([]byte{0xEB}, 6000), 0o644))
 	must(t, os.WriteFile(filepath.Join(g, "bootx64.efi"), bytes.Repeat([]byte{'M'}, 9000), 0o644))
+	must(t, os.WriteFile(filepath.Join(g, "bootx64-iso.efi"), bytes.Repeat([]byte{'N'}, 9000), 0o644))
 
 	initBin := filepath.Join(dir, "rke2-init")
 	must(t, os.WriteFile(initBin, []byte("\x7fELF fake init"), 0o755))
@@ -152,6 +159,10 @@ func TestBadInput(t *testing.T) {
 			o.Config = filepath.Join(t.TempDir(), "agent.yaml")
 			os.WriteFile(o.Config, []byte("hostname: node1\n"), 0o644)
 		}, "rke2.server"},
+		{"reset on the command line", func(o *Options) { o.Cmdline = "quiet rke2.reset=1" }, "rke2.reset is set by the image's boot loader"},
+		{"slot on the command line", func(o *Options) { o.Cmdline = "rke2.slot=B" }, "rke2.slot is set by"},
+		{"quoted reset on the command line", func(o *Options) { o.Cmdline = `quiet "rke2.reset=1"` }, "rke2.reset is set by"},
+		{"bad os version", func(o *Options) { o.OSVersion = "1 2" }, `--os-version "1 2"`},
 		{"unwritable output", func(o *Options) {
 			f := filepath.Join(t.TempDir(), "file")
 			os.WriteFile(f, nil, 0o644)
@@ -351,9 +362,89 @@ func TestSecretsBaked(t *testing.T) {
 	if !bytes.Contains(m, []byte(`"secrets": "baked"`)) {
 		t.Errorf("manifest.json lacks \"secrets\": \"baked\"")
 	}
+	// The upgrade artifact: signed with the secrets' key, carrying the
+	// bytes of the raw disk's slot A, private as the image is.
+	pub, err := serverpki.CheckUpgradeKey(o.Secrets)
+	must(t, err)
+	am, err := artifact.VerifyFile(out.Upgrade, pub)
+	if err != nil {
+		t.Fatalf("the upgrade artifact: %v", err)
+	}
+	if am.Role != "server" || am.Build != "dev" {
+		t.Errorf("artifact manifest %+v", am)
+	}
+	if fi, err := os.Stat(out.Upgrade); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("artifact mode %v (%v), want 0600", fi.Mode(), err)
+	}
+	if sum := slotASHA256(t, out.Raw, am.SlotSize); sum != am.SlotSHA256 {
+		t.Errorf("the artifact's slot is %s, the raw disk's slot A %s", am.SlotSHA256, sum)
+	}
 	for _, p := range []string{out.ISO, out.Raw, out.Initrd} {
 		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v, want mode 0600 (it holds the CA keys)", filepath.Base(p), err)
+		}
+	}
+	checkUpgradeKeyBaked(t, o.Secrets, inInitrd, m)
+}
+
+// checkUpgradeKeyBaked checks that an image built with the secrets dir
+// carries its upgrade.pub where the node looks, and never upgrade.key.
+func checkUpgradeKeyBaked(t *testing.T, dir string, inInitrd map[string]cpio.Record, manifest []byte) {
+	t.Helper()
+	pub := read(t, filepath.Join(dir, serverpki.UpgradePublicKeyFile))
+	r, ok := inInitrd[strings.TrimPrefix(layout.UpgradePublicKey, "/")]
+	if !ok {
+		t.Fatalf("the initrd lacks %s", layout.UpgradePublicKey)
+	}
+	got, err := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+	if err != nil || !bytes.Equal(got, pub) || r.Mode != cpio.S_IFREG|0o644 {
+		t.Errorf("%s: mode %o, the secrets' upgrade.pub %v (%v)", layout.UpgradePublicKey, r.Mode, bytes.Equal(got, pub), err)
+	}
+	key := read(t, filepath.Join(dir, serverpki.UpgradeKeyFile))
+	seed, _ := artifact.ParsePrivateKey(key)
+	for name, r := range inInitrd {
+		if strings.HasSuffix(name, "upgrade.key") || (strings.HasPrefix(name, strings.TrimPrefix(layout.BakedSecrets, "/")) && strings.HasPrefix(path.Base(name), "upgrade.")) {
+			t.Errorf("the initrd holds %s", name)
+		}
+		if r.Mode&cpio.S_IFMT == cpio.S_IFREG {
+			if b, _ := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize))); bytes.Contains(b, key[40:80]) || bytes.Contains(b, seed.Seed()) {
+				t.Errorf("%s holds the upgrade signing key", name)
+			}
+		}
+	}
+	p, err := artifact.ParsePublicKey(pub)
+	must(t, err)
+	if !bytes.Contains(manifest, []byte(`"upgrade_key": "`+artifact.Fingerprint(p)+`"`)) {
+		t.Errorf("manifest.json lacks the upgrade key's fingerprint")
+	}
+}
+
+// An agent built with --secrets carries the upgrade public key and none
+// of the cluster's CAs and tokens: its outputs stay readable.
+func TestAgentSecrets(t *testing.T) {
+	o := inputs(t)
+	o.Role = "agent"
+	o.Secrets = filepath.Join(t.TempDir(), "secrets")
+	must(t, serverpki.GenerateSecrets(o.Secrets))
+	out, err := Image(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inInitrd := initrdRecords(t, out.Initrd)
+	root := strings.TrimPrefix(layout.BakedSecrets, "/")
+	for name := range inInitrd {
+		if name == root || strings.HasPrefix(name, root+"/") {
+			t.Errorf("the agent's initrd holds %s", name)
+		}
+	}
+	m := read(t, out.Manifest)
+	if bytes.Contains(m, []byte(`"secrets"`)) {
+		t.Error("manifest.json says an agent carries secrets")
+	}
+	checkUpgradeKeyBaked(t, o.Secrets, inInitrd, m)
+	for _, p := range []string{out.ISO, out.Raw, out.Initrd} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: %v, want mode 0644 (it holds no secret)", filepath.Base(p), err)
 		}
 	}
 }
@@ -405,17 +496,23 @@ func TestSecretOutputsPrivate(t *testing.T) {
 	}
 }
 
-// --secrets is for servers, and for a directory rke2-build secrets made.
+// --secrets is a directory rke2-build secrets made, with the upgrade key
+// pair (a directory made before it is told how to add one).
 func TestSecretsRefused(t *testing.T) {
-	secrets := filepath.Join(t.TempDir(), "secrets")
-	must(t, serverpki.GenerateSecrets(secrets))
+	old := filepath.Join(t.TempDir(), "secrets")
+	must(t, serverpki.GenerateSecrets(old))
+	for _, f := range serverpki.UpgradeKeyFiles() {
+		must(t, os.Remove(filepath.Join(old, f)))
+	}
 	for _, c := range []struct {
 		name   string
 		change func(o *Options)
 		want   string
 	}{
-		{"agent", func(o *Options) { o.Role, o.Secrets = "agent", secrets }, "server image"},
 		{"not made by rke2-build secrets", func(o *Options) { o.Secrets = t.TempDir() }, "tls/server-ca.crt is missing"},
+		{"made before upgrade signing", func(o *Options) { o.Secrets = old }, "rke2-build secrets --upgrade-key-only " + old},
+		{"agent, made before upgrade signing", func(o *Options) { o.Role, o.Secrets = "agent", old }, "no upgrade.key"},
+		{"agent, not made by rke2-build secrets", func(o *Options) { o.Role, o.Secrets = "agent", t.TempDir() }, "no upgrade.key"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := inputs(t)
@@ -430,4 +527,118 @@ func TestSecretsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// slotASHA256 hashes the first size bytes of the raw disk's slot A.
+func slotASHA256(t *testing.T, raw string, size int64) string {
+	t.Helper()
+	d, err := diskfs.Open(raw, diskfs.WithOpenMode(diskfs.ReadOnly))
+	must(t, err)
+	defer d.Close()
+	pt, err := d.GetPartitionTable()
+	must(t, err)
+	start := int64(pt.GetPartitions()[2].GetStart())
+	f, err := os.Open(raw)
+	must(t, err)
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, start, size)); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// The ISO carries what an install needs: the slot image rebuilt from the
+// ISO's own files, as its install manifest lists them, is the raw disk's
+// slot A, and a disk installed from them has the raw disk's partition
+// table and slot A.
+func TestISOInstallsTheRawDisk(t *testing.T) {
+	o := inputs(t)
+	o.Images = []string{airgap(t, "rancher/rke2-runtime:v1.34.4-rke2r1")}
+	o.Version = "v1.34.4+rke2r1"
+	out, err := Image(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Copy the ISO's files out, as the node reads them from the mounted ISO.
+	d, err := diskfs.Open(out.ISO, diskfs.WithOpenMode(diskfs.ReadOnly))
+	must(t, err)
+	defer d.Close()
+	isofs, err := d.GetFilesystem(0)
+	must(t, err)
+	root := t.TempDir()
+	extract := func(p string) string {
+		f, err := isofs.OpenFile(p, os.O_RDONLY)
+		if err != nil {
+			t.Fatalf("the ISO has no %s: %v", p, err)
+		}
+		b, err := io.ReadAll(f)
+		must(t, err)
+		local := filepath.Join(root, filepath.FromSlash(p))
+		must(t, os.MkdirAll(filepath.Dir(local), 0o755))
+		must(t, os.WriteFile(local, b, 0o644))
+		return local
+	}
+	m, err := diskimage.ReadManifest(extract(layout.InstallManifest))
+	must(t, err)
+	for _, f := range append(append([]diskimage.ManifestFile{}, m.ESP...), m.Slot...) {
+		extract(f.Medium)
+	}
+	extract(m.MBR)
+	extract(m.Core)
+	var paths []string
+	for _, f := range m.Slot {
+		paths = append(paths, f.Path)
+	}
+	if want := []string{"/boot/vmlinuz", "/boot/initrd", "/boot/grub/slot.cfg", "/boot/os-release", layout.MediumIndex, "/rke2/agent/images/rke2-images.linux-amd64.tar"}; !slices.Equal(paths, want) {
+		t.Errorf("slot files %v, want %v", paths, want)
+	}
+	local := func(p string) string { return filepath.Join(root, filepath.FromSlash(p)) }
+	spec, err := m.Spec(local)
+	must(t, err)
+	slot := filepath.Join(t.TempDir(), "slot.img")
+	must(t, diskimage.WriteSlot(slot, spec.SlotFiles))
+	if got, want := "sha256:"+slotASHA256(t, out.Raw, m.SlotSize), m.SlotSHA256; got != want {
+		t.Fatalf("the raw disk's slot A is %s, the manifest says %s", got, want)
+	}
+	if got := "sha256:" + hex.EncodeToString(sha256Of(t, slot)); got != m.SlotSHA256 {
+		t.Fatalf("the slot image rebuilt from the ISO's files is %s, the raw disk's slot A %s", got, m.SlotSHA256)
+	}
+	// And a disk installed from them.
+	dev := filepath.Join(t.TempDir(), "dev.img")
+	must(t, os.WriteFile(dev, nil, 0o644))
+	must(t, os.Truncate(dev, 2<<30))
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	must(t, err)
+	defer f.Close()
+	l, err := diskimage.Install(f, 2<<30, spec)
+	must(t, err)
+	if got := "sha256:" + slotASHA256(t, dev, l.SlotImageSize); got != m.SlotSHA256 {
+		t.Errorf("the installed slot A is %s, want %s", got, m.SlotSHA256)
+	}
+	raw, inst := partitions(t, out.Raw), partitions(t, dev)
+	if !slices.Equal(raw, inst) {
+		t.Errorf("installed partitions %v, want the raw disk's %v", inst, raw)
+	}
+}
+
+func sha256Of(t *testing.T, p string) []byte {
+	t.Helper()
+	sum := sha256.Sum256(read(t, p))
+	return sum[:]
+}
+
+// partitions lists a disk's partitions: name, GUID, start and end.
+func partitions(t *testing.T, p string) []string {
+	t.Helper()
+	d, err := diskfs.Open(p, diskfs.WithOpenMode(diskfs.ReadOnly))
+	must(t, err)
+	defer d.Close()
+	pt, err := d.GetPartitionTable()
+	must(t, err)
+	var out []string
+	for _, q := range pt.(*gpt.Table).Partitions {
+		out = append(out, fmt.Sprintf("%s %s %d-%d", q.Name, q.GUID, q.Start, q.End))
+	}
+	return out
 }

@@ -27,12 +27,13 @@ func image(args []string, stdout, stderr io.Writer) error {
 	fl.StringVar(&o.Rootfs, "rootfs", "", "root fragment laid into the OS root before the overlays (iptables: build/cache/iptables/root)")
 	fl.StringVar(&o.Cmdline, "cmdline", "", "extra kernel command line")
 	fl.StringVar(&o.Version, "version", "", "RKE2 version, like v1.34.4+rke2r1 (needed with --images)")
+	fl.StringVar(&o.OSVersion, "os-version", "", "the image's own version, in its /etc/os-release and the Node's osImage (default: --version)")
 	fl.Func("images", "airgap image archive to bake (docker save .tar, .tar.gz, .tar.zst); repeat for more", func(v string) error {
 		o.Images = append(o.Images, v)
 		return nil
 	})
 	fl.StringVar(&o.Config, "config", "", "node config file baked into the image (validated first)")
-	fl.StringVar(&o.Secrets, "secrets", "", "the cluster's secrets (rke2-build secrets) baked into a server image")
+	fl.StringVar(&o.Secrets, "secrets", "", "the cluster's secrets (rke2-build secrets): a server image carries its CAs and tokens (an agent's never does), every image its upgrade.pub, and its upgrade.key signs out/rke2-<role>.upgrade; without --secrets no upgrade artifact is written, and the image takes none")
 	if err := parse(fl, args, "rke2-build image --role server|agent [flags]", false, stdout); err != nil {
 		return err
 	}

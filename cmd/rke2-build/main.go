@@ -16,14 +16,14 @@ const usage = `rke2-build bakes bootable RKE2 node images (ISO, raw disk, PXE).
 Usage:
   rke2-build image --role server|agent [flags]
   rke2-build validate [--role server|agent] [--cmdline CMDLINE] FILE...
-  rke2-build secrets --output DIR
+  rke2-build secrets --output DIR | --upgrade-key-only DIR
   rke2-build kubeconfig --secrets DIR --server https://ADDR:6443 [--output FILE]
   rke2-build version
 
 Commands:
   image       build out/rke2-<role>.{iso,raw,vmlinuz,initrd,cmdline} and out/manifest.json
   validate    check node config files (and a kernel command line) as the init will at boot
-  secrets     make a new cluster's CAs and tokens (servers', agents'), to bake into server images
+  secrets     make a new cluster's CAs and tokens (servers', agents') and upgrade signing key, to bake into images
   kubeconfig  print an admin kubeconfig made from those secrets
   version     print rke2-build's version
   help        print this help

@@ -53,7 +53,8 @@ func TestValidateTokens(t *testing.T) {
 		t.Fatalf("stderr %q: want the server token warning, without the secret", w)
 	}
 
-	cmdline := "console=ttyS0 rke2.config=" + base64.StdEncoding.EncodeToString([]byte("rke2:\n  token: s3cr3t\n"))
+	// As out/rke2-agent.cmdline has it, the role and panic= included.
+	cmdline := "console=ttyS0 panic=10 rke2.role=agent rke2.config=" + base64.StdEncoding.EncodeToString([]byte("rke2:\n  token: s3cr3t\n"))
 	stdout.Reset()
 	stderr.Reset()
 	if exit := run([]string{"validate", "--cmdline", cmdline}, &stdout, &stderr); exit != 0 || stdout.String() != "--cmdline: ok\n" {
@@ -81,9 +82,11 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"help"}, 0, "rke2-build version", ""},
 		{[]string{"version"}, 0, "rke2-build ", ""},
 		{[]string{"validate", "--help"}, 0, "-role", ""},
-		{[]string{"secrets", "--help"}, 0, "-output", ""},
+		{[]string{"secrets", "--help"}, 0, "-upgrade-key-only DIR", ""},
+		{[]string{"image", "--help"}, 0, "no upgrade artifact is written", ""},
 		{[]string{"kubeconfig", "-h"}, 0, "-server", ""},
 		{[]string{"secrets"}, 2, "", "give --output DIR"},
+		{[]string{"secrets", "--output", "a", "--upgrade-key-only", "b"}, 2, "", "not both"},
 		{[]string{"kubeconfig", "--secrets", "x"}, 2, "", "give --secrets DIR and --server"},
 		{[]string{"kubeconfig", "--nope"}, 2, "", "see rke2-build kubeconfig --help"},
 		{[]string{"dance"}, 2, "", `unknown command "dance"`},
@@ -123,6 +126,12 @@ func TestSecretsAndKubeconfig(t *testing.T) {
 	if again, _ := os.ReadFile(filepath.Join(dir, "token")); string(again) != string(token) {
 		t.Fatal("the second run changed the token")
 	}
+	// And the upgrade signing key pair, named.
+	for _, f := range []string{"upgrade.key", "upgrade.pub"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
 
 	stdout.Reset()
 	stderr.Reset()
@@ -150,6 +159,42 @@ func TestSecretsAndKubeconfig(t *testing.T) {
 	}
 }
 
+// rke2-build secrets --upgrade-key-only gives secrets made before upgrade
+// signing a key pair, once, and changes nothing else.
+func TestSecretsUpgradeKeyOnly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "secrets")
+	var stdout, stderr bytes.Buffer
+	if exit := run([]string{"secrets", "--output", dir}, &stdout, &stderr); exit != 0 {
+		t.Fatalf("exit %d, stderr %q", exit, &stderr)
+	}
+	for _, f := range []string{"upgrade.key", "upgrade.pub"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	token, _ := os.ReadFile(filepath.Join(dir, "token"))
+	stdout.Reset()
+	if exit := run([]string{"secrets", "--upgrade-key-only", dir}, &stdout, &stderr); exit != 0 || stderr.Len() > 0 || !strings.Contains(stdout.String(), "upgrade.key: signs") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", exit, &stdout, &stderr)
+	}
+	key, err := os.ReadFile(filepath.Join(dir, "upgrade.key"))
+	if err != nil || strings.Contains(stdout.String(), string(key)) {
+		t.Fatalf("upgrade.key: %v, or printed", err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, "token")); string(again) != string(token) {
+		t.Error("the token changed")
+	}
+	stdout.Reset()
+	if exit := run([]string{"secrets", "--upgrade-key-only", dir}, &stdout, &stderr); exit != 2 || !strings.Contains(stderr.String(), "never replaced") {
+		t.Fatalf("again: exit %d, stdout %q, stderr %q", exit, &stdout, &stderr)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, "upgrade.key")); string(again) != string(key) {
+		t.Error("the second run changed the key")
+	}
+	stderr.Reset()
+	if exit := run([]string{"secrets", "--upgrade-key-only", filepath.Join(t.TempDir(), "none")}, &stdout, &stderr); exit != 2 || !strings.Contains(stderr.String(), "no such file") {
+		t.Errorf("a directory that is not there: exit %d, stderr %q", exit, &stderr)
+	}
+}
+
 // rke2-build image's bad input ends with exit 2 and a message that names
 // the fix, before anything is built; help is exit 0.
 func TestImageBadInput(t *testing.T) {
@@ -168,7 +213,7 @@ func TestImageBadInput(t *testing.T) {
 		{"an argument", "", []string{"server"}, 2, `unexpected argument "server"`},
 		{"bad epoch", "yesterday", []string{"--output", dir}, 2, "SOURCE_DATE_EPOCH"},
 		{"epoch before FAT", "100", []string{"--output", dir}, 2, "1980 or later"},
-		{"secrets on an agent", "", []string{"--role", "agent", "--secrets", dir, "--output", dir}, 2, "joins with the agent token"},
+		{"secrets without an upgrade key", "", []string{"--role", "agent", "--secrets", dir, "--output", dir}, 2, "rke2-build secrets --upgrade-key-only " + dir},
 		{"invalid config", "", []string{"--config", bad, "--output", dir}, 2, "role"},
 		{"no GRUB images", "", []string{"--grub", filepath.Join(dir, "none"), "--output", dir}, 2, "make grub"},
 	} {

@@ -46,8 +46,10 @@ func syncClock(ctx context.Context, cfg *config.Config, net *network.State) {
 	if len(servers) == 0 {
 		if cfg.NTP.IsEnabled() {
 			slog.Warn("no NTP server in the config (ntp.servers, ntp.pools) or from DHCP: the node runs on its hardware clock", "now", time.Now().UTC().Format(time.RFC3339))
+			console.Event(console.EventTimeUnsynced, "reason", "no-server")
 		} else {
 			slog.Info("ntp.enabled is false: the node runs on its hardware clock", "now", time.Now().UTC().Format(time.RFC3339))
+			console.Event(console.EventTimeUnsynced, "reason", "disabled")
 		}
 		return
 	}
@@ -62,9 +64,11 @@ func syncClock(ctx context.Context, cfg *config.Config, net *network.State) {
 	if err != nil {
 		slog.Warn("no NTP server answered within "+clockWait.String()+": the node runs on its hardware clock for now and keeps asking in the background",
 			"servers", servers, "err", err, "now", time.Now().UTC().Format(time.RFC3339))
+		console.Event(console.EventTimeUnsynced, "reason", "no-answer")
 	} else {
 		// Sync logged the offset and the servers.
 		console.Milestone("time-synced")
+		console.Event(console.EventTimeSynced, "offset", r.Offset, "stepped", r.Stepped, "servers", r.Servers())
 		slog.Debug("clock", "stepped", r.Stepped, "now", time.Now().UTC().Format(time.RFC3339))
 	}
 	// Certificates made later check their validity against the clock as

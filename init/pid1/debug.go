@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/goroutine"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/procstat"
@@ -226,6 +227,7 @@ func debugRequest(r *bufio.Reader, from, token string, signal func(string, sysca
 			why = "wrong token"
 		}
 		slog.Warn("debug hooks: refused", "remote", from, "request", f[0]+" "+f[1], "reason", why)
+		console.Event(console.EventDebugHookRefused, "remote", from, "request", f[0]+" "+f[1], "reason", why)
 		return 401, "send the token of " + debugHooksTokenFile + " as \"Authorization: Bearer <token>\"\n"
 	}
 	u, err := url.ParseRequestURI(f[1])

@@ -66,6 +66,7 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 	}
 	slog.Info("runtime content", "key", res.DataKey, "bin", res.BinDir, "skipped", res.Skipped, "took", time.Duration(res.Seconds*float64(time.Second)))
 	console.Milestone("content-ready")
+	console.Event(console.EventContentReady, "key", res.DataKey, "bin", res.BinDir, "skipped", res.Skipped)
 
 	st.BinDir = res.BinDir
 	if err := st.StartContainerd(ctx); err != nil {
@@ -78,6 +79,7 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 	}
 	slog.Info("airgap images", "imported", imp.Imported, "skipped", imp.Skipped, "images", imp.Images)
 	console.Milestone("images-imported")
+	console.Event(console.EventImagesImported, "imported", imp.Imported, "skipped", imp.Skipped, "images", imp.Images)
 
 	if role == config.RoleServer {
 		var etcd nodesteps.EtcdResult

@@ -89,24 +89,39 @@ func Run() {
 	boot.WatchEntropy(boot.EntropyWait)
 	console.Milestone("modules-loaded")
 
-	var cfg *config.Config
+	var cfg, carried *config.Config
 	var medium string // the boot medium's device; "" for PXE
 	ok := step("medium", func() (err error) {
 		medium, err = mountMedium(cmdline)
 		return err
 	}) &&
-		step("state", func() error { return mountState(medium) }) &&
-		step("config", func() (err error) {
-			cfg, err = loadConfig(rawCmdline, cmdline["rke2.role"])
+		step("state", func() error { return mountState(medium, cmdline["rke2.reset"] == "1") }) &&
+		step("slot", func() error { return checkSlot(cmdline, medium) }) &&
+		step("config", func() error {
+			loaded, err := loadConfig(rawCmdline, cmdline["rke2.role"])
+			if err == nil {
+				cfg, carried = loaded.merged, loaded.carried
+			}
 			return err
 		})
 	if ok {
 		console.Milestone("config-loaded")
 	}
+	// A boot from the ISO whose config says install: writes the system
+	// onto a disk and reboots into it; nothing else starts.
+	installed := false
+	ok = ok && step("install", func() (err error) {
+		installed, err = installFromISO(reaper, cfg, carried, cmdline, medium)
+		return err
+	})
+	if installed {
+		select {} // the reboot or power-off asked for is being served
+	}
 	ok = ok && step("host", func() error { return applyHost(cfg) })
 	ok = ok && step("images", func() error {
 		n, err := boot.LinkImages(imagesDir)
 		slog.Info("image archives from the boot medium", "count", n, "dir", imagesDir)
+		console.Event(console.EventImagesLinked, "count", n, "dir", imagesDir)
 		return err
 	})
 
@@ -122,6 +137,7 @@ func Run() {
 		}
 		console.Milestone("network-up")
 		slog.Info("network up", "links", net.String(), "node_ip", net.NodeIP())
+		console.Event(console.EventNetworkUp, "links", net.String(), "node_ip", net.NodeIP())
 		return nil
 	})
 	// True time before any certificate, key or etcd data is made.
@@ -146,6 +162,10 @@ func Run() {
 		step("node", func() error { return startNode(netCtx, reaper, sup, cfg, role, net.NodeIP().String()) })
 	if !ok && !stopping.Load() {
 		slog.Error("maintenance mode: the node stays up without starting RKE2; fix the error above, then reboot (the power button powers off)")
+		if cmdline["rke2.trial"] == "1" {
+			failTrial()
+		}
+		console.Event(console.EventMaintenance)
 	}
 
 	for e := range sup.Fatal() {
@@ -153,9 +173,11 @@ func Run() {
 		// restart it or reboot, as the config says.
 		console.Error(fmt.Errorf("node stack stopped: %w", e))
 		if cfg.ContainerdExitAction() == config.ContainerdExitReboot {
+			console.Event(console.EventStackStopped, "service", e.Name, "action", "reboot")
 			_ = unix.Kill(1, unix.SIGINT) // the reboot request, served in order
 			continue
 		}
+		console.Event(console.EventStackStopped, "service", e.Name, "action", "restart")
 		if err := sup.StopAll(10 * time.Second); err != nil {
 			slog.Warn("stopping services", "err", err)
 		}
@@ -207,6 +229,7 @@ func mountMedium(cmdline boot.Cmdline) (string, error) {
 	label := cmdline["rke2.medium"]
 	if label == "" {
 		slog.Info("no boot medium on the command line (rke2.medium=); running from the initramfs")
+		console.Event(console.EventMediumNone)
 		return "", nil
 	}
 	m, err := boot.FindMedium(label, mediumTimeout)
@@ -219,7 +242,10 @@ func mountMedium(cmdline boot.Cmdline) (string, error) {
 // mountState puts /var (and /etc/rancher) on the disk's state partition,
 // formatting it on the first boot; without one (an ISO or PXE boot) the
 // node's state lives in memory and is gone at the next boot.
-func mountState(medium string) error {
+//
+// A reset (rke2.reset=1) wipes the state partition first: the node boots
+// as new, from the same slot.
+func mountState(medium string, reset bool) error {
 	// A power-off waits for the format to finish (see serveShutdown).
 	formatting.Lock()
 	defer formatting.Unlock()
@@ -228,14 +254,26 @@ func mountState(medium string) error {
 		return err
 	}
 	if s == nil {
+		if reset {
+			slog.Warn("reset asked for (rke2.reset=1), but there is no state partition: the node's state lives in memory, and is new at every boot")
+		}
 		slog.Info("no state partition (" + layout.StateLabel + "); the node's state lives in memory")
+		console.Event(console.EventStateInMemory)
 		return nil
+	}
+	if reset {
+		slog.Warn("reset asked for (rke2.reset=1): wiping the state partition; the node boots as new", "device", s.Device)
+		if err := s.Wipe(); err != nil {
+			return err
+		}
+		console.Event(console.EventStateReset, "device", s.Device)
 	}
 	formatted, err := s.Prepare()
 	if err != nil {
 		return err
 	}
 	slog.Info("state ready", "device", s.Device, "formatted", formatted)
+	console.Event(console.EventStateReady, "device", s.Device, "formatted", formatted)
 	return nil
 }
 
@@ -260,6 +298,7 @@ func applyHost(cfg *config.Config) error {
 	created, err := host.EnsureNodePassword("/")
 	if err == nil {
 		slog.Info("node password", "file", layout.NodePassword, "created", created)
+		console.Event(console.EventNodePassword, "file", layout.NodePassword, "created", created)
 	}
 	return err
 }

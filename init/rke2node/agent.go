@@ -130,7 +130,7 @@ func (e Env) Agent(ctx context.Context, nodeName, _ string) error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	return e.readyThenStay(ctx, kc, nodeName)
+	return e.readyThenStay(ctx, kc, nodeName, config.RoleAgent)
 }
 
 // refreshBackends asks the supervisors (the configured server first, then

@@ -12,13 +12,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/rke2os/rke2os/init/rke2node/kubenode"
 	"github.com/rke2os/rke2os/init/rke2node/pods"
+	"github.com/rke2os/rke2os/init/rke2node/upgradectl"
+	"github.com/rke2os/rke2os/init/rke2node/upgrader"
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/console"
+	"github.com/rke2os/rke2os/init/shared/goroutine"
 	"github.com/rke2os/rke2os/init/shared/procstat"
 	"github.com/rke2os/rke2os/internal/backoff"
 	"github.com/rke2os/rke2os/internal/durable"
@@ -129,6 +133,10 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	// the Node waits for its network: on one server of the cluster at a
 	// time, the holder of a lease, as RKE2's controllers are.
 	go e.lead(ctx, kc, "rke2os-addons", nodeName, func(ctx context.Context) { e.addons(ctx, rc) })
+	// The UpgradePlans, under a lease of their own: from before the Node
+	// is Ready, since on a single server it is this node whose upgrade
+	// the controller finishes after the reboot.
+	go e.lead(ctx, kc, upgradectl.LeaseName, nodeName, e.upgrades)
 
 	// The Node, as RKE2's server treats its own: role labels once the
 	// kubelet has registered it, then node-ready once it is Ready.
@@ -139,29 +147,43 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	if err := kubenode.Label(ctx, kc, nodeName, kubenode.ServerLabels, pollEvery); err != nil {
 		return stopped(ctx, err)
 	}
-	return e.readyThenStay(ctx, kc, nodeName)
+	return e.readyThenStay(ctx, kc, nodeName, config.RoleServer)
 }
 
 // readyThenStay waits for the Node to be Ready, says node-ready with what
-// the node's processes cost then, and stays until ctx ends: the end of a
-// server's and an agent's service alike.
-func (e Env) readyThenStay(ctx context.Context, kc kubernetes.Interface, nodeName string) error {
+// the node's processes cost then, confirms the slot being tried, starts
+// the upgrader and stays until ctx ends: the end of a server's and an
+// agent's service alike. kc may be the kubelet's identity (an agent's):
+// the upgrader needs no more.
+func (e Env) readyThenStay(ctx context.Context, kc kubernetes.Interface, nodeName, role string) error {
 	if err := kubenode.WaitReady(ctx, kc, nodeName, pollEvery); err != nil {
 		return stopped(ctx, err)
 	}
 	e.milestone("node-ready")
 	logResources("node-ready")
+	confirmSlot()
+	if e.Upgrade != nil {
+		files := *e.Upgrade
+		// The cluster's server CA, which both roles keep under agent/,
+		// for an artifact served from inside the cluster over https.
+		files.CAFiles = append(slices.Clip(files.CAFiles), e.Paths.Agent("server-ca.crt"))
+		goroutine.Keep(ctx, "upgrader", func(ctx context.Context) {
+			upgrader.Run(ctx, upgrader.Config{Files: files, NodeName: nodeName, Role: role, Client: kc})
+		})
+	}
 	<-ctx.Done()
 	return nil
 }
 
 // logResources logs what the node's processes cost at a milestone: this
 // process's and PID 1's resident sets and the guest's memory in use (make
-// bench reads the line).
+// bench reads the event).
 func logResources(when string) {
-	slog.Info("server resources", "when", when,
+	kv := []any{"when", when,
 		"server_rss_kib", procstat.ProcKiB("/proc/self/status", "VmRSS"), "init_rss_kib", procstat.ProcKiB("/proc/1/status", "VmRSS"),
-		"mem_used_kib", procstat.ProcKiB("/proc/meminfo", "MemTotal")-procstat.ProcKiB("/proc/meminfo", "MemAvailable"))
+		"mem_used_kib", procstat.ProcKiB("/proc/meminfo", "MemTotal") - procstat.ProcKiB("/proc/meminfo", "MemAvailable")}
+	slog.Info("server resources", kv...)
+	console.Event(console.EventServerResources, kv...)
 }
 
 // stopped is nil when ctx has ended (a shutdown is no error), else err.
@@ -237,20 +259,15 @@ func waitFor(ctx context.Context, what string, check func(context.Context) error
 // etcdHealthy asks etcd's /health, which answers {"health":"true"} once
 // the member has a leader and serves.
 func etcdHealthy(ctx context.Context, c *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, body, err := get(ctx, c, url, 4096)
 	if err != nil {
 		return err
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
 	var h struct {
 		Health string `json:"health"`
 		Reason string `json:"reason"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&h); err != nil {
+	if err := json.Unmarshal(body, &h); err != nil {
 		return fmt.Errorf("etcd /health: %s: %w", resp.Status, err)
 	}
 	if h.Health != "true" {
@@ -259,18 +276,27 @@ func etcdHealthy(ctx context.Context, c *http.Client, url string) error {
 	return nil
 }
 
-// httpOK GETs url and wants 200.
-func httpOK(ctx context.Context, c *http.Client, url string) error {
+// get GETs url and reads at most limit bytes of its body.
+func get(ctx context.Context, c *http.Client, url string, limit int64) (*http.Response, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	return resp, body, err
+}
+
+// httpOK GETs url and wants 200.
+func httpOK(ctx context.Context, c *http.Client, url string) error {
+	resp, body, err := get(ctx, c, url, 16<<10)
+	if err != nil && resp == nil {
+		return err
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s %s", url, resp.Status, failedChecks(body))
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/rke2os/rke2os/init/rke2node/airgap"
 	"github.com/rke2os/rke2os/init/rke2node/pods"
+	"github.com/rke2os/rke2os/init/rke2node/upgrader"
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/content"
@@ -54,12 +55,16 @@ type Env struct {
 	SupervisorAddr, LBAddr string
 	// NodePasswordFile is the node's password (/etc/rancher/node/password).
 	NodePasswordFile string
+	// Upgrade is where the upgrader keeps its files and finds the image's
+	// upgrade key; nil runs no upgrader (tests).
+	Upgrade *upgrader.Files
 }
 
 // DefaultEnv is the node's own.
 var DefaultEnv = Env{Paths: layout.DefaultPaths, Release: layout.Release, MediumDir: layout.MediumDir,
 	EtcdURL: "https://127.0.0.1:2379", APIServerURL: "https://127.0.0.1:6443", MilestoneDir: "/run/rke2os/milestones",
-	Secrets: layout.BakedSecrets, SupervisorAddr: ":9345", LBAddr: "127.0.0.1:6443", NodePasswordFile: layout.NodePassword}
+	Secrets: layout.BakedSecrets, SupervisorAddr: ":9345", LBAddr: "127.0.0.1:6443", NodePasswordFile: layout.NodePassword,
+	Upgrade: &upgrader.DefaultFiles}
 
 // Main runs the step named by args[0] and writes its answer to stdout;
 // the exit status is 0 on success, 1 on a failed step, 2 on bad usage.
@@ -85,6 +90,9 @@ func Main(env Env, args []string, stdout io.Writer) int {
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
 		run = func(ctx context.Context) (any, error) { return env.Join(ctx, *name, *ip) }
+	case nodesteps.StepInstall:
+		in := installFlags(fs)
+		run = func(ctx context.Context) (any, error) { return env.Install(ctx, in()) }
 	case nodesteps.StepServer, nodesteps.StepAgent:
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
@@ -252,6 +260,7 @@ func (e Env) installSecrets() (*serverpki.Installed, error) {
 	}
 	if len(in.Files) > 0 {
 		slog.Info("baked secrets installed", "dir", e.Secrets, "files", strings.Join(in.Files, " "))
+		console.Event(console.EventSecretsInstalled, "dir", e.Secrets, "files", strings.Join(in.Files, " "))
 	}
 	for _, w := range in.Warnings {
 		slog.Warn("baked secrets: " + w)

@@ -34,11 +34,39 @@ func WriteFileStaged(p, stage string, data []byte, mode os.FileMode) error {
 }
 
 func write(p, stage string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(stage, "."+filepath.Base(p)+".")
+	tmp, err := staged(stage, p, data, mode)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer os.Remove(tmp)
+	if err := os.Rename(tmp, p); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(p))
+}
+
+// CreateFile writes p, which must not exist, whole or not at all: through
+// a temporary file linked to p, which fails (fs.ErrExist) if p is there,
+// even if it came in the meantime.
+func CreateFile(p string, data []byte, mode os.FileMode) error {
+	tmp, err := staged(filepath.Dir(p), p, data, mode)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, p); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(p))
+}
+
+// staged writes data to a new temporary file in dir, named after p, with
+// mode, synced; the caller moves it into place and removes it.
+func staged(dir, p string, data []byte, mode os.FileMode) (string, error) {
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(p)+".")
+	if err != nil {
+		return "", err
+	}
 	_, err = tmp.Write(data)
 	if err == nil {
 		err = tmp.Chmod(mode)
@@ -50,12 +78,10 @@ func write(p, stage string, data []byte, mode os.FileMode) error {
 		err = cerr
 	}
 	if err != nil {
-		return err
+		os.Remove(tmp.Name())
+		return "", err
 	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return err
-	}
-	return SyncDir(filepath.Dir(p))
+	return tmp.Name(), nil
 }
 
 // SyncDir makes a rename (or a new link) in dir durable.

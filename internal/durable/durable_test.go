@@ -1,6 +1,8 @@
 package durable
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,5 +88,24 @@ func TestSymlink(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("files in %s: %v, want bin alone", dir, entries)
+	}
+}
+
+func TestCreateFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "key")
+	if err := CreateFile(p, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateFile(p, []byte("two"), 0o600); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("a second create: %v, want fs.ErrExist", err)
+	}
+	b, _ := os.ReadFile(p)
+	fi, _ := os.Stat(p)
+	if string(b) != "one" || fi.Mode().Perm() != 0o600 {
+		t.Errorf("content %q mode %v", b, fi.Mode())
+	}
+	ents, _ := os.ReadDir(filepath.Dir(p))
+	if len(ents) != 1 {
+		t.Errorf("left behind: %v", ents)
 	}
 }

@@ -50,6 +50,10 @@ type Config struct {
 	// DiskSnapshot discards the guest's writes to Disk, so that tests can
 	// share one image (and run in parallel).
 	DiskSnapshot bool
+	// DiskFirst boots from Disk, and from the ISO when the disk does not
+	// boot (a blank disk), as a machine installed from a CD left in its
+	// drive does; without it a machine with both boots from the ISO.
+	DiskFirst bool
 	// Kernel, Initrd and Append boot a kernel directly (PXE-like).
 	Kernel, Initrd, Append string
 	MemoryMiB              int
@@ -174,7 +178,13 @@ func (vm *VM) args(cfg Config) ([]string, error) {
 		a = append(a, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
 	}
-	if cfg.ISO != "" {
+	diskFirst := cfg.DiskFirst && cfg.ISO != "" && cfg.Disk != ""
+	switch {
+	case diskFirst:
+		// Boot indexes, which SeaBIOS and OVMF both follow, falling
+		// through to the next device when one does not boot.
+		a = append(a, "-drive", "file="+cfg.ISO+",media=cdrom,readonly=on,if=none,id=cd0", "-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=2")
+	case cfg.ISO != "":
 		a = append(a, "-drive", "file="+cfg.ISO+",media=cdrom,readonly=on")
 		if cfg.Disk != "" {
 			// The disk may be another machine's: boot from the CD.
@@ -190,7 +200,11 @@ func (vm *VM) args(cfg Config) ([]string, error) {
 		if strings.HasSuffix(cfg.Disk, ".qcow2") {
 			format = "qcow2"
 		}
-		a = append(a, "-drive", "file="+cfg.Disk+",format="+format+",if=virtio"+opt)
+		if diskFirst {
+			a = append(a, "-drive", "file="+cfg.Disk+",format="+format+",if=none,id=disk0"+opt, "-device", "virtio-blk-pci,drive=disk0,bootindex=1")
+		} else {
+			a = append(a, "-drive", "file="+cfg.Disk+",format="+format+",if=virtio"+opt)
+		}
 	}
 	if cfg.Switch != "" {
 		a = append(a, "-netdev", "vde,id=n1,sock="+cfg.Switch, "-device", "virtio-net-pci,netdev=n1,id=nic1,mac="+cfg.SwitchMAC)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/rke2os/rke2os/init/shared/blockdev"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,9 +18,9 @@ const CIDataDir = "/run/rke2/cidata"
 // mounts it read-only. It returns "" when there is none: a cidata volume is
 // optional.
 func MountCIData() (string, error) {
-	for _, name := range blockDevices() {
+	for _, name := range blockdev.Names() {
 		dev := "/dev/" + name
-		fstype, label := probe(dev)
+		fstype, label := probeFS(dev)
 		if fstype == "" || !strings.EqualFold(label, "cidata") {
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/goroutine"
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +30,7 @@ func WatchEntropy(wait time.Duration) {
 		slog.Warn("this machine has no hardware random number generator (no virtio-rng or TPM device, no RDRAND in the CPU): " +
 			"the kernel seeds its generator from timer jitter, slowly in a VM without hardware acceleration, and the node's keys and certificates wait for it. " +
 			"Give the VM a virtio-rng device (QEMU: -device virtio-rng-pci; libvirt: <rng model='virtio'>)")
+		console.Event(console.EventRNGMissing)
 	}
 	if rngReady() {
 		return
@@ -46,6 +48,7 @@ func WatchEntropy(wait time.Duration) {
 			": the node's keys and certificates (etcd, the kubelet, TLS) wait for it. " +
 			"Give the machine a hardware RNG: in a VM a virtio-rng device (QEMU: -device virtio-rng-pci; libvirt: <rng model='virtio'>), " +
 			"on hardware a CPU with RDRAND or a TPM")
+		console.Event(console.EventRNGNotReady, "waited", wait)
 		for !rngReady() {
 			time.Sleep(time.Second)
 		}

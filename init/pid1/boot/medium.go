@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rke2os/rke2os/init/shared/blockdev"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"golang.org/x/sys/unix"
 )
@@ -31,53 +33,31 @@ func FindMedium(label string, timeout time.Duration) (*Medium, error) {
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("no block device labelled %s after %s (devices: %s); is the ISO or disk attached, and is its driver in the initramfs?",
-				label, timeout, strings.Join(blockDevices(), " "))
+				label, timeout, strings.Join(blockdev.Names(), " "))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func blockDevices() []string {
-	ents, _ := os.ReadDir("/sys/class/block")
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 func scanBlock(label string) *Medium {
-	for _, name := range blockDevices() {
+	for _, name := range blockdev.Names() {
 		if strings.HasPrefix(name, "loop") || strings.HasPrefix(name, "ram") {
 			continue
 		}
 		dev := "/dev/" + name
-		fstype, fslabel := probe(dev)
+		fstype, fslabel := probeFS(dev)
 		if fstype == "" {
 			continue
 		}
-		if fslabel == label || partName(name) == label {
+		if fslabel == label || blockdev.PartName(name) == label {
 			return &Medium{Device: dev, FSType: fstype, Label: label}
 		}
 	}
 	return nil
 }
 
-func partName(name string) string {
-	b, err := os.ReadFile(filepath.Join("/sys/class/block", name, "uevent"))
-	if err != nil {
-		return ""
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "PARTNAME="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-// probe reads a filesystem's type and label from its first blocks.
-func probe(dev string) (fstype, label string) {
+// probeFS reads a filesystem's type and label from its first blocks.
+func probeFS(dev string) (fstype, label string) {
 	f, err := os.Open(dev)
 	if err != nil {
 		return "", ""
@@ -109,6 +89,7 @@ func (m *Medium) Mount() error {
 		return fmt.Errorf("mount %s (%s) on %s: %w", m.Device, m.FSType, layout.MediumDir, err)
 	}
 	slog.Info("boot medium mounted", "device", m.Device, "fstype", m.FSType, "label", m.Label, "dir", layout.MediumDir)
+	console.Event(console.EventMediumMounted, "device", m.Device, "fstype", m.FSType, "label", m.Label, "dir", layout.MediumDir)
 	return nil
 }
 

@@ -2,7 +2,6 @@ package boot
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -16,7 +15,10 @@ import (
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/ext4"
 	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/rke2os/rke2os/init/shared/blockdev"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/layout"
+	"github.com/rke2os/rke2os/init/shared/probe"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,13 +45,13 @@ type State struct {
 // touched. An ISO or PXE boot has none and keeps its state in memory
 // (nil, nil).
 func FindState(medium string) (*State, error) {
-	disk := parentDisk(filepath.Base(medium))
+	disk := blockdev.ParentDisk(filepath.Base(medium))
 	if disk == "" {
 		return nil, nil
 	}
 	var found []*State
-	for _, name := range blockDevices() {
-		if partName(name) != layout.StateLabel || parentDisk(name) != disk {
+	for _, name := range blockdev.Names() {
+		if blockdev.PartName(name) != layout.StateLabel || blockdev.ParentDisk(name) != disk {
 			continue
 		}
 		pb, err := os.ReadFile(filepath.Join("/sys/class/block", name, "partition"))
@@ -71,28 +73,8 @@ func FindState(medium string) (*State, error) {
 	return nil, fmt.Errorf("state: /dev/%s has %d partitions named %s (%s, %s); rename or remove all but one", disk, len(found), layout.StateLabel, found[0].Device, found[1].Device)
 }
 
-// parentDisk is the disk a partition belongs to (vda for vda3), or "" when
-// name is not a partition (sr0, a whole disk).
-func parentDisk(name string) string {
-	if name == "" || name == "." {
-		return ""
-	}
-	sys := filepath.Join("/sys/class/block", name)
-	if _, err := os.Stat(filepath.Join(sys, "partition")); err != nil {
-		return ""
-	}
-	// /sys/class/block/vda3 links to .../block/vda/vda3.
-	real, err := filepath.EvalSymlinks(sys)
-	if err != nil {
-		return ""
-	}
-	return filepath.Base(filepath.Dir(real))
-}
-
-// MinStateSize is the least a node's state needs: the airgap images
-// twice (containerd's content store and its unpacked snapshots), the
-// extracted runtime, etcd and the logs.
-const MinStateSize = 4 << 30
+// MinStateSize is the least a node's state needs (layout.MinStateSize).
+const MinStateSize = layout.MinStateSize
 
 // formattingLabel marks a filesystem whose format has not finished (the
 // power went in the middle): the label becomes layout.StateLabel last, so such a
@@ -108,15 +90,15 @@ func (s *State) Prepare() (formatted bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	fresh := p.Content == Blank || p.Content == Unfinished || p.Content == Ext4 && p.Label == formattingLabel
+	fresh := p.Content == probe.Blank || p.Content == probe.Unfinished || p.Content == probe.Ext4 && p.Label == formattingLabel
 	switch {
-	case p.Content == Other:
+	case p.Content == probe.Other || p.Content == probe.UnfinishedInstall:
 		return false, fmt.Errorf("state: %s (partition %s) holds %s; the init formats only a blank partition (zeros wherever filesystems keep their signatures), "+
 			"so nothing was written. If its data may go, zero those places from a rescue system (%s) and reboot",
-			s.Device, layout.StateLabel, p.Found, wipeCommands(s.Device, size))
-	case p.Content == Unfinished || p.Content == Ext4 && fresh:
+			s.Device, layout.StateLabel, p.Found, probe.WipeCommands(s.Device, size))
+	case p.Content == probe.Unfinished || p.Content == probe.Ext4 && fresh:
 		slog.Warn("state: the last format did not finish; formatting again", "device", s.Device)
-	case p.Content == Ext4 && p.Label != layout.StateLabel:
+	case p.Content == probe.Ext4 && p.Label != layout.StateLabel:
 		slog.Warn("state filesystem has an unexpected label", "device", s.Device, "label", p.Label)
 	}
 	// The partition reaches the disk's end: on the first boot (the image
@@ -133,6 +115,7 @@ func (s *State) Prepare() (formatted bool, err error) {
 	}
 	if fresh {
 		slog.Info("state: formatting ext4", "device", s.Device, "mib", size>>20)
+		console.Event(console.EventStateFormatting, "device", s.Device, "mib", size>>20)
 		if err := FormatExt4(s.Device, layout.StateLabel); err != nil {
 			return false, fmt.Errorf("state: format %s: %w", s.Device, err)
 		}
@@ -147,25 +130,26 @@ func (s *State) Prepare() (formatted bool, err error) {
 			return formatted, fmt.Errorf("state: grow the filesystem on %s: %w; it keeps its old size", s.Device, err)
 		}
 		slog.Info("state filesystem grown to its partition", "device", s.Device, "added_mib", grown>>20)
+		console.Event(console.EventStateGrown, "device", s.Device, "added_mib", grown>>20)
 	}
 	return formatted, nil
 }
 
 // probe says what the state partition holds, and its size. A partition
 // that cannot be read in full is an error: blank needs evidence.
-func (s *State) probe() (Probe, int64, error) {
+func (s *State) probe() (probe.Result, int64, error) {
 	f, err := os.Open(s.Device)
 	if err != nil {
-		return Probe{}, 0, fmt.Errorf("state: %w; nothing was written", err)
+		return probe.Result{}, 0, fmt.Errorf("state: %w; nothing was written", err)
 	}
 	defer f.Close()
-	size, err := deviceSize(f)
+	size, err := blockdev.Size(f)
 	if err != nil {
-		return Probe{}, 0, fmt.Errorf("state: %w; nothing was written", err)
+		return probe.Result{}, 0, fmt.Errorf("state: %w; nothing was written", err)
 	}
-	p, err := ProbeState(f, size)
+	p, err := probe.Device(f, size)
 	if err != nil {
-		return Probe{}, 0, fmt.Errorf("state: %s (partition %s): cannot tell whether it is blank: %w; nothing was written "+
+		return probe.Result{}, 0, fmt.Errorf("state: %s (partition %s): cannot tell whether it is blank: %w; nothing was written "+
 			"(the kernel log names the disk's I/O errors, if any)", s.Device, layout.StateLabel, err)
 	}
 	return p, size, nil
@@ -179,11 +163,11 @@ func wipeHint(device string) string {
 		return "dd if=/dev/zero of=" + device + " bs=1M"
 	}
 	defer f.Close()
-	size, err := deviceSize(f)
+	size, err := blockdev.Size(f)
 	if err != nil {
 		return "dd if=/dev/zero of=" + device + " bs=1M"
 	}
-	return wipeCommands(device, size)
+	return probe.WipeCommands(device, size)
 }
 
 // resizeExt4 grows the ext4 filesystem mounted on dir to fill device,
@@ -193,7 +177,7 @@ func resizeExt4(dir, device string) error {
 	if err != nil {
 		return err
 	}
-	size, err := deviceSize(f)
+	size, err := blockdev.Size(f)
 	f.Close()
 	if err != nil {
 		return err
@@ -223,7 +207,7 @@ func (s *State) checkSize() error {
 		return fmt.Errorf("state: %w", err)
 	}
 	defer f.Close()
-	size, err := deviceSize(f)
+	size, err := blockdev.Size(f)
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
@@ -268,13 +252,13 @@ func FormatExt4(device, label string) error {
 		return err
 	}
 	defer f.Close()
-	size, err := deviceSize(f)
+	size, err := blockdev.Size(f)
 	if err != nil {
 		return err
 	}
 	// The marker first: from here until it is cleared the partition holds
 	// our unfinished format, whatever the power does.
-	if err := writeMarker(f, formatMarker); err != nil {
+	if err := writeMarker(f, probe.FormatMarker); err != nil {
 		return fmt.Errorf("format marker: %w", err)
 	}
 	fs, err := ext4.Create(file.New(f, false), size, 0, 512, ext4Params(size))
@@ -340,11 +324,11 @@ func GrowLastPartition(disk string, part int) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	size, err := deviceSize(f)
+	size, err := blockdev.Size(f)
 	if err != nil {
 		return 0, err
 	}
-	sector, err := sectorSize(f)
+	sector, err := blockdev.SectorSize(f)
 	if err != nil {
 		return 0, err
 	}
@@ -464,40 +448,74 @@ func resizeKernelPartition(f *os.File, part int, start, length int64) error {
 	return nil
 }
 
-// sectorSize is a block device's logical sector size; 512 for a file.
-func sectorSize(f *os.File) (int, error) {
-	fi, err := f.Stat()
+// Wipe makes the state partition blank, as the probe sees blank: zeros
+// wherever filesystems keep their signatures. The next Prepare formats it:
+// the node boots as new. Asked for by a reset (rke2.reset=1, the GRUB
+// menu's reset entry); the system slots are not touched.
+func (s *State) Wipe() error {
+	f, err := os.OpenFile(s.Device, os.O_WRONLY, 0)
 	if err != nil {
-		return 0, err
+		return fmt.Errorf("reset: %w", err)
 	}
-	if fi.Mode()&os.ModeDevice == 0 {
-		return 512, nil
-	}
-	n, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKSSZGET)
+	defer f.Close()
+	size, err := blockdev.Size(f)
 	if err != nil {
-		return 0, fmt.Errorf("sector size of %s: %w", f.Name(), err)
+		return fmt.Errorf("reset: %w", err)
 	}
-	if n < 512 || n > 64<<10 || n&(n-1) != 0 {
-		return 0, fmt.Errorf("sector size of %s: the kernel says %d bytes", f.Name(), n)
+	if err := s.wipe(f, size); err != nil {
+		return err
 	}
-	return n, nil
+	return f.Close()
 }
 
-// deviceSize is a block device's size in bytes, or a regular file's.
-func deviceSize(f *os.File) (int64, error) {
-	fi, err := f.Stat()
-	if err != nil {
+// syncWriterAt is what wipe writes to: the device, or a test's record.
+type syncWriterAt interface {
+	io.WriterAt
+	Sync() error
+}
+
+func (s *State) wipe(f syncWriterAt, size int64) error {
+	// The format's marker first and last: a power cut anywhere in between
+	// leaves a partition the probe knows for an unfinished format of ours
+	// (formatted again at the next boot), never one it takes for foreign
+	// data and refuses.
+	sector := make([]byte, 512)
+	copy(sector, probe.FormatMarker)
+	if _, err := f.WriteAt(sector, 0); err != nil {
+		return fmt.Errorf("reset: mark %s: %w", s.Device, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("reset: sync %s: %w", s.Device, err)
+	}
+	if err := probe.Zero(pastFirstSector{f}, size); err != nil {
+		return fmt.Errorf("reset: %s: %w", s.Device, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("reset: sync %s: %w", s.Device, err)
+	}
+	if _, err := f.WriteAt(make([]byte, 512), 0); err != nil {
+		return fmt.Errorf("reset: %s: %w", s.Device, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("reset: sync %s: %w", s.Device, err)
+	}
+	return nil
+}
+
+// pastFirstSector writes all but what falls in the first sector.
+type pastFirstSector struct{ w io.WriterAt }
+
+func (p pastFirstSector) WriteAt(b []byte, off int64) (int, error) {
+	n := len(b)
+	if off < 512 {
+		skip := min(int64(len(b)), 512-off)
+		b, off = b[skip:], off+skip
+	}
+	if len(b) == 0 {
+		return n, nil
+	}
+	if _, err := p.w.WriteAt(b, off); err != nil {
 		return 0, err
 	}
-	if fi.Mode()&os.ModeDevice == 0 {
-		return fi.Size(), nil
-	}
-	var size uint64
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKGETSIZE64, uintptr(unsafe.Pointer(&size))); e != 0 {
-		return 0, fmt.Errorf("size of %s: %w", f.Name(), e)
-	}
-	if size == 0 {
-		return 0, errors.New("size of " + f.Name() + ": zero")
-	}
-	return int64(size), nil
+	return n, nil
 }

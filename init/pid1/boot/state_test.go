@@ -11,17 +11,23 @@ import (
 	"testing"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
-	"github.com/rke2os/rke2os/builder/disk"
 	"github.com/rke2os/rke2os/init/shared/layout"
+	"github.com/rke2os/rke2os/init/shared/probe"
+	disk "github.com/rke2os/rke2os/internal/diskimage"
+	"github.com/rke2os/rke2os/internal/disktest"
 )
 
 // A disk image as the builder writes it, then copied to a larger disk:
 // the state partition grows to the end, the others stay.
 func TestGrowLastPartition(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "disk.raw")
+	slot := filepath.Join(t.TempDir(), "slot.img")
+	if err := disk.WriteSlot(slot, []disk.File{{Path: "/boot/x", Data: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
 	bootCode := bytes.Repeat([]byte{0xEB, 0x63, 0x90, 0x10}, 110) // 440 bytes, as GRUB's would be
-	err := disk.Write(p, disk.Spec{MBR: bootCode, Core: []byte("core"), ESPLabel: "RKE2_BOOT",
-		System: []disk.File{{Path: "/boot/x", Data: []byte("x")}}, StateSize: 64 << 20, Seed: []byte("t")})
+	err := disk.Write(p, disk.Spec{MBR: bootCode, Core: []byte("core"), ESPLabel: "RKE2_ESP",
+		Slot: slot, StateSize: 64 << 20, Seed: []byte("t")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +145,8 @@ func TestFormatExt4(t *testing.T) {
 			if err := FormatExt4(p, layout.StateLabel); err != nil {
 				t.Fatal(err)
 			}
-			if got := probeFile(t, p); got.Content != Ext4 || got.Label != layout.StateLabel {
-				t.Fatalf("ProbeState after format = %+v", got)
+			if got := probeFile(t, p); got.Content != probe.Ext4 || got.Label != layout.StateLabel {
+				t.Fatalf("probe after format = %+v", got)
 			}
 			sb := head(t, p)
 			// The format marker is cleared once the format is done.
@@ -170,9 +176,9 @@ func TestUnfinishedFormatIsNotState(t *testing.T) {
 	b := make([]byte, 4096)
 	b[1024+56], b[1024+57] = 0x53, 0xEF
 	copy(b[1024+120:], formattingLabel)
-	got, err := ProbeState(bytes.NewReader(b), int64(len(b)))
-	if err != nil || got.Content != Ext4 || got.Label != formattingLabel || got.Label == layout.StateLabel {
-		t.Fatalf("ProbeState = %+v, %v", got, err)
+	got, err := probe.Device(bytes.NewReader(b), int64(len(b)))
+	if err != nil || got.Content != probe.Ext4 || got.Label != formattingLabel || got.Label == layout.StateLabel {
+		t.Fatalf("probe.Device = %+v, %v", got, err)
 	}
 }
 
@@ -193,27 +199,27 @@ func TestCutFormatIsFormattedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeMarker(f, formatMarker); err != nil {
+	if err := writeMarker(f, probe.FormatMarker); err != nil {
 		t.Fatal(err)
 	}
 	// What a cut format leaves: some metadata blocks written, no superblock.
 	f.WriteAt(bytes.Repeat([]byte{0xff}, 4096), 256<<10)
 	f.Close()
-	if got := probeFile(t, p); got.Content != Unfinished {
-		t.Fatalf("ProbeState of a cut format = %+v, want unfinished", got)
+	if got := probeFile(t, p); got.Content != probe.Unfinished {
+		t.Fatalf("probe of a cut format = %+v, want unfinished", got)
 	}
 	// Prepare formats it (a regular file: no partition to grow, no mount).
 	if err := FormatExt4(p, layout.StateLabel); err != nil {
 		t.Fatal(err)
 	}
-	if got := probeFile(t, p); got.Content != Ext4 || got.Label != layout.StateLabel {
+	if got := probeFile(t, p); got.Content != probe.Ext4 || got.Label != layout.StateLabel {
 		t.Fatalf("after the new format: %+v", got)
 	}
 	// The same metadata without the marker is not ours.
 	f, _ = os.OpenFile(p, os.O_RDWR, 0)
 	f.WriteAt(make([]byte, 8192), 0)
 	f.Close()
-	if got := probeFile(t, p); got.Content != Other {
+	if got := probeFile(t, p); got.Content != probe.Other {
 		t.Fatalf("unmarked data = %+v, want other", got)
 	}
 }
@@ -291,3 +297,117 @@ func TestStateTooSmall(t *testing.T) {
 		t.Fatalf("%d bytes refused: %v", int64(MinStateSize), err)
 	}
 }
+
+// Prepare refuses a partition that is not blank, names what it holds and
+// writes nothing; the commands it offers make the partition blank.
+func TestPrepareRefusesAndTheWipeWorks(t *testing.T) {
+	p := disktest.ZeroFile(t, 300<<20)
+	disktest.Tool("mkfs.btrfs", "-q", "-f")(t, p)
+	disktest.WriteAt(t, p, 300<<20-100, []byte("data at the end"))
+	before := disktest.Output(t, nil, "sha256sum", p)
+	_, err := (&State{Device: p, Disk: "/nonexistent", Partition: 5}).Prepare()
+	if err == nil || !strings.Contains(err.Error(), "state: "+p+" (partition RKE2_STATE) holds a btrfs filesystem;") ||
+		!strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if after := disktest.Output(t, nil, "sha256sum", p); after != before {
+		t.Fatal("Prepare wrote to a partition it refused")
+	}
+	_, cmds, _ := strings.Cut(err.Error(), "from a rescue system (")
+	cmds, _, _ = strings.Cut(cmds, ") and reboot")
+	if !strings.HasPrefix(cmds, "dd if=/dev/zero of="+p) {
+		t.Fatalf("no wipe commands in %q", err)
+	}
+	disktest.Run(t, nil, "sh", "-c", cmds)
+	if got := probeFile(t, p); got.Content != probe.Blank {
+		t.Fatalf("after %s: %+v", cmds, got)
+	}
+	if fileSize(t, p) != 300<<20 {
+		t.Fatalf("the wipe changed the size to %d", fileSize(t, p))
+	}
+}
+
+// Prepare's probe error names the device and says nothing was written.
+func TestPrepareProbeError(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "vda5")
+	os.WriteFile(p, nil, 0o644)
+	_, err := (&State{Device: p, Disk: "/nonexistent", Partition: 5}).Prepare()
+	if err == nil || !strings.Contains(err.Error(), p+" (partition RKE2_STATE): cannot tell whether it is blank: the device has 0 bytes") ||
+		!strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("Prepare: %v", err)
+	}
+}
+
+func probeFile(t *testing.T, p string) probe.Result {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := probe.Device(f, fileSize(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// A reset cut by a power loss after any of its writes leaves a partition
+// the probe calls blank or an unfinished format of ours, never foreign.
+func TestWipeIsCutSafe(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state")
+	const size = 300 << 20
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	// A formatted partition's signatures at its start and end.
+	f.WriteAt(bytes.Repeat([]byte{0xAB}, 1<<20), 0)
+	f.WriteAt(bytes.Repeat([]byte{0xCD}, 1<<20), size-1<<20)
+	f.Close()
+	rec := &recordingFile{path: p}
+	s := &State{Device: p}
+	if err := s.wipe(rec, size); err != nil {
+		t.Fatal(err)
+	}
+	// Replay the writes one by one on a copy, probing after each.
+	orig := filepath.Join(t.TempDir(), "orig")
+	g, _ := os.Create(orig)
+	g.Truncate(size)
+	g.WriteAt(bytes.Repeat([]byte{0xAB}, 1<<20), 0)
+	g.WriteAt(bytes.Repeat([]byte{0xCD}, 1<<20), size-1<<20)
+	defer g.Close()
+	for i, w := range rec.writes {
+		if _, err := g.WriteAt(w.data, w.off); err != nil {
+			t.Fatal(err)
+		}
+		r, err := probe.Device(g, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := i == len(rec.writes)-1
+		if r.Content != probe.Unfinished && !(last && r.Content == probe.Blank) {
+			t.Fatalf("after write %d of %d (at %d): %v (%s)", i+1, len(rec.writes), w.off, r.Content, r.Found)
+		}
+	}
+}
+
+type recordedWrite struct {
+	data []byte
+	off  int64
+}
+
+// recordingFile records writes instead of making them.
+type recordingFile struct {
+	path   string
+	writes []recordedWrite
+}
+
+func (r *recordingFile) WriteAt(b []byte, off int64) (int, error) {
+	r.writes = append(r.writes, recordedWrite{bytes.Clone(b), off})
+	return len(b), nil
+}
+func (r *recordingFile) Sync() error { return nil }

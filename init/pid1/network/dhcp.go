@@ -17,6 +17,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/internal/backoff"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -549,6 +550,7 @@ func (c *dhcpLink) set(prev, l *Lease) {
 	case prev == nil:
 		c.log.Info("DHCPv4 lease", "address", l.Address, "router", l.Router, "dns", l.DNS,
 			"search", l.Search, "hostname", l.Hostname, "ntp", l.NTP, "lease", l.Duration, "server", l.Server, "item", c.plan.What)
+		console.Event(console.EventDHCPLease, "iface", c.plan.Name, "address", l.Address, "item", c.plan.What)
 	case prev.Address != l.Address:
 		c.log.Info("DHCPv4 lease renewed with a new address", "address", l.Address, "was", prev.Address, "lease", l.Duration)
 	default:

@@ -22,6 +22,7 @@ import (
 	"github.com/rke2os/rke2os/internal/durable"
 
 	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/goroutine"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -210,9 +211,12 @@ func (s *State) waitLeases(ctx context.Context, o *options, log *slog.Logger) er
 			return nil
 		case <-tick.C:
 			for _, ifc := range s.pendingLeases() {
+				reason, words := leaseWait(ifc.Index)
+				waited := time.Since(start).Round(time.Second)
 				log.Warn(fmt.Sprintf("network: waiting for a DHCPv4 lease on %s (%s) for %v; the boot goes on once it has one",
-					ifc.Name, leaseWait(ifc.Index), time.Since(start).Round(time.Second)),
+					ifc.Name, words, waited),
 					"link", ifc.Name, "item", ifc.Item)
+				console.Event(console.EventDHCPWaiting, "iface", ifc.Name, "item", ifc.Item, "reason", reason, "waited", waited)
 			}
 		case <-wctx.Done():
 			if ctx.Err() != nil {
@@ -220,7 +224,8 @@ func (s *State) waitLeases(ctx context.Context, o *options, log *slog.Logger) er
 			}
 			var errs []error
 			for _, ifc := range s.pendingLeases() {
-				errs = append(errs, fmt.Errorf("%s: no DHCPv4 lease on %s within %v (%s); the client keeps asking in the background", ifc.Item, ifc.Name, o.dhcpTimeout, leaseWait(ifc.Index)))
+				_, words := leaseWait(ifc.Index)
+				errs = append(errs, fmt.Errorf("%s: no DHCPv4 lease on %s within %v (%s); the client keeps asking in the background", ifc.Item, ifc.Name, o.dhcpTimeout, words))
 			}
 			return errors.Join(errs...)
 		}
@@ -240,17 +245,18 @@ func (s *State) pendingLeases() []Interface {
 	return out
 }
 
-// leaseWait says in plain words why a link has no lease yet: no carrier
-// (the cable, the switch port) or no answer (the DHCP server).
-func leaseWait(index int) string {
+// leaseWait says why a link has no lease yet: no carrier (the cable, the
+// switch port) or no answer (the DHCP server), as a word for events
+// (link-gone, no-carrier, no-answer) and in plain words.
+func leaseWait(index int) (reason, words string) {
 	l, err := netlink.LinkByIndex(index)
 	switch {
 	case err != nil:
-		return "the link is gone: " + err.Error()
+		return "link-gone", "the link is gone: " + err.Error()
 	case l.Attrs().RawFlags&unix.IFF_LOWER_UP == 0:
-		return "no carrier: check the cable and the switch port"
+		return "no-carrier", "no carrier: check the cable and the switch port"
 	default:
-		return "carrier is up, no DHCP server has answered"
+		return "no-answer", "carrier is up, no DHCP server has answered"
 	}
 }
 
@@ -298,9 +304,11 @@ func waitPlans(ctx context.Context, cfg config.Network, o *options) ([]linkPlan,
 		}
 		if carrier == 0 && time.Since(reported) >= o.waitReport {
 			reported = time.Now()
+			waited := time.Since(start).Round(time.Second)
 			o.log.Warn(fmt.Sprintf("network: waiting for carrier on a physical Ethernet link for %v (links present: %s); "+
-				"the boot goes on once a cable is plugged in and the switch port forwards", time.Since(start).Round(time.Second), presentLinks(links)),
+				"the boot goes on once a cable is plugged in and the switch port forwards", waited, presentLinks(links)),
 				"step", "network")
+			console.Event(console.EventCarrierWaiting, "waited", waited, "links", presentLinks(links))
 		}
 		return carrier > 0 && (carrier == phys || time.Since(first) >= carrierSettle)
 	})

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/goroutine"
 	"golang.org/x/sys/unix"
 )
@@ -74,6 +75,7 @@ func WatchPowerButtons() int {
 		}
 		buttons.watched[dev] = true
 		slog.Info("watching power button", "device", dev)
+		console.Event(console.EventPowerButton, "device", dev)
 		watchButton(f, buttons.ch)
 	}
 	return len(buttons.watched)

@@ -38,6 +38,7 @@ func (a Action) String() string {
 func Run(a Action, stopServices func()) {
 	console.Milestone("shutdown-begin")
 	slog.Info("shutting down", "action", a.String())
+	console.Event(console.EventShutdownBegin, "action", a.String())
 	if stopServices != nil {
 		stopServices()
 	}
@@ -102,6 +103,7 @@ func unmountAll() {
 	for _, t := range targets {
 		if err := unix.Unmount(t, 0); err != nil {
 			slog.Warn("unmount failed, remounting read-only", "target", t, "err", err)
+			console.Event(console.EventUnmountFailed, "target", t, "err", err)
 			_ = unix.Mount("", t, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
 		}
 	}

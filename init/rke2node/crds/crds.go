@@ -1,8 +1,10 @@
 // Package crds installs the custom resources an RKE2 server serves besides
 // Kubernetes' own: helm.cattle.io's HelmChart and HelmChartConfig (the
 // charts of server/manifests) and k3s.cattle.io's Addon (one per plain
-// manifest file). Their schemas keep unknown fields, as helm-controller's
-// do for values, so that a manifest written for RKE2 is accepted as it is.
+// manifest file), whose schemas keep unknown fields, as helm-controller's
+// do for values, so that a manifest written for RKE2 is accepted as it is;
+// and rke2os.io's UpgradePlan (the upgrade controller's), whose schema
+// is exact and validated.
 package crds
 
 import (
@@ -19,6 +21,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rke2os/rke2os/init/rke2node/upgradeapi"
 	"github.com/rke2os/rke2os/internal/backoff"
 )
 
@@ -27,18 +30,22 @@ var (
 	HelmChart       = schema.GroupVersionResource{Group: "helm.cattle.io", Version: "v1", Resource: "helmcharts"}
 	HelmChartConfig = schema.GroupVersionResource{Group: "helm.cattle.io", Version: "v1", Resource: "helmchartconfigs"}
 	Addon           = schema.GroupVersionResource{Group: "k3s.cattle.io", Version: "v1", Resource: "addons"}
+	UpgradePlan     = schema.GroupVersionResource{Group: upgradeapi.Group, Version: upgradeapi.Version, Resource: upgradeapi.Resource}
 )
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// definition is one CRD: its names, the columns kubectl prints, and
-// whether status is a subresource.
+// definition is one CRD: its names, the columns kubectl prints, whether
+// status is a subresource, whether it is cluster-scoped, and its schema
+// (nil: spec and status keep whatever they are given).
 type definition struct {
 	gvr            schema.GroupVersionResource
 	kind, singular string
 	shortNames     []string
 	status         bool
+	cluster        bool
 	columns        []map[string]any
+	schema         map[string]any
 }
 
 var definitions = []definition{
@@ -56,16 +63,27 @@ var definitions = []definition{
 		{"name": "Source", "type": "string", "jsonPath": ".spec.source"},
 		{"name": "Checksum", "type": "string", "jsonPath": ".spec.checksum"},
 	}},
+	{gvr: UpgradePlan, kind: upgradeapi.Kind, singular: "upgradeplan", shortNames: []string{"up"},
+		status: true, cluster: true, schema: upgradePlanSchema(), columns: []map[string]any{
+			{"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+			{"name": "Done", "type": "integer", "jsonPath": ".status.done"},
+			{"name": "Total", "type": "integer", "jsonPath": ".status.total"},
+			{"name": "Message", "type": "string", "jsonPath": ".status.message"},
+			// Columns of its own replace kubectl's AGE: it is asked for.
+			{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+		}},
 }
 
 // object is the CRD as the apiserver takes it.
 func (d definition) object() *unstructured.Unstructured {
 	preserve := map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+	openAPI := d.schema
+	if openAPI == nil {
+		openAPI = map[string]any{"type": "object", "properties": map[string]any{"spec": preserve, "status": preserve}}
+	}
 	version := map[string]any{
 		"name": d.gvr.Version, "served": true, "storage": true,
-		"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "properties": map[string]any{
-			"spec": preserve, "status": preserve,
-		}}},
+		"schema": map[string]any{"openAPIV3Schema": openAPI},
 	}
 	if d.status {
 		version["subresources"] = map[string]any{"status": map[string]any{}}
@@ -78,12 +96,23 @@ func (d definition) object() *unstructured.Unstructured {
 		version["additionalPrinterColumns"] = cols
 	}
 	names := map[string]any{"kind": d.kind, "listKind": d.kind + "List", "plural": d.gvr.Resource, "singular": d.singular}
+	if len(d.shortNames) > 0 {
+		short := make([]any, len(d.shortNames))
+		for i, n := range d.shortNames {
+			short[i] = n
+		}
+		names["shortNames"] = short
+	}
+	scope := "Namespaced"
+	if d.cluster {
+		scope = "Cluster"
+	}
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "apiextensions.k8s.io/v1",
 		"kind":       "CustomResourceDefinition",
 		"metadata":   map[string]any{"name": d.gvr.Resource + "." + d.gvr.Group},
 		"spec": map[string]any{
-			"group": d.gvr.Group, "names": names, "scope": "Namespaced",
+			"group": d.gvr.Group, "names": names, "scope": scope,
 			"versions": []any{version},
 		},
 	}}

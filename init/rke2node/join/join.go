@@ -33,6 +33,7 @@ import (
 
 	"github.com/rke2os/rke2os/init/rke2node/supervisorapi"
 	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/serverpki"
 	"github.com/rke2os/rke2os/internal/backoff"
@@ -215,8 +216,10 @@ func connect(ctx context.Context, o Options, user string, recorded func(Options)
 	}
 	switch {
 	case tok.CAHash != "" && tok.CAHash != ca.Hash:
+		console.Event(console.EventJoinCAMismatch, "server", o.Server, "ca", ca.Hash, "pinned", tok.CAHash, "by", "token")
 		return nil, "", permanent("the server %s presents a cluster CA whose sha256 is %s, but the token pins %s: this server is not the token's cluster (check server: and token: in the config; the token is the server's %s)", o.Server, ca.Hash, tok.CAHash, tokenFile(user))
 	case tr.hash != "" && tr.hash != ca.Hash:
+		console.Event(console.EventJoinCAMismatch, "server", o.Server, "ca", ca.Hash, "pinned", tr.hash, "by", "first-join")
 		return nil, "", permanent("the server %s presents a cluster CA whose sha256 is %s, but the CA this node took at its first join (recorded in %s) is %s: the server's CA changed, or this is not the cluster the node joined, and a bare secret cannot tell which. "+
 			"If the cluster's CA changed on purpose, wipe this node's state partition to join anew, or give the new full token (K10<hash>::%s:<secret>, the server's %s)",
 			o.Server, ca.Hash, tr.file, tr.hash, user, tokenFile(user))
@@ -357,8 +360,10 @@ func (c *client) once(ctx context.Context, method, path string, body []byte, hea
 	case resp.StatusCode == http.StatusTooManyRequests:
 		return nil, retryAfter(resp.Header.Get("Retry-After"), time.Now()), fmt.Errorf("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
 	case resp.StatusCode == http.StatusUnauthorized:
+		console.Event(console.EventJoinRefused, "server", c.o.Server, "status", resp.StatusCode, "node", c.o.NodeName)
 		return nil, 0, permanent("the server %s refused the token (401 Unauthorized): token: is not this cluster's (the %s token is the server's %s)", c.o.Server, c.user, tokenFile(c.user))
 	case resp.StatusCode == http.StatusForbidden:
+		console.Event(console.EventJoinRefused, "server", c.o.Server, "status", resp.StatusCode, "node", c.o.NodeName)
 		if why := strings.TrimSpace(string(b)); why != "" && why != http.StatusText(http.StatusForbidden) {
 			return nil, 0, permanent("the server %s refused the node name %q (403 Forbidden): %s", c.o.Server, c.o.NodeName, why)
 		}

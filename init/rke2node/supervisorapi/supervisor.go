@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/pki"
 	"github.com/rke2os/rke2os/init/shared/serverpki"
@@ -221,6 +222,7 @@ func (s *Server) require(want role, h http.HandlerFunc) http.Handler {
 // with the caller's address.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, why string) {
 	slog.Warn("supervisor: refused", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "status", code, "reason", why)
+	console.Event(console.EventSupervisorRefused, "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "status", code, "reason", why)
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="rke2"`)
 	}

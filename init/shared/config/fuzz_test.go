@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"net"
@@ -31,6 +32,8 @@ func seedDocs(f *testing.F) [][]byte {
 		[]byte("ntp: {enabled: yes, servers: [10.0.0.1, 'ntp.example.com:1123', '[fd00::1]:123', 'fd00::2'], pools: [pool.ntp.org]}\n"),
 		[]byte("---\n...\n---\n"),
 		[]byte("hostname: \"\\x00\"\n"),
+		[]byte("install: {disk: {min_size: 8G, model: 'QEMU*', serial: 'a?[bc]'}, wipe: yes, after: poweroff}\n"),
+		[]byte("install: {device: /dev/vda}\nwrite_files: [{path: /a, content: !!binary /w==}]\n"),
 	}
 	for _, glob := range []string{"testdata/*.yaml", "../../../configs/*.yaml"} {
 		files, _ := filepath.Glob(glob)
@@ -127,6 +130,22 @@ func FuzzParse(f *testing.F) {
 			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 				t.Fatalf("ntp server %q: port %q", s, port)
 			}
+		}
+		// The whole config renders and reads back as itself: what an
+		// install carries over to the disk.
+		whole, err := c.YAML("")
+		if err != nil {
+			t.Fatalf("YAML: %v", err)
+		}
+		again, err := Parse("rendered", whole)
+		if err != nil {
+			t.Fatalf("the rendered config does not parse back: %v\n%s", err, whole)
+		}
+		if twice, err := again.YAML(""); err != nil || !bytes.Equal(twice, whole) {
+			t.Fatalf("the rendered config reads back as another: %v\n%s\n---\n%s", err, whole, twice)
+		}
+		if (c.Install == nil) != (again.Install == nil) || c.Install != nil && c.Install.AfterAction() != again.Install.AfterAction() {
+			t.Fatalf("install %+v reads back as %+v", c.Install, again.Install)
 		}
 		_ = Merge(c, c).Validate(RoleServer)
 	})

@@ -9,7 +9,8 @@ import (
 // non-empty scalar (or an ntp.enabled or join.trust_on_first_use that is
 // set) replaces the earlier one, a non-empty list replaces the earlier
 // list whole (write_files, modules, network interfaces, DNS servers and
-// search domains, NTP servers and pools), and maps merge key by key
+// search domains, NTP servers and pools), an install section replaces the
+// earlier one whole (its device and disk do not mix), and maps merge key by key
 // (sysctls, debug, rke2, registries mirrors and configs). Nil configs are skipped. The inputs are not
 // modified, and the result shares no map or slice with them.
 func Merge(base *Config, overlays ...*Config) *Config {
@@ -54,6 +55,14 @@ func Merge(base *Config, overlays ...*Config) *Config {
 		}
 		if len(c.NTP.Pools) > 0 {
 			out.NTP.Pools = slices.Clone(c.NTP.Pools)
+		}
+		if c.Install != nil {
+			in := *c.Install
+			if in.Disk != nil {
+				d := *in.Disk
+				in.Disk = &d
+			}
+			out.Install = &in
 		}
 	}
 	return out

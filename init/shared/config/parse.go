@@ -265,6 +265,7 @@ var configFields = fieldTable[Config]{
 			func(c *Config) *string { return &c.OnContainerdExit }, ContainerdExitRestart, ContainerdExitReboot),
 		{"debug", func(p *parser, c *Config, _, v *yaml.Node, path string) { c.Debug = p.debug(v, path) }},
 		{"join", func(p *parser, c *Config, _, v *yaml.Node, path string) { c.Join = p.join(v, path) }},
+		{"install", func(p *parser, c *Config, _, v *yaml.Node, path string) { c.Install = p.install(v, path) }},
 	},
 	unsupported: unsupportedKeys,
 }

@@ -70,6 +70,56 @@ type Config struct {
 	Debug map[string]bool
 	// Join is "join": how a node that joins a cluster trusts its server.
 	Join Join
+	// Install is "install": install the system from the ISO onto a disk,
+	// at a boot from the ISO; nil when the config has no install section.
+	Install *Install
+}
+
+// What the node does once an install is done (install.after).
+const (
+	InstallReboot   = "reboot"
+	InstallPowerOff = "poweroff"
+)
+
+// Install is the "install" section: a node booted from the ISO writes the
+// system onto a disk (the raw image's partitions and system slot, the
+// config it booted with), then reboots into it. Exactly one of Device and
+// Disk is set.
+type Install struct {
+	// Device is "device": the disk's path, like /dev/vda.
+	Device string
+	// Disk is "disk": the first disk (in /sys/block order, not the boot
+	// medium's, nor a removable, read-only, loop, RAM, CD or zram one)
+	// that matches every criterion given.
+	Disk *DiskSelector
+	// Wipe is "wipe": install onto a disk that holds something. Without
+	// it such a disk is refused, and nothing is written.
+	Wipe bool
+	// After is "after": InstallReboot (the default, also for "") or
+	// InstallPowerOff. Read it through AfterAction.
+	After string
+}
+
+// AfterAction is what the node does once the install is done:
+// InstallReboot unless the config says poweroff.
+func (in *Install) AfterAction() string {
+	if in == nil || in.After == "" {
+		return InstallReboot
+	}
+	return in.After
+}
+
+// DiskSelector is "install.disk": criteria a disk must all meet, as
+// Talos' diskSelector has them.
+type DiskSelector struct {
+	// MinSize is "min_size": the least size in bytes (given like 8GiB,
+	// 8G or 8GB; see ParseSize); 0 for any.
+	MinSize int64
+	// Model is "model": a glob on the disk's model (sysfs' device/model),
+	// like "QEMU*"; "" for any.
+	Model string
+	// Serial is "serial": a glob on the disk's serial number; "" for any.
+	Serial string
 }
 
 // Role returns the node's role: the config's role if it sets one, else

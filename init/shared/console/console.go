@@ -1,9 +1,12 @@
 // Package console is how the init speaks: the boot timeline's milestone
-// lines, plain-words error lines, and structured logs, all on the system
-// console (and the kernel log, so that dmesg has them too).
+// lines, event lines, plain-words error lines, and structured logs, all on
+// the system console (and the kernel log, so that dmesg has them too).
 //
-// The milestone and error lines are a contract read by the QEMU tests and
-// the benchmarks: `rke2-init milestone=<name> t=<seconds since kernel start>`.
+// The milestone, event and error lines are a contract read by the QEMU
+// tests, the benchmarks and operators' scripts:
+// `rke2-init milestone=<name> t=<seconds since kernel start>`,
+// `rke2-init event=<name> t=<seconds> key=value ...` (events.go names them)
+// and `rke2-init error="..."`.
 package console
 
 import (
@@ -14,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,6 +64,41 @@ func Milestone(name string) {
 	writeLine("milestone=" + name + " t=" + strconv.FormatFloat(Uptime(), 'f', 3, 64))
 }
 
+// Event logs an event line: `rke2-init event=<name> t=<seconds since
+// kernel start>` and then kv's pairs as key=value, in their order. Keys are
+// plain words (not event or t); a value is written as fmt.Sprint writes it,
+// quoted as Go quotes strings when it holds a space, a quote, an equals
+// sign or a control character, or is empty. Names are the constants of
+// events.go.
+func Event(name string, kv ...any) {
+	mu.Lock()
+	defer mu.Unlock()
+	writeLine(eventFields(name, Uptime(), kv))
+}
+
+// EventLine is the line Event writes at t seconds since kernel start,
+// without its newline: for the tests of what reads the console.
+func EventLine(name string, t float64, kv ...any) string {
+	return prefix + eventFields(name, t, kv)
+}
+
+func eventFields(name string, t float64, kv []any) string {
+	var b strings.Builder
+	b.WriteString("event=" + name + " t=" + strconv.FormatFloat(t, 'f', 3, 64))
+	for i := 0; i < len(kv); i += 2 {
+		// As slog does: a key that is not a string, or has no value, is
+		// written as the value of !BADKEY.
+		key, ok := kv[i].(string)
+		if !ok || i+1 == len(kv) {
+			b.WriteString(" !BADKEY=" + quote(fmt.Sprint(kv[i])))
+			i--
+			continue
+		}
+		b.WriteString(" " + key + "=" + quote(fmt.Sprint(kv[i+1])))
+	}
+	return b.String()
+}
+
 // Error logs an error line in plain words, for a person at the console.
 func Error(err error) {
 	mu.Lock()
@@ -67,8 +106,11 @@ func Error(err error) {
 	writeLine("error=" + quote(err.Error()))
 }
 
+// prefix begins every line of the init on the console.
+const prefix = "rke2-init "
+
 func writeLine(s string) {
-	line := "rke2-init " + s + "\n"
+	line := prefix + s + "\n"
 	io.WriteString(out, line)
 	if kmsg != nil {
 		// Level 7 (debug): dmesg keeps it, the console does not print it twice.
@@ -76,11 +118,19 @@ func writeLine(s string) {
 	}
 }
 
+// quote leaves a value bare when a reader can split the line at spaces
+// and take it as it is: not empty, no space, quote, equals sign or control
+// character (a tab, a newline, a carriage return the serial console's line
+// end would swallow).
 func quote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\"=\n") {
+	if s != "" && !strings.ContainsFunc(s, needsQuote) {
 		return s
 	}
 	return strconv.Quote(s)
+}
+
+func needsQuote(r rune) bool {
+	return r == ' ' || r == '"' || r == '=' || unicode.IsControl(r)
 }
 
 // Logger returns a logfmt logger writing to the console.
@@ -101,5 +151,5 @@ type writer struct{}
 func (writer) Write(p []byte) (int, error) {
 	mu.Lock()
 	defer mu.Unlock()
-	return fmt.Fprintf(out, "rke2-init %s", p)
+	return fmt.Fprintf(out, prefix+"%s", p)
 }

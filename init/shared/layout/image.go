@@ -21,6 +21,10 @@ const (
 	// BakedSecrets is where rke2-build image --secrets puts a cluster's
 	// CAs and tokens in a server image.
 	BakedSecrets = "/usr/lib/rke2os/secrets"
+	// UpgradePublicKey is where rke2-build image --secrets puts the
+	// upgrade.pub of the secrets, in every image: the key that the
+	// node's upgrade artifacts must be signed by.
+	UpgradePublicKey = "/usr/lib/rke2os/upgrade.pub"
 	// NodeBinary is rke2-node, which PID 1 runs for the heavy steps.
 	NodeBinary = "/usr/lib/rke2os/rke2-node"
 	// DebugHooksToken is the secret the debug hooks want (debug.hooks);
@@ -46,3 +50,67 @@ const MediumIndex = "/rke2/images.json"
 // <node>.node-password.rke2). It lives on the state partition, through the
 // /etc/rancher bind, so the node keeps its name across reboots.
 const NodePassword = "/etc/rancher/node/password"
+
+// The raw disk's partitions that the node finds by GPT name (the system
+// slots are RKE2_A and RKE2_B: see init/shared/slots).
+const (
+	// ESPPartition names the EFI system partition: GRUB, grub.cfg and
+	// GRUB's environment block, where the slots' boot state lives.
+	ESPPartition = "EFI"
+	// ESPLabel labels the ESP's filesystem. It differs from the ISO's
+	// BootLabel, so that the ISO's GRUB, searching by label, never takes
+	// an installed disk's ESP for its own.
+	ESPLabel = "RKE2_ESP"
+	// SlotLabel labels a system slot's filesystem, the same in both
+	// slots: a slot's bytes do not depend on where they are written, and
+	// the slots are told apart by partition name.
+	SlotLabel = "RKE2_SYS"
+	// GRUBEnv is GRUB's environment block on the ESP (a path below its
+	// root).
+	GRUBEnv = "/boot/grub/grubenv"
+	// ESPDir is where the node mounts the ESP while it changes the
+	// environment block.
+	ESPDir = "/run/rke2/esp"
+	// OSRelease is the image's os-release, in the initramfs and in the
+	// slot (a path below its root), saying what the image is.
+	OSRelease = "/etc/os-release"
+)
+
+// SlotFile is where PID 1 says which slot booted (init/shared/slots).
+const SlotFile = "/run/rke2/slot.json"
+
+// The upgrader's files, on the state partition: an upgrade survives the
+// reboot it asks for, and a download never fills the memory.
+const (
+	// UpgradeDir holds the artifact being downloaded and the records
+	// below.
+	UpgradeDir = "/var/lib/rke2os/upgrade"
+	// RollbackFile keeps a rolled-back upgrade until the node has
+	// reported it.
+	RollbackFile = UpgradeDir + "/rollback.json"
+	// PendingFile keeps the upgrade the node rebooted for (the request
+	// and the slot written) until the node has reported how the boot
+	// went.
+	PendingFile = UpgradeDir + "/pending.json"
+)
+
+// ESPConfig is the node config an install carries over from the ISO boot
+// onto the installed disk's ESP (a path below its root): the config the
+// ISO booted with, but its install section. PID 1 reads it on boots from
+// the disk, after the medium's config and before NoCloud's.
+const ESPConfig = "/rke2/config.yaml"
+
+// What the ISO carries for an install onto a disk, below its root: GRUB's
+// disk images (boot code, core image, EFI binary, the disk's grub.cfg and
+// environment block) under InstallDir, and InstallManifest, which lists
+// them with the ESP paths they go to and the system slot's files, in the
+// order the slot image holds them, with the image's size and digest.
+const (
+	InstallDir      = "/boot/install"
+	InstallManifest = InstallDir + "/install.json"
+)
+
+// MinStateSize is the least a node's state partition needs: the airgap
+// images twice (containerd's content store and its unpacked snapshots),
+// the extracted runtime, etcd and the logs.
+const MinStateSize = 4 << 30

@@ -36,7 +36,36 @@ const (
 	// StepAgent is an agent's long-running side, a service: the local
 	// load balancer in front of the apiservers, and node-ready.
 	StepAgent = "agent"
+	// StepInstall writes the system from the ISO onto a disk (the config's
+	// install section, given as flags) with the node's config (a file),
+	// and answers InstallResult; the caller reboots or powers off.
+	StepInstall = "install"
 )
+
+// The install step's flags: the config's install section (min-size in
+// bytes), the boot medium's device and the file of the config to carry
+// over.
+const (
+	FlagInstallDevice  = "device"
+	FlagInstallMinSize = "min-size"
+	FlagInstallModel   = "model"
+	FlagInstallSerial  = "serial"
+	FlagInstallWipe    = "wipe"
+	FlagInstallAfter   = "after"
+	FlagInstallMedium  = "medium"
+	FlagInstallConfig  = "config"
+)
+
+// InstallResult is what the install step answers.
+type InstallResult struct {
+	Device string `json:"device"` // the disk written, /dev/vda
+	// Found is what the disk held before ("blank", "an unfinished rke2os
+	// install", or what wipe: true let the install overwrite).
+	Found      string  `json:"found"`
+	Bytes      int64   `json:"bytes"` // the disk's size
+	SlotSHA256 string  `json:"slot_sha256"`
+	Seconds    float64 `json:"seconds"`
+}
 
 // FlagTrustOnFirstUse is the etcd step's flag that carries the config's
 // join.trust_on_first_use: the step reads RKE2's config.yaml, which has

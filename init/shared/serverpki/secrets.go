@@ -19,10 +19,12 @@ import (
 // the service account key and the tokens, in RKE2's layout below server/:
 // the admin keeps them, makes kubeconfigs from them without a shell on any
 // node, and bakes them into server images, whose first boot takes them as
-// its own.
+// its own. The upgrade signing key pair beside them (upgrade.key,
+// upgrade.pub) is not a node's: see UpgradeKeyFiles.
 
-// SecretFiles are the files GenerateSecrets makes, slash-separated and
-// relative to its directory as they are to server/ on a node.
+// SecretFiles are the node's files GenerateSecrets makes (all but the
+// upgrade key pair), slash-separated and relative to its directory as they
+// are to server/ on a node.
 func SecretFiles() []string {
 	return append(requiredSecretFiles(), "agent-token")
 }
@@ -43,7 +45,8 @@ func requiredSecretFiles() []string {
 // tls/service.key, token, the servers' full K10 token that pins
 // tls/server-ca.crt, and agent-token, the agents' (K10...::node:<secret>),
 // with a secret of its own: an agent holding it cannot take the cluster's
-// CA keys from a server, as one holding the server token can.
+// CA keys from a server, as one holding the server token can; and the
+// upgrade signing key pair, upgrade.key and upgrade.pub (0644).
 // Files are 0600 and directories 0700; a failure removes dir.
 func GenerateSecrets(dir string) (err error) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -95,6 +98,9 @@ func GenerateSecrets(dir string) (err error) {
 		if err := durable.WriteFile(filepath.Join(dir, f.name), []byte(tok+"\n"), 0o600); err != nil {
 			return fmt.Errorf("secrets: %s: %w", f.name, err)
 		}
+	}
+	if err := generateUpgradeKey(dir); err != nil {
+		return fmt.Errorf("secrets: upgrade key: %w", err)
 	}
 	return nil
 }
@@ -284,7 +290,9 @@ type Installed struct {
 var bakedDefaults = []string{"token", "agent-token"}
 
 // InstallSecrets copies every file below dir (layout.BakedSecrets on a node)
-// but the tokens to server/ where the node has none, 0600, durably: a
+// but the tokens (and an upgrade key pair, which is no node's and which
+// the builder never bakes there) to server/ where the node has none, 0600,
+// durably: a
 // node's own state always wins over the image's, so that a node rebooted
 // into a new image keeps its cluster. No dir is no secrets.
 func InstallSecrets(dir string, p layout.Paths) (*Installed, error) {
@@ -303,7 +311,7 @@ func InstallSecrets(dir string, p layout.Paths) (*Installed, error) {
 		if err != nil {
 			return err
 		}
-		if slices.Contains(bakedDefaults, filepath.ToSlash(rel)) {
+		if slices.Contains(bakedDefaults, filepath.ToSlash(rel)) || slices.Contains(UpgradeKeyFiles(), filepath.ToSlash(rel)) {
 			return nil
 		}
 		dst := p.Server(rel)

@@ -84,12 +84,16 @@ func checkSecretsDir(t *testing.T, dir string) {
 			return nil
 		}
 		files = append(files, filepath.ToSlash(rel))
-		if fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s: mode %v, want 0600", rel, fi.Mode().Perm())
+		want := os.FileMode(0o600)
+		if rel == UpgradePublicKeyFile {
+			want = 0o644
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", rel, fi.Mode().Perm(), want)
 		}
 		return nil
 	})
-	want := SecretFiles()
+	want := append(SecretFiles(), UpgradeKeyFiles()...)
 	if strings.Join(files, " ") != strings.Join(sorted(want), " ") {
 		t.Errorf("files %q, want %q", files, want)
 	}
@@ -124,6 +128,9 @@ func checkSecretsDir(t *testing.T, dir string) {
 	}
 	if err := CheckSecrets(dir); err != nil {
 		t.Errorf("CheckSecrets: %v", err)
+	}
+	if _, err := CheckUpgradeKey(dir); err != nil {
+		t.Errorf("CheckUpgradeKey: %v", err)
 	}
 }
 
@@ -243,7 +250,7 @@ func TestAdminKubeconfig(t *testing.T) {
 	if k, err := readKey(keyPath); err != nil || !publicKeyMatches(k, c) {
 		t.Errorf("the key is not the certificate's: %v", err)
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 3 { // tls, token, agent-token
+	if ents, _ := os.ReadDir(dir); len(ents) != 5 { // tls, token, agent-token, upgrade.key, upgrade.pub
 		t.Errorf("AdminKubeconfig wrote into the secrets directory: %d entries", len(ents))
 	}
 

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/goroutine"
 	"golang.org/x/sys/unix"
 )
@@ -19,7 +20,8 @@ import (
 // State is where a service is in its life. Every change is logged in one
 // format, `msg=service name=<name> state=<state> pid=<pid>` plus `exit=`
 // when a process ended, `delay=` in backoff and `for=` while waiting, so a
-// grep for `msg=service` tells a service's whole story.
+// grep for `msg=service` tells a service's whole story; the console's
+// event line `event=service` carries the same key/values.
 type State string
 
 // The states of a service.
@@ -459,6 +461,7 @@ func (s *Service) setLocked(st State, pid int, extra ...any) {
 	s.state = st
 	args := append([]any{"name", s.Name, "state", string(st), "pid", pid}, extra...)
 	slog.Info("service", args...)
+	console.Event(console.EventService, args...)
 }
 
 // notReady explains why the service is not ready, for WaitReady's error.

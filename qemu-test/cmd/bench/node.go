@@ -3,10 +3,10 @@ package main
 import (
 	"fmt"
 	"net"
-	"regexp"
 	"strconv"
 	"time"
 
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 )
 
@@ -25,9 +25,14 @@ type nodeBoot struct {
 	serverKiB, initReadyKiB, memUsedKiB float64
 }
 
-var serverRE = regexp.MustCompile(`server resources" when=node-ready server_rss_kib=(\d+) init_rss_kib=(\d+) mem_used_kib=(\d+)`)
-
-var rssRE = regexp.MustCompile(`init resources" when=kubelet-started rss_kib=(\d+) anon_kib=(\d+) file_kib=\d+ shmem_kib=(\d+)`)
+// kib reads the figure of key in an event.
+func kib(ev map[string]string, key string) float64 {
+	v, err := strconv.ParseFloat(ev[key], 64)
+	if err != nil {
+		check(fmt.Errorf("the resources event's %s: %w", key, err))
+	}
+	return v
+}
 
 // bootNode boots disk once up to node-ready, reads the figures, runs
 // during (if not nil) with the cluster up, and powers the machine off (so
@@ -39,11 +44,9 @@ func bootNode(tb *benchTB, cfg qemu.Config, during func()) nodeBoot {
 		check(fmt.Errorf("%w; errors: %v", err, vm.Errors()))
 	}
 	nb := nodeBoot{wall: time.Since(vm.Started).Seconds(), timeline: vm.Milestones()}
-	m, err := vm.WaitFor(rssRE, time.Minute)
+	ev, err := vm.WaitEvent(console.EventInitResources, map[string]string{"when": "kubelet-started"}, time.Minute)
 	check(err)
-	nb.rssKiB, _ = strconv.ParseFloat(m[1], 64)
-	nb.anonKiB, _ = strconv.ParseFloat(m[2], 64)
-	nb.shmemKiB, _ = strconv.ParseFloat(m[3], 64)
+	nb.rssKiB, nb.anonKiB, nb.shmemKiB = kib(ev, "rss_kib"), kib(ev, "anon_kib"), kib(ev, "shmem_kib")
 	nb.importSec = nb.timeline["images-imported"] - nb.timeline["containerd-ready"]
 	nb.content = nb.timeline["content-ready"] - nb.timeline["network-up"]
 	if _, err := vm.WaitMilestone("node-ready", 20*time.Minute); err != nil {
@@ -51,11 +54,9 @@ func bootNode(tb *benchTB, cfg qemu.Config, during func()) nodeBoot {
 	}
 	nb.readyWall = time.Since(vm.Started).Seconds()
 	nb.timeline = vm.Milestones()
-	m, err = vm.WaitFor(serverRE, time.Minute)
+	ev, err = vm.WaitEvent(console.EventServerResources, map[string]string{"when": "node-ready"}, time.Minute)
 	check(err)
-	nb.serverKiB, _ = strconv.ParseFloat(m[1], 64)
-	nb.initReadyKiB, _ = strconv.ParseFloat(m[2], 64)
-	nb.memUsedKiB, _ = strconv.ParseFloat(m[3], 64)
+	nb.serverKiB, nb.initReadyKiB, nb.memUsedKiB = kib(ev, "server_rss_kib"), kib(ev, "init_rss_kib"), kib(ev, "mem_used_kib")
 	if during != nil {
 		during()
 	}

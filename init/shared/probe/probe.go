@@ -1,4 +1,10 @@
-package boot
+// Package probe tells what a block device holds from where filesystems
+// and volume formats keep their signatures: blank (zeros there, read back
+// in full), ext4, a format of the node's own left unfinished, or anything
+// else, named. PID 1 probes the state partition before it formats it;
+// rke2-node probes a whole disk before it installs onto it. Both write
+// only on positive evidence.
+package probe
 
 import (
 	"encoding/binary"
@@ -17,14 +23,47 @@ const (
 	Ext4                 // an ext4 filesystem
 	Other                // anything else: not ours to touch
 	// Unfinished is a format of the init's own that was cut short (the
-	// power went): the marker FormatExt4 writes first is still there.
+	// power went): the marker the state format writes first is still
+	// there.
 	Unfinished
+	// UnfinishedInstall is a disk an install of rke2os was writing when
+	// it was cut short: InstallRecord is still in its first sector.
+	UnfinishedInstall
 )
 
-// formatMarker starts the partition's first sector while the init formats
+// FormatMarker starts the partition's first sector while the init formats
 // it (ext4 leaves its first 1 KiB unused): a format cut short at any point
 // is then told from data that is not ours by positive evidence.
-const formatMarker = "RKE2OS STATE FORMAT IN PROGRESS\n"
+const FormatMarker = "RKE2OS STATE FORMAT IN PROGRESS\n"
+
+// InstallMarker starts a disk's first sector while rke2-node installs
+// onto it (InstallRecord); the install replaces it last, with the boot
+// code and the protective MBR.
+const InstallMarker = "RKE2OS INSTALL IN PROGRESS\n"
+
+// InstallRecord is the first sector of a disk being installed: the
+// marker, then zeros. It has no 0x55AA boot signature, so no BIOS boots
+// it and no firmware or kernel reads a partition table behind it, however
+// much of the GPT is written.
+func InstallRecord() []byte {
+	b := make([]byte, 512)
+	copy(b, InstallMarker)
+	return b
+}
+
+// isInstallRecord tells InstallRecord from a sector that merely starts
+// with the same words: the rest must be zeros.
+func isInstallRecord(b []byte) bool {
+	if len(b) < 512 || string(b[:len(InstallMarker)]) != InstallMarker {
+		return false
+	}
+	for _, v := range b[len(InstallMarker):512] {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // String names the content, for logs and test failures.
 func (c Content) String() string {
@@ -35,15 +74,17 @@ func (c Content) String() string {
 		return "ext4"
 	case Unfinished:
 		return "unfinished format"
+	case UnfinishedInstall:
+		return "unfinished install"
 	}
 	return "other"
 }
 
-// Probe is what ProbeState found on a device.
-type Probe struct {
+// Result is what Device found on a device.
+type Result struct {
 	Content Content
 	Label   string // Ext4: the filesystem's label
-	Found   string // Other: what is there, in words, like "a btrfs filesystem"
+	Found   string // Other, UnfinishedInstall: what is there, in words, like "a btrfs filesystem"
 }
 
 // Where filesystems and volume formats keep their signatures: the start
@@ -59,23 +100,34 @@ const (
 // the device's end is not written.
 var btrfsMirrors = []int64{64 << 20, 256 << 30}
 
-// region is a byte range of a device that ProbeState reads.
-type region struct{ off, len int64 }
+// Region is a byte range of a device that Device reads.
+type Region struct{ Off, Len int64 }
 
-// probeRegions lists the ranges ProbeState reads on a device of size
-// bytes; they may overlap on a small device.
-func probeRegions(size int64) []region {
-	rs := []region{{0, min(size, probeHead)}}
+// Regions lists the ranges Device reads on a device of size bytes; they
+// may overlap on a small device.
+func Regions(size int64) []Region {
+	rs := []Region{{0, min(size, probeHead)}}
 	for _, off := range btrfsMirrors {
 		if off < size {
-			rs = append(rs, region{off, min(size-off, 4096)})
+			rs = append(rs, Region{off, min(size-off, 4096)})
 		}
 	}
 	tail := max(0, size-probeTail)
-	return append(rs, region{tail, size - tail})
+	return append(rs, Region{tail, size - tail})
 }
 
-// ProbeState reads the places where common filesystems and volume
+// Zero writes zeros over every region Device reads on a device of size
+// bytes: after it the device is Blank. It does not sync.
+func Zero(w io.WriterAt, size int64) error {
+	for _, r := range Regions(size) {
+		if _, err := w.WriteAt(make([]byte, r.Len), r.Off); err != nil {
+			return fmt.Errorf("zero %d bytes at offset %d: %w", r.Len, r.Off, err)
+		}
+	}
+	return nil
+}
+
+// Device reads the places where common filesystems and volume
 // formats keep their signatures on a device of size bytes and says what
 // it holds. Blank needs positive evidence: every one of those places read
 // in full, without error, and holds zeros only. A read that fails or
@@ -88,26 +140,33 @@ func probeRegions(size int64) []region {
 // MD superblock a RAID member). ZFS labels, btrfs mirrors and a backup
 // GPT do not: an ext4 filesystem's data blocks may hold anything, even a
 // disk image.
-func ProbeState(r io.ReaderAt, size int64) (Probe, error) {
+//
+// The first sector of an install cut short (InstallRecord) makes the
+// device UnfinishedInstall, whatever else is there: the install that
+// wrote it takes the disk over again.
+func Device(r io.ReaderAt, size int64) (Result, error) {
 	if size <= 0 {
-		return Probe{}, fmt.Errorf("the device has %d bytes: nothing to probe", size)
+		return Result{}, fmt.Errorf("the device has %d bytes: nothing to probe", size)
 	}
 	d := &probed{size: size}
-	for _, rg := range probeRegions(size) {
-		b := make([]byte, rg.len)
-		n, err := r.ReadAt(b, rg.off)
+	for _, rg := range Regions(size) {
+		b := make([]byte, rg.Len)
+		n, err := r.ReadAt(b, rg.Off)
 		switch {
 		case n == len(b) && (err == nil || errors.Is(err, io.EOF)):
 			// A full read may report EOF at the end of the device.
 		case err != nil:
-			return Probe{}, fmt.Errorf("read %d bytes at offset %d: %w", len(b), rg.off, err)
+			return Result{}, fmt.Errorf("read %d bytes at offset %d: %w", len(b), rg.Off, err)
 		default:
-			return Probe{}, fmt.Errorf("read %d bytes at offset %d: short read, %d bytes", len(b), rg.off, n)
+			return Result{}, fmt.Errorf("read %d bytes at offset %d: short read, %d bytes", len(b), rg.Off, n)
 		}
-		d.chunks = append(d.chunks, chunk{rg.off, b})
+		d.chunks = append(d.chunks, chunk{rg.Off, b})
 	}
-	if string(d.at(0, len(formatMarker))) == formatMarker {
-		return Probe{Content: Unfinished}, nil
+	if isInstallRecord(d.at(0, 512)) {
+		return Result{Content: UnfinishedInstall, Found: "an unfinished rke2os install (its marker is in the first sector)"}, nil
+	}
+	if string(d.at(0, len(FormatMarker))) == FormatMarker {
+		return Result{Content: Unfinished}, nil
 	}
 	var start, further, fallback []string
 	ext4 := false
@@ -128,9 +187,9 @@ func ProbeState(r io.ReaderAt, size int64) (Probe, error) {
 	}
 	switch {
 	case ext4 && len(start) == 0:
-		return Probe{Content: Ext4, Label: strings.TrimRight(string(d.at(1024+120, 16)), "\x00")}, nil
+		return Result{Content: Ext4, Label: strings.TrimRight(string(d.at(1024+120, 16)), "\x00")}, nil
 	case ext4:
-		return Probe{Content: Other, Found: ext4What + " and " + strings.Join(start, " and ") + " (signatures of both)"}, nil
+		return Result{Content: Other, Found: ext4What + " and " + strings.Join(start, " and ") + " (signatures of both)"}, nil
 	case len(start)+len(further) > 0:
 		found := start
 		for _, f := range further {
@@ -139,18 +198,18 @@ func ProbeState(r io.ReaderAt, size int64) (Probe, error) {
 				found = append(found, f)
 			}
 		}
-		return Probe{Content: Other, Found: strings.Join(found, " and ")}, nil
+		return Result{Content: Other, Found: strings.Join(found, " and ")}, nil
 	case len(fallback) > 0:
-		return Probe{Content: Other, Found: fallback[0]}, nil
+		return Result{Content: Other, Found: fallback[0]}, nil
 	}
 	for _, c := range d.chunks {
 		for i, v := range c.b {
 			if v != 0 {
-				return Probe{Content: Other, Found: fmt.Sprintf("data that is not a format the init knows (a non-zero byte at offset %d)", c.off+int64(i))}, nil
+				return Result{Content: Other, Found: fmt.Sprintf("data that is not a format the init knows (a non-zero byte at offset %d)", c.off+int64(i))}, nil
 			}
 		}
 	}
-	return Probe{Content: Blank}, nil
+	return Result{Content: Blank}, nil
 }
 
 func appendNew(list []string, s string) []string {
@@ -187,7 +246,7 @@ func (d *probed) at(off int64, n int) []byte {
 // signature is one place a format marks a device.
 type signature struct {
 	what     string                          // "a btrfs filesystem"
-	start    bool                            // counts against an ext4 superblock beside it (see ProbeState)
+	start    bool                            // counts against an ext4 superblock beside it (see Device)
 	fallback bool                            // not a format: named only when nothing else is found
 	at       func(size int64) []int64        // offsets of the magic
 	magic    string                          // bytes at each offset
@@ -212,7 +271,7 @@ const ext4What = "an ext4 filesystem"
 // (0.90 is in the host's order: the big-endian spelling is listed too).
 const mdMagic, mdMagicBE = "\xfc\x4e\x2b\xa9", "\xa9\x2b\x4e\xfc"
 
-// signatures lists the formats ProbeState names. The all-zero rule, not
+// signatures lists the formats Device names. The all-zero rule, not
 // this list, decides Blank: a format missing here is still "data".
 var signatures = []signature{
 	{what: ext4What, at: at(1024 + 56), magic: "\x53\xef"},
@@ -306,13 +365,13 @@ func zfsEndUberblocks(size int64) []int64 {
 // bootSector checks the 0x55AA mark that ends a FAT boot sector.
 func bootSector(d *probed, _ int64) bool { return string(d.at(510, 2)) == "\x55\xaa" }
 
-// wipeCommands zero every place ProbeState reads on a device of size
+// WipeCommands zero every place Device reads on a device of size
 // bytes (GNU dd, offsets and counts in bytes): after them the device is
 // blank to the init, which formats it.
-func wipeCommands(device string, size int64) string {
+func WipeCommands(device string, size int64) string {
 	var cmds []string
-	for _, r := range probeRegions(size) {
-		cmds = append(cmds, fmt.Sprintf("dd if=/dev/zero of=%s bs=64K seek=%d count=%d oflag=seek_bytes iflag=count_bytes conv=fsync", device, r.off, r.len))
+	for _, r := range Regions(size) {
+		cmds = append(cmds, fmt.Sprintf("dd if=/dev/zero of=%s bs=64K seek=%d count=%d oflag=seek_bytes iflag=count_bytes conv=fsync", device, r.Off, r.Len))
 	}
 	return strings.Join(cmds, " && ")
 }

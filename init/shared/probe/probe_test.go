@@ -1,17 +1,17 @@
-package boot
+package probe
 
 import (
 	"bytes"
 	"encoding/binary"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/rke2os/rke2os/init/shared/layout"
+	"github.com/rke2os/rke2os/internal/disktest"
 )
 
 // imageSize is the size of every test image: enough for mkfs.xfs (300
@@ -25,7 +25,7 @@ const imageSize = 300 << 20
 // probed as a file of imageSize bytes; blkid, when given, must agree
 // on what the image is, so a fixture is known to sit where the real
 // format does.
-func TestProbeStateImages(t *testing.T) {
+func TestDeviceImages(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		make  func(t *testing.T, p string)
@@ -35,103 +35,103 @@ func TestProbeStateImages(t *testing.T) {
 		blkid string // TYPE from blkid -p, "" to skip
 	}{
 		{"zeros", func(*testing.T, string) {}, Blank, "", "", ""},
-		{"ext4", tool("mkfs.ext4", "-F", "-q", "-L", layout.StateLabel), Ext4, layout.StateLabel, "", "ext4"},
-		{"ext4 without label", tool("mkfs.ext4", "-F", "-q"), Ext4, "", "", "ext4"},
+		{"ext4", disktest.Tool("mkfs.ext4", "-F", "-q", "-L", layout.StateLabel), Ext4, layout.StateLabel, "", "ext4"},
+		{"ext4 without label", disktest.Tool("mkfs.ext4", "-F", "-q"), Ext4, "", "", "ext4"},
 		{"ext4 unfinished", func(t *testing.T, p string) {
-			tool("mkfs.ext4", "-F", "-q", "-L", formattingLabel)(t, p)
-		}, Ext4, formattingLabel, "", "ext4"},
+			disktest.Tool("mkfs.ext4", "-F", "-q", "-L", layout.StateLabel+".new")(t, p)
+		}, Ext4, layout.StateLabel + ".new", "", "ext4"},
 		{"ext4 with signatures in its data", func(t *testing.T, p string) {
-			tool("mkfs.ext4", "-F", "-q", "-L", layout.StateLabel)(t, p)
+			disktest.Tool("mkfs.ext4", "-F", "-q", "-L", layout.StateLabel)(t, p)
 			// Disk images stored in the filesystem: their signatures are
 			// data, not a second format.
-			writeAt(t, p, imageSize-256<<10+128<<10, binary.LittleEndian.AppendUint64(nil, 0x00bab10c))
-			writeAt(t, p, 128<<10, binary.LittleEndian.AppendUint64(nil, 0x00bab10c))
-			writeAt(t, p, 64<<20+64, []byte("_BHRfS_M"))
-			writeAt(t, p, imageSize-512, []byte("EFI PART"))
+			disktest.WriteAt(t, p, imageSize-256<<10+128<<10, binary.LittleEndian.AppendUint64(nil, 0x00bab10c))
+			disktest.WriteAt(t, p, 128<<10, binary.LittleEndian.AppendUint64(nil, 0x00bab10c))
+			disktest.WriteAt(t, p, 64<<20+64, []byte("_BHRfS_M"))
+			disktest.WriteAt(t, p, imageSize-512, []byte("EFI PART"))
 		}, Ext4, layout.StateLabel, "", "ext4"},
 		{"ext4 in an MD RAID 1.0 mirror (fixture)", func(t *testing.T, p string) {
-			tool("mkfs.ext4", "-F", "-q", "-L", layout.StateLabel)(t, p)
+			disktest.Tool("mkfs.ext4", "-F", "-q", "-L", layout.StateLabel)(t, p)
 			off := int64((imageSize>>9-16)&^7) << 9
-			writeAt(t, p, off, mdSuperblock1(off, imageSize))
+			disktest.WriteAt(t, p, off, mdSuperblock1(off, imageSize))
 		}, Other, "", "an ext4 filesystem and an MD RAID member (metadata 1.0) (signatures of both)", "linux_raid_member"},
 		{"ext4 in an MD RAID 0.90 mirror (fixture)", func(t *testing.T, p string) {
-			tool("mkfs.ext4", "-F", "-q", "-L", layout.StateLabel)(t, p)
-			writeAt(t, p, imageSize&^(64<<10-1)-64<<10, mdSuperblock090(imageSize))
+			disktest.Tool("mkfs.ext4", "-F", "-q", "-L", layout.StateLabel)(t, p)
+			disktest.WriteAt(t, p, imageSize&^(64<<10-1)-64<<10, mdSuperblock090(imageSize))
 		}, Other, "", "an ext4 filesystem and an MD RAID member (metadata 0.90) (signatures of both)", "linux_raid_member"},
-		{"btrfs", tool("mkfs.btrfs", "-q", "-f"), Other, "", "a btrfs filesystem", "btrfs"},
+		{"btrfs", disktest.Tool("mkfs.btrfs", "-q", "-f"), Other, "", "a btrfs filesystem", "btrfs"},
 		{"btrfs, its first MiB zeroed", func(t *testing.T, p string) {
-			tool("mkfs.btrfs", "-q", "-f")(t, p)
-			writeAt(t, p, 0, make([]byte, 1<<20))
+			disktest.Tool("mkfs.btrfs", "-q", "-f")(t, p)
+			disktest.WriteAt(t, p, 0, make([]byte, 1<<20))
 		}, Other, "", "a btrfs filesystem (a backup superblock)", ""},
-		{"xfs", tool("mkfs.xfs", "-q", "-f"), Other, "", "an XFS filesystem", "xfs"},
-		{"vfat", tool("mkfs.vfat"), Other, "", "a FAT filesystem", "vfat"},
-		{"swap", tool("mkswap"), Other, "", "a swap area", "swap"},
+		{"xfs", disktest.Tool("mkfs.xfs", "-q", "-f"), Other, "", "an XFS filesystem", "xfs"},
+		{"vfat", disktest.Tool("mkfs.vfat"), Other, "", "a FAT filesystem", "vfat"},
+		{"swap", disktest.Tool("mkswap"), Other, "", "a swap area", "swap"},
 		{"LUKS2", func(t *testing.T, p string) {
 			key := filepath.Join(t.TempDir(), "key")
 			if err := os.WriteFile(key, []byte("k"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			tool("cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--pbkdf", "pbkdf2",
+			disktest.Tool("cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--pbkdf", "pbkdf2",
 				"--pbkdf-force-iterations", "1000", "--key-file", key)(t, p)
 		}, Other, "", "a LUKS encrypted volume", "crypto_LUKS"},
 		{"LVM2 PV", func(t *testing.T, p string) {
 			// pvcreate wants a block device: a loop device over the file.
-			dev := loop(t, p)
-			run(t, []string{"LVM_SUPPRESS_FD_WARNINGS=1"}, "pvcreate", "--devices", dev, "-ff", "-y", dev)
+			dev := disktest.Loop(t, p)
+			disktest.Run(t, []string{"LVM_SUPPRESS_FD_WARNINGS=1"}, "pvcreate", "--devices", dev, "-ff", "-y", dev)
 		}, Other, "", "an LVM2 physical volume", "LVM2_member"},
 		{"squashfs", func(t *testing.T, p string) {
 			dir := t.TempDir()
 			os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
-			run(t, nil, "mksquashfs", dir, p, "-noappend", "-quiet")
+			disktest.Run(t, nil, "mksquashfs", dir, p, "-noappend", "-quiet")
 			os.Truncate(p, imageSize)
 		}, Other, "", "a squashfs filesystem", "squashfs"},
 		{"iso9660", func(t *testing.T, p string) {
 			dir := t.TempDir()
 			os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
 			os.Remove(p)
-			run(t, nil, "xorriso", "-as", "mkisofs", "-quiet", "-o", p, dir)
+			disktest.Run(t, nil, "xorriso", "-as", "mkisofs", "-quiet", "-o", p, dir)
 			os.Truncate(p, imageSize)
 		}, Other, "", "an ISO 9660 filesystem", "iso9660"},
 		{"MD RAID 1.0 (fixture)", func(t *testing.T, p string) {
 			off := int64((imageSize>>9-16)&^7) << 9
-			writeAt(t, p, off, mdSuperblock1(off, imageSize))
+			disktest.WriteAt(t, p, off, mdSuperblock1(off, imageSize))
 		}, Other, "", "an MD RAID member (metadata 1.0)", "linux_raid_member"},
 		{"MD RAID 1.2 (fixture)", func(t *testing.T, p string) {
-			writeAt(t, p, 4096, mdSuperblock1(4096, imageSize))
+			disktest.WriteAt(t, p, 4096, mdSuperblock1(4096, imageSize))
 		}, Other, "", "an MD RAID member (metadata 1.2)", "linux_raid_member"},
 		{"MD RAID 0.90 (fixture)", func(t *testing.T, p string) {
-			writeAt(t, p, imageSize&^(64<<10-1)-64<<10, mdSuperblock090(imageSize))
+			disktest.WriteAt(t, p, imageSize&^(64<<10-1)-64<<10, mdSuperblock090(imageSize))
 		}, Other, "", "an MD RAID member (metadata 0.90)", "linux_raid_member"},
 		{"ZFS label L0 only (fixture)", func(t *testing.T, p string) {
-			writeAt(t, p, 128<<10+5<<10, binary.BigEndian.AppendUint64(nil, 0x00bab10c))
+			disktest.WriteAt(t, p, 128<<10+5<<10, binary.BigEndian.AppendUint64(nil, 0x00bab10c))
 		}, Other, "", "a ZFS pool member", ""},
 		{"ZFS label L3 only (fixture)", func(t *testing.T, p string) {
-			writeAt(t, p, imageSize-256<<10+128<<10, binary.LittleEndian.AppendUint64(nil, 0x00bab10c))
+			disktest.WriteAt(t, p, imageSize-256<<10+128<<10, binary.LittleEndian.AppendUint64(nil, 0x00bab10c))
 		}, Other, "", "a ZFS pool member", ""},
 		{"one byte in the last MiB", func(t *testing.T, p string) {
-			writeAt(t, p, imageSize-1<<20+12345, []byte{1})
+			disktest.WriteAt(t, p, imageSize-1<<20+12345, []byte{1})
 		}, Other, "", "a non-zero byte at offset 313536569", ""},
 		{"one byte at the device's end", func(t *testing.T, p string) {
-			writeAt(t, p, imageSize-1, []byte{0x80})
+			disktest.WriteAt(t, p, imageSize-1, []byte{0x80})
 		}, Other, "", "a non-zero byte at offset 314572799", ""},
 		{"one byte at btrfs' first mirror", func(t *testing.T, p string) {
-			writeAt(t, p, 64<<20+4095, []byte{1})
+			disktest.WriteAt(t, p, 64<<20+4095, []byte{1})
 		}, Other, "", "a non-zero byte at offset 67112959", ""},
 		// The rule's edge: a byte where no format keeps a signature is
 		// not looked at.
 		{"one byte just before the last MiB", func(t *testing.T, p string) {
-			writeAt(t, p, imageSize-1<<20-1, []byte{1})
+			disktest.WriteAt(t, p, imageSize-1<<20-1, []byte{1})
 		}, Blank, "", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := zeroFile(t, imageSize)
+			p := disktest.ZeroFile(t, imageSize)
 			tc.make(t, p)
 			got := probeFile(t, p)
 			if got.Content != tc.want || got.Label != tc.label || !strings.Contains(got.Found, tc.found) || (got.Content == Other) != (tc.found != "") {
-				t.Fatalf("ProbeState = %+v, want %v label %q found %q", got, tc.want, tc.label, tc.found)
+				t.Fatalf("Device = %+v, want %v label %q found %q", got, tc.want, tc.label, tc.found)
 			}
 			if tc.blkid != "" {
-				if typ := strings.TrimSpace(output(t, nil, "blkid", "-p", "-o", "value", "-s", "TYPE", p)); typ != tc.blkid {
+				if typ := strings.TrimSpace(disktest.Output(t, nil, "blkid", "-p", "-o", "value", "-s", "TYPE", p)); typ != tc.blkid {
 					t.Fatalf("blkid says %q, want %q: the image is not what the test means", typ, tc.blkid)
 				}
 			}
@@ -152,9 +152,9 @@ func TestMDFixturesAreRAIDMembers(t *testing.T) {
 		{"0.90", imageSize&^(64<<10-1) - 64<<10, mdSuperblock090(imageSize)},
 	} {
 		t.Run(tc.version, func(t *testing.T) {
-			p := zeroFile(t, imageSize)
-			writeAt(t, p, tc.off, tc.sb)
-			out := output(t, nil, "mdadm", "--examine", p)
+			p := disktest.ZeroFile(t, imageSize)
+			disktest.WriteAt(t, p, tc.off, tc.sb)
+			out := disktest.Output(t, nil, "mdadm", "--examine", p)
 			if !strings.Contains(out, "Version : "+tc.version) || !strings.Contains(out, "Checksum") || !strings.Contains(out, "correct") {
 				t.Fatalf("mdadm --examine:\n%s", out)
 			}
@@ -162,12 +162,12 @@ func TestMDFixturesAreRAIDMembers(t *testing.T) {
 	}
 }
 
-// A read that fails or comes back short, anywhere ProbeState looks, is an
+// A read that fails or comes back short, anywhere Device looks, is an
 // error that says where, never Blank; on an ext4 image as on a blank one.
-func TestProbeStateReadErrors(t *testing.T) {
-	blank := zeroFile(t, imageSize)
-	ext4 := zeroFile(t, imageSize)
-	tool("mkfs.ext4", "-F", "-q", "-L", layout.StateLabel)(t, ext4)
+func TestDeviceReadErrors(t *testing.T) {
+	blank := disktest.ZeroFile(t, imageSize)
+	ext4 := disktest.ZeroFile(t, imageSize)
+	disktest.Tool("mkfs.ext4", "-F", "-q", "-L", layout.StateLabel)(t, ext4)
 	for _, tc := range []struct {
 		name   string
 		p      string
@@ -194,12 +194,12 @@ func TestProbeStateReadErrors(t *testing.T) {
 			if size == 0 {
 				size = imageSize
 			}
-			got, err := ProbeState(tc.fault, size)
+			got, err := Device(tc.fault, size)
 			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
-				t.Fatalf("ProbeState = %+v, %v; want an error with %q", got, err, tc.errHas)
+				t.Fatalf("Device = %+v, %v; want an error with %q", got, err, tc.errHas)
 			}
-			if got.Content == Blank && got != (Probe{}) {
-				t.Fatalf("ProbeState = %+v with the error", got)
+			if got.Content == Blank && got != (Result{}) {
+				t.Fatalf("Device = %+v with the error", got)
 			}
 		})
 	}
@@ -214,12 +214,12 @@ func TestProbeStateReadErrors(t *testing.T) {
 	// io.ReaderAt allows io.EOF with a full read at the end of the input.
 	f, _ := os.Open(blank)
 	defer f.Close()
-	if p, err := ProbeState(eofAtEnd{f, imageSize}, imageSize); err != nil || p.Content != Blank {
+	if p, err := Device(eofAtEnd{f, imageSize}, imageSize); err != nil || p.Content != Blank {
 		t.Fatalf("full read with EOF at the end: %+v, %v", p, err)
 	}
 }
 
-func TestProbeStateSmallDevices(t *testing.T) {
+func TestDeviceSmallDevices(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		b    []byte
@@ -230,54 +230,14 @@ func TestProbeStateSmallDevices(t *testing.T) {
 		{"100 KiB of zeros", make([]byte, 100<<10), Blank},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ProbeState(bytes.NewReader(tc.b), int64(len(tc.b)))
+			got, err := Device(bytes.NewReader(tc.b), int64(len(tc.b)))
 			if err != nil || got.Content != tc.want {
-				t.Fatalf("ProbeState = %+v, %v; want %v", got, err, tc.want)
+				t.Fatalf("Device = %+v, %v; want %v", got, err, tc.want)
 			}
 		})
 	}
-	if _, err := ProbeState(bytes.NewReader(nil), 0); err == nil {
+	if _, err := Device(bytes.NewReader(nil), 0); err == nil {
 		t.Fatal("an empty device probed without error")
-	}
-}
-
-// Prepare refuses a partition that is not blank, names what it holds and
-// writes nothing; the commands it offers make the partition blank.
-func TestPrepareRefusesAndTheWipeWorks(t *testing.T) {
-	p := zeroFile(t, imageSize)
-	tool("mkfs.btrfs", "-q", "-f")(t, p)
-	writeAt(t, p, imageSize-100, []byte("data at the end"))
-	before := output(t, nil, "sha256sum", p)
-	_, err := (&State{Device: p, Disk: "/nonexistent", Partition: 5}).Prepare()
-	if err == nil || !strings.Contains(err.Error(), "state: "+p+" (partition RKE2_STATE) holds a btrfs filesystem;") ||
-		!strings.Contains(err.Error(), "nothing was written") {
-		t.Fatalf("Prepare: %v", err)
-	}
-	if after := output(t, nil, "sha256sum", p); after != before {
-		t.Fatal("Prepare wrote to a partition it refused")
-	}
-	_, cmds, _ := strings.Cut(err.Error(), "from a rescue system (")
-	cmds, _, _ = strings.Cut(cmds, ") and reboot")
-	if !strings.HasPrefix(cmds, "dd if=/dev/zero of="+p) {
-		t.Fatalf("no wipe commands in %q", err)
-	}
-	run(t, nil, "sh", "-c", cmds)
-	if got := probeFile(t, p); got.Content != Blank {
-		t.Fatalf("after %s: %+v", cmds, got)
-	}
-	if fileSize(t, p) != imageSize {
-		t.Fatalf("the wipe changed the size to %d", fileSize(t, p))
-	}
-}
-
-// Prepare's probe error names the device and says nothing was written.
-func TestPrepareProbeError(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "vda5")
-	os.WriteFile(p, nil, 0o644)
-	_, err := (&State{Device: p, Disk: "/nonexistent", Partition: 5}).Prepare()
-	if err == nil || !strings.Contains(err.Error(), p+" (partition RKE2_STATE): cannot tell whether it is blank: the device has 0 bytes") ||
-		!strings.Contains(err.Error(), "nothing was written") {
-		t.Fatalf("Prepare: %v", err)
 	}
 }
 
@@ -313,90 +273,18 @@ func (e eofAtEnd) ReadAt(b []byte, off int64) (int, error) {
 	return n, err
 }
 
-func probeFile(t *testing.T, p string) Probe {
+func probeFile(t *testing.T, p string) Result {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	got, err := ProbeState(f, fileSize(t, p))
+	got, err := Device(f, disktest.FileSize(t, p))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return got
-}
-
-func zeroFile(t *testing.T, size int64) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "dev.img")
-	if err := os.WriteFile(p, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(p, size); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func writeAt(t *testing.T, p string, off int64, b []byte) {
-	t.Helper()
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// tool runs a command that writes an image onto its last argument.
-func tool(name string, args ...string) func(*testing.T, string) {
-	return func(t *testing.T, p string) { run(t, nil, name, append(args, p)...) }
-}
-
-func run(t *testing.T, env []string, name string, args ...string) {
-	t.Helper()
-	output(t, env, name, args...)
-}
-
-// output runs a Debian tool and returns its output. A missing tool fails
-// the test: CI installs them (make deps), and a skipped test proves nothing.
-func output(t *testing.T, env []string, name string, args ...string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		for _, dir := range []string{"/usr/sbin", "/sbin"} { // not on a user's PATH on Debian
-			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-				path = filepath.Join(dir, name)
-			}
-		}
-	}
-	if path == "" {
-		t.Fatalf("%s is not installed: make deps installs the Debian packages the tests need (DEB_PKGS in the Makefile)", name)
-	}
-	cmd := exec.Command(path, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr.Bytes())
-	}
-	return string(out)
-}
-
-// loop attaches p to a free loop device until the test ends.
-func loop(t *testing.T, p string) string {
-	t.Helper()
-	dev := strings.TrimSpace(output(t, nil, "losetup", "--find", "--show", p))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "--detach", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup --detach %s: %v\n%s", dev, err, out)
-		}
-	})
-	return dev
 }
 
 // mdSuperblock1 is an MD RAID 1.x superblock (RAID 1 of two devices of
@@ -459,4 +347,36 @@ func mdSuperblock090(size int64) []byte {
 		binary.LittleEndian.PutUint32(b[4*i:], v)
 	}
 	return b
+}
+
+// The first sector of an install cut short makes a disk an unfinished
+// install, whatever else is on it; the same words with anything more in
+// the sector (a boot signature, say) are data like any other.
+func TestInstallRecord(t *testing.T) {
+	rec := InstallRecord()
+	if len(rec) != 512 || rec[510] == 0x55 || rec[511] == 0xAA {
+		t.Fatalf("the record is %d bytes, ends %x: a firmware could boot it", len(rec), rec[510:])
+	}
+	p := disktest.ZeroFile(t, 64<<20)
+	disktest.WriteAt(t, p, 512, []byte("EFI PART")) // a GPT header half written behind it
+	disktest.WriteAt(t, p, 0, rec)
+	if got := probeFile(t, p); got.Content != UnfinishedInstall || !strings.Contains(got.Found, "unfinished rke2os install") {
+		t.Fatalf("Device = %+v, want an unfinished install", got)
+	}
+	disktest.WriteAt(t, p, 510, []byte{0x55, 0xAA})
+	if got := probeFile(t, p); got.Content != Other {
+		t.Fatalf("the marker with a boot signature: %+v, want other", got)
+	}
+	// Zero makes the device blank.
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := Zero(f, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	if got := probeFile(t, p); got.Content != Blank {
+		t.Fatalf("after Zero: %+v", got)
+	}
 }
