@@ -3,8 +3,6 @@
 package qemutest
 
 import (
-	"crypto/sha256"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	diskfs "github.com/diskfs/go-diskfs"
-	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/rke2os/rke2os/internal/disktest"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 )
 
@@ -86,7 +83,7 @@ func TestInstall(t *testing.T) {
 
 	// 2. The disk holds the raw image's table and slot A, and the config.
 	raw := filepath.Join(out, "rke2-server.raw")
-	want, got := gptOf(t, raw), gptOf(t, disk)
+	want, got := disktest.GPT(t, raw), disktest.GPT(t, disk)
 	if got.GUID != want.GUID || len(got.Partitions) != len(want.Partitions) {
 		t.Fatalf("installed disk GUID %s with %d partitions, the raw image's %s with %d", got.GUID, len(got.Partitions), want.GUID, len(want.Partitions))
 	}
@@ -99,10 +96,10 @@ func TestInstall(t *testing.T) {
 	a := want.Partitions[2]
 	// The whole partition: the image's bytes, then zeros (the disk was
 	// blank, and the raw image's partition is zeros past the image).
-	if h, w := hashRegion(t, disk, int64(a.Start)*512, int64(a.Size)), hashRegion(t, raw, int64(a.Start)*512, int64(a.Size)); h != w {
+	if h, w := disktest.Hash(t, disk, int64(a.Start)*512, int64(a.Size)), disktest.Hash(t, raw, int64(a.Start)*512, int64(a.Size)); h != w {
 		t.Errorf("slot A (%s) differs from the raw image's: %x, want %x", a.Name, h, w)
 	}
-	cfg := espFileOf(t, disk, "/rke2/config.yaml")
+	cfg := disktest.ESPFile(t, disk, "/rke2/config.yaml")
 	if !strings.Contains(cfg, "hostname: node1") || strings.Contains(cfg, "install:") {
 		t.Errorf("the config carried to the ESP:\n%s", cfg)
 	}
@@ -123,13 +120,13 @@ func TestInstall(t *testing.T) {
 	waitNodeReady(t, vm)
 	t.Logf("boot from the installed disk: %v", vm.Milestones())
 	powerOffInOrder(t, vm)
-	if h, w := hashRegion(t, disk, int64(a.Start)*512, int64(a.Size)), hashRegion(t, raw, int64(a.Start)*512, int64(a.Size)); h != w {
+	if h, w := disktest.Hash(t, disk, int64(a.Start)*512, int64(a.Size)), disktest.Hash(t, raw, int64(a.Start)*512, int64(a.Size)); h != w {
 		t.Errorf("slot A changed on the boot from it")
 	}
 
 	// 4. The ISO again, against the installed disk, without wipe: true.
 	n.cfg.Extra, n.cfg.DiskFirst = cidataDrive, false
-	before := hashRegion(t, disk, 0, 128<<20)
+	before := disktest.Hash(t, disk, 0, 128<<20)
 	vm = qemu.Start(t, n.cfg)
 	m, err := vm.WaitFor(regexp.MustCompile(`(?m)^rke2-init error=(".*install.*")\r?\n`), installTimeout)
 	if err != nil {
@@ -145,7 +142,7 @@ func TestInstall(t *testing.T) {
 		t.Error(err)
 	}
 	powerOffInOrder(t, vm, regexp.MustCompile(`install: /dev/vda holds`))
-	if hashRegion(t, disk, 0, 128<<20) != before {
+	if disktest.Hash(t, disk, 0, 128<<20) != before {
 		t.Error("the refused install wrote to the disk")
 	}
 }
@@ -185,55 +182,4 @@ func waitInstalled(t *testing.T, vm *qemu.VM, d time.Duration) {
 	if longest > d+5*time.Second {
 		t.Errorf("the install logged nothing for %s while it wrote the disk", longest.Round(time.Second))
 	}
-}
-
-func gptOf(t *testing.T, p string) *gpt.Table {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tb, err := gpt.Read(f, 512, 512)
-	if err != nil {
-		t.Fatalf("GPT of %s: %v", p, err)
-	}
-	return tb
-}
-
-func hashRegion(t *testing.T, p string, off, n int64) [32]byte {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, off, n)); err != nil {
-		t.Fatal(err)
-	}
-	return [32]byte(h.Sum(nil))
-}
-
-// espFileOf reads a file from the (powered-off) disk's ESP.
-func espFileOf(t *testing.T, disk, p string) string {
-	t.Helper()
-	d, err := diskfs.Open(disk, diskfs.WithOpenMode(diskfs.ReadOnly))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	fsys, err := d.GetFilesystem(2)
-	if err != nil {
-		t.Fatalf("ESP of %s: %v", disk, err)
-	}
-	f, err := fsys.OpenFile(p, os.O_RDONLY)
-	if err != nil {
-		t.Fatalf("ESP %s: %v", p, err)
-	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

@@ -11,36 +11,14 @@ import (
 	"time"
 
 	diskfs "github.com/diskfs/go-diskfs"
-	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/rke2os/rke2os/builder/bootloader"
 	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/slots"
 	disk "github.com/rke2os/rke2os/internal/diskimage"
+	"github.com/rke2os/rke2os/internal/disktest"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 )
-
-// partition is where the partition named name lies in a disk image, in
-// bytes.
-func partition(t *testing.T, image, name string) (start, size int64) {
-	t.Helper()
-	f, err := os.Open(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tbl, err := gpt.Read(f, 512, 512)
-	if err != nil {
-		t.Fatalf("read GPT of %s: %v", image, err)
-	}
-	for _, p := range tbl.Partitions {
-		if p.Name == name {
-			return int64(p.Start) * 512, int64(p.Size)
-		}
-	}
-	t.Fatalf("%s has no partition %s", image, name)
-	return 0, 0
-}
 
 // grubEnv reads, and with change rewrites in place, the disk image's GRUB
 // environment block, as GRUB and the node do.
@@ -97,7 +75,7 @@ func writeSlot(t *testing.T, image string, slot slots.Slot, files []disk.File) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, size := partition(t, image, slot.PartName())
+	start, size := disktest.Partition(t, image, slot.PartName())
 	if int64(len(b)) > size {
 		t.Fatalf("slot image of %d bytes, slot of %d", len(b), size)
 	}

@@ -2,7 +2,6 @@ package qemutest
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/rke2os/rke2os/init/shared/console"
+	"github.com/rke2os/rke2os/internal/disktest"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -38,22 +37,7 @@ func rawDisk(t *testing.T, size int64) string {
 // statePartition is where RKE2_STATE lies in a raw disk image, in bytes.
 func statePartition(t *testing.T, disk string) (start, size int64) {
 	t.Helper()
-	f, err := os.Open(disk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tbl, err := gpt.Read(f, 512, 512)
-	if err != nil {
-		t.Fatalf("read GPT of %s: %v", disk, err)
-	}
-	for _, p := range tbl.Partitions {
-		if p.Name == "RKE2_STATE" {
-			return int64(p.Start) * 512, int64(p.Size)
-		}
-	}
-	t.Fatalf("%s has no RKE2_STATE partition", disk)
-	return 0, 0
+	return disktest.Partition(t, disk, "RKE2_STATE")
 }
 
 // stateFile reads a file from the (powered-off) disk's state filesystem
@@ -300,7 +284,7 @@ func TestNodeRawDisk(t *testing.T) {
 	// (QEMU's blkdebug fails every read and write of its sector 2, where
 	// ext4's superblock lies): maintenance mode, nothing written.
 	start, size := statePartition(t, disk)
-	sum := regionSum(t, disk, start, 1<<20)
+	sum := disktest.Hash(t, disk, start, 1<<20)
 	rules := filepath.Join(t.TempDir(), "blkdebug.conf")
 	sector := start/512 + 2
 	if err := os.WriteFile(rules, []byte(fmt.Sprintf("[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"%d\"\n\n[inject-error]\nevent = \"write_aio\"\nerrno = \"5\"\nsector = \"%d\"\n", sector, sector)), 0o644); err != nil {
@@ -325,7 +309,7 @@ func TestNodeRawDisk(t *testing.T) {
 		t.Errorf("the init began to format a state partition it could not read")
 	}
 	powerOffInOrder(t, vm, regexp.MustCompile(`state`))
-	if got := regionSum(t, disk, start, 1<<20); got != sum {
+	if got := disktest.Hash(t, disk, start, 1<<20); got != sum {
 		t.Errorf("the first MiB of the state partition changed on the boot that could not read it")
 	}
 	t.Logf("state partition at %d MiB, %d MiB", start>>20, size>>20)
@@ -338,20 +322,6 @@ func TestNodeRawDisk(t *testing.T) {
 		t.Fatalf("after the boot with a read error: etcd has %q", got)
 	}
 	powerOffInOrder(t, vm)
-}
-
-func regionSum(t *testing.T, path string, off, n int64) [32]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	return sha256.Sum256(b)
 }
 
 func grep(s, sub string) string {

@@ -196,7 +196,7 @@ func TestInstallEqualsWrite(t *testing.T) {
 	if got := strings.Join(phases, ", "); got != "ESP, system slot A, reading back system slot A" {
 		t.Errorf("progress phases: %s", got)
 	}
-	want, got := readTable(t, raw), readTable(t, dev)
+	want, got := disktest.GPT(t, raw), disktest.GPT(t, dev)
 	if got.GUID != want.GUID || len(got.Partitions) != len(want.Partitions) {
 		t.Fatalf("disk GUID %s, %d partitions; want %s, %d", got.GUID, len(got.Partitions), want.GUID, len(want.Partitions))
 	}
@@ -355,20 +355,6 @@ func TestSlotChunksSameBytes(t *testing.T) {
 	if fileDigest(t, a) != fileDigest(t, c) {
 		t.Fatal("the slot image depends on how its files are fed to the FAT writer")
 	}
-}
-
-func readTable(t *testing.T, p string) *gpt.Table {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tb, err := gpt.Read(f, 512, 512)
-	if err != nil {
-		t.Fatalf("GPT of %s: %v", p, err)
-	}
-	return tb
 }
 
 func fileSizeOf(t *testing.T, p string) int64 { return disktest.FileSize(t, p) }

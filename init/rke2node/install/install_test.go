@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	diskfs "github.com/diskfs/go-diskfs"
-	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/rke2os/rke2os/init/shared/blockdev"
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/layout"
@@ -255,7 +252,7 @@ func TestInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	disk := filepath.Join(dev, "vda")
-	want, got := readTable(t, raw), readTable(t, disk)
+	want, got := disktest.GPT(t, raw), disktest.GPT(t, disk)
 	if got.GUID != want.GUID {
 		t.Errorf("disk GUID %s, want %s", got.GUID, want.GUID)
 	}
@@ -266,13 +263,13 @@ func TestInstall(t *testing.T) {
 		}
 	}
 	a := want.Partitions[diskimage.IndexA]
-	if hashAt(t, disk, int64(a.Start)*512, m.SlotSize) != hashAt(t, raw, int64(a.Start)*512, m.SlotSize) {
+	if disktest.Hash(t, disk, int64(a.Start)*512, m.SlotSize) != disktest.Hash(t, raw, int64(a.Start)*512, m.SlotSize) {
 		t.Error("slot A differs from the raw disk's")
 	}
-	if hashAt(t, disk, 0, 440) != hashAt(t, raw, 0, 440) {
+	if disktest.Hash(t, disk, 0, 440) != disktest.Hash(t, raw, 0, 440) {
 		t.Error("the boot code differs from the raw disk's")
 	}
-	cfg := espFile(t, disk, layout.ESPConfig)
+	cfg := disktest.ESPFile(t, disk, layout.ESPConfig)
 	if cfg != "hostname: installed\n" {
 		t.Errorf("the config on the ESP: %q", cfg)
 	}
@@ -289,7 +286,7 @@ func TestInstall(t *testing.T) {
 	// Installed, the disk holds something: a second install without
 	// wipe: true refuses it, names what it holds and the fix, and writes
 	// nothing.
-	before := hashAt(t, disk, 0, 128<<20)
+	before := disktest.Hash(t, disk, 0, 128<<20)
 	_, err = Run(context.Background(), o)
 	for _, want := range []string{"install: /dev/vda holds a GPT partition table (partitions BIOS, EFI, RKE2_A, RKE2_B, RKE2_STATE: an rke2os installation)",
 		"does not say wipe: true, so nothing was written", "add wipe: true under install:", "dd if=/dev/zero of=/dev/vda bs=64K seek=0 count=1048576"} {
@@ -297,7 +294,7 @@ func TestInstall(t *testing.T) {
 			t.Errorf("second install: %v; want %q in it", err, want)
 		}
 	}
-	if hashAt(t, disk, 0, 128<<20) != before {
+	if disktest.Hash(t, disk, 0, 128<<20) != before {
 		t.Error("a refused install wrote to the disk")
 	}
 	// With wipe: true it is written again.
@@ -327,12 +324,12 @@ func TestInstallRefuses(t *testing.T) {
 			tc.make(t, disk)
 			o, _ := opts(t, dev, config.Install{Device: "/dev/vda"})
 			o.MediumDir = mdir
-			before := hashAt(t, disk, 0, 128<<20)
+			before := disktest.Hash(t, disk, 0, 128<<20)
 			_, err := Run(context.Background(), o)
 			if err == nil || !strings.Contains(err.Error(), "install: /dev/vda "+tc.found) || !strings.Contains(err.Error(), "nothing was written") {
 				t.Fatalf("err = %v, want %q", err, tc.found)
 			}
-			if hashAt(t, disk, 0, 128<<20) != before {
+			if disktest.Hash(t, disk, 0, 128<<20) != before {
 				t.Error("a refused install wrote to the disk")
 			}
 			o.Install.Wipe = true
@@ -369,57 +366,7 @@ func TestInstallTakesOverUnfinished(t *testing.T) {
 	if res.Found != "an unfinished rke2os install" || !strings.Contains(logs.String(), "taking it over") {
 		t.Errorf("result %+v, log:\n%s", res, logs)
 	}
-	if got := readTable(t, disk); len(got.Partitions) != 5 || res.SlotSHA256 != m.SlotSHA256 {
+	if got := disktest.GPT(t, disk); len(got.Partitions) != 5 || res.SlotSHA256 != m.SlotSHA256 {
 		t.Errorf("after the takeover: %d partitions", len(got.Partitions))
 	}
-}
-
-func readTable(t *testing.T, p string) *gpt.Table {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tb, err := gpt.Read(f, 512, 512)
-	if err != nil {
-		t.Fatalf("GPT of %s: %v", p, err)
-	}
-	return tb
-}
-
-func hashAt(t *testing.T, p string, off, n int64) [32]byte {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, off, n)); err != nil {
-		t.Fatal(err)
-	}
-	return [32]byte(h.Sum(nil))
-}
-
-func espFile(t *testing.T, disk, p string) string {
-	t.Helper()
-	d, err := diskfs.Open(disk, diskfs.WithOpenMode(diskfs.ReadOnly))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	fsys, err := d.GetFilesystem(diskimage.IndexESP + 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := fsys.OpenFile(p, os.O_RDONLY)
-	if err != nil {
-		t.Fatalf("ESP %s: %v", p, err)
-	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
