@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/rke2os/rke2os/init/shared/layout"
 	"github.com/rke2os/rke2os/init/shared/probe"
 	disk "github.com/rke2os/rke2os/internal/diskimage"
@@ -31,7 +30,7 @@ func TestGrowLastPartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := readGPT(t, p)
+	before := disktest.GPT(t, p)
 	// Unchanged disk: nothing to grow.
 	if added, err := GrowLastPartition(p, 5); err != nil || added != 0 {
 		t.Fatalf("same-size disk: added %d, err %v", added, err)
@@ -46,7 +45,7 @@ func TestGrowLastPartition(t *testing.T) {
 	if added < 1<<30-2<<20 || added > 1<<30 {
 		t.Fatalf("added %d bytes, want about 1 GiB", added)
 	}
-	after := readGPT(t, p)
+	after := disktest.GPT(t, p)
 	for i := range before.Partitions {
 		b, a := before.Partitions[i], after.Partitions[i]
 		if a.Start != b.Start || a.Name != b.Name || a.GUID != b.GUID {
@@ -258,20 +257,6 @@ func TestUnlinkGone(t *testing.T) {
 	if err := unlinkGone(filepath.Join(dir, "missing")); err != nil {
 		t.Fatalf("missing dir: %v", err)
 	}
-}
-
-func readGPT(t *testing.T, p string) *gpt.Table {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tb, err := gpt.Read(f, 512, 512)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tb
 }
 
 func fileSize(t testing.TB, p string) int64 {
