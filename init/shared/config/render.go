@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 
@@ -50,21 +49,10 @@ func (c *Config) RegistriesYAML() ([]byte, error) {
 
 // encodeYAML encodes v with two-space indents after the header line. The
 // encoder panics on some values it cannot encode; that becomes an error.
-func encodeYAML(v any) (out []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("yaml encoder: %v", r)
-		}
-	}()
-	var b bytes.Buffer
-	b.WriteString(renderedHeader)
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(v); err != nil {
+func encodeYAML(v any) ([]byte, error) {
+	b, err := encodeDocument(v)
+	if err != nil {
 		return nil, err
 	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	return append([]byte(renderedHeader), b...), nil
 }
