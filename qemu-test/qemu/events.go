@@ -122,7 +122,8 @@ func matches(kv, match map[string]string) bool {
 // on the console so far, in order.
 func (vm *VM) Events(name string) []map[string]string {
 	b, _ := os.ReadFile(vm.console)
-	return eventsIn(b, name, nil, false)
+	lines, _ := untangle(b, false)
+	return eventsIn(lines, name, nil, false)
 }
 
 // WaitEvent waits until the console has an event named name whose keys
@@ -156,16 +157,9 @@ func (vm *VM) WaitEventFunc(name string, ok func(map[string]string) bool, what s
 		if len(b) < from {
 			from = 0
 		}
-		b = b[from:]
-		if !partial {
-			if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-				b = b[:i+1]
-			} else {
-				b = nil
-			}
-		}
-		from += len(b)
-		for _, kv := range eventsIn(b, name, nil, partial) {
+		lines, used := untangle(b[from:], partial)
+		from += used
+		for _, kv := range eventsIn(lines, name, nil, partial) {
 			if ok(kv) {
 				return kv
 			}

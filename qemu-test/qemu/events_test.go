@@ -137,6 +137,17 @@ func TestEventsOnConsole(t *testing.T) {
 	if kv, err := vm.WaitEvent("maintenance", nil, 5*time.Second); err != nil || kv["more"] != "xy" {
 		t.Errorf("WaitEvent for a line finished later: %v %v", kv, err)
 	}
+	// A kernel message that cuts into an event line (as CI saw it) does
+	// not hide the event, nor a milestone after it.
+	write(console.EventLine("dhcp-lease", 10.5, "iface", "eth0", "item", "eth0 (automatic DHCP)") +
+		"[   10.600000] IPv6: ADDRCONF(NETDEV_CHANGE): eth0: link becomes ready\r\n\r\n" +
+		"rke2-init milestone=network-up t=10.700\r\n")
+	if kv, err := vm.WaitEvent("dhcp-lease", map[string]string{"item": "eth0 (automatic DHCP)"}, 5*time.Second); err != nil || kv["t"] != "10.500" {
+		t.Errorf("WaitEvent for a line a kernel message cut into: %v %v", kv, err)
+	}
+	if got, err := vm.WaitMilestone("network-up", 5*time.Second); err != nil || got != 10.7 || vm.Milestones()["network-up"] != 10.7 {
+		t.Errorf("WaitMilestone after a cut line: %v %v", got, err)
+	}
 	write(console.EventLine("medium-none", 11))
 	close(vm.done)
 	if _, err := vm.WaitEvent("medium-none", nil, 5*time.Second); err != nil {

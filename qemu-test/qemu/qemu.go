@@ -6,7 +6,6 @@ package qemu
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -239,10 +238,12 @@ func netdevOpts(o string) string {
 	return "," + o
 }
 
-// Console returns what the serial console printed so far.
+// Console returns what the serial console printed so far, with kernel
+// messages that cut into the init's lines moved after them (untangle).
 func (vm *VM) Console() string {
 	b, _ := os.ReadFile(vm.console)
-	return string(b)
+	out, _ := untangle(b, true)
+	return string(out)
 }
 
 var milestoneRE = regexp.MustCompile(`(?m)^rke2-init milestone=(\S+) t=([0-9.]+)\r?$`)
@@ -266,15 +267,15 @@ func (vm *VM) WaitFor(re *regexp.Regexp, timeout time.Duration) ([]string, error
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	from := 0 // the start of the first line not wholly scanned yet
-	scan := func() []string {
+	scan := func(final bool) []string {
 		b, _ := os.ReadFile(vm.console)
 		if len(b) < from {
 			from = 0
 		}
-		m := re.FindSubmatch(b[from:])
-		if i := bytes.LastIndexByte(b[from:], '\n'); i >= 0 {
-			from += i + 1
-		}
+		lines, used := untangle(b[from:], final)
+		// The line being written is looked at too, as it stands.
+		m := re.FindSubmatch(append(lines, b[from+used:]...))
+		from += used
 		if m == nil {
 			return nil
 		}
@@ -285,7 +286,7 @@ func (vm *VM) WaitFor(re *regexp.Regexp, timeout time.Duration) ([]string, error
 		return out
 	}
 	for {
-		if m := scan(); m != nil {
+		if m := scan(false); m != nil {
 			return m, nil
 		}
 		select {
@@ -293,7 +294,7 @@ func (vm *VM) WaitFor(re *regexp.Regexp, timeout time.Duration) ([]string, error
 			return nil, fmt.Errorf("no %q on the console after %s", re, timeout)
 		case <-vm.done:
 			from = 0
-			if m := scan(); m != nil {
+			if m := scan(true); m != nil {
 				return m, nil
 			}
 			return nil, fmt.Errorf("qemu exited before %q appeared on the console", re)
