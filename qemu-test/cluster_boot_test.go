@@ -36,10 +36,7 @@ func inputOr(name, def string) string {
 // beside RKE2's, as a user bakes an image for a cluster of their own.
 func clusterImage(t *testing.T) (disk, secrets string) {
 	t.Helper()
-	secrets = filepath.Join(t.TempDir(), "secrets")
-	if b, err := exec.Command(filepath.Join(buildEnv(t, "RKE2_BIN"), "rke2-build"), "secrets", "--output", secrets).CombinedOutput(); err != nil {
-		t.Fatalf("rke2-build secrets: %v\n%s", err, b)
-	}
+	secrets = secretsDir(t)
 	raw := roleImage(t, "server", "--secrets", secrets)
 	disk = filepath.Join(t.TempDir(), "rke2-server.raw")
 	if b, err := exec.Command("cp", "--sparse=always", raw, disk).CombinedOutput(); err != nil {
@@ -49,6 +46,16 @@ func clusterImage(t *testing.T) (disk, secrets string) {
 		t.Fatal(err)
 	}
 	return disk, secrets
+}
+
+// secretsDir makes a cluster's secrets with rke2-build secrets.
+func secretsDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "secrets")
+	if b, err := exec.Command(filepath.Join(buildEnv(t, "RKE2_BIN"), "rke2-build"), "secrets", "--output", dir).CombinedOutput(); err != nil {
+		t.Fatalf("rke2-build secrets: %v\n%s", err, b)
+	}
+	return dir
 }
 
 // roleImage builds the role's raw disk with the test-only images beside
@@ -192,26 +199,10 @@ func TestCluster(t *testing.T) {
 		t.Errorf("slot B was not confirmed: %v", err)
 	}
 	checkOSImage(t, kc, "rke2os test-2 (server)")
-	poll(t, "the UpgradePlan done", 10*time.Minute, func() error {
-		st, err := planStatus(rc, "to-test-2")
-		if err != nil {
-			return err
-		}
-		if st.Phase != upgradeapi.PlanDone || st.Done != 1 || st.Total != 1 {
-			return fmt.Errorf("status %+v", st)
-		}
-		return nil
-	})
-	poll(t, "the node uncordoned", 5*time.Minute, func() error {
-		n, err := kc.CoreV1().Nodes().Get(ctx, "node1", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if n.Spec.Unschedulable {
-			return fmt.Errorf("still cordoned")
-		}
-		return nil
-	})
+	if st := waitPlan(t, rc, "to-test-2", upgradeapi.PlanDone); st.Done != 1 || st.Total != 1 {
+		t.Errorf("the plan done: status %+v", st)
+	}
+	waitUncordoned(t, kc)
 	if cm, err := kc.CoreV1().ConfigMaps("default").Get(ctx, "made-before-reboot", metav1.GetOptions{}); err != nil || cm.Data["k"] != "v" {
 		t.Errorf("the ConfigMap made before the reboot: %v %v", cm, err)
 	}

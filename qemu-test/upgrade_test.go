@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
@@ -98,4 +99,36 @@ func planStatus(rc *rest.Config, name string) (upgradeapi.PlanStatus, error) {
 		return upgradeapi.PlanStatus{}, err
 	}
 	return p.Status, nil
+}
+
+// waitPlan waits for the plan to reach phase, and returns its status.
+func waitPlan(t *testing.T, rc *rest.Config, name, phase string) upgradeapi.PlanStatus {
+	t.Helper()
+	var st upgradeapi.PlanStatus
+	poll(t, fmt.Sprintf("the UpgradePlan %s %s", name, phase), 15*time.Minute, func() error {
+		var err error
+		if st, err = planStatus(rc, name); err != nil {
+			return err
+		}
+		if st.Phase != phase {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	return st
+}
+
+// waitUncordoned waits for node1 to be schedulable again.
+func waitUncordoned(t *testing.T, kc kubernetes.Interface) {
+	t.Helper()
+	poll(t, "node1 uncordoned", 5*time.Minute, func() error {
+		n, err := kc.CoreV1().Nodes().Get(context.Background(), "node1", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if n.Spec.Unschedulable {
+			return fmt.Errorf("still cordoned")
+		}
+		return nil
+	})
 }
