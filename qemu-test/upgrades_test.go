@@ -64,11 +64,11 @@ func TestUpgradeFailures(t *testing.T) {
 	url, _ := serveFile(t, a.path)
 	createPlan(t, rc, "evil", url, a.sum)
 	st := waitPlan(t, rc, "evil", upgradeapi.PlanFailed)
-	if len(st.Nodes) != 1 || st.Nodes[0].Phase != upgradeapi.PhaseFailed || !strings.Contains(st.Nodes[0].Reason, "signature not valid") {
+	if len(st.Nodes) != 1 || st.Nodes[0].Phase != upgradeapi.PhaseFailed || !strings.Contains(st.Nodes[0].Reason, "signed with another key") {
 		t.Errorf("the plan with another key's artifact: %+v", st)
 	}
 	if _, err := vm.WaitEventFunc(console.EventUpgrade, func(ev map[string]string) bool {
-		return ev["plan"] == "evil" && ev["phase"] == upgradeapi.PhaseFailed && strings.Contains(ev["reason"], "signature not valid")
+		return ev["plan"] == "evil" && ev["phase"] == upgradeapi.PhaseFailed && strings.Contains(ev["reason"], "signed with another key")
 	}, "the refusal of another key's artifact", time.Minute); err != nil {
 		t.Error(err)
 	}

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/rke2os/rke2os/init/shared/layout"
 )
 
 // osRelease renders the image's os-release (layout.OSRelease in the
@@ -30,6 +33,9 @@ func osRelease(o Options) ([]byte, error) {
 	if o.Version != "" {
 		field("RKE2_VERSION", o.Version)
 	}
+	// The build's date (SOURCE_DATE_EPOCH): a node installs no upgrade
+	// built before the image it runs (upgrader's rollback protection).
+	field(layout.OSReleaseBuildDate, o.Epoch.UTC().Format(time.RFC3339))
 	return []byte(b.String()), nil
 }
 

@@ -69,6 +69,16 @@ func (u *upgrader) carryOut(ctx context.Context, req upgradeapi.Request) {
 		u.fail(ctx, req, fmt.Sprintf("the artifact is for %s nodes (build %s, RKE2 %s); this node is a %s: give the plan the artifact built with --role %s for this role", m.Role, m.Build, m.Version, u.Role, u.Role))
 		return
 	}
+	built, ok, err := u.builtAt()
+	if err != nil {
+		u.fail(ctx, req, err.Error())
+		return
+	}
+	if ok && m.Created.Before(built) {
+		u.fail(ctx, req, fmt.Sprintf("the artifact (build %s, RKE2 %s) was built %s, before the system this node runs (built %s): a node installs no older build, so that nobody can put an old image back on it (rollback protection); to go back to an older version, build it again with a later SOURCE_DATE_EPOCH",
+			m.Build, m.Version, m.Created.UTC().Format(time.RFC3339), built.UTC().Format(time.RFC3339)))
+		return
+	}
 	if m.SlotSize > size {
 		u.fail(ctx, req, fmt.Sprintf("the artifact's slot image is %d bytes (%d MiB); slot %s (%s) holds %d bytes (%d MiB): it does not fit, nothing was written", m.SlotSize, m.SlotSize>>20, slot, dev, size, size>>20))
 		return

@@ -22,6 +22,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rke2os/rke2os/init/rke2node/upgradeapi"
@@ -41,6 +43,9 @@ type Files struct {
 	Pending   string // layout.PendingFile
 	Rollback  string // layout.RollbackFile, written by PID 1
 	PublicKey string // layout.UpgradePublicKey, in the image
+	// OSRelease is the running image's os-release (layout.OSRelease),
+	// whose build date no artifact may be older than; "" skips the check.
+	OSRelease string
 	// CAFiles are trusted for https beside the system's roots when they
 	// exist (the cluster's server CA).
 	CAFiles []string
@@ -48,7 +53,7 @@ type Files struct {
 
 // DefaultFiles are the node's own.
 var DefaultFiles = Files{Dir: layout.UpgradeDir, Pending: layout.PendingFile, Rollback: layout.RollbackFile,
-	PublicKey: layout.UpgradePublicKey}
+	PublicKey: layout.UpgradePublicKey, OSRelease: layout.OSRelease}
 
 // Config is what the upgrader works with.
 type Config struct {
@@ -282,4 +287,33 @@ func (u *upgrader) publicKey() (ed25519.PublicKey, error) {
 // sleep waits before a retry; false when ctx ended.
 func sleep(ctx context.Context, b *backoff.Backoff) bool {
 	return backoff.Sleep(ctx, b.Next(0))
+}
+
+// builtAt is the running image's build date, from its os-release; false
+// when there is no os-release to read or it names no date (an image built
+// before the field). A date that cannot be read is an error: the check
+// fails closed.
+func (u *upgrader) builtAt() (time.Time, bool, error) {
+	if u.OSRelease == "" {
+		return time.Time{}, false, nil
+	}
+	b, err := os.ReadFile(u.OSRelease)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("the running image's os-release: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		v, ok := strings.CutPrefix(line, layout.OSReleaseBuildDate+"=")
+		if !ok {
+			continue
+		}
+		if uq, err := strconv.Unquote(v); err == nil {
+			v = uq
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("the running image's os-release %s: %s: %w", u.OSRelease, layout.OSReleaseBuildDate, err)
+		}
+		return t, true, nil
+	}
+	return time.Time{}, false, nil
 }

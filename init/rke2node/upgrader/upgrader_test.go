@@ -173,6 +173,9 @@ func newRig(t *testing.T) *rig {
 	r.files = Files{Dir: filepath.Join(dir, "upgrade"), PublicKey: filepath.Join(dir, "upgrade.pub")}
 	r.files.Pending = filepath.Join(r.files.Dir, "pending.json")
 	r.files.Rollback = filepath.Join(r.files.Dir, "rollback.json")
+	// The running image was built when the artifact was: not older.
+	r.files.OSRelease = filepath.Join(dir, "os-release")
+	writeFile(t, r.files.OSRelease, "NAME=\"rke2os\"\nRKE2OS_BUILD_DATE=\""+epoch.Format(time.RFC3339)+"\"\n")
 	if err := os.WriteFile(r.files.PublicKey, pub, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -422,6 +425,14 @@ func TestUpgradeRefused(t *testing.T) {
 			r.served = makeArtifact(r.t, "agent", r.slot, testKey(1))
 			req.SHA256 = sum(r.served)
 		}, reason: []string{"for agent nodes", "this node is a server"}},
+		{name: "older build", setup: func(r *rig, req *upgradeapi.Request) {
+			r.files.OSRelease = filepath.Join(r.t.TempDir(), "os-release")
+			writeFile(r.t, r.files.OSRelease, "NAME=\"rke2os\"\nRKE2OS_BUILD_DATE=\""+epoch.Add(time.Second).Format(time.RFC3339)+"\"\n")
+		}, reason: []string{"(build build-2, RKE2 v1.34.5+rke2r1) was built " + epoch.UTC().Format(time.RFC3339), "before the system this node runs", "rollback protection", "later SOURCE_DATE_EPOCH"}},
+		{name: "unreadable build date", setup: func(r *rig, req *upgradeapi.Request) {
+			r.files.OSRelease = filepath.Join(r.t.TempDir(), "os-release")
+			writeFile(r.t, r.files.OSRelease, "RKE2OS_BUILD_DATE=yesterday\n")
+		}, reason: []string{"RKE2OS_BUILD_DATE", "yesterday"}},
 		{name: "too large", setup: func(r *rig, req *upgradeapi.Request) { r.sys.size = 1 << 20 },
 			reason: []string{fmt.Sprintf("slot image is %d bytes", len(r0slot)), "holds 1048576 bytes", "does not fit"}},
 		{name: "slot image altered", setup: func(r *rig, req *upgradeapi.Request) {
@@ -685,4 +696,11 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		_ = redact(r.URL)
 	})
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

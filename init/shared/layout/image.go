@@ -74,6 +74,10 @@ const (
 	// OSRelease is the image's os-release, in the initramfs and in the
 	// slot (a path below its root), saying what the image is.
 	OSRelease = "/etc/os-release"
+	// OSReleaseBuildDate is the os-release field with the image's build
+	// date (SOURCE_DATE_EPOCH, RFC 3339): a node installs no upgrade
+	// built before it.
+	OSReleaseBuildDate = "RKE2OS_BUILD_DATE"
 )
 
 // SlotFile is where PID 1 says which slot booted (init/shared/slots).
