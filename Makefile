@@ -121,8 +121,10 @@ qemu-test: image
 test: unit qemu-test
 
 # multinode-test boots a server and joins an agent to it (pods across the
-# nodes, refused joins): about 35 minutes on 2 cores, more than CI's budget
-# leaves beside the other boot tests, so it runs on its own.
+# nodes, the supervisor's answers per token), upgrades both through one
+# UpgradePlan (the server first, then the agent), and refuses joins: about
+# 50 minutes on 2 cores, more than CI's budget leaves beside the other boot
+# tests, so it runs on its own.
 multinode-test: image
 	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst $(GO) test -tags multinode -count=1 -timeout 90m -run 'TestAgents$$' -v .
 

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rke2os/rke2os/init/rke2node/upgradeapi"
 	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 	corev1 "k8s.io/api/core/v1"
@@ -47,10 +48,16 @@ const agentTimeout = 40 * time.Minute
 // and had not imported its images after 20 minutes. One vCPU at nice 5
 // leaves the server a core and the agent most of the other.
 func startAgent(t *testing.T, base, sw, name, ip, token string, mem int) *qemu.VM {
+	return qemu.Start(t, agentConfig(t, base, sw, name, ip, token, mem))
+}
+
+// agentConfig is an agent's machine: started again with it, the agent
+// boots from the same disk.
+func agentConfig(t *testing.T, base, sw, name, ip, token string, mem int) qemu.Config {
 	iso := cidata(t, agentUserData(name, ip, token), "instance-id: "+name+"\n")
-	return qemu.Start(t, qemu.Config{Machine: "q35", MemoryMiB: mem, CPUs: 1, Nice: 5, Disk: qemu.Overlay(t, base, 8<<30),
+	return qemu.Config{Machine: "q35", MemoryMiB: mem, CPUs: 1, Nice: 5, Disk: qemu.Overlay(t, base, 8<<30),
 		Switch: sw, SwitchMAC: clusterMAC(ip),
-		Extra: qemu.CIDataDrive(iso)})
+		Extra: qemu.CIDataDrive(iso)}
 }
 
 // The tokens the test's server config sets, as a user would over the
@@ -63,23 +70,107 @@ const (
 
 // TestAgents: a server, its image baked with --secrets, boots with a token
 // and an agent-token of its config into its cluster and runs the echo
-// workload; then an agent joins it with the agent token (checkAgents),
+// workload; then an agent joins it with the agent token (joinAgent),
 // which the supervisor answers on the agents' endpoints only
-// (checkSupervisorRoles).
+// (checkSupervisorRoles). An UpgradePlan with both roles' artifacts
+// upgrades the server, then the agent (upgradeInOrder). Last, nodes that
+// must be refused are (checkRefusals).
 func TestAgents(t *testing.T) {
 	cs := newClusterServer(t)
 	sup := freePort(t)
 	cs.cfg.NetdevOpts += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9345", sup)
 	cs.rke2 = fmt.Sprintf("  token: %s\n  agent-token: %s\n", testServerSecret, testAgentSecret)
+	// The next version's artifacts, both roles, are built while the
+	// nodes boot.
+	next := make(chan [2]built, 1)
+	go func() {
+		var b [2]built
+		b[0].path, b[0].sum = roleArtifact(t, "server", cs.secrets, "test-2")
+		b[1].path, b[1].sum = roleArtifact(t, "agent", cs.secrets, "test-2")
+		next <- b
+	}()
 	cs.cfg.Extra = cs.seed(1)
 	vm := qemu.Start(t, cs.cfg)
 	waitNodeReady(t, vm)
 	ctx := context.Background()
 	checkWorkload(t, ctx, cs.kc)
 	tokens := testTokens(t, cs.secrets)
-	checkAgents(t, ctx, cs.kc, vm, cs.cfg.Switch, tokens)
+	// The agent's image carries the cluster's upgrade key (--secrets
+	// bakes only that into an agent image).
+	base := roleImage(t, "agent", "--secrets", cs.secrets)
+	agentCfg := agentConfig(t, base, cs.cfg.Switch, "agent1", clusterNet+"11", tokens.agent, 3072)
+	agent := joinAgent(t, ctx, cs.kc, agentCfg)
 	checkSupervisorRoles(t, ctx, cs.kc, fmt.Sprintf("https://127.0.0.1:%d", sup), cs.secrets, tokens)
+	vm, agent = upgradeInOrder(t, cs, vm, agent, agentCfg, <-next)
+	powerOffInOrder(t, agent)
+	checkRefusals(t, vm, base, cs.cfg.Switch, tokens.agent)
 	powerOffInOrder(t, vm)
+}
+
+type built struct{ path, sum string }
+
+// upgradeInOrder creates an UpgradePlan with both roles' artifacts (OS
+// version test-2) and follows it: the server goes first, reboots into
+// slot B and is Ready on it while the agent has not been touched (its
+// machine still up, no upgrade said on its console); then the agent is
+// drained, reboots into its slot B and is Ready on it; both Nodes report
+// test-2 and the plan is Done 2/2. It returns the machines as they run
+// after their reboots.
+func upgradeInOrder(t *testing.T, cs *clusterServer, server, agent *qemu.VM, agentCfg qemu.Config, next [2]built) (*qemu.VM, *qemu.VM) {
+	ctx := context.Background()
+	surl, _ := serveFile(t, next[0].path)
+	aurl, _ := serveFile(t, next[1].path)
+	createPlanSpec(t, cs.rc, "to-test-2", upgradeapi.PlanSpec{
+		Server: &upgradeapi.Artifact{URL: surl, SHA256: next[0].sum},
+		Agent:  &upgradeapi.Artifact{URL: aurl, SHA256: next[1].sum}})
+	if err := server.WaitExit(nodeTimeout); err != nil {
+		t.Fatalf("the server did not reboot for the upgrade: %v; errors: %v", err, server.Errors())
+	}
+	server = qemu.Start(t, cs.cfg)
+	if _, err := server.WaitFor(regexp.MustCompile(`Command line: .*rke2\.slot=B rke2\.trial=1`), bootTimeout); err != nil {
+		t.Fatalf("GRUB did not try the server's slot B: %v", err)
+	}
+	waitNodeReady(t, server)
+	// Servers first, and never a server and an agent down together: the
+	// agent is still up and has not started.
+	if n := len(agent.Events(console.EventUpgrade)); n != 0 || agent.Exited() {
+		t.Fatalf("the agent started its upgrade (%d upgrade events, exited: %v) before the server was Ready on its new slot", n, agent.Exited())
+	}
+	if err := agent.WaitExit(agentTimeout); err != nil {
+		t.Fatalf("the agent did not reboot for the upgrade: %v; errors: %v", err, agent.Errors())
+	}
+	for _, phase := range []string{upgradeapi.PhaseDownloading, upgradeapi.PhaseWriting, upgradeapi.PhaseRebooting} {
+		if _, err := agent.WaitEvent(console.EventUpgrade, map[string]string{"phase": phase, "plan": "to-test-2"}, time.Second); err != nil {
+			t.Errorf("the agent's upgrade: %v", err)
+		}
+	}
+	agent = qemu.Start(t, agentCfg)
+	if _, err := agent.WaitFor(regexp.MustCompile(`Command line: .*rke2\.slot=B rke2\.trial=1`), bootTimeout); err != nil {
+		t.Fatalf("GRUB did not try the agent's slot B: %v", err)
+	}
+	for _, m := range []string{"kubelet-started", "node-ready"} {
+		got, err := agent.WaitFor(regexp.MustCompile(`(?m)^rke2-init (milestone=`+m+` |error=)`), agentTimeout)
+		if err != nil || got[1] == "error=" {
+			t.Fatalf("agent on slot B: waiting for %s: %v; errors: %v", m, err, agent.Errors())
+		}
+	}
+	st := waitPlan(t, cs.rc, "to-test-2", upgradeapi.PlanDone)
+	if st.Done != 2 || st.Total != 2 || len(st.Nodes) != 2 || st.Nodes[0].Name != "node1" || st.Nodes[1].Name != "agent1" {
+		t.Errorf("the plan done: %+v", st)
+	}
+	for name, want := range map[string]string{"node1": "rke2os test-2 (server)", "agent1": "rke2os test-2 (agent)"} {
+		poll(t, name+"'s osImage "+want, 5*time.Minute, func() error {
+			n, err := cs.kc.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if n.Status.NodeInfo.OSImage != want || n.Spec.Unschedulable {
+				return fmt.Errorf("osImage %q, unschedulable %v", n.Status.NodeInfo.OSImage, n.Spec.Unschedulable)
+			}
+			return nil
+		})
+	}
+	return server, agent
 }
 
 // clusterTokens are the tokens of the test's cluster: the full tokens of
@@ -104,16 +195,12 @@ func testTokens(t *testing.T, secrets string) clusterTokens {
 	return clusterTokens{server: hash + "::server:" + testServerSecret, agent: hash + "::node:" + testAgentSecret, baked: baked}
 }
 
-// checkAgents joins an agent to the running server: it gets its
+// joinAgent boots agent1 and joins it to the running server: it gets its
 // certificates through the supervisor and its Node is Ready; a pod on it
 // reaches a pod on the server by pod IP and through a Service, resolving
-// through CoreDNS across the nodes. Then nodes that must be refused are:
-// a wrong token (refused by the server, which logs it), a token pinning
-// another CA (refused by the node, which says so), a taken name.
-func checkAgents(t *testing.T, ctx context.Context, kc kubernetes.Interface, server *qemu.VM, sw string, tokens clusterTokens) {
-	token := tokens.agent
-	base := roleImage(t, "agent")
-	agent := startAgent(t, base, sw, "agent1", clusterNet+"11", token, 3072)
+// through CoreDNS across the nodes. The agent is left running.
+func joinAgent(t *testing.T, ctx context.Context, kc kubernetes.Interface, cfg qemu.Config) *qemu.VM {
+	agent := qemu.Start(t, cfg)
 	for _, m := range []string{"joined", "kubelet-started", "node-ready"} {
 		got, err := agent.WaitFor(regexp.MustCompile(`(?m)^rke2-init (milestone=`+m+` |error=)`), agentTimeout)
 		if err != nil || got[1] == "error=" {
@@ -183,9 +270,14 @@ func checkAgents(t *testing.T, ctx context.Context, kc kubernetes.Interface, ser
 	if strings.Count(log, "hello from echo-") < 2 {
 		t.Errorf("the probe on agent1 did not reach the echo pod twice:\n%s", log)
 	}
-	powerOffInOrder(t, agent)
+	return agent
+}
 
-	// Refusals, each on a machine of its own, at once.
+// checkRefusals boots nodes that must be refused, each on a machine of
+// its own, at once: a wrong token (refused by the server, which logs it),
+// a token pinning another CA (refused by the node, which says so), a
+// taken name (agent1's).
+func checkRefusals(t *testing.T, server *qemu.VM, base, sw, token string) {
 	tok := strings.SplitN(token, "::", 2)
 	wrongCA := "K10" + strings.Repeat("0", 64) + "::" + tok[1]
 	sha256 := regexp.MustCompile(`^[0-9a-f]{64}$`)

@@ -31,7 +31,13 @@ import (
 // artifact's path and sha256.
 func upgradeArtifact(t *testing.T, secrets, version string, extra ...string) (path, sum string) {
 	t.Helper()
-	raw := roleImage(t, "server", append([]string{"--secrets", secrets, "--os-version", version}, extra...)...)
+	return roleArtifact(t, "server", secrets, version, extra...)
+}
+
+// roleArtifact is upgradeArtifact for either role.
+func roleArtifact(t *testing.T, role, secrets, version string, extra ...string) (path, sum string) {
+	t.Helper()
+	raw := roleImage(t, role, append([]string{"--secrets", secrets, "--os-version", version}, extra...)...)
 	path = strings.TrimSuffix(raw, ".raw") + ".upgrade"
 	f, err := os.Open(path)
 	if err != nil {
@@ -68,10 +74,16 @@ var planResource = schema.GroupVersionResource{Group: upgradeapi.Group, Version:
 // createPlan asks for an upgrade of every server to the artifact at url.
 func createPlan(t *testing.T, rc *rest.Config, name, url, sum string) {
 	t.Helper()
+	createPlanSpec(t, rc, name, upgradeapi.PlanSpec{Server: &upgradeapi.Artifact{URL: url, SHA256: sum}})
+}
+
+// createPlanSpec creates the UpgradePlan name with spec.
+func createPlanSpec(t *testing.T, rc *rest.Config, name string, spec upgradeapi.PlanSpec) {
+	t.Helper()
 	plan := upgradeapi.UpgradePlan{
 		TypeMeta:   metav1.TypeMeta{APIVersion: upgradeapi.Group + "/" + upgradeapi.Version, Kind: upgradeapi.Kind},
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       upgradeapi.PlanSpec{Server: &upgradeapi.Artifact{URL: url, SHA256: sum}},
+		Spec:       spec,
 	}
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&plan)
 	if err != nil {

@@ -406,6 +406,16 @@ func (vm *VM) WaitExit(timeout time.Duration) error {
 	}
 }
 
+// Exited reports whether QEMU has exited.
+func (vm *VM) Exited() bool {
+	select {
+	case <-vm.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Kill stops QEMU if it still runs.
 func (vm *VM) Kill() {
 	select {
