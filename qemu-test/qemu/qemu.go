@@ -109,6 +109,24 @@ func Start(t TB, cfg Config) *VM {
 	t.Helper()
 	dir := t.TempDir()
 	vm := &VM{t: t, dir: dir, console: filepath.Join(dir, "console.log"), qmpPath: filepath.Join(dir, "qmp.sock"), done: make(chan struct{})}
+	machinesMu.Lock()
+	first := len(machines[t]) == 0
+	machines[t] = append(machines[t], vm)
+	machinesMu.Unlock()
+	if first {
+		// Registered after the test's temporary directory's removal and
+		// before the machines' own cleanups, it runs after those and
+		// before that: every machine has stopped, its files are there.
+		t.Cleanup(func() {
+			machinesMu.Lock()
+			vms := machines[t]
+			delete(machines, t)
+			machinesMu.Unlock()
+			if t.Failed() {
+				keepArtifacts(t, vms)
+			}
+		})
+	}
 	args, err := vm.args(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -135,14 +153,16 @@ func Start(t TB, cfg Config) *VM {
 		stderr.Close()
 		close(vm.done)
 	}()
-	t.Cleanup(func() {
-		vm.Kill()
-		if t.Failed() {
-			vm.keepArtifacts()
-		}
-	})
+	t.Cleanup(vm.Kill)
 	return vm
 }
+
+// machines are the machines each test started, in order, so that a failed
+// test keeps the console of each.
+var (
+	machinesMu sync.Mutex
+	machines   = map[TB][]*VM{}
+)
 
 func (vm *VM) args(cfg Config) ([]string, error) {
 	if cfg.Machine == "" {
@@ -434,24 +454,37 @@ func ArtifactDir() string {
 	return filepath.Join(os.TempDir(), "rke2-test-artifacts")
 }
 
-func (vm *VM) keepArtifacts() {
+// keepArtifacts copies the console log and QEMU's output of each of a
+// failed test's machines into ArtifactDir (numbered in the order they
+// started when there are several), and logs the last lines of each
+// console, the last machine's last: the one most likely to have failed is
+// at the end of the test's output, where CI's excerpt of it is.
+func keepArtifacts(t TB, vms []*VM) {
 	dir := ArtifactDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		vm.t.Logf("keep artifacts: %v", err)
+		t.Logf("keep artifacts: %v", err)
 		return
 	}
-	name := strings.NewReplacer("/", "_", " ", "_").Replace(vm.t.Name())
-	for _, f := range []string{"console.log", "qemu.stderr"} {
-		dst := filepath.Join(dir, name+"."+f)
-		if err := fsutil.CopyFile(filepath.Join(vm.dir, f), dst); err == nil {
-			vm.t.Logf("kept %s", dst)
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	for i, vm := range vms {
+		base := name
+		if len(vms) > 1 {
+			base = fmt.Sprintf("%s.%d", name, i+1)
+		}
+		for _, f := range []string{"console.log", "qemu.stderr"} {
+			dst := filepath.Join(dir, base+"."+f)
+			if err := fsutil.CopyFile(filepath.Join(vm.dir, f), dst); err == nil {
+				t.Logf("kept %s", dst)
+			}
 		}
 	}
-	lines := strings.Split(vm.Console(), "\n")
-	if len(lines) > 40 {
-		lines = lines[len(lines)-40:]
+	for i, vm := range vms {
+		lines := strings.Split(vm.Console(), "\n")
+		if len(lines) > 40 {
+			lines = lines[len(lines)-40:]
+		}
+		t.Logf("machine %d of %d, started %s, last console lines:\n%s", i+1, len(vms), vm.Started.Format("15:04:05"), strings.Join(lines, "\n"))
 	}
-	vm.t.Logf("last console lines:\n%s", strings.Join(lines, "\n"))
 }
 
 // StartSwitch starts a vde_switch (Debian's vde2) for the test: a private
