@@ -176,11 +176,15 @@ func TestCluster(t *testing.T) {
 	if err := vm.WaitExit(nodeTimeout); err != nil {
 		t.Fatalf("the node did not reboot for the upgrade: %v; errors: %v", err, vm.Errors())
 	}
+	var phases []string
 	for _, phase := range []string{upgradeapi.PhaseDownloading, upgradeapi.PhaseWriting, upgradeapi.PhaseRebooting} {
-		if _, err := vm.WaitEvent(console.EventUpgrade, map[string]string{"phase": phase, "plan": "to-test-2"}, time.Second); err != nil {
+		ev, err := vm.WaitEvent(console.EventUpgrade, map[string]string{"phase": phase, "plan": "to-test-2"}, time.Second)
+		if err != nil {
 			t.Errorf("the upgrade's console: %v", err)
 		}
+		phases = append(phases, phase+" t="+ev["t"])
 	}
+	t.Logf("upgrade: %s; shutdown-done t=%.3f", strings.Join(phases, ", "), vm.Milestones()["shutdown-done"])
 	if ev, _ := vm.WaitEvent(console.EventUpgrade, map[string]string{"phase": upgradeapi.PhaseRebooting}, time.Second); ev["slot"] != "B" {
 		t.Errorf("the upgrade wrote slot %q, want B", ev["slot"])
 	}
