@@ -96,6 +96,14 @@ func createPlanSpec(t *testing.T, rc *rest.Config, name string, spec upgradeapi.
 	})
 }
 
+// deletePlan deletes an UpgradePlan.
+func deletePlan(t *testing.T, rc *rest.Config, name string) {
+	t.Helper()
+	if err := dynamic.NewForConfigOrDie(rc).Resource(planResource).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete the UpgradePlan %s: %v", name, err)
+	}
+}
+
 // planStatus reads an UpgradePlan's status.
 func planStatus(rc *rest.Config, name string) (upgradeapi.PlanStatus, error) {
 	u, err := dynamic.NewForConfigOrDie(rc).Resource(planResource).Get(context.Background(), name, metav1.GetOptions{})

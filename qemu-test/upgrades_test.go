@@ -79,6 +79,8 @@ func TestUpgradeFailures(t *testing.T) {
 		t.Error("slot B was written with an artifact of another key")
 	}
 	waitUncordoned(t, cs.kc)
+	// A failed plan holds the later ones back until it is deleted.
+	deletePlan(t, rc, "evil")
 
 	// 2. A broken image, correctly signed: tried, then rolled back.
 	b := <-broken
@@ -106,7 +108,17 @@ func TestUpgradeFailures(t *testing.T) {
 	if _, err := vm.WaitFor(regexp.MustCompile(`Command line: .*rke2\.slot=A rke2\.trial=0`), bootTimeout); err != nil {
 		t.Fatalf("the tries spent: GRUB did not boot slot A: %v", err)
 	}
-	waitNodeReady(t, vm)
+	// PID 1 says the rollback before anything starts, rke2-node again
+	// with the build at node-ready: errors, and expected.
+	rolledBack := regexp.MustCompile(`upgrade rolled back`)
+	for _, m := range []string{"kubelet-started", "node-ready"} {
+		if _, err := vm.WaitMilestone(m, nodeTimeout); err != nil {
+			t.Fatalf("slot A after the rollback: %v; errors: %v", err, vm.Errors())
+		}
+	}
+	if errs := unexpectedErrors(vm, []*regexp.Regexp{rolledBack}); len(errs) > 0 {
+		t.Errorf("slot A after the rollback: errors %v", errs)
+	}
 	st = waitPlan(t, rc, "broken", upgradeapi.PlanFailed)
 	if len(st.Nodes) != 1 || st.Nodes[0].Phase != upgradeapi.PhaseRolledBack || !strings.Contains(st.Nodes[0].Reason, "test-broken") {
 		t.Errorf("the plan of the broken image: %+v", st)
@@ -116,6 +128,7 @@ func TestUpgradeFailures(t *testing.T) {
 	}
 	checkOSImage(t, cs.kc, "rke2os "+rke2Version(t)+" (server)")
 	waitUncordoned(t, cs.kc)
+	deletePlan(t, rc, "broken")
 
 	// 3. A good image, the power cut while it is written.
 	g := <-good
