@@ -167,4 +167,31 @@ func TestSlotRollback(t *testing.T) {
 	if ls := stateList(t, image, "/lib/rke2os"); strings.Contains(ls, "upgrade") {
 		t.Errorf("the reset kept the old state:\n%s", ls)
 	}
+
+	// A slot B that GRUB cannot load (no kernel on it): GRUB falls back to
+	// slot A with a try left, and the trial is over, not taken again at
+	// every boot (an upgrader would write the slot again, and again).
+	writeSlot(t, image, slots.B, []disk.File{
+		{Path: bootloader.SlotConfigPath, Data: bootloader.SlotConfig("console=ttyS0,115200 panic=5")},
+	})
+	grubEnv(t, image, func(env slots.Env) {
+		slots.State{Good: slots.A, Try: slots.B, Tries: slots.DefaultTries}.Apply(env)
+	})
+	vm = qemu.Start(t, cfg)
+	if _, err := vm.WaitFor(regexp.MustCompile(`Command line: .*rke2\.medium=RKE2_A rke2\.slot=A rke2\.trial=0`), bootTimeout); err != nil {
+		t.Fatalf("GRUB did not fall back to slot A: %v", err)
+	}
+	if _, err := vm.WaitEvent(console.EventSlot, map[string]string{"slot": "A", "good": "A", "outcome": "rolled-back"}, nodeTimeout); err != nil {
+		t.Fatalf("the fallback was not taken for a rollback: %v; errors: %v", err, vm.Errors())
+	}
+	if _, err := vm.WaitFor(regexp.MustCompile(`(?m)^rke2-init error=".*upgrade rolled back: GRUB booted slot A while slot B was being tried with 1 tries left`), time.Second); err != nil {
+		t.Errorf("the fallback was not reported in plain words: %v", err)
+	}
+	if _, err := vm.WaitMilestone("config-loaded", nodeTimeout); err != nil {
+		t.Fatalf("slot A did not boot on: %v; errors: %v", err, vm.Errors())
+	}
+	powerOffInOrder(t, vm, regexp.MustCompile(`rolled back`))
+	if s := slots.StateOf(grubEnv(t, image, nil)); s != (slots.State{Good: slots.A}) {
+		t.Errorf("after the fallback: state %+v, want slot A good and nothing tried", s)
+	}
 }

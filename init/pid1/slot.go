@@ -75,14 +75,19 @@ func readSlot(b slots.Boot, medium string) error {
 		slog.Info("trying a new system slot: it becomes the good one at node-ready", "slot", b.Slot, "good", st.Good, "tries_left", st.Tries, "deadline", trialTimeout)
 		goroutine.Go("trial deadline", func() { watchTrial(esp, b.Slot, trialTimeout) })
 	case slots.RolledBack:
-		console.Error(fmt.Errorf("upgrade rolled back: slot %s did not reach node-ready in %d boots; booted slot %s again", st.Try, slots.DefaultTries, b.Slot))
-		rb := slots.Rollback{Tried: st.Try, Good: b.Slot, Tries: slots.DefaultTries, At: time.Now().UTC()}
+		used := slots.DefaultTries - st.Tries
+		if st.Tries == 0 {
+			console.Error(fmt.Errorf("upgrade rolled back: slot %s did not reach node-ready in %d boots; booted slot %s again", st.Try, slots.DefaultTries, b.Slot))
+		} else {
+			console.Error(fmt.Errorf("upgrade rolled back: GRUB booted slot %s while slot %s was being tried with %d tries left (it could not load slot %s, or slot %s was chosen in the menu); the trial is over", b.Slot, st.Try, st.Tries, st.Try, b.Slot))
+		}
+		rb := slots.Rollback{Tried: st.Try, Good: b.Slot, Tries: used, At: time.Now().UTC()}
 		if err := recordRollback(rb); err != nil {
 			return err
 		}
 		if _, err := esp.Update(func(s slots.State) (slots.State, error) {
-			if s.Try != st.Try || s.Tries != 0 {
-				return s, nil
+			if s.Try != st.Try || s.Tries != st.Tries {
+				return s, nil // changed since it was read
 			}
 			return s.Forget(), nil
 		}); err != nil {

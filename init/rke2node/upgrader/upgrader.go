@@ -152,9 +152,9 @@ func (u *upgrader) settle(ctx context.Context) {
 	}
 	switch {
 	case rb != nil:
-		reason := fmt.Sprintf("slot %s did not reach node-ready in %d boots; the node booted slot %s again, on its previous version", rb.Tried, rb.Tries, rb.Good)
+		reason := fmt.Sprintf("slot %s did not reach node-ready in %s; the node booted slot %s again, on its previous version", rb.Tried, boots(rb.Tries), rb.Good)
 		if p != nil {
-			reason = fmt.Sprintf("slot %s (build %s, RKE2 %s) did not reach node-ready in %d boots; the node booted slot %s again, on its previous version", rb.Tried, p.Build, p.Version, rb.Tries, rb.Good)
+			reason = fmt.Sprintf("slot %s (build %s, RKE2 %s) did not reach node-ready in %s; the node booted slot %s again, on its previous version", rb.Tried, p.Build, p.Version, boots(rb.Tries), rb.Good)
 		}
 		console.Error(fmt.Errorf("upgrade rolled back: %s", reason))
 		u.event(ctx, "Warning", "UpgradeRolledBack", reason)
@@ -316,4 +316,12 @@ func (u *upgrader) builtAt() (time.Time, bool, error) {
 		return t, true, nil
 	}
 	return time.Time{}, false, nil
+}
+
+// boots is "1 boot" or "n boots".
+func boots(n int) string {
+	if n == 1 {
+		return "1 boot"
+	}
+	return fmt.Sprintf("%d boots", n)
 }

@@ -105,7 +105,10 @@ const (
 	// Trying: the slot being tried booted; it becomes good at node-ready.
 	Trying
 	// RolledBack: a slot was tried until no tries were left, and GRUB
-	// booted the good one again.
+	// booted the good one again; or GRUB booted the good one while a
+	// trial was armed (it could not load the slot tried and fell back,
+	// or the good slot was chosen in the menu): the trial is over too,
+	// or each boot would end the same way.
 	RolledBack
 )
 
@@ -119,7 +122,7 @@ func (s State) Outcome(b Boot) Outcome {
 	switch {
 	case s.Try != "" && b.Slot == s.Try && b.Trial:
 		return Trying
-	case s.Try != "" && b.Slot != s.Try && s.Tries == 0:
+	case s.Try != "" && b.Slot != s.Try:
 		return RolledBack
 	}
 	return Steady

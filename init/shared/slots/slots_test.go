@@ -117,8 +117,10 @@ func TestOutcome(t *testing.T) {
 		{"first try", Env{VarGood: "A", VarTry: "B", VarTries: "1"}, Boot{Slot: B, Trial: true}, Trying, State{A, B, 1}},
 		{"last try", Env{VarGood: "A", VarTry: "B", VarTries: "0"}, Boot{Slot: B, Trial: true}, Trying, State{A, B, 0}},
 		{"tries used up", Env{VarGood: "A", VarTry: "B", VarTries: "0"}, Boot{Slot: A}, RolledBack, State{A, B, 0}},
-		// Tries left but the good slot booted: chosen by hand in the menu.
-		{"good chosen by hand", Env{VarGood: "A", VarTry: "B", VarTries: "1"}, Boot{Slot: A}, Steady, State{A, B, 1}},
+		// Tries left but the good slot booted: GRUB fell back (it could
+		// not load slot B) or it was chosen in the menu. The trial is
+		// over: kept, each boot would fall back the same way.
+		{"fallback with tries left", Env{VarGood: "A", VarTry: "B", VarTries: "1"}, Boot{Slot: A}, RolledBack, State{A, B, 1}},
 		{"try of the good slot ignored", Env{VarGood: "A", VarTry: "A", VarTries: "2"}, Boot{Slot: A}, Steady, State{Good: A}},
 		{"nonsense tries", Env{VarGood: "A", VarTry: "B", VarTries: "9"}, Boot{Slot: A}, RolledBack, State{A, B, 0}},
 		{"nonsense good", Env{VarGood: "C"}, Boot{Slot: A}, Steady, State{Good: A}},
