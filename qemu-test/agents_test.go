@@ -81,7 +81,10 @@ func TestAgents(t *testing.T) {
 	cs.cfg.NetdevOpts += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9345", sup)
 	cs.rke2 = fmt.Sprintf("  token: %s\n  agent-token: %s\n", testServerSecret, testAgentSecret)
 	// The next version's artifacts, both roles, are built while the
-	// nodes boot.
+	// server boots, and before the agent does: built beside the agent's
+	// first boot, on one vCPU niced, they slowed the unpacking of its
+	// kube-proxy image past the kubelet's two-minute limit for creating
+	// a container, which it then tried again from scratch for ever.
 	next := make(chan [2]built, 1)
 	go func() {
 		var b [2]built
@@ -95,13 +98,14 @@ func TestAgents(t *testing.T) {
 	ctx := context.Background()
 	checkWorkload(t, ctx, cs.kc)
 	tokens := testTokens(t, cs.secrets)
+	artifacts := <-next
 	// The agent's image carries the cluster's upgrade key (--secrets
 	// bakes only that into an agent image).
 	base := roleImage(t, "agent", "--secrets", cs.secrets)
 	agentCfg := agentConfig(t, base, cs.cfg.Switch, "agent1", clusterNet+"11", tokens.agent, 3072)
 	agent := joinAgent(t, ctx, cs.kc, agentCfg)
 	checkSupervisorRoles(t, ctx, cs.kc, fmt.Sprintf("https://127.0.0.1:%d", sup), cs.secrets, tokens)
-	vm, agent = upgradeInOrder(t, cs, vm, agent, agentCfg, <-next)
+	vm, agent = upgradeInOrder(t, cs, vm, agent, agentCfg, artifacts)
 	powerOffInOrder(t, agent)
 	checkRefusals(t, vm, base, cs.cfg.Switch, tokens.agent)
 	powerOffInOrder(t, vm)
