@@ -64,7 +64,12 @@ func (u *upgrader) watchFrom(ctx context.Context, rv string) error {
 	if timeout < 1 {
 		timeout = 1
 	}
-	ctx, cancel := context.WithTimeout(ctx, u.Resync+10*time.Second)
+	// The watch ends with the server's timeout, or a little after it;
+	// what it starts does not: an upgrade runs in the upgrader's own
+	// context (a download longer than the watch was cut off, said as a
+	// shutdown, and started over at the next watch, for ever).
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, u.Resync+min(u.Resync, 10*time.Second))
 	defer cancel()
 	w, err := u.Client.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{
 		FieldSelector:   fields.OneTermEqualSelector("metadata.name", u.NodeName).String(),
@@ -90,7 +95,7 @@ func (u *upgrader) watchFrom(ctx context.Context, rv string) error {
 				if !ok || n.Name != u.NodeName {
 					continue
 				}
-				if u.consider(ctx, n) {
+				if u.consider(parent, n) {
 					return nil
 				}
 			}

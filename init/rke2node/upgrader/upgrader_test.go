@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,7 +155,8 @@ type rig struct {
 	srv    *httptest.Server
 
 	onServe func() // called as the artifact is served
-	chunked bool   // served without a Content-Length
+	resync  time.Duration
+	chunked bool // served without a Content-Length
 
 	mu     sync.Mutex
 	phases []string
@@ -271,7 +273,7 @@ func (r *rig) start() {
 	go func() {
 		defer close(done)
 		Run(ctx, Config{Files: r.files, NodeName: nodeName, Role: "server", Client: r.kc, System: r.sys,
-			Retry: 10 * time.Millisecond, Progress: 5 * time.Millisecond, StallTimeout: 2 * time.Second})
+			Retry: 10 * time.Millisecond, Progress: 5 * time.Millisecond, StallTimeout: 2 * time.Second, Resync: r.resync})
 	}()
 	r.t.Cleanup(func() {
 		cancel()
@@ -702,5 +704,25 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An upgrade asked for while the upgrader watches its Node outlives the
+// watch: a download longer than the watch's timeout is not cut off (it
+// was, said as a shutdown, and started over at every watch).
+func TestUpgradeOutlivesTheWatch(t *testing.T) {
+	r := newRig(t)
+	r.resync = 100 * time.Millisecond // the watch ends after 200 ms
+	r.onServe = func() { time.Sleep(time.Second) }
+	r.start()
+	time.Sleep(50 * time.Millisecond) // watching
+	req := r.request()
+	r.ask(req)
+	st := r.waitPhase(upgradeapi.PhaseRebooting)
+	if !st.For(req) {
+		t.Errorf("status %+v is not for %+v", st, req)
+	}
+	if got := r.gotPhases(); slices.Contains(got, upgradeapi.PhaseFailed) {
+		t.Errorf("phases %v: the upgrade failed on its way", got)
 	}
 }
