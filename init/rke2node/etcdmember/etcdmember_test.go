@@ -113,14 +113,20 @@ func TestIsErr(t *testing.T) {
 
 // freeURL is an http URL on 127.0.0.1 with a port that was free a moment
 // ago.
-func freeURL(t *testing.T) string {
+// freeURLs are n URLs on distinct free ports: every listener is held
+// until all are chosen (one at a time, two could get the same port).
+func freeURLs(t *testing.T, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var urls []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		urls = append(urls, "http://"+l.Addr().String())
 	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
+	return urls
 }
 
 // startEtcd starts an in-process etcd member and waits until it serves.
@@ -200,9 +206,8 @@ func TestJoinAndLeave(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	aPeer, aClient := freeURL(t), freeURL(t)
-	bPeer, bClient := freeURL(t), freeURL(t)
-	otherPeer := freeURL(t)
+	u := freeURLs(t, 5)
+	aPeer, aClient, bPeer, bClient, otherPeer := u[0], u[1], u[2], u[3], u[4]
 
 	startEtcd(t, "a", aPeer, aClient, "a="+aPeer, embed.ClusterStateFlagNew)
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{aClient}, DialTimeout: 30 * time.Second})
