@@ -111,9 +111,7 @@ func TestIsErr(t *testing.T) {
 	}
 }
 
-// freeURL is an http URL on 127.0.0.1 with a port that was free a moment
-// ago.
-// freeURLs are n URLs on distinct free ports: every listener is held
+// freeURLs are n http URLs on 127.0.0.1 on distinct free ports: every listener is held
 // until all are chosen (one at a time, two could get the same port).
 func freeURLs(t *testing.T, n int) []string {
 	t.Helper()
