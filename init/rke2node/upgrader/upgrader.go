@@ -290,9 +290,9 @@ func sleep(ctx context.Context, b *backoff.Backoff) bool {
 }
 
 // builtAt is the running image's build date, from its os-release; false
-// when there is no os-release to read or it names no date (an image built
-// before the field). A date that cannot be read is an error: the check
-// fails closed.
+// when Files.OSRelease is "" or the file names no date (an image built
+// before the field). A file or a date that cannot be read is an error:
+// the check fails closed.
 func (u *upgrader) builtAt() (time.Time, bool, error) {
 	if u.OSRelease == "" {
 		return time.Time{}, false, nil
