@@ -77,6 +77,11 @@ func upgradePlanSchema() map[string]any {
 			"phase":   str("waiting, draining, downloading, writing, rebooting, done, failed or rolled-back."),
 			"reason":  str("Why the node is in this phase."),
 			"osImage": str("The Node's status.nodeInfo.osImage."),
+			"sha256":  str("The artifact the plan asks of the node's role."),
+			"drainSince": map[string]any{"type": "string", "format": "date-time",
+				"description": "When the controller cordoned the node and began its drain."},
+			"requested": map[string]any{"type": "boolean",
+				"description": "The drain ended and the controller asked the node to upgrade."},
 		},
 	}
 	status := map[string]any{

@@ -18,6 +18,11 @@
 //     old one and the node says PhaseRolledBack.
 //  4. The controller uncordons the node, records it in the plan's status
 //     and goes on; a failed or rolled-back node stops the plan.
+//
+// The controller records each step in the plan's status before it takes
+// it (cordon, request), and reads its own state only from there: a
+// node's kubelet may write its own Node's annotations, so StatusKey is
+// believed only as the answer to a request the plan's status records.
 package upgradeapi
 
 import (
@@ -104,6 +109,17 @@ type NodeProgress struct {
 	Phase   string `json:"phase"`
 	Reason  string `json:"reason,omitempty"`
 	OSImage string `json:"osImage,omitempty"`
+	// SHA256 is the artifact the line is about: the one the plan asks of
+	// the node's role.
+	SHA256 string `json:"sha256,omitempty"`
+	// The controller's records of its own steps, kept here, where only
+	// the controller writes (a node may write its own Node's
+	// annotations, so none of them is taken from there). DrainSince is
+	// when it cordoned the node and began its drain; Requested that the
+	// drain ended and it asked the node for SHA256 (RequestKey). A
+	// node's answer counts only for a request recorded here.
+	DrainSince *metav1.Time `json:"drainSince,omitempty"`
+	Requested  bool         `json:"requested,omitempty"`
 }
 
 // Node phases, in the plan's status and a node's StatusKey.

@@ -2,15 +2,19 @@ package upgradectl
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rke2os/rke2os/init/rke2node/crds"
 	"github.com/rke2os/rke2os/init/rke2node/upgradeapi"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 // TestSingleServer is the case of a cluster of one server, whose
@@ -46,9 +50,8 @@ func TestSingleServer(t *testing.T) {
 	r, ok := requestOf(n)
 	want(t, "requested", ok, true)
 	want(t, "request", r, serverReq("v2", 1))
-	_, draining := drainOf(n)
-	want(t, "drain record left", draining, false)
 	st := e.status("v2")
+	want(t, "recorded", lines(st), "s1=downloading(requested)")
 	want(t, "phase", st.Phase, upgradeapi.PlanRolling)
 	want(t, "total", st.Total, 1)
 	want(t, "nodes", e.phases("v2"), "s1=downloading")
@@ -75,7 +78,7 @@ func TestSingleServer(t *testing.T) {
 	e.sync()
 	n = e.node("s1")
 	want(t, "uncordoned", n.Spec.Unschedulable, false)
-	for _, k := range []string{CordonedKey, DrainKey, upgradeapi.RequestKey} {
+	for _, k := range []string{CordonedKey, upgradeapi.RequestKey} {
 		if _, ok := n.Annotations[k]; ok {
 			t.Errorf("%s left on the node", k)
 		}
@@ -112,11 +115,10 @@ func TestRestartResumes(t *testing.T) {
 		pod("default", "web-1", "s1", ownedBy("ReplicaSet")),
 	}
 	p := planObj("v2", 1, t0, func(s *upgradeapi.PlanSpec) { s.Agent = nil })
-	p.Object["status"] = map[string]any{"phase": "Rolling", "done": int64(0), "total": int64(2), "observedGeneration": int64(1),
-		"nodes": []any{
-			map[string]any{"name": "s1", "role": "server", "phase": "rebooting"},
-			map[string]any{"name": "s2", "role": "server", "phase": "waiting"},
-		}}
+	s1 := recRequested("s1", req)
+	s1.Phase = upgradeapi.PhaseRebooting
+	setStatus(p, Status{ObservedGeneration: 1, PlanStatus: upgradeapi.PlanStatus{Phase: upgradeapi.PlanRolling, Total: 2,
+		Nodes: []upgradeapi.NodeProgress{s1, recLine("s2", serverReq("v2", 1), upgradeapi.PhaseWaiting)}}})
 	e := newEnv(t, objs, p)
 	e.sync()
 	want(t, "s1 uncordoned", e.node("s1").Spec.Unschedulable, false)
@@ -163,7 +165,10 @@ func TestOrder(t *testing.T) {
 // the first server back until it is done.
 func TestServersAlone(t *testing.T) {
 	objs := []runtime.Object{server("s1"), agent("a1", requestedBy(agentReq("v2", 1)))}
-	e := newEnv(t, objs, planObj("v2", 1, t0, nil))
+	p := planObj("v2", 1, t0, nil)
+	setStatus(p, Status{ObservedGeneration: 1, PlanStatus: upgradeapi.PlanStatus{Phase: upgradeapi.PlanRolling,
+		Nodes: []upgradeapi.NodeProgress{recRequested("a1", agentReq("v2", 1))}}})
+	e := newEnv(t, objs, p)
 	e.sync()
 	want(t, "in progress", e.inProgress(), "a1")
 	e.finish("a1")
@@ -171,38 +176,45 @@ func TestServersAlone(t *testing.T) {
 	want(t, "in progress", e.inProgress(), "s1")
 }
 
-// TestNotReady: nothing starts while a selected node is not Ready, be it
-// one in progress (an agent rebooting) or one not started.
+// TestNotReady: a server not Ready holds everything; an agent not Ready
+// holds no server, and counts as one in progress against concurrency.
 func TestNotReady(t *testing.T) {
 	objs := []runtime.Object{server("s1"), agent("a1"), agent("a2"), agent("a3", notReady)}
 	e := newEnv(t, objs, planObj("v2", 1, t0, func(s *upgradeapi.PlanSpec) { s.Concurrency = 2 }))
 	e.sync()
-	want(t, "in progress", e.inProgress(), "")
-	want(t, "message", e.status("v2").Message, "waiting for node a3 to be Ready")
-
-	e.setReady("a3", true)
-	e.sync()
 	want(t, "in progress", e.inProgress(), "s1")
-	// The server rebooting: no agent starts, though servers are all in.
+	// The server rebooting: no agent starts, though the servers are all
+	// in.
 	e.answer("s1", upgradeapi.PhaseRebooting, "")
 	e.setReady("s1", false)
 	e.sync()
 	want(t, "in progress", e.inProgress(), "s1")
+	want(t, "message", e.status("v2").Message, "s1 rebooting; waiting for node s1 to be Ready")
 	e.setReady("s1", true)
 	e.finish("s1")
 	e.sync()
-	want(t, "in progress", e.inProgress(), "a1 a2")
-	// a1 reboots; a2 is done: a3 waits for a1, though one agent is in
-	// progress of two allowed.
-	e.answer("a1", upgradeapi.PhaseRebooting, "")
-	e.setReady("a1", false)
-	e.finish("a2")
+	// a3, not Ready, takes one of the two places.
+	want(t, "in progress", e.inProgress(), "a1")
 	e.sync()
 	want(t, "in progress", e.inProgress(), "a1")
-	want(t, "message", e.status("v2").Message, "a1 rebooting; waiting for node a1 to be Ready")
-	e.setReady("a1", true)
+	want(t, "message", e.status("v2").Message, "a1 downloading; waiting for node a3 to be Ready")
+	e.finish("a1")
 	e.sync()
-	want(t, "in progress", e.inProgress(), "a1 a3")
+	want(t, "in progress", e.inProgress(), "a2")
+	want(t, "message", e.status("v2").Message, "a2 downloading; waiting for node a3 to be Ready")
+	e.setReady("a3", true)
+	e.sync()
+	want(t, "in progress", e.inProgress(), "a2 a3")
+	// a2 rebooting counts once: nothing more to start anyway.
+	e.answer("a2", upgradeapi.PhaseRebooting, "")
+	e.setReady("a2", false)
+	e.finish("a3")
+	e.sync()
+	want(t, "in progress", e.inProgress(), "a2")
+	e.setReady("a2", true)
+	e.finish("a2")
+	e.sync()
+	want(t, "phase", e.status("v2").Phase, upgradeapi.PlanDone)
 }
 
 // TestFailedStops: a node that fails stops the plan; it is uncordoned
@@ -502,4 +514,65 @@ func TestEvicted(t *testing.T) {
 	} {
 		want(t, tc.pod.Name, Evicted(tc.pod), tc.want)
 	}
+}
+
+// TestRecordedFirst: a step on a node is taken only once the plan's
+// status records it. A status the apiserver refuses (another leader
+// wrote first) leaves the node untouched; the next pass does it.
+func TestRecordedFirst(t *testing.T) {
+	e := newEnv(t, []runtime.Object{agent("a1")}, planObj("v2", 1, t0, nil))
+	refuse := true
+	e.dyn.PrependReactor("update", "upgradeplans", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() == "status" && refuse {
+			return true, nil, apierrors.NewConflict(crds.UpgradePlan.GroupResource(), "v2", errors.New("the object has been modified"))
+		}
+		return false, nil, nil
+	})
+	if _, err := e.c.Sync(context.Background()); err == nil {
+		t.Error("a refused status was not an error")
+	}
+	n := e.node("a1")
+	want(t, "cordoned", n.Spec.Unschedulable, false)
+	if _, ok := requestOf(n); ok {
+		t.Error("requested unrecorded")
+	}
+	refuse = false
+	e.sync()
+	want(t, "in progress", e.inProgress(), "a1")
+	want(t, "recorded", lines(e.status("v2")), "a1=downloading(requested)")
+}
+
+// TestNodeWritesItsOwn: what a node writes on its own Node (its kubelet
+// may) is not the controller's word. An answer to a request never made
+// neither ends the node's turn nor fails the plan; a request, a cordon
+// mark or an old drain record no plan recorded is taken off.
+func TestNodeWritesItsOwn(t *testing.T) {
+	areq := agentReq("v2", 1)
+	objs := []runtime.Object{
+		agent("a1", answered(areq, upgradeapi.PhaseDone, "", t0.Add(48*time.Hour))),
+		agent("a2", answered(areq, upgradeapi.PhaseFailed, "forged", t0.Add(48*time.Hour))),
+		agent("a3", annotate(upgradeapi.RequestKey, areq), annotate(CordonedKey, "true"), cordoned,
+			annotate("upgrade.rke2os.io/drain", `{"plan":"v2","generation":1,"failed":"drain: forged"}`)),
+	}
+	e := newEnv(t, objs, planObj("v2", 1, t0, nil))
+	e.sync()
+	st := e.status("v2")
+	want(t, "phase", st.Phase, upgradeapi.PlanRolling)
+	want(t, "lines", lines(st), "a1=downloading(requested) a2=waiting a3=waiting")
+	want(t, "in progress", e.inProgress(), "a1")
+	n := e.node("a3")
+	if _, ok := requestOf(n); ok {
+		t.Error("a3's own request left")
+	}
+	want(t, "a3 uncordoned", n.Spec.Unschedulable, false)
+	// a1's own answer was removed when it was asked: it must answer.
+	if _, ok := e.node("a1").Annotations[upgradeapi.StatusKey]; ok {
+		t.Error("a1's unasked answer left")
+	}
+	e.sync()
+	want(t, "phase", e.status("v2").Phase, upgradeapi.PlanRolling)
+	e.finish("a1")
+	e.sync()
+	want(t, "in progress", e.inProgress(), "a2")
+	want(t, "phase", e.status("v2").Phase, upgradeapi.PlanRolling)
 }

@@ -41,7 +41,7 @@ type state int
 
 const (
 	waiting   state = iota // not started for this plan's request
-	draining               // cordoned, pods being evicted (DrainKey)
+	draining               // cordoned, pods being evicted
 	requested              // drained, RequestKey set, the node at work
 	done                   // the node runs the plan's artifact
 	failed                 // the node failed or rolled back this request
@@ -56,26 +56,45 @@ type nodeView struct {
 	// phase and reason are its line in the plan's status.
 	phase, reason string
 	ready         bool
-	// cur is the node's RequestKey when it is this plan's (nil if not);
-	// drain its DrainKey when this plan's.
-	cur   *upgradeapi.Request
-	drain *drainRecord
-	// keepDrain: drain records the failed drain of the current request,
-	// the plan's evidence of it; releasing the node leaves it.
-	keepDrain bool
-	// busyWith names another plan whose request or drain is on the node:
-	// it does not start for this one until that is over.
+	// since is when its drain began (draining, requested), as the plan's
+	// status records it.
+	since *metav1.Time
+	// cur is the node's RequestKey (nil if none), whichever plan's.
+	cur *upgradeapi.Request
+	// busyWith names another plan that has the node in progress: it does
+	// not start for this one until that is over.
 	busyWith string
+}
+
+func (v *nodeView) inProgress() bool { return v.state == draining || v.state == requested }
+
+// line is the node's line in the plan's status, with the controller's
+// records of it.
+func (v *nodeView) line() upgradeapi.NodeProgress {
+	np := upgradeapi.NodeProgress{Name: v.node.Name, Role: v.role, Phase: v.phase, Reason: v.reason,
+		OSImage: v.node.Status.NodeInfo.OSImage, SHA256: v.req.SHA256}
+	if v.inProgress() {
+		np.DrainSince, np.Requested = v.since, v.state == requested
+	}
+	return np
+}
+
+// drainOutcome is what one step of a node's drain came to in this pass:
+// the next round of the pass records it in the plan's status.
+type drainOutcome struct {
+	plan    string
+	drained bool
+	failed  string // why the drain failed
 }
 
 // kind of a node action.
 type kind int
 
 const (
-	actStart   kind = iota // cordon, record the drain's start
-	actDrain               // evict; drained: set RequestKey; too long: fail
-	actRequest             // set RequestKey (the plan changed)
-	actRelease             // uncordon what we cordoned, remove our annotations
+	actStart   kind = iota // cordon (the drain's start is recorded)
+	actDrain               // evict; its outcome goes to the next round
+	actRequest             // set RequestKey (recorded as requested)
+	actRelease             // remove a RequestKey no plan has in progress, uncordon what we cordoned
 )
 
 func (k kind) String() string {
@@ -86,14 +105,13 @@ func (k kind) String() string {
 type action struct {
 	kind kind
 	node string
-	plan string
+	plan string             // start, drain, request; release: the plan of the request dropped
 	req  upgradeapi.Request // start, drain, request
 	// since and timeout bound a drain.
 	since   time.Time
 	timeout time.Duration
-	// keepDrain: release leaves the DrainKey (a failed drain, kept as
-	// the plan's evidence).
-	keepDrain bool
+	// dropRequest and uncordon are what a release does.
+	dropRequest, uncordon bool
 }
 
 func (a action) String() string { return fmt.Sprintf("%s %s (plan %s)", a.kind, a.node, a.plan) }
@@ -113,7 +131,7 @@ type planResult struct {
 }
 
 // decision is what a pass decides: each plan's status, and the actions
-// on Nodes.
+// on Nodes, to be taken once the statuses that record them are written.
 type decision struct {
 	plans   []planResult
 	actions []action
@@ -122,12 +140,15 @@ type decision struct {
 	draining bool
 }
 
-// decide is the controller's logic, a function of what the API holds:
-// the plans, each with the status it has, and the Nodes (their labels,
-// Ready condition, cordon and the annotations of the controller and of
-// the node). Nothing else is remembered between passes, so a new leader,
-// or this one after its own node rebooted, goes on where it was.
-func decide(now time.Time, plans []*plan, nodes []*corev1.Node) decision {
+// decide is the controller's logic, a function of what the API holds
+// and of this pass's drains: the plans, each with the status it has (the
+// controller's records of each node), and the Nodes (their labels, Ready
+// condition, cordon, the node's answer). Nothing else is remembered
+// between passes, so a new leader, or this one after its own node
+// rebooted, goes on where it was. A node's answer is believed only for a
+// request the plan's status records: a node writes its own Node, and
+// must not be able to say it is done, or fail a plan, unasked.
+func decide(now time.Time, plans []*plan, nodes []*corev1.Node, drains map[string]drainOutcome) decision {
 	plans = slices.Clone(plans)
 	slices.SortStableFunc(plans, func(a, b *plan) int {
 		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), cmp.Compare(a.Name, b.Name))
@@ -137,77 +158,77 @@ func decide(now time.Time, plans []*plan, nodes []*corev1.Node) decision {
 
 	views := make([][]nodeView, len(plans))
 	errs := make([]error, len(plans))
-	// claimed: node -> plan whose markers on it are accounted for by a
-	// plan that selects it.
-	claimed := map[string]bool{}
 	for i, p := range plans {
-		views[i], errs[i] = p.view(nodes)
-		for _, v := range views[i] {
-			claimed[v.node.Name+"\x00"+p.Name] = true
+		views[i], errs[i] = p.view(nodes, drains)
+	}
+	// busy: node -> the plan that has it in progress. Should two plans'
+	// records claim one node, the older plan keeps it.
+	busy := map[string]string{}
+	for i, p := range plans {
+		for j := range views[i] {
+			v := &views[i][j]
+			if !v.inProgress() {
+				continue
+			}
+			if _, ok := busy[v.node.Name]; ok {
+				v.state, v.phase, v.reason, v.since = waiting, upgradeapi.PhaseWaiting, "", nil
+				continue
+			}
+			busy[v.node.Name] = p.Name
 		}
 	}
-
-	var d decision
-	// Markers of a plan that is gone, or that no longer selects the node:
-	// released, except for a node whose upgrade is under way (it finishes
-	// what it started, cordoned, and is released once it says how it
-	// ended). busy are the nodes in progress, whoever's.
-	busy := map[string]string{} // node -> plan
+	// A request no plan has in progress (its plan deleted, or the node no
+	// longer selected) that the node is at work on: the node finishes
+	// what it started, cordoned, and holds the others until it says how
+	// it ended.
 	for _, n := range nodes {
-		cur, hasCur := requestOf(n)
-		dr, hasDr := drainOf(n)
-		switch {
-		case hasCur:
-			busy[n.Name] = cur.Plan
-		case hasDr && dr.Failed == "":
-			busy[n.Name] = dr.Plan
-		}
-		owner := ""
-		if hasCur {
-			owner = cur.Plan
-		} else if hasDr {
-			owner = dr.Plan
-		}
-		if owner == "" || claimed[n.Name+"\x00"+owner] {
+		if _, ok := busy[n.Name]; ok {
 			continue
 		}
-		if hasCur {
+		if cur, ok := requestOf(n); ok {
 			if ns, ok := statusOf(n); ok && ns.For(cur) && !terminal(ns.Phase) && ns.Phase != upgradeapi.PhaseWaiting {
-				continue // under way: wait for its end
+				busy[n.Name] = cur.Plan
 			}
 		}
-		delete(busy, n.Name)
-		d.actions = append(d.actions, action{kind: actRelease, node: n.Name, plan: owner})
+	}
+	for i, p := range plans {
+		for j := range views[i] {
+			v := &views[i][j]
+			if b := busy[v.node.Name]; v.state == waiting && b != "" && b != p.Name {
+				v.busyWith, v.reason = b, "busy with plan "+b
+			}
+		}
 	}
 
 	results := make([]planResult, len(plans))
 	for i, p := range plans {
-		var releases []action
-		results[i], releases = p.assess(views[i], errs[i])
-		d.actions = append(d.actions, releases...)
+		results[i] = p.assess(views[i], errs[i])
 	}
 	// The active plan: the oldest with a node in progress, else the
 	// oldest not done. A failed plan holds the later ones back until it
 	// is changed or deleted.
 	active := slices.IndexFunc(views, func(vs []nodeView) bool {
-		return slices.ContainsFunc(vs, func(v nodeView) bool { return v.state == draining || v.state == requested })
+		return slices.ContainsFunc(vs, func(v nodeView) bool { return v.inProgress() })
 	})
 	if active < 0 {
 		active = slices.IndexFunc(results, func(r planResult) bool { return r.status.Phase != upgradeapi.PlanDone })
 	}
+	var d decision
 	for i, p := range plans {
 		r := &results[i]
 		if r.status.Phase == upgradeapi.PlanRolling && i == active {
-			d.actions = append(d.actions, p.turn(now, views[i], busy)...)
-			r.status.Message = rollingMessage(views[i], busy, p.Name)
+			acts, waits := p.turn(now, views[i], busy)
+			d.actions = append(d.actions, acts...)
+			r.status.Message = rollingMessage(views[i], waits)
 		} else {
 			// Drains go on only in the active, rolling plan: a stopped
 			// or waiting plan's drains end (the node uncordoned); a node
 			// it already asked to upgrade finishes.
-			for j, v := range views[i] {
+			for j := range views[i] {
+				v := &views[i][j]
 				if v.state == draining {
-					d.actions = append(d.actions, action{kind: actRelease, node: v.node.Name, plan: p.Name})
-					r.status.Nodes[j].Phase, r.status.Nodes[j].Reason = upgradeapi.PhaseWaiting, ""
+					v.state, v.phase, v.reason, v.since = waiting, upgradeapi.PhaseWaiting, "", nil
+					delete(busy, v.node.Name)
 				}
 			}
 			if r.status.Phase == upgradeapi.PlanRolling {
@@ -215,8 +236,25 @@ func decide(now time.Time, plans []*plan, nodes []*corev1.Node) decision {
 				r.status.Message = "waits for plan " + plans[active].Name
 			}
 		}
+		for _, v := range views[i] {
+			r.status.Nodes = append(r.status.Nodes, v.line())
+		}
 		r.events = transitions(p, r.status)
 		d.plans = append(d.plans, *r)
+	}
+	// The controller's marks on a node that no plan has in progress (done,
+	// failed, its drain stopped, its plan gone) are taken off: the
+	// request removed, the node uncordoned if the controller cordoned it.
+	for _, n := range nodes {
+		owner := busy[n.Name]
+		rel := action{kind: actRelease, node: n.Name}
+		if cur, ok := requestOf(n); ok && cur.Plan != owner {
+			rel.dropRequest, rel.plan = true, cur.Plan
+		}
+		rel.uncordon = owner == "" && n.Annotations[CordonedKey] == "true"
+		if rel.dropRequest || rel.uncordon {
+			d.actions = append(d.actions, rel)
+		}
 	}
 	for _, a := range d.actions {
 		if a.kind == actDrain {
@@ -228,7 +266,7 @@ func decide(now time.Time, plans []*plan, nodes []*corev1.Node) decision {
 
 // view is the plan's selected nodes, in the order they go (servers by
 // name, then agents by name), and where each stands.
-func (p *plan) view(nodes []*corev1.Node) ([]nodeView, error) {
+func (p *plan) view(nodes []*corev1.Node, drains map[string]drainOutcome) ([]nodeView, error) {
 	sel := labels.Everything()
 	if p.Spec.NodeSelector != nil {
 		s, err := metav1.LabelSelectorAsSelector(p.Spec.NodeSelector)
@@ -237,13 +275,9 @@ func (p *plan) view(nodes []*corev1.Node) ([]nodeView, error) {
 		}
 		sel = s
 	}
-	sticky := map[string]upgradeapi.NodeProgress{}
-	if p.status.ObservedGeneration == p.Generation {
-		for _, np := range p.status.Nodes {
-			if np.Phase == upgradeapi.PhaseDone || np.Phase == upgradeapi.PhaseFailed || np.Phase == upgradeapi.PhaseRolledBack {
-				sticky[np.Name] = np
-			}
-		}
+	recs := map[string]upgradeapi.NodeProgress{}
+	for _, np := range p.status.Nodes {
+		recs[np.Name] = np
 	}
 	var out []nodeView
 	for _, n := range nodes {
@@ -257,7 +291,11 @@ func (p *plan) view(nodes []*corev1.Node) ([]nodeView, error) {
 		}
 		v := nodeView{node: n, role: role, ready: Ready(n),
 			req: upgradeapi.Request{Plan: p.Name, Generation: p.Generation, Artifact: *art}}
-		v.evaluate(p, sticky[n.Name])
+		var dr drainOutcome
+		if o, ok := drains[n.Name]; ok && o.plan == p.Name {
+			dr = o
+		}
+		v.evaluate(p, recs[n.Name], dr)
 		out = append(out, v)
 	}
 	slices.SortStableFunc(out, func(a, b nodeView) int {
@@ -272,71 +310,65 @@ func (p *plan) view(nodes []*corev1.Node) ([]nodeView, error) {
 	return out, nil
 }
 
-// evaluate sets where the node stands: from what the plan's status said
-// of this generation (a node done or failed stays so), then from the
-// node's answer, then from the controller's own annotations.
-func (v *nodeView) evaluate(p *plan, sticky upgradeapi.NodeProgress) {
+// evaluate sets where the node stands: from the plan's status (what it
+// said of the node, the controller's records of its drain and request),
+// then from this pass's drain, then from the node's answer to a recorded
+// request.
+func (v *nodeView) evaluate(p *plan, rec upgradeapi.NodeProgress, dr drainOutcome) {
 	n := v.node
-	ns, hasNS := statusOf(n)
 	if cur, ok := requestOf(n); ok {
-		if cur.Plan == p.Name {
-			v.cur = &cur
-		} else {
-			v.busyWith = cur.Plan
-		}
+		v.cur = &cur
 	}
-	if dr, ok := drainOf(n); ok {
-		if dr.Plan == p.Name {
-			v.drain = &dr
-			v.keepDrain = dr.Failed != "" && dr.Request == v.req
-		} else if dr.Failed == "" && v.busyWith == "" {
-			v.busyWith = dr.Plan
-		}
-	}
-	// An answer older than the plan is of an earlier plan of that name.
-	fresh := hasNS && !ns.Time.Time.Before(p.CreationTimestamp.Time.Truncate(time.Second))
+	ns, hasNS := statusOf(n)
+	sameGen := p.status.ObservedGeneration == p.Generation
 	switch {
-	case sticky.Phase == upgradeapi.PhaseDone:
-		v.state, v.phase, v.reason = done, sticky.Phase, sticky.Reason
-	case sticky.Phase != "":
-		v.state, v.phase, v.reason = failed, sticky.Phase, sticky.Reason
+	// A node failed or rolled back stays so for this generation.
+	case sameGen && (rec.Phase == upgradeapi.PhaseFailed || rec.Phase == upgradeapi.PhaseRolledBack):
+		v.state, v.phase, v.reason = failed, rec.Phase, rec.Reason
 	// Done: the node runs the plan's artifact for its role, whichever
 	// generation asked for it (a plan changed in other ways does not
 	// redo it).
-	case hasNS && ns.Phase == upgradeapi.PhaseDone && ns.Plan == p.Name && ns.SHA256 == v.req.SHA256:
-		v.state, v.phase, v.reason = done, upgradeapi.PhaseDone, ns.Reason
-	case hasNS && fresh && ns.For(v.req) && (ns.Phase == upgradeapi.PhaseFailed || ns.Phase == upgradeapi.PhaseRolledBack):
-		v.state, v.phase, v.reason = failed, ns.Phase, ns.Reason
-	case v.keepDrain:
-		v.state, v.phase, v.reason = failed, upgradeapi.PhaseFailed, v.drain.Failed
-	case v.cur != nil:
-		v.state = requested
-		if hasNS && ns.For(*v.cur) && !terminal(ns.Phase) {
-			v.phase, v.reason = ns.Phase, ns.Reason
-		} else {
-			v.phase, v.reason = upgradeapi.PhaseDownloading, "requested; the node has not taken it up yet"
+	case rec.Phase == upgradeapi.PhaseDone && rec.SHA256 == v.req.SHA256:
+		v.state, v.phase, v.reason = done, rec.Phase, rec.Reason
+	case rec.Requested:
+		v.since = rec.DrainSince
+		// An answer older than the plan is of an earlier plan of that name.
+		fresh := hasNS && !ns.Time.Time.Before(p.CreationTimestamp.Time.Truncate(time.Second))
+		switch {
+		case hasNS && ns.For(v.req) && ns.Phase == upgradeapi.PhaseDone:
+			v.state, v.phase, v.reason = done, upgradeapi.PhaseDone, ns.Reason
+		case hasNS && fresh && ns.For(v.req) && (ns.Phase == upgradeapi.PhaseFailed || ns.Phase == upgradeapi.PhaseRolledBack):
+			v.state, v.phase, v.reason = failed, ns.Phase, ns.Reason
+		case hasNS && ns.For(v.req) && !terminal(ns.Phase) && ns.Phase != upgradeapi.PhaseWaiting:
+			v.state, v.phase, v.reason = requested, ns.Phase, ns.Reason
+		default:
+			v.state, v.phase, v.reason = requested, upgradeapi.PhaseDownloading, notTakenUp
 		}
-	case v.drain != nil && v.drain.Failed == "":
-		v.state, v.phase = draining, upgradeapi.PhaseDraining
-		v.reason = "since " + v.drain.Since.UTC().Format(time.RFC3339)
+	case rec.DrainSince != nil && dr.failed != "":
+		v.state, v.phase, v.reason = failed, upgradeapi.PhaseFailed, dr.failed
+	case rec.DrainSince != nil && dr.drained:
+		v.state, v.phase, v.reason, v.since = requested, upgradeapi.PhaseDownloading, notTakenUp, rec.DrainSince
+	case rec.DrainSince != nil:
+		v.state, v.phase, v.since = draining, upgradeapi.PhaseDraining, rec.DrainSince
+		v.reason = "since " + rec.DrainSince.UTC().Format(time.RFC3339)
 	default:
 		v.state, v.phase = waiting, upgradeapi.PhaseWaiting
-		if v.busyWith != "" {
-			v.reason = "busy with plan " + v.busyWith
-		}
 	}
 }
 
-// assess is the plan's status from its nodes, Rolling if it is neither
-// done nor failed, and the releases of its nodes that are over.
-func (p *plan) assess(views []nodeView, err error) (planResult, []action) {
+// notTakenUp is a requested node's reason until it answers.
+const notTakenUp = "requested; the node has not taken it up yet"
+
+// assess is the plan's phase and message from its nodes: Failed, Done,
+// or Rolling if neither. Its nodes' lines are added once the pass has
+// decided what it does next.
+func (p *plan) assess(views []nodeView, err error) planResult {
 	st := Status{ObservedGeneration: p.Generation}
 	if err != nil {
 		st.Phase, st.Message = upgradeapi.PlanFailed, err.Error()
-		return planResult{plan: p, status: st}, nil
+		return planResult{plan: p, status: st}
 	}
 	st.Total = len(views)
-	var acts []action
 	var firstFailed *nodeView
 	for i, v := range views {
 		switch v.state {
@@ -347,14 +379,6 @@ func (p *plan) assess(views []nodeView, err error) (planResult, []action) {
 				firstFailed = &views[i]
 			}
 		}
-		// A node done or failed keeps nothing of ours: uncordoned (a
-		// failed or rolled-back node is back on its old, working slot),
-		// its request removed.
-		if (v.state == done || v.state == failed) && (v.cur != nil || (v.drain != nil && !v.keepDrain)) {
-			acts = append(acts, action{kind: actRelease, node: v.node.Name, plan: p.Name, keepDrain: v.keepDrain})
-		}
-		st.Nodes = append(st.Nodes, upgradeapi.NodeProgress{Name: v.node.Name, Role: v.role, Phase: v.phase,
-			Reason: v.reason, OSImage: v.node.Status.NodeInfo.OSImage})
 	}
 	switch {
 	case p.status.ObservedGeneration == p.Generation && p.status.Phase == upgradeapi.PlanFailed:
@@ -376,90 +400,100 @@ func (p *plan) assess(views []nodeView, err error) (planResult, []action) {
 	default:
 		st.Phase = upgradeapi.PlanRolling
 	}
-	return planResult{plan: p, status: st}, acts
+	return planResult{plan: p, status: st}
 }
 
-// turn is what the rolling plan does next: drains go on, a changed plan
-// is asked for again, and nodes start in turn. Servers go one at a time
-// and alone; agents once every server is done, Concurrency at once.
-// Nothing starts while a selected node is not Ready (a server and an
-// agent are never both down), nor while a node is in progress for
-// another plan.
-func (p *plan) turn(now time.Time, views []nodeView, busy map[string]string) []action {
-	var acts []action
+// turn is what the rolling plan does next: drains go on, a node drained
+// or a changed plan is asked (again), and nodes start in turn; it says
+// what holds the rest back. Servers go one at a time and alone, and only
+// while every selected server is Ready; agents once every server is done,
+// Concurrency at once, an agent that is not Ready counting as one in
+// progress (so a node that never becomes Ready holds agents only as far
+// as spec.concurrency says, and the servers not at all). Nothing starts
+// while a node is in progress for another plan. A node started is
+// recorded in its view (and busy) for the status written before it is
+// cordoned.
+func (p *plan) turn(now time.Time, views []nodeView, busy map[string]string) (acts []action, waits []string) {
 	inProgress := 0
 	for _, v := range views {
 		switch v.state {
 		case draining:
 			inProgress++
 			acts = append(acts, action{kind: actDrain, node: v.node.Name, plan: p.Name, req: v.req,
-				since: v.drain.Since.Time, timeout: p.drainTimeout()})
+				since: v.since.Time, timeout: p.drainTimeout()})
 		case requested:
 			inProgress++
-			if *v.cur != v.req {
+			if v.cur == nil || *v.cur != v.req {
 				acts = append(acts, action{kind: actRequest, node: v.node.Name, plan: p.Name, req: v.req})
 			}
 		}
 	}
-	for _, owner := range busy {
+	for n, owner := range busy {
 		if owner != p.Name {
-			return acts
+			waits = append(waits, fmt.Sprintf("node %s (plan %s)", n, owner))
 		}
 	}
-	for _, v := range views {
-		if !v.ready {
-			return acts
-		}
+	if len(waits) > 0 {
+		slices.Sort(waits)
+		return acts, waits
 	}
-	start := func(v nodeView) {
+	start := func(v *nodeView) {
 		acts = append(acts, action{kind: actStart, node: v.node.Name, plan: p.Name, req: v.req, since: now})
+		t := metav1.NewTime(now.Truncate(time.Second))
+		v.state, v.phase, v.since = draining, upgradeapi.PhaseDraining, &t
+		v.reason = "since " + t.UTC().Format(time.RFC3339)
+		busy[v.node.Name] = p.Name
 	}
 	for _, v := range views {
+		if v.role == RoleServer && !v.ready {
+			return acts, []string{"node " + v.node.Name + " to be Ready"}
+		}
+	}
+	for i := range views {
+		v := &views[i]
 		if v.role == RoleServer && v.state != done {
 			// The first server not done: it starts when nothing else
 			// is in progress; no agent goes before it.
 			if v.state == waiting && inProgress == 0 && v.busyWith == "" {
 				start(v)
 			}
-			return acts
+			return acts, nil
+		}
+	}
+	var unready []string
+	for _, v := range views {
+		if !v.ready && !v.inProgress() {
+			inProgress++
+			unready = append(unready, "node "+v.node.Name+" to be Ready")
 		}
 	}
 	limit := max(p.Spec.Concurrency, DefaultConcurrency)
-	for _, v := range views {
+	for i := range views {
+		v := &views[i]
+		if v.state != waiting || v.busyWith != "" || !v.ready {
+			continue
+		}
 		if inProgress >= limit {
 			break
 		}
-		if v.state == waiting && v.busyWith == "" {
-			start(v)
-			inProgress++
-		}
+		start(v)
+		inProgress++
 	}
-	return acts
+	if slices.ContainsFunc(views, func(v nodeView) bool { return v.state == waiting }) {
+		return acts, unready
+	}
+	return acts, nil
 }
 
-// rollingMessage says what a rolling plan is doing or waiting for.
-func rollingMessage(views []nodeView, busy map[string]string, self string) string {
+// rollingMessage says what a rolling plan is doing, and what it waits
+// for.
+func rollingMessage(views []nodeView, waits []string) string {
 	var doing []string
 	for _, v := range views {
-		if v.state == draining || v.state == requested {
+		if v.inProgress() {
 			doing = append(doing, fmt.Sprintf("%s %s", v.node.Name, v.phase))
 		}
 	}
-	var waits []string
-	for _, v := range views {
-		if !v.ready {
-			waits = append(waits, "node "+v.node.Name+" to be Ready")
-			break
-		}
-	}
-	var others []string
-	for n, owner := range busy {
-		if owner != self {
-			others = append(others, fmt.Sprintf("node %s (plan %s)", n, owner))
-		}
-	}
-	slices.Sort(others)
-	waits = append(waits, others...)
 	var parts []string
 	if len(doing) > 0 {
 		parts = append(parts, strings.Join(doing, ", "))
@@ -583,12 +617,6 @@ func cleanReason(r string) string {
 func requestOf(n *corev1.Node) (upgradeapi.Request, bool) {
 	var r upgradeapi.Request
 	return r, unmarshal(n, upgradeapi.RequestKey, &r) && r.Plan != ""
-}
-
-// drainOf is the controller's drain record on the node (DrainKey).
-func drainOf(n *corev1.Node) (drainRecord, bool) {
-	var d drainRecord
-	return d, unmarshal(n, DrainKey, &d) && d.Plan != ""
 }
 
 func unmarshal(n *corev1.Node, key string, v any) bool {

@@ -17,65 +17,135 @@ import (
 )
 
 // TestDecide is decide alone: the nodes and plans a pass lists, the
-// actions and plan phase it comes to.
+// plan's records of its nodes and this pass's drains, the actions and
+// plan phase it comes to.
 func TestDecide(t *testing.T) {
 	now := t0.Add(24 * time.Hour)
 	sreq, areq := serverReq("v2", 1), agentReq("v2", 1)
-	both := func(conc int) func(*upgradeapi.PlanSpec) {
-		return func(s *upgradeapi.PlanSpec) { s.Concurrency = conc }
+	conc := func(n int) func(*upgradeapi.PlanSpec) {
+		return func(s *upgradeapi.PlanSpec) { s.Concurrency = n }
 	}
+	drainFailed := map[string]drainOutcome{"a1": {plan: "v2", failed: "drain: not done after 10m0s: default/web-1: evicted"}}
 	for _, tc := range []struct {
 		name    string
 		nodes   []*corev1.Node
+		recs    []upgradeapi.NodeProgress
+		drains  map[string]drainOutcome
 		spec    func(*upgradeapi.PlanSpec)
 		actions string
 		phase   string
 		message string
+		lines   string // the status's lines, if given
 	}{
 		{name: "first server first", nodes: []*corev1.Node{agent("a1"), server("s2"), server("s1")},
-			actions: "start s1", phase: "Rolling"},
+			actions: "start s1", phase: "Rolling", message: "s1 draining"},
 		{name: "one server at a time", nodes: []*corev1.Node{server("s1", requestedBy(sreq)), server("s2"), agent("a1")},
+			recs:    []upgradeapi.NodeProgress{recRequested("s1", sreq)},
 			actions: "", phase: "Rolling", message: "s1 downloading"},
 		{name: "agents after the servers", nodes: []*corev1.Node{server("s1", answered(sreq, "done", "", now)), agent("a1"), agent("a2"), agent("a3")},
-			spec: both(2), actions: "start a1, start a2", phase: "Rolling"},
+			recs: []upgradeapi.NodeProgress{recDone("s1", sreq)},
+			spec: conc(2), actions: "start a1, start a2", phase: "Rolling", message: "a1 draining, a2 draining"},
 		{name: "concurrency counts agents in progress", nodes: []*corev1.Node{agent("a1", requestedBy(areq)), agent("a2"), agent("a3")},
-			spec: both(2), actions: "start a2", phase: "Rolling", message: "a1 downloading"},
-		{name: "not while a node is NotReady", nodes: []*corev1.Node{agent("a1", requestedBy(areq), notReady), agent("a2")},
-			spec: both(2), actions: "", phase: "Rolling", message: "a1 downloading; waiting for node a1 to be Ready"},
-		{name: "not while an unstarted node is NotReady", nodes: []*corev1.Node{server("s1"), agent("a2", notReady)},
-			actions: "", phase: "Rolling", message: "waiting for node a2 to be Ready"},
+			recs: []upgradeapi.NodeProgress{recRequested("a1", areq)},
+			spec: conc(2), actions: "start a2", phase: "Rolling", message: "a1 downloading, a2 draining"},
+		{name: "an agent in progress and not Ready counts once", nodes: []*corev1.Node{agent("a1", requestedBy(areq), notReady), agent("a2")},
+			recs: []upgradeapi.NodeProgress{recRequested("a1", areq)},
+			spec: conc(2), actions: "start a2", phase: "Rolling", message: "a1 downloading, a2 draining"},
+		// A node that never becomes Ready (a machine gone, or one that
+		// joined with an agent's token and never ran a kubelet) does not
+		// hold the servers, and holds agents only as far as concurrency.
+		{name: "a NotReady agent does not hold the servers", nodes: []*corev1.Node{server("s1"), agent("a2", notReady)},
+			actions: "start s1", phase: "Rolling", message: "s1 draining"},
+		{name: "a NotReady agent counts against concurrency", nodes: []*corev1.Node{server("s1"), agent("a1", notReady), agent("a2"), agent("a3")},
+			recs: []upgradeapi.NodeProgress{recDone("s1", sreq)}, spec: conc(2),
+			actions: "start a2", phase: "Rolling", message: "a2 draining; waiting for node a1 to be Ready"},
+		{name: "a NotReady agent named when it holds the rest", nodes: []*corev1.Node{server("s1"), agent("a1", notReady), agent("a2")},
+			recs:    []upgradeapi.NodeProgress{recDone("s1", sreq)},
+			actions: "", phase: "Rolling", message: "waiting for node a1 to be Ready"},
+		{name: "a NotReady server holds everything", nodes: []*corev1.Node{server("s1", notReady), server("s2"), agent("a1")},
+			actions: "", phase: "Rolling", message: "waiting for node s1 to be Ready"},
 		{name: "failed stops and releases", nodes: []*corev1.Node{agent("a1", requestedBy(areq), answered(areq, "failed", "bad signature", now)), agent("a2")},
-			actions: "release a1", phase: "Failed", message: "node a1 failed: bad signature"},
+			recs:    []upgradeapi.NodeProgress{recRequested("a1", areq)},
+			actions: "release a1", phase: "Failed", message: "node a1 failed: bad signature", lines: "a1=failed a2=waiting"},
 		{name: "rolled back stops and releases", nodes: []*corev1.Node{server("s1", requestedBy(sreq), answered(sreq, "rolled-back", "no node-ready", now)), agent("a2")},
+			recs:    []upgradeapi.NodeProgress{recRequested("s1", sreq)},
 			actions: "release s1", phase: "Failed", message: "node s1 rolled back: no node-ready"},
 		{name: "done is released, next starts", nodes: []*corev1.Node{agent("a1", requestedBy(areq), answered(areq, "done", "", now)), agent("a2")},
-			actions: "release a1, start a2", phase: "Rolling"},
-		{name: "a draining node drains", nodes: []*corev1.Node{agent("a1", annotate(DrainKey, drainRecord{Request: areq}))},
+			recs:    []upgradeapi.NodeProgress{recRequested("a1", areq)},
+			actions: "start a2, release a1", phase: "Rolling", lines: "a1=done a2=draining(recorded)"},
+		{name: "a draining node drains", nodes: []*corev1.Node{agent("a1", cordoned, annotate(CordonedKey, "true"))},
+			recs:    []upgradeapi.NodeProgress{recDraining("a1", areq)},
 			actions: "drain a1", phase: "Rolling", message: "a1 draining"},
+		{name: "a drained node is requested", nodes: []*corev1.Node{agent("a1", cordoned, annotate(CordonedKey, "true"))},
+			recs: []upgradeapi.NodeProgress{recDraining("a1", areq)}, drains: map[string]drainOutcome{"a1": {plan: "v2", drained: true}},
+			actions: "request a1", phase: "Rolling", message: "a1 downloading", lines: "a1=downloading(requested)"},
+		{name: "a drain that failed fails the node", nodes: []*corev1.Node{agent("a1", cordoned, annotate(CordonedKey, "true")), agent("a2")},
+			recs: []upgradeapi.NodeProgress{recDraining("a1", areq)}, drains: drainFailed,
+			actions: "release a1", phase: "Failed", message: "node a1 failed: drain: not done after 10m0s: default/web-1: evicted", lines: "a1=failed a2=waiting"},
 		{name: "no artifact for the role", nodes: []*corev1.Node{server("s1"), agent("a1")},
-			spec: func(s *upgradeapi.PlanSpec) { s.Server = nil }, actions: "start a1", phase: "Rolling"},
+			spec: func(s *upgradeapi.PlanSpec) { s.Server = nil }, actions: "start a1", phase: "Rolling", message: "a1 draining"},
 		{name: "another plan's node in progress", nodes: []*corev1.Node{agent("a1", requestedBy(agentReq("gone", 1)),
 			answered(agentReq("gone", 1), "writing", "", now)), agent("a2")},
 			actions: "", phase: "Rolling", message: "waiting for node a1 (plan gone)"},
-		// a1 is released, and taken up again from the next pass on.
+		// Its request taken off, a1 is started for this plan.
 		{name: "a gone plan's request not taken up", nodes: []*corev1.Node{agent("a1", requestedBy(agentReq("gone", 1))), agent("a2")},
-			actions: "release a1, start a2", phase: "Rolling"},
+			actions: "start a1, release a1", phase: "Rolling", message: "a1 draining"},
+
+		// What a node writes on its own Node is not the controller's
+		// word: its answer counts only for a request the plan recorded,
+		// and marks no plan recorded are taken off.
+		{name: "a node's done is not believed unasked", nodes: []*corev1.Node{agent("a1", answered(areq, "done", "", now)), agent("a2")},
+			actions: "start a1", phase: "Rolling", lines: "a1=draining(recorded) a2=waiting"},
+		{name: "a node's failure is not believed unasked", nodes: []*corev1.Node{agent("a1", answered(areq, "failed", "forged", now)), agent("a2")},
+			actions: "start a1", phase: "Rolling", message: "a1 draining"},
+		{name: "a request no plan recorded is taken off", nodes: []*corev1.Node{server("s1", requestedBy(sreq)), agent("a1", annotate(upgradeapi.RequestKey, areq))},
+			recs:    []upgradeapi.NodeProgress{recRequested("s1", sreq)},
+			actions: "release a1", phase: "Rolling", message: "s1 downloading", lines: "s1=downloading(requested) a1=waiting"},
+		{name: "a cordon mark no plan recorded is taken off", nodes: []*corev1.Node{server("s1", requestedBy(sreq)), agent("a1", cordoned, annotate(CordonedKey, "true"))},
+			recs:    []upgradeapi.NodeProgress{recRequested("s1", sreq)},
+			actions: "release a1", phase: "Rolling", message: "s1 downloading"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := readPlan(planObj("v2", 1, t0, tc.spec))
+			u := planObj("v2", 1, t0, tc.spec)
+			if tc.recs != nil {
+				setStatus(u, Status{ObservedGeneration: 1, PlanStatus: upgradeapi.PlanStatus{Phase: upgradeapi.PlanRolling, Nodes: tc.recs}})
+			}
+			p, err := readPlan(u)
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := decide(now, []*plan{p}, tc.nodes)
+			d := decide(now, []*plan{p}, tc.nodes, tc.drains)
 			var acts []string
 			for _, a := range d.actions {
 				acts = append(acts, fmt.Sprintf("%s %s", a.kind, a.node))
 			}
 			want(t, "actions", strings.Join(acts, ", "), tc.actions)
 			want(t, "phase", d.plans[0].status.Phase, tc.phase)
-			want(t, "message", d.plans[0].status.Message, tc.message)
+			if tc.message != "" || tc.lines == "" {
+				want(t, "message", d.plans[0].status.Message, tc.message)
+			}
+			if tc.lines != "" {
+				want(t, "lines", lines(d.plans[0].status), tc.lines)
+			}
 		})
 	}
+}
+
+// lines are a status's node lines as "name=phase", with "(recorded)" for
+// a drain recorded and "(requested)" for a request.
+func lines(st Status) string {
+	var out []string
+	for _, np := range st.Nodes {
+		l := np.Name + "=" + np.Phase
+		switch {
+		case np.Requested:
+			l += "(requested)"
+		case np.DrainSince != nil:
+			l += "(recorded)"
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, " ")
 }
 
 // TestSchemaMatchesTypes holds the CRD's schema to upgradeapi's types

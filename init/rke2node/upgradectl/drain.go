@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/rke2os/rke2os/init/rke2node/upgradeapi"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,16 +17,29 @@ import (
 // manifests, the API cannot evict it (kubectl drain leaves it too).
 const MirrorKey = "kubernetes.io/config.mirror"
 
-// drain is one step of a node's drain: it asks for the eviction of every
-// pod still on the node that a drain takes (a PodDisruptionBudget that
-// refuses, 429, is asked again next step) and, once none is left, sets
-// the node's request. A drain not done by its deadline fails the node:
-// the reason is recorded in DrainKey and the node uncordoned.
-func (c *Controller) drain(ctx context.Context, n *corev1.Node, a action) (*corev1.Node, error) {
+// drain is one step of a node's drain: it cordons the node if it is not
+// (its start was recorded, its cordon not done), asks for the eviction
+// of every pod still on the node that a drain takes (a
+// PodDisruptionBudget that refuses, 429, is asked again next step), and
+// says whether the node is drained, or failed to drain by its deadline.
+// The pass's next round records that in the plan's status, and only then
+// asks the node, or uncordons it.
+func (c *Controller) drain(ctx context.Context, n *corev1.Node, a action) (drainOutcome, *corev1.Node, error) {
+	out := drainOutcome{plan: a.plan}
+	var updated *corev1.Node
+	if !n.Spec.Unschedulable {
+		u, err := c.patchNode(ctx, n.Name, map[string]any{
+			"metadata": map[string]any{"annotations": map[string]any{CordonedKey: "true"}},
+			"spec":     map[string]any{"unschedulable": true}})
+		if err != nil {
+			return out, nil, err
+		}
+		updated = u
+	}
 	pods, err := c.Kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", n.Name).String()})
 	if err != nil {
-		return nil, fmt.Errorf("list the pods of %s: %w", n.Name, err)
+		return out, updated, fmt.Errorf("list the pods of %s: %w", n.Name, err)
 	}
 	var left []string
 	for i := range pods.Items {
@@ -55,26 +67,20 @@ func (c *Controller) drain(ctx context.Context, n *corev1.Node, a action) (*core
 		}
 	}
 	if len(left) == 0 {
-		slog.Info("upgrade: node drained, requesting the upgrade", "node", n.Name, "plan", a.plan, "url", upgradeapi.RedactURL(a.req.URL))
-		return c.patchNode(ctx, n.Name, annotations(map[string]any{
-			upgradeapi.RequestKey: mustJSON(a.req), DrainKey: nil}))
+		slog.Info("upgrade: node drained", "node", n.Name, "plan", a.plan)
+		out.drained = true
+		return out, updated, nil
 	}
 	if c.now().Sub(a.since) < a.timeout {
-		return nil, nil
+		return out, updated, nil
 	}
 	const most = 5
 	if len(left) > most {
 		left = append(left[:most], fmt.Sprintf("and %d more", len(left)-most))
 	}
-	reason := fmt.Sprintf("drain: not done after %s: %s", a.timeout, strings.Join(left, "; "))
-	slog.Warn("upgrade: node failed", "node", n.Name, "plan", a.plan, "reason", reason)
-	ann := map[string]any{DrainKey: mustJSON(drainRecord{Request: a.req, Since: metav1.NewTime(a.since), Failed: reason})}
-	patch := annotations(ann)
-	if n.Annotations[CordonedKey] == "true" {
-		ann[CordonedKey] = nil
-		patch["spec"] = map[string]any{"unschedulable": false}
-	}
-	return c.patchNode(ctx, n.Name, patch)
+	out.failed = fmt.Sprintf("drain: not done after %s: %s", a.timeout, strings.Join(left, "; "))
+	slog.Warn("upgrade: node failed", "node", n.Name, "plan", a.plan, "reason", out.failed)
+	return out, updated, nil
 }
 
 // Evicted reports whether a drain evicts the pod: every pod but a

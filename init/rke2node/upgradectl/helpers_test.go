@@ -81,7 +81,43 @@ func annotate(k string, v any) nodeOpt {
 	}
 }
 
-// requestedBy: the controller cordoned the node and set its request.
+// recDraining, recRequested and recDone are a plan's records of a node
+// (its line in the status): drain started, request set, done.
+func recDraining(name string, r upgradeapi.Request) upgradeapi.NodeProgress {
+	np := recLine(name, r, upgradeapi.PhaseDraining)
+	np.DrainSince = ptr(metav1.NewTime(t0))
+	return np
+}
+
+func recRequested(name string, r upgradeapi.Request) upgradeapi.NodeProgress {
+	np := recDraining(name, r)
+	np.Phase, np.Requested = upgradeapi.PhaseDownloading, true
+	return np
+}
+
+func recDone(name string, r upgradeapi.Request) upgradeapi.NodeProgress {
+	return recLine(name, r, upgradeapi.PhaseDone)
+}
+
+func recLine(name string, r upgradeapi.Request, phase string) upgradeapi.NodeProgress {
+	role := RoleAgent
+	if strings.HasPrefix(name, "s") {
+		role = RoleServer
+	}
+	return upgradeapi.NodeProgress{Name: name, Role: role, Phase: phase, SHA256: r.SHA256}
+}
+
+// setStatus gives a plan object a status.
+func setStatus(u *unstructured.Unstructured, st Status) {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(mustJSON(st)), &m); err != nil {
+		panic(err)
+	}
+	u.Object["status"] = m
+}
+
+// requestedBy: the controller cordoned the node and set its request (the
+// plan's status must record it, or the request is taken off).
 func requestedBy(r upgradeapi.Request) nodeOpt {
 	return func(n *corev1.Node) {
 		cordoned(n)
@@ -283,11 +319,15 @@ func (e *env) phases(plan string) string {
 	return strings.Join(out, " ")
 }
 
-// requested are the nodes with a RequestKey, and draining those with a
-// drain under way: what is in progress.
+// inProgress is what is in progress: the nodes with a RequestKey, and
+// those whose drain a plan's status records.
 func (e *env) inProgress() string {
 	e.t.Helper()
 	list, err := e.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	plans, err := e.c.listPlans(context.Background())
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -296,8 +336,14 @@ func (e *env) inProgress() string {
 		n := &list.Items[i]
 		if _, ok := requestOf(n); ok {
 			out = append(out, n.Name)
-		} else if d, ok := drainOf(n); ok && d.Failed == "" {
-			out = append(out, n.Name+"(draining)")
+			continue
+		}
+		for _, p := range plans {
+			for _, np := range p.status.Nodes {
+				if np.Name == n.Name && np.DrainSince != nil && !np.Requested {
+					out = append(out, n.Name+"(draining)")
+				}
+			}
 		}
 	}
 	slices.Sort(out)

@@ -14,12 +14,16 @@
 // Nothing starts while a selected node is not Ready.
 //
 // Everything the controller knows is in the API: the plan's status (with
-// the generation it is for), the node's answer, and two annotations of
-// its own on the Node (CordonedKey, DrainKey). A new leader, or the same
-// server after the reboot of its own node (a single-server cluster
-// upgrades the node its controller runs on), reads them and goes on: a
-// node whose answer says done for the plan's artifact is not upgraded
-// again, only uncordoned and recorded.
+// the generation it is for, and its records of each node's drain and
+// request, written before the step they record is taken), the node's
+// answer, and its cordon mark on the Node (CordonedKey). A new leader,
+// or the same server after the reboot of its own node (a single-server
+// cluster upgrades the node its controller runs on), reads them and goes
+// on. Only the plan's status is the controller's word: a node's kubelet
+// can write its own Node's annotations, so a node's answer counts only
+// for a request the status records (a node cannot say it is done, or
+// fail a plan, unasked), and a request or cordon mark no plan records is
+// taken off.
 package upgradectl
 
 import (
@@ -28,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"time"
 
 	"github.com/rke2os/rke2os/init/rke2node/crds"
@@ -50,25 +53,10 @@ import (
 // time runs it.
 const LeaseName = "rke2os-upgrade"
 
-// The controller's own Node annotations (upgradeapi's are the contract
-// with the node; these only the controller reads).
-const (
-	// CordonedKey is "true" on a Node the controller cordoned: only
-	// those it uncordons, so a node an administrator cordoned stays so.
-	CordonedKey = "upgrade.rke2os.io/cordoned"
-	// DrainKey holds a drainRecord as JSON: the node drains for this
-	// request since this time, or its drain failed.
-	DrainKey = "upgrade.rke2os.io/drain"
-)
-
-// drainRecord is DrainKey's value.
-type drainRecord struct {
-	upgradeapi.Request
-	Since metav1.Time `json:"since"`
-	// Failed is why the drain failed ("drain: ..."); kept as the plan's
-	// evidence until the plan changes or goes.
-	Failed string `json:"failed,omitempty"`
-}
+// CordonedKey is "true" on a Node the controller cordoned: only those it
+// uncordons, so a node an administrator cordoned stays so. (Beside
+// upgradeapi's two, the controller's only mark on a Node.)
+const CordonedKey = "upgrade.rke2os.io/cordoned"
 
 // Status is an UpgradePlan's status as the controller writes it:
 // upgradeapi's, and the plan's metadata.generation it is for. A node done
@@ -98,7 +86,7 @@ type Controller struct {
 
 // maxRounds bounds the decide-and-act rounds of one pass: a start is
 // followed by its drain's first evictions, a finished drain by its
-// request, in the same pass.
+// request, in the same pass, each recorded before it is done.
 const maxRounds = 5
 
 // passTimeout bounds one pass's requests.
@@ -177,10 +165,12 @@ func (c *Controller) now() time.Time {
 	return time.Now()
 }
 
-// Sync is one pass: it reads the plans and the Nodes, does what decide
-// says on the Nodes (and decides again on what that changed), then
-// writes each plan's status and its events. It returns when the next pass
-// is due without a change.
+// Sync is one pass, in rounds: it reads the plans and the Nodes, decides,
+// writes each plan's status (the records of what it is about to do, and
+// the events of what ended), then does what it decided on the Nodes and
+// decides again on what that changed. A plan whose status could not be
+// written (another leader's write came first) does nothing this pass. It
+// returns when the next pass is due without a change.
 func (c *Controller) Sync(ctx context.Context) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, passTimeout)
 	defer cancel()
@@ -200,19 +190,52 @@ func (c *Controller) Sync(ctx context.Context) (time.Duration, error) {
 		byName[n.Name] = n
 		nodes = append(nodes, n)
 	}
-	planByName := map[string]*plan{}
-	for _, p := range plans {
-		planByName[p.Name] = p
-	}
 
 	var errs []error
 	var d decision
+	drains := map[string]drainOutcome{}
 	for range maxRounds {
-		d = decide(c.now(), plans, nodes)
+		d = decide(c.now(), plans, nodes, drains)
 		changed := false
+		written := map[string]bool{}
+		for _, r := range d.plans {
+			wrote, err := c.writeStatus(ctx, r)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			written[r.plan.Name] = true
+			changed = changed || wrote
+			for _, ev := range r.events {
+				c.event(ctx, byName[ev.node], r.plan, ev)
+			}
+		}
 		for _, a := range d.actions {
+			if a.kind != actRelease && !written[a.plan] {
+				continue // not recorded: not done
+			}
 			n := byName[a.node]
-			updated, err := c.act(ctx, n, a, planByName[a.plan])
+			if a.kind == actDrain {
+				o, updated, err := c.drain(ctx, n, a)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", a, err))
+					continue
+				}
+				if updated != nil {
+					byName[a.node], changed = updated, true
+				}
+				if o.drained || o.failed != "" {
+					drains[a.node], changed = o, true
+				}
+				continue
+			}
+			var p *plan
+			for _, r := range d.plans {
+				if r.plan.Name == a.plan {
+					p = r.plan
+				}
+			}
+			updated, err := c.act(ctx, n, a, p)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", a, err))
 				continue
@@ -227,15 +250,6 @@ func (c *Controller) Sync(ctx context.Context) (time.Duration, error) {
 		nodes = nodes[:0]
 		for _, n := range byName {
 			nodes = append(nodes, n)
-		}
-	}
-	for _, r := range d.plans {
-		if err := c.writeStatus(ctx, r); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, ev := range r.events {
-			c.event(ctx, byName[ev.node], r.plan, ev)
 		}
 	}
 	if d.draining {
@@ -293,29 +307,35 @@ func readPlan(u *unstructured.Unstructured) (*plan, error) {
 	return p, nil
 }
 
-// writeStatus updates the plan's status subresource if it changed.
-func (c *Controller) writeStatus(ctx context.Context, r planResult) error {
-	if reflect.DeepEqual(r.status, r.plan.status) {
-		return nil
-	}
+// writeStatus updates the plan's status subresource if it changed, and
+// keeps what was written as the plan's status for the pass's next round.
+// It reports whether it wrote.
+func (c *Controller) writeStatus(ctx context.Context, r planResult) (bool, error) {
 	b, err := json.Marshal(r.status)
 	if err != nil {
-		return err
+		return false, err
+	}
+	// Compared as JSON: times read back from the API are in another
+	// location than the clock's.
+	if was, err := json.Marshal(r.plan.status); err == nil && string(was) == string(b) {
+		return false, nil
 	}
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
-		return err
+		return false, err
 	}
 	obj := r.plan.obj.DeepCopy()
 	obj.Object["status"] = m
-	if _, err := c.Dyn.Resource(crds.UpgradePlan).UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("UpgradePlan %s: update status: %w", r.plan.Name, err)
+	updated, err := c.Dyn.Resource(crds.UpgradePlan).UpdateStatus(ctx, obj, metav1.UpdateOptions{})
+	if err != nil {
+		return false, fmt.Errorf("UpgradePlan %s: update status: %w", r.plan.Name, err)
 	}
 	if r.status.Phase != r.plan.status.Phase || r.status.Message != r.plan.status.Message {
 		slog.Info("upgrade plan", "plan", r.plan.Name, "phase", r.status.Phase, "done", r.status.Done,
 			"total", r.status.Total, "message", r.status.Message)
 	}
-	return nil
+	r.plan.status, r.plan.obj = r.status, updated
+	return true, nil
 }
 
 // act does one action on Node n and returns the Node as it is after it,
@@ -326,7 +346,7 @@ func (c *Controller) act(ctx context.Context, n *corev1.Node, a action, p *plan)
 	}
 	switch a.kind {
 	case actStart:
-		ann := map[string]any{DrainKey: mustJSON(drainRecord{Request: a.req, Since: metav1.NewTime(a.since)})}
+		ann := map[string]any{}
 		if !n.Spec.Unschedulable {
 			ann[CordonedKey] = "true"
 		}
@@ -349,10 +369,9 @@ func (c *Controller) act(ctx context.Context, n *corev1.Node, a action, p *plan)
 		c.event(ctx, updated, p, event{node: n.Name, plan: a.plan, reason: "UpgradeStarted",
 			message: fmt.Sprintf("Node %s cordoned and being drained, to upgrade to plan %s (%s)", n.Name, a.plan, upgradeapi.RedactURL(a.req.URL))})
 		return updated, nil
-	case actDrain:
-		return c.drain(ctx, n, a)
 	case actRequest:
-		slog.Info("upgrade: request changed with the plan", "node", n.Name, "plan", a.plan, "generation", a.req.Generation)
+		slog.Info("upgrade: requesting the upgrade", "node", n.Name, "plan", a.plan, "generation", a.req.Generation,
+			"url", upgradeapi.RedactURL(a.req.URL))
 		return c.patchNode(ctx, n.Name, annotations(map[string]any{upgradeapi.RequestKey: mustJSON(a.req)}))
 	case actRelease:
 		return c.release(ctx, n, a)
@@ -360,27 +379,21 @@ func (c *Controller) act(ctx context.Context, n *corev1.Node, a action, p *plan)
 	return nil, fmt.Errorf("unknown action %d", a.kind)
 }
 
-// release removes the plan's annotations from the Node and uncordons it
-// if the controller cordoned it.
+// release takes the controller's marks off a Node no plan has in
+// progress: a request, and the cordon if the controller set it.
 func (c *Controller) release(ctx context.Context, n *corev1.Node, a action) (*corev1.Node, error) {
 	ann := map[string]any{}
-	if r, ok := requestOf(n); ok && r.Plan == a.plan {
+	patch := annotations(ann)
+	if a.dropRequest {
 		ann[upgradeapi.RequestKey] = nil
 	}
-	if d, ok := drainOf(n); ok && d.Plan == a.plan && !a.keepDrain {
-		ann[DrainKey] = nil
-	}
-	if len(ann) == 0 {
-		return nil, nil
-	}
-	patch := annotations(ann)
-	if n.Annotations[CordonedKey] == "true" {
+	if a.uncordon {
 		ann[CordonedKey] = nil
 		patch["spec"] = map[string]any{"unschedulable": false}
 	}
 	updated, err := c.patchNode(ctx, n.Name, patch)
 	if err == nil {
-		slog.Info("upgrade: node released", "node", n.Name, "plan", a.plan, "uncordoned", patch["spec"] != nil)
+		slog.Info("upgrade: node released", "node", n.Name, "request of plan", a.plan, "uncordoned", a.uncordon)
 	}
 	return updated, err
 }
