@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/rke2node/upgradeapi"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -96,12 +97,24 @@ func createPlanSpec(t *testing.T, rc *rest.Config, name string, spec upgradeapi.
 	})
 }
 
-// deletePlan deletes an UpgradePlan.
+// deletePlan deletes an UpgradePlan and waits until it is gone: the
+// controller's finalizer holds it until no node is at work on it.
 func deletePlan(t *testing.T, rc *rest.Config, name string) {
 	t.Helper()
-	if err := dynamic.NewForConfigOrDie(rc).Resource(planResource).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+	plans := dynamic.NewForConfigOrDie(rc).Resource(planResource)
+	if err := plans.Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("delete the UpgradePlan %s: %v", name, err)
 	}
+	poll(t, "the UpgradePlan "+name+" gone", 2*time.Minute, func() error {
+		u, err := plans.Get(context.Background(), name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("still there, finalizers %v", u.GetFinalizers())
+	})
 }
 
 // planStatus reads an UpgradePlan's status.

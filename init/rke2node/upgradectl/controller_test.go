@@ -390,24 +390,38 @@ func TestUserCordon(t *testing.T) {
 
 // TestDeletePlan: deleting a plan stops it. A node draining is
 // uncordoned at once; a node at work on its request finishes cordoned,
-// and is released when it says it is done.
+// and is released when it says it is done. The plan (its finalizer)
+// stays until then, with its records: a later plan waits for that node.
 func TestDeletePlan(t *testing.T) {
-	objs := []runtime.Object{agent("a1"), agent("a2"), agent("a3"), pod("default", "web-1", "a2", ownedBy("ReplicaSet"))}
-	e := newEnv(t, objs, planObj("v2", 1, t0, func(s *upgradeapi.PlanSpec) { s.Concurrency = 2 }))
+	objs := []runtime.Object{agent("a1"), agent("a2"), agent("a3", label("pool", "x")), pod("default", "web-1", "a2", ownedBy("ReplicaSet"))}
+	e := newEnv(t, objs, planObj("v2", 1, t0, func(s *upgradeapi.PlanSpec) {
+		s.Concurrency = 2
+		s.NodeSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "pool", Operator: metav1.LabelSelectorOpDoesNotExist}}}
+	}), planObj("v3", 1, t0.Add(time.Hour), func(s *upgradeapi.PlanSpec) {
+		s.Server = nil
+		s.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"pool": "x"}}
+	}))
 	e.refuse["default/web-1"] = true
 	e.sync()
 	want(t, "in progress", e.inProgress(), "a1 a2(draining)")
+	want(t, "finalizer", strings.Join(e.finalizers("v2"), " "), Finalizer)
 	e.answer("a1", upgradeapi.PhaseWriting, "")
 	e.deletePlan("v2")
 	e.sync()
 	want(t, "in progress", e.inProgress(), "a1")
 	want(t, "a2 uncordoned", e.node("a2").Spec.Unschedulable, false)
 	want(t, "a1 still cordoned", e.node("a1").Spec.Unschedulable, true)
+	want(t, "v2 kept", e.planExists("v2"), true)
+	want(t, "v2", e.status("v2").Message, "deleted; finishing: a1 writing")
+	want(t, "v3", e.status("v3").Message, "waiting for node a1 (plan v2)")
 	e.finish("a1")
 	e.sync()
-	want(t, "in progress", e.inProgress(), "")
+	want(t, "v2 gone", e.planExists("v2"), false)
 	want(t, "a1 uncordoned", e.node("a1").Spec.Unschedulable, false)
-	want(t, "a3 never cordoned", e.node("a3").Spec.Unschedulable, false)
+	if _, ok := requestOf(e.node("a1")); ok {
+		t.Error("a1's request left")
+	}
+	want(t, "in progress", e.inProgress(), "a3")
 }
 
 // TestDeletePlanNotTakenUp: a request the node has not taken up yet is
@@ -420,6 +434,7 @@ func TestDeletePlanNotTakenUp(t *testing.T) {
 	e.sync()
 	want(t, "in progress", e.inProgress(), "")
 	want(t, "a1 uncordoned", e.node("a1").Spec.Unschedulable, false)
+	want(t, "v2 gone", e.planExists("v2"), false)
 }
 
 // TestPlansInOrder: one plan rolls at a time, the oldest first; a done

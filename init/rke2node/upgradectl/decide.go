@@ -64,6 +64,10 @@ type nodeView struct {
 	// busyWith names another plan that has the node in progress: it does
 	// not start for this one until that is over.
 	busyWith string
+	// deselected: the plan no longer selects the node (its selector or
+	// artifacts changed) while it was at work on the plan's request: it
+	// finishes, counted as in progress, not in the plan's total.
+	deselected bool
 }
 
 func (v *nodeView) inProgress() bool { return v.state == draining || v.state == requested }
@@ -143,11 +147,12 @@ type decision struct {
 // decide is the controller's logic, a function of what the API holds
 // and of this pass's drains: the plans, each with the status it has (the
 // controller's records of each node), and the Nodes (their labels, Ready
-// condition, cordon, the node's answer). Nothing else is remembered
-// between passes, so a new leader, or this one after its own node
-// rebooted, goes on where it was. A node's answer is believed only for a
-// request the plan's status records: a node writes its own Node, and
-// must not be able to say it is done, or fail a plan, unasked.
+// condition, cordon, request and the node's answer). Nothing else is
+// remembered between passes, so a new leader, or this one after its own
+// node rebooted, goes on where it was. A node's answer is believed only
+// for a request the plan's status records: a node writes its own Node,
+// and must not be able to say it is done, fail a plan, or hold the
+// rollout, unasked.
 func decide(now time.Time, plans []*plan, nodes []*corev1.Node, drains map[string]drainOutcome) decision {
 	plans = slices.Clone(plans)
 	slices.SortStableFunc(plans, func(a, b *plan) int {
@@ -160,6 +165,17 @@ func decide(now time.Time, plans []*plan, nodes []*corev1.Node, drains map[strin
 	errs := make([]error, len(plans))
 	for i, p := range plans {
 		views[i], errs[i] = p.view(nodes, drains)
+		if p.deleting() {
+			// A deleted plan starts nothing and drains no more; a node
+			// at work on its request finishes, one that has not taken
+			// it up is withdrawn. The plan is gone once none is left.
+			for j := range views[i] {
+				v := &views[i][j]
+				if v.state == draining || (v.state == requested && !v.underWay()) {
+					v.state, v.phase, v.reason, v.since = waiting, upgradeapi.PhaseWaiting, "", nil
+				}
+			}
+		}
 	}
 	// busy: node -> the plan that has it in progress. Should two plans'
 	// records claim one node, the older plan keeps it.
@@ -177,20 +193,6 @@ func decide(now time.Time, plans []*plan, nodes []*corev1.Node, drains map[strin
 			busy[v.node.Name] = p.Name
 		}
 	}
-	// A request no plan has in progress (its plan deleted, or the node no
-	// longer selected) that the node is at work on: the node finishes
-	// what it started, cordoned, and holds the others until it says how
-	// it ended.
-	for _, n := range nodes {
-		if _, ok := busy[n.Name]; ok {
-			continue
-		}
-		if cur, ok := requestOf(n); ok {
-			if ns, ok := statusOf(n); ok && ns.For(cur) && !terminal(ns.Phase) && ns.Phase != upgradeapi.PhaseWaiting {
-				busy[n.Name] = cur.Plan
-			}
-		}
-	}
 	for i, p := range plans {
 		for j := range views[i] {
 			v := &views[i][j]
@@ -206,21 +208,35 @@ func decide(now time.Time, plans []*plan, nodes []*corev1.Node, drains map[strin
 	}
 	// The active plan: the oldest with a node in progress, else the
 	// oldest not done. A failed plan holds the later ones back until it
-	// is changed or deleted.
+	// is changed or deleted; a deleted one, or one that could only start
+	// nodes that are not Ready, does not.
 	active := slices.IndexFunc(views, func(vs []nodeView) bool {
 		return slices.ContainsFunc(vs, func(v nodeView) bool { return v.inProgress() })
 	})
+	if active >= 0 && plans[active].deleting() {
+		active = -1
+	}
 	if active < 0 {
-		active = slices.IndexFunc(results, func(r planResult) bool { return r.status.Phase != upgradeapi.PlanDone })
+		active = slices.IndexFunc(results, func(r planResult) bool {
+			return r.status.Phase != upgradeapi.PlanDone && !r.plan.deleting() && !(r.status.Phase == upgradeapi.PlanRolling && stalled(views[slices.Index(plans, r.plan)]))
+		})
+	}
+	// Servers not Ready, selected or not: no server starts meanwhile.
+	var downServers []string
+	for _, n := range nodes {
+		if Role(n) == RoleServer && !Ready(n) {
+			downServers = append(downServers, n.Name)
+		}
 	}
 	var d decision
 	for i, p := range plans {
 		r := &results[i]
-		if r.status.Phase == upgradeapi.PlanRolling && i == active {
-			acts, waits := p.turn(now, views[i], busy)
+		switch {
+		case r.status.Phase == upgradeapi.PlanRolling && i == active:
+			acts, waits := p.turn(now, views[i], busy, downServers)
 			d.actions = append(d.actions, acts...)
 			r.status.Message = rollingMessage(views[i], waits)
-		} else {
+		default:
 			// Drains go on only in the active, rolling plan: a stopped
 			// or waiting plan's drains end (the node uncordoned); a node
 			// it already asked to upgrade finishes.
@@ -231,7 +247,15 @@ func decide(now time.Time, plans []*plan, nodes []*corev1.Node, drains map[strin
 					delete(busy, v.node.Name)
 				}
 			}
-			if r.status.Phase == upgradeapi.PlanRolling {
+			switch {
+			case p.deleting():
+				r.status.Message = rollingMessage(views[i], nil)
+				if r.status.Message != "" {
+					r.status.Message = "deleted; finishing: " + r.status.Message
+				}
+			case r.status.Phase == upgradeapi.PlanRolling && stalled(views[i]):
+				r.status.Message = rollingMessage(views[i], unready(views[i]))
+			case r.status.Phase == upgradeapi.PlanRolling:
 				r.status.Phase = ""
 				r.status.Message = "waits for plan " + plans[active].Name
 			}
@@ -243,8 +267,9 @@ func decide(now time.Time, plans []*plan, nodes []*corev1.Node, drains map[strin
 		d.plans = append(d.plans, *r)
 	}
 	// The controller's marks on a node that no plan has in progress (done,
-	// failed, its drain stopped, its plan gone) are taken off: the
-	// request removed, the node uncordoned if the controller cordoned it.
+	// failed, its drain stopped, its plan gone, or marks the node wrote
+	// itself) are taken off: the request removed, the node uncordoned if
+	// the controller cordoned it.
 	for _, n := range nodes {
 		owner := busy[n.Name]
 		rel := action{kind: actRelease, node: n.Name}
@@ -264,8 +289,39 @@ func decide(now time.Time, plans []*plan, nodes []*corev1.Node, drains map[strin
 	return d
 }
 
+// stalled: nothing of the plan is in progress, and the only nodes it
+// could start are agents that are not Ready: it lets later plans go
+// meanwhile.
+func stalled(views []nodeView) bool {
+	some := false
+	for _, v := range views {
+		switch {
+		case v.inProgress():
+			return false
+		case v.state == waiting && (v.ready || v.role == RoleServer):
+			return false
+		case v.state == waiting:
+			some = true
+		}
+	}
+	return some
+}
+
+// unready are the "node X to be Ready" of the plan's nodes that are not
+// Ready and not in progress.
+func unready(views []nodeView) []string {
+	var out []string
+	for _, v := range views {
+		if !v.ready && !v.inProgress() && !v.deselected {
+			out = append(out, "node "+v.node.Name+" to be Ready")
+		}
+	}
+	return out
+}
+
 // view is the plan's selected nodes, in the order they go (servers by
-// name, then agents by name), and where each stands.
+// name, then agents by name), and where each stands; after them, nodes
+// it no longer selects that are still at work on its request.
 func (p *plan) view(nodes []*corev1.Node, drains map[string]drainOutcome) ([]nodeView, error) {
 	sel := labels.Everything()
 	if p.Spec.NodeSelector != nil {
@@ -279,23 +335,36 @@ func (p *plan) view(nodes []*corev1.Node, drains map[string]drainOutcome) ([]nod
 	for _, np := range p.status.Nodes {
 		recs[np.Name] = np
 	}
-	var out []nodeView
+	var out, left []nodeView
 	for _, n := range nodes {
 		role := Role(n)
 		art := p.Spec.Agent
 		if role == RoleServer {
 			art = p.Spec.Server
 		}
+		v := nodeView{node: n, role: role, ready: Ready(n)}
+		if cur, ok := requestOf(n); ok {
+			v.cur = &cur
+		}
+		rec := recs[n.Name]
 		if art == nil || !sel.Matches(labels.Set(n.Labels)) {
+			// Left out while it was at work on the plan's request (the
+			// request it holds, which the status records): it finishes.
+			if rec.Requested && v.cur != nil && v.cur.Plan == p.Name && v.cur.SHA256 == rec.SHA256 && v.underWay() {
+				v.req, v.deselected = *v.cur, true
+				v.state, v.since = requested, rec.DrainSince
+				ns, _ := statusOf(n)
+				v.phase, v.reason = ns.Phase, "left out of the plan; finishing"
+				left = append(left, v)
+			}
 			continue
 		}
-		v := nodeView{node: n, role: role, ready: Ready(n),
-			req: upgradeapi.Request{Plan: p.Name, Generation: p.Generation, Artifact: *art}}
+		v.req = upgradeapi.Request{Plan: p.Name, Generation: p.Generation, Artifact: *art}
 		var dr drainOutcome
 		if o, ok := drains[n.Name]; ok && o.plan == p.Name {
 			dr = o
 		}
-		v.evaluate(p, recs[n.Name], dr)
+		v.evaluate(p, rec, dr)
 		out = append(out, v)
 	}
 	slices.SortStableFunc(out, func(a, b nodeView) int {
@@ -307,19 +376,26 @@ func (p *plan) view(nodes []*corev1.Node, drains map[string]drainOutcome) ([]nod
 		}
 		return cmp.Compare(a.node.Name, b.node.Name)
 	})
-	return out, nil
+	return append(out, left...), nil
+}
+
+// underWay: the node is at work on the request it holds (its answer says
+// a phase between taking it up and its end).
+func (v *nodeView) underWay() bool {
+	if v.cur == nil {
+		return false
+	}
+	ns, ok := statusOf(v.node)
+	return ok && ns.For(*v.cur) && !terminal(ns.Phase) && ns.Phase != upgradeapi.PhaseWaiting
 }
 
 // evaluate sets where the node stands: from the plan's status (what it
 // said of the node, the controller's records of its drain and request),
-// then from this pass's drain, then from the node's answer to a recorded
-// request.
+// then from this pass's drain, then from the node's answer to the
+// recorded request, which the node holds (the request's patch removed
+// any earlier answer of the plan, so an answer to it is the node's).
 func (v *nodeView) evaluate(p *plan, rec upgradeapi.NodeProgress, dr drainOutcome) {
-	n := v.node
-	if cur, ok := requestOf(n); ok {
-		v.cur = &cur
-	}
-	ns, hasNS := statusOf(n)
+	ns, hasNS := statusOf(v.node)
 	sameGen := p.status.ObservedGeneration == p.Generation
 	switch {
 	// A node failed or rolled back stays so for this generation.
@@ -332,14 +408,16 @@ func (v *nodeView) evaluate(p *plan, rec upgradeapi.NodeProgress, dr drainOutcom
 		v.state, v.phase, v.reason = done, rec.Phase, rec.Reason
 	case rec.Requested:
 		v.since = rec.DrainSince
-		// An answer older than the plan is of an earlier plan of that name.
-		fresh := hasNS && !ns.Time.Time.Before(p.CreationTimestamp.Time.Truncate(time.Second))
+		holds := v.cur != nil && v.cur.Plan == p.Name
 		switch {
-		case hasNS && ns.For(v.req) && ns.Phase == upgradeapi.PhaseDone:
+		case !holds || !hasNS:
+			v.state, v.phase, v.reason = requested, upgradeapi.PhaseDownloading, notTakenUp
+		// Done for this artifact, asked by any generation of the plan.
+		case ns.Phase == upgradeapi.PhaseDone && ns.Plan == p.Name && ns.SHA256 == v.req.SHA256 && v.cur.SHA256 == v.req.SHA256:
 			v.state, v.phase, v.reason = done, upgradeapi.PhaseDone, ns.Reason
-		case hasNS && fresh && ns.For(v.req) && (ns.Phase == upgradeapi.PhaseFailed || ns.Phase == upgradeapi.PhaseRolledBack):
+		case ns.For(v.req) && (ns.Phase == upgradeapi.PhaseFailed || ns.Phase == upgradeapi.PhaseRolledBack):
 			v.state, v.phase, v.reason = failed, ns.Phase, ns.Reason
-		case hasNS && ns.For(v.req) && !terminal(ns.Phase) && ns.Phase != upgradeapi.PhaseWaiting:
+		case (ns.For(v.req) || ns.For(*v.cur)) && !terminal(ns.Phase) && ns.Phase != upgradeapi.PhaseWaiting:
 			v.state, v.phase, v.reason = requested, ns.Phase, ns.Reason
 		default:
 			v.state, v.phase, v.reason = requested, upgradeapi.PhaseDownloading, notTakenUp
@@ -359,6 +437,10 @@ func (v *nodeView) evaluate(p *plan, rec upgradeapi.NodeProgress, dr drainOutcom
 // notTakenUp is a requested node's reason until it answers.
 const notTakenUp = "requested; the node has not taken it up yet"
 
+// deleting: the plan was deleted; its finalizer holds it until no node is
+// in progress for it.
+func (p *plan) deleting() bool { return p.DeletionTimestamp != nil }
+
 // assess is the plan's phase and message from its nodes: Failed, Done,
 // or Rolling if neither. Its nodes' lines are added once the pass has
 // decided what it does next.
@@ -368,9 +450,12 @@ func (p *plan) assess(views []nodeView, err error) planResult {
 		st.Phase, st.Message = upgradeapi.PlanFailed, err.Error()
 		return planResult{plan: p, status: st}
 	}
-	st.Total = len(views)
 	var firstFailed *nodeView
 	for i, v := range views {
+		if v.deselected {
+			continue
+		}
+		st.Total++
 		switch v.state {
 		case done:
 			st.Done++
@@ -406,14 +491,14 @@ func (p *plan) assess(views []nodeView, err error) planResult {
 // turn is what the rolling plan does next: drains go on, a node drained
 // or a changed plan is asked (again), and nodes start in turn; it says
 // what holds the rest back. Servers go one at a time and alone, and only
-// while every selected server is Ready; agents once every server is done,
+// while every server (downServers: selected or not) is Ready; agents once every server is done,
 // Concurrency at once, an agent that is not Ready counting as one in
 // progress (so a node that never becomes Ready holds agents only as far
 // as spec.concurrency says, and the servers not at all). Nothing starts
 // while a node is in progress for another plan. A node started is
 // recorded in its view (and busy) for the status written before it is
 // cordoned.
-func (p *plan) turn(now time.Time, views []nodeView, busy map[string]string) (acts []action, waits []string) {
+func (p *plan) turn(now time.Time, views []nodeView, busy map[string]string, downServers []string) (acts []action, waits []string) {
 	inProgress := 0
 	for _, v := range views {
 		switch v.state {
@@ -444,29 +529,26 @@ func (p *plan) turn(now time.Time, views []nodeView, busy map[string]string) (ac
 		v.reason = "since " + t.UTC().Format(time.RFC3339)
 		busy[v.node.Name] = p.Name
 	}
-	for _, v := range views {
-		if v.role == RoleServer && !v.ready {
-			return acts, []string{"node " + v.node.Name + " to be Ready"}
-		}
-	}
 	for i := range views {
 		v := &views[i]
 		if v.role == RoleServer && v.state != done {
 			// The first server not done: it starts when nothing else
-			// is in progress; no agent goes before it.
+			// is in progress and every server is Ready; no agent goes
+			// before it.
+			if len(downServers) > 0 {
+				for _, n := range downServers {
+					waits = append(waits, "node "+n+" to be Ready")
+				}
+				return acts, waits
+			}
 			if v.state == waiting && inProgress == 0 && v.busyWith == "" {
 				start(v)
 			}
 			return acts, nil
 		}
 	}
-	var unready []string
-	for _, v := range views {
-		if !v.ready && !v.inProgress() {
-			inProgress++
-			unready = append(unready, "node "+v.node.Name+" to be Ready")
-		}
-	}
+	notReady := unready(views)
+	inProgress += len(notReady)
 	limit := max(p.Spec.Concurrency, DefaultConcurrency)
 	for i := range views {
 		v := &views[i]
@@ -480,7 +562,7 @@ func (p *plan) turn(now time.Time, views []nodeView, busy map[string]string) (ac
 		inProgress++
 	}
 	if slices.ContainsFunc(views, func(v nodeView) bool { return v.state == waiting }) {
-		return acts, unready
+		return acts, notReady
 	}
 	return acts, nil
 }

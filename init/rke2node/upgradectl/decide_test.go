@@ -84,9 +84,11 @@ func TestDecide(t *testing.T) {
 			actions: "release a1", phase: "Failed", message: "node a1 failed: drain: not done after 10m0s: default/web-1: evicted", lines: "a1=failed a2=waiting"},
 		{name: "no artifact for the role", nodes: []*corev1.Node{server("s1"), agent("a1")},
 			spec: func(s *upgradeapi.PlanSpec) { s.Server = nil }, actions: "start a1", phase: "Rolling", message: "a1 draining"},
-		{name: "another plan's node in progress", nodes: []*corev1.Node{agent("a1", requestedBy(agentReq("gone", 1)),
+		// No plan records it: the node's word that it is at work on it
+		// holds nothing.
+		{name: "a gone plan's request the node says it works on", nodes: []*corev1.Node{agent("a1", requestedBy(agentReq("gone", 1)),
 			answered(agentReq("gone", 1), "writing", "", now)), agent("a2")},
-			actions: "", phase: "Rolling", message: "waiting for node a1 (plan gone)"},
+			actions: "start a1, release a1", phase: "Rolling", message: "a1 draining"},
 		// Its request taken off, a1 is started for this plan.
 		{name: "a gone plan's request not taken up", nodes: []*corev1.Node{agent("a1", requestedBy(agentReq("gone", 1))), agent("a2")},
 			actions: "start a1, release a1", phase: "Rolling", message: "a1 draining"},

@@ -28,8 +28,10 @@ func (c *Controller) drain(ctx context.Context, n *corev1.Node, a action) (drain
 	out := drainOutcome{plan: a.plan}
 	var updated *corev1.Node
 	if !n.Spec.Unschedulable {
+		ann := map[string]any{CordonedKey: "true"}
+		clearAnswer(n, a.plan, ann)
 		u, err := c.patchNode(ctx, n.Name, map[string]any{
-			"metadata": map[string]any{"annotations": map[string]any{CordonedKey: "true"}},
+			"metadata": map[string]any{"annotations": ann},
 			"spec":     map[string]any{"unschedulable": true}})
 		if err != nil {
 			return out, nil, err

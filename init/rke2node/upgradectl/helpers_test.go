@@ -247,6 +247,7 @@ func (e *env) sync() time.Duration {
 	if err != nil {
 		e.t.Fatalf("sync: %v", err)
 	}
+	e.purge()
 	return wait
 }
 
@@ -378,11 +379,58 @@ func (e *env) updatePlan(name string, gen int64, mod func(*upgradeapi.PlanSpec))
 	}
 }
 
+// deletePlan deletes a plan as the apiserver does: one with finalizers
+// is only marked (deletionTimestamp), and goes once they are removed
+// (sync purges it).
 func (e *env) deletePlan(name string) {
 	e.t.Helper()
-	if err := e.dyn.Resource(crds.UpgradePlan).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+	u, err := e.dyn.Resource(crds.UpgradePlan).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
 		e.t.Fatal(err)
 	}
+	if len(u.GetFinalizers()) == 0 {
+		if err := e.dyn.Resource(crds.UpgradePlan).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+			e.t.Fatal(err)
+		}
+		return
+	}
+	ts := metav1.NewTime(e.now)
+	u.SetDeletionTimestamp(&ts)
+	if _, err := e.dyn.Resource(crds.UpgradePlan).Update(context.Background(), u, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// purge removes the plans marked deleted whose finalizers are gone.
+func (e *env) purge() {
+	e.t.Helper()
+	list, err := e.dyn.Resource(crds.UpgradePlan).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, u := range list.Items {
+		if u.GetDeletionTimestamp() != nil && len(u.GetFinalizers()) == 0 {
+			if err := e.dyn.Resource(crds.UpgradePlan).Delete(context.Background(), u.GetName(), metav1.DeleteOptions{}); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+	}
+}
+
+// finalizers are the plan's finalizers.
+func (e *env) finalizers(name string) []string {
+	e.t.Helper()
+	u, err := e.dyn.Resource(crds.UpgradePlan).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return u.GetFinalizers()
+}
+
+// planExists reports whether the plan is still there.
+func (e *env) planExists(name string) bool {
+	_, err := e.dyn.Resource(crds.UpgradePlan).Get(context.Background(), name, metav1.GetOptions{})
+	return err == nil
 }
 
 func (e *env) podExists(ns, name string) bool {

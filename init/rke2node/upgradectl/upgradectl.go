@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/rke2os/rke2os/init/rke2node/crds"
@@ -57,6 +58,11 @@ const LeaseName = "rke2os-upgrade"
 // uncordons, so a node an administrator cordoned stays so. (Beside
 // upgradeapi's two, the controller's only mark on a Node.)
 const CordonedKey = "upgrade.rke2os.io/cordoned"
+
+// Finalizer holds a deleted UpgradePlan, and with it the controller's
+// records of its nodes, until no node is at work on its request: the
+// plan's requests are only ever believed from those records.
+const Finalizer = "upgrade.rke2os.io/records"
 
 // Status is an UpgradePlan's status as the controller writes it:
 // upgradeapi's, and the plan's metadata.generation it is for. A node done
@@ -192,13 +198,28 @@ func (c *Controller) Sync(ctx context.Context) (time.Duration, error) {
 	}
 
 	var errs []error
+	// A plan gets the finalizer before anything is recorded in it; one
+	// that cannot get it does nothing this pass.
+	blocked := map[string]bool{}
+	for _, p := range plans {
+		if !p.deleting() && !slices.Contains(p.Finalizers, Finalizer) {
+			if err := c.setFinalizer(ctx, p, true); err != nil {
+				errs = append(errs, err)
+				blocked[p.Name] = true
+			}
+		}
+	}
 	var d decision
 	drains := map[string]drainOutcome{}
+	written := map[string]bool{}
 	for range maxRounds {
 		d = decide(c.now(), plans, nodes, drains)
 		changed := false
-		written := map[string]bool{}
+		written = map[string]bool{}
 		for _, r := range d.plans {
+			if blocked[r.plan.Name] {
+				continue
+			}
 			wrote, err := c.writeStatus(ctx, r)
 			if err != nil {
 				errs = append(errs, err)
@@ -210,8 +231,11 @@ func (c *Controller) Sync(ctx context.Context) (time.Duration, error) {
 				c.event(ctx, byName[ev.node], r.plan, ev)
 			}
 		}
+		// Releases only once every plan's status says why: a node done
+		// or failed is recorded so before it is uncordoned.
+		allWritten := len(written) == len(d.plans)
 		for _, a := range d.actions {
-			if a.kind != actRelease && !written[a.plan] {
+			if (a.kind == actRelease && !allWritten) || (a.kind != actRelease && !written[a.plan]) {
 				continue // not recorded: not done
 			}
 			n := byName[a.node]
@@ -252,10 +276,39 @@ func (c *Controller) Sync(ctx context.Context) (time.Duration, error) {
 			nodes = append(nodes, n)
 		}
 	}
+	// A deleted plan with no node in progress any more is let go.
+	for _, p := range plans {
+		if p.deleting() && written[p.Name] && slices.Contains(p.Finalizers, Finalizer) &&
+			!slices.ContainsFunc(p.status.Nodes, func(np upgradeapi.NodeProgress) bool { return np.Requested || np.DrainSince != nil }) {
+			if err := c.setFinalizer(ctx, p, false); err != nil {
+				errs = append(errs, err)
+			} else {
+				slog.Info("upgrade plan deleted: nothing in progress left", "plan", p.Name)
+			}
+		}
+	}
 	if d.draining {
 		next = cmpOr(c.DrainEvery, 5*time.Second)
 	}
 	return next, errors.Join(errs...)
+}
+
+// setFinalizer adds the controller's finalizer to the plan, or removes
+// it, on the plan as read (its resourceVersion: a plan changed meanwhile
+// is left for the next pass).
+func (c *Controller) setFinalizer(ctx context.Context, p *plan, on bool) error {
+	obj := p.obj.DeepCopy()
+	fs := slices.DeleteFunc(obj.GetFinalizers(), func(f string) bool { return f == Finalizer })
+	if on {
+		fs = append(fs, Finalizer)
+	}
+	obj.SetFinalizers(fs)
+	updated, err := c.Dyn.Resource(crds.UpgradePlan).Update(ctx, obj, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("UpgradePlan %s: finalizer: %w", p.Name, err)
+	}
+	p.obj, p.Finalizers, p.ResourceVersion = updated, fs, updated.GetResourceVersion()
+	return nil
 }
 
 func cmpOr(d, def time.Duration) time.Duration {
@@ -350,12 +403,7 @@ func (c *Controller) act(ctx context.Context, n *corev1.Node, a action, p *plan)
 		if !n.Spec.Unschedulable {
 			ann[CordonedKey] = "true"
 		}
-		// An answer to this very request is of an earlier plan of the
-		// same name (decide did not count it): the node must not take
-		// it for its answer to the new one.
-		if ns, ok := statusOf(n); ok && ns.For(a.req) {
-			ann[upgradeapi.StatusKey] = nil
-		}
+		clearAnswer(n, a.plan, ann)
 		meta := map[string]any{"annotations": ann}
 		if n.ResourceVersion != "" {
 			// Only if the cordon read above still holds.
@@ -372,7 +420,9 @@ func (c *Controller) act(ctx context.Context, n *corev1.Node, a action, p *plan)
 	case actRequest:
 		slog.Info("upgrade: requesting the upgrade", "node", n.Name, "plan", a.plan, "generation", a.req.Generation,
 			"url", upgradeapi.RedactURL(a.req.URL))
-		return c.patchNode(ctx, n.Name, annotations(map[string]any{upgradeapi.RequestKey: mustJSON(a.req)}))
+		ann := map[string]any{upgradeapi.RequestKey: mustJSON(a.req)}
+		clearAnswer(n, a.plan, ann)
+		return c.patchNode(ctx, n.Name, annotations(ann))
 	case actRelease:
 		return c.release(ctx, n, a)
 	}
@@ -396,6 +446,19 @@ func (c *Controller) release(ctx context.Context, n *corev1.Node, a action) (*co
 		slog.Info("upgrade: node released", "node", n.Name, "request of plan", a.plan, "uncordoned", a.uncordon)
 	}
 	return updated, err
+}
+
+// clearAnswer adds to a patch of the node's annotations the removal of
+// its answer to the plan, if it has one: at a start or a request the node
+// has no answer of its own to the plan's request yet, so one there is of
+// an earlier plan of the same name, or of an earlier generation, and
+// must not be taken for the answer to this one.
+func clearAnswer(n *corev1.Node, plan string, ann map[string]any) {
+	if ns, ok := statusOf(n); ok && ns.Plan == plan {
+		ann[upgradeapi.StatusKey] = nil
+	} else if _, present := n.Annotations[upgradeapi.StatusKey]; present && !ok {
+		ann[upgradeapi.StatusKey] = nil // unreadable: no one's answer
+	}
 }
 
 func annotations(ann map[string]any) map[string]any {
