@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,14 @@ func TestInstall(t *testing.T) {
 			t.Errorf("milestone %s on the boot that installed", m)
 		}
 	}
+	if evs := vm.Events("installed"); len(evs) != 1 {
+		t.Errorf("installed events: %v", evs)
+	} else if ev := evs[0]; ev["device"] != "/dev/vda" || ev["found"] != "blank" || !positive(ev["seconds"]) || !positive(ev["write_seconds"]) ||
+		!positive(ev["written_mib"]) {
+		t.Errorf("the installed event: %v", ev)
+	} else {
+		t.Logf("install: %s MiB written, synced and read back in %s s, the install %s s", ev["written_mib"], ev["write_seconds"], ev["seconds"])
+	}
 	t.Logf("install: %s from QEMU's start to its exit; timeline %v", took.Round(time.Second), vm.Milestones())
 
 	// 2. The disk holds the raw image's table and slot A, and the config.
@@ -145,6 +154,12 @@ func TestInstall(t *testing.T) {
 	if disktest.Hash(t, disk, 0, 128<<20) != before {
 		t.Error("the refused install wrote to the disk")
 	}
+}
+
+// positive reports whether s is a number above zero.
+func positive(s string) bool {
+	v, err := strconv.ParseFloat(s, 64)
+	return err == nil && v > 0
 }
 
 // waitInstalled waits for the installed milestone, failing at an error

@@ -66,6 +66,8 @@ func installFromISO(reaper *supervise.Reaper, cfg, carried *config.Config, cmdli
 		return false, err
 	}
 	console.Milestone("installed")
+	console.Event(console.EventInstalled, "device", res.Device, "found", res.Found, "seconds", strconv.FormatFloat(res.Seconds, 'f', 3, 64),
+		"written_mib", res.Written>>20, "write_seconds", strconv.FormatFloat(res.WriteSeconds, 'f', 3, 64))
 	slog.Info("installed: the system is on the disk; it boots from it next (the ISO may stay attached)", "device", res.Device,
 		"found", res.Found, "took", time.Duration(res.Seconds*float64(time.Second)).Round(time.Second), "after", in.AfterAction())
 	sig := unix.SIGINT // the reboot request, served in order

@@ -119,7 +119,9 @@ func Run(ctx context.Context, o Options) (*nodesteps.InstallResult, error) {
 	stop := p.tick(o.Tick)
 	o.Log.Info("install: writing", "device", "/dev/"+d.Name, "esp_mib", diskimage.ESPSize>>20, "slot_mib", l.SlotImageSize>>20,
 		"then", "the partition table and boot code, last")
+	writing := time.Now()
 	_, err = diskimage.Install(f, size, spec)
+	wrote := time.Since(writing)
 	stop()
 	if err != nil {
 		return nil, fmt.Errorf("install: /dev/%s: %w; the disk does not boot, and the next install takes it over", d.Name, err)
@@ -132,7 +134,8 @@ func Run(ctx context.Context, o Options) (*nodesteps.InstallResult, error) {
 	took := time.Since(started)
 	o.Log.Info("install: done", "device", "/dev/"+d.Name, "slot", "A", "slot_sha256", m.SlotSHA256, "config", o.Config != nil,
 		"took", took.Round(time.Second), "after", o.Install.AfterAction())
-	return &nodesteps.InstallResult{Device: "/dev/" + d.Name, Found: found, Bytes: size, SlotSHA256: m.SlotSHA256, Seconds: took.Seconds()}, nil
+	return &nodesteps.InstallResult{Device: "/dev/" + d.Name, Found: found, Bytes: size, SlotSHA256: m.SlotSHA256, Seconds: took.Seconds(),
+		Written: diskimage.ESPSize + l.SlotImageSize, WriteSeconds: wrote.Seconds()}, nil
 }
 
 // devPath is a disk's device node.

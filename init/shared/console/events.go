@@ -40,6 +40,11 @@ const (
 	// EventSlotConfirmed: the slot being tried reached node-ready and is
 	// the good one from now on (slot).
 	EventSlotConfirmed = "slot-confirmed"
+	// EventInstalled: a boot from the ISO installed the system (device,
+	// found: what the disk held, seconds: the whole install, written_mib:
+	// the ESP and the system slot written, write_seconds: their writing,
+	// sync and read-back).
+	EventInstalled = "installed"
 	// EventUpgrade: the node's upgrader says a phase of an upgrade on its
 	// Node (phase, plan, generation, slot, reason).
 	EventUpgrade = "upgrade"

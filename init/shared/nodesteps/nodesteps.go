@@ -64,7 +64,11 @@ type InstallResult struct {
 	Found      string  `json:"found"`
 	Bytes      int64   `json:"bytes"` // the disk's size
 	SlotSHA256 string  `json:"slot_sha256"`
-	Seconds    float64 `json:"seconds"`
+	Seconds    float64 `json:"seconds"` // the whole install step
+	// Written is what the install wrote (the ESP and the system slot's
+	// image), in WriteSeconds (written, synced and read back).
+	Written      int64   `json:"written"`
+	WriteSeconds float64 `json:"write_seconds"`
 }
 
 // FlagTrustOnFirstUse is the etcd step's flag that carries the config's

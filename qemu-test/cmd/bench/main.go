@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -28,7 +29,11 @@ type row struct {
 
 func main() {
 	runs := flag.Int("runs", 3, "repetitions per measurement (the median is shown)")
+	only := flag.String("only", "", "comma-separated parts to run (build, boot, node, install, sizes); all if empty")
 	flag.Parse()
+	part := func(name string) bool {
+		return *only == "" || slices.Contains(strings.Split(*only, ","), name)
+	}
 	env := func(k, d string) string {
 		if v := os.Getenv(k); v != "" {
 			return v
@@ -44,7 +49,7 @@ func main() {
 	// 1. Image build: rke2-build against xorriso writing the same payload
 	// tree; the images' share of it against a plain cp of the archive.
 	var buildTimes, bareTimes, isoTimes, isoOwn, cpTimes []float64
-	for i := 0; i < *runs; i++ {
+	for i := 0; i < *runs && part("build"); i++ {
 		opts := build.Options{Role: "server", Output: tb.TempDir(), Kernel: kernelDir, Grub: grub, Init: filepath.Join(bin, "rke2-init"),
 			Overlays: "../overlays", Rootfs: env("RKE2_ROOTFS", "../build/cache/iptables/root"), Epoch: time.Unix(1735689600, 0).UTC(), Progress: quiet{}, Images: []string{images}, Version: version}
 		start := time.Now()
@@ -66,10 +71,12 @@ func main() {
 		check(exec.Command("cp", images, dst).Run())
 		cpTimes = append(cpTimes, time.Since(start).Seconds())
 	}
-	rows = append(rows, ratioRow("write the server ISO, same payload tree (s)", median(isoOwn), "xorriso -as mkisofs", median(isoTimes)))
-	rows = append(rows, ratioRow("whole build: ISO+raw+PXE+manifest (s)", median(buildTimes), "xorriso -as mkisofs, ISO only", median(isoTimes)))
-	rows = append(rows, ratioRow("read+bake airgap images, ISO and raw (s)", median(buildTimes)-median(bareTimes), "cp of the archive", median(cpTimes)))
-	rows = append(rows, benchExtract(tb, images, version, *runs)...)
+	if part("build") {
+		rows = append(rows, ratioRow("write the server ISO, same payload tree (s)", median(isoOwn), "xorriso -as mkisofs", median(isoTimes)))
+		rows = append(rows, ratioRow("whole build: ISO+raw+PXE+manifest (s)", median(buildTimes), "xorriso -as mkisofs, ISO only", median(isoTimes)))
+		rows = append(rows, ratioRow("read+bake airgap images, ISO and raw (s)", median(buildTimes)-median(bareTimes), "cp of the archive", median(cpTimes)))
+		rows = append(rows, benchExtract(tb, images, version, *runs)...)
+	}
 
 	// 2. Boot floor: QEMU start to init-start, beside a hello-world PID 1.
 	k := filepath.Join(out, "rke2-server.vmlinuz")
@@ -77,7 +84,7 @@ func main() {
 	check(err)
 	hello := helloInitrd(tb)
 	var rkeWall, helloWall, rkeGuest, modGuest []float64
-	for i := 0; i < *runs; i++ {
+	for i := 0; i < *runs && (part("boot") || part("node")); i++ {
 		vm := qemu.Start(tb, qemu.Config{Machine: "q35", Kernel: k, Initrd: filepath.Join(out, "rke2-server.initrd"), Append: strings.TrimSpace(string(cmdline))})
 		t, err := vm.WaitMilestone("init-start", 5*time.Minute)
 		check(err)
@@ -94,15 +101,27 @@ func main() {
 		helloWall = append(helloWall, time.Since(hv.Started).Seconds())
 		hv.Kill()
 	}
-	rows = append(rows, ratioRow("QEMU start to init-start, wall (s)", median(rkeWall), "hello-world static PID 1", median(helloWall)))
-	rows = append(rows, row{"kernel start to init-start, guest (s)", f(median(rkeGuest)), "", ""})
-	rows = append(rows, row{"kernel start to modules-loaded, guest (s)", f(median(modGuest)), "", ""})
+	if part("boot") {
+		rows = append(rows, ratioRow("QEMU start to init-start, wall (s)", median(rkeWall), "hello-world static PID 1", median(helloWall)))
+		rows = append(rows, row{"kernel start to init-start, guest (s)", f(median(rkeGuest)), "", ""})
+		rows = append(rows, row{"kernel start to modules-loaded, guest (s)", f(median(modGuest)), "", ""})
+	}
 
 	// 3. A node: the raw disk booted twice to kubelet-started.
-	rows = append(rows, benchNode(tb, clusterImagesFor(tb, kernelDir, grub, bin, version, images, env("RKE2_TEST_IMAGES", "")), median(helloWall))...)
+	if part("node") {
+		rows = append(rows, benchNode(tb, clusterImagesFor(tb, kernelDir, grub, bin, version, images, env("RKE2_TEST_IMAGES", "")), median(helloWall))...)
+	}
 
-	// 4. Sizes: what is not payload.
+	// 4. Install from the ISO: two pairs (each install boot is minutes).
+	if part("install") {
+		rows = append(rows, benchInstall(tb, out, min(*runs, 2))...)
+	}
+
+	// 5. Sizes: what is not payload.
 	for _, name := range []string{"rke2-server.iso", "rke2-server.raw", "rke2-server.initrd", "rke2-server.vmlinuz", "../build/images/rke2-images.linux-amd64.tar.zst"} {
+		if !part("sizes") {
+			break
+		}
 		fi, err := os.Stat(filepath.Join(out, name))
 		check(err)
 		rows = append(rows, row{"size " + filepath.Base(name) + " (MiB)", fmt.Sprintf("%.1f", float64(fi.Size())/(1<<20)), "", ""})
