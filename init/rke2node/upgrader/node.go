@@ -122,7 +122,8 @@ func (u *upgrader) consider(ctx context.Context, n *corev1.Node) bool {
 		}
 		return false
 	}
-	if st, ok := parseStatus(n.Annotations[upgradeapi.StatusKey]); ok && st.For(req) && final(st.Phase) {
+	st, hasSt := parseStatus(n.Annotations[upgradeapi.StatusKey])
+	if hasSt && st.For(req) && final(st.Phase) {
 		return false
 	}
 	if u.pending != nil && u.pending.Request == req {
@@ -131,6 +132,13 @@ func (u *upgrader) consider(ctx context.Context, n *corev1.Node) bool {
 	if err != nil {
 		u.fail(ctx, req, err.Error())
 		return true
+	}
+	if hasSt && st.For(req) && st.Phase != "" {
+		// Carried out synchronously, a request is answered finally or
+		// rebooted for within one run: a phase of it said before this
+		// one was cut short (the power, or a restart of the node).
+		slog.Warn("upgrader: an upgrade of this request was cut short while "+st.Phase+" (the power was cut, or the node restarted); it is carried out again, from the download",
+			"plan", req.Plan, "generation", req.Generation)
 	}
 	u.carryOut(ctx, req)
 	return true
