@@ -29,7 +29,7 @@ type row struct {
 
 func main() {
 	runs := flag.Int("runs", 3, "repetitions per measurement (the median is shown)")
-	only := flag.String("only", "", "comma-separated parts to run (build, boot, node, install, sizes); all if empty")
+	only := flag.String("only", "", "comma-separated parts to run (build, boot, node, lifecycle, install, sizes); all if empty")
 	flag.Parse()
 	part := func(name string) bool {
 		return *only == "" || slices.Contains(strings.Split(*only, ","), name)
@@ -107,9 +107,17 @@ func main() {
 		rows = append(rows, row{"kernel start to modules-loaded, guest (s)", f(median(modGuest)), "", ""})
 	}
 
-	// 3. A node: the raw disk booted twice to kubelet-started.
+	// 3. A node: the raw disk booted twice to kubelet-started; then a
+	// server upgraded, and rolled back (one run each: many minutes).
+	var cluster clusterImages
+	if part("node") || part("lifecycle") {
+		cluster = clusterImagesFor(tb, kernelDir, grub, bin, version, images, env("RKE2_TEST_IMAGES", ""))
+	}
 	if part("node") {
-		rows = append(rows, benchNode(tb, clusterImagesFor(tb, kernelDir, grub, bin, version, images, env("RKE2_TEST_IMAGES", "")), median(helloWall))...)
+		rows = append(rows, benchNode(tb, cluster, median(helloWall))...)
+	}
+	if part("lifecycle") {
+		rows = append(rows, benchLifecycle(tb, cluster, bin)...)
 	}
 
 	// 4. Install from the ISO: two pairs (each install boot is minutes).
@@ -271,7 +279,7 @@ func clusterImagesFor(tb *benchTB, kernelDir, grub, bin, version string, images 
 			archives = append(archives, a)
 		}
 	}
-	out := clusterImages{token: strings.TrimSpace(string(token))}
+	out := clusterImages{token: strings.TrimSpace(string(token)), secrets: secrets}
 	for _, role := range []string{"server", "agent"} {
 		opts := build.Options{Role: role, Output: tb.TempDir(), Kernel: kernelDir, Grub: grub, Init: filepath.Join(bin, "rke2-init"),
 			Node: filepath.Join(bin, "rke2-node"), Overlays: "../overlays", Rootfs: "../build/cache/iptables/root",
@@ -282,7 +290,7 @@ func clusterImagesFor(tb *benchTB, kernelDir, grub, bin, version string, images 
 		o, err := build.Image(opts)
 		check(err)
 		if role == "server" {
-			out.server = o.Raw
+			out.server, out.serverOpts = o.Raw, opts
 		} else {
 			out.agent = o.Raw
 		}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rke2os/rke2os/builder/build"
 	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 )
@@ -119,7 +120,13 @@ func benchNode(tb *benchTB, images clusterImages, helloWall float64) []row {
 
 // clusterImages are the images the node benchmark boots: a server with the
 // cluster's secrets baked in, and an agent.
-type clusterImages struct{ server, agent, token string }
+type clusterImages struct {
+	server, agent, token string
+	// secrets are the cluster's (the server's baked, the upgrade key's);
+	// serverOpts built the server's image, for more of the same tree.
+	secrets    string
+	serverOpts build.Options
+}
 
 // clusterConfig is the NoCloud user-data of a machine of the benchmark's
 // cluster: DHCP on the user-mode NIC, ip on the private segment as its
