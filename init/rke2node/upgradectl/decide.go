@@ -210,11 +210,12 @@ func decide(now time.Time, plans []*plan, nodes []*corev1.Node, drains map[strin
 	// oldest not done. A failed plan holds the later ones back until it
 	// is changed or deleted; a deleted one, or one that could only start
 	// nodes that are not Ready, does not.
-	active := slices.IndexFunc(views, func(vs []nodeView) bool {
-		return slices.ContainsFunc(vs, func(v nodeView) bool { return v.inProgress() })
-	})
-	if active >= 0 && plans[active].deleting() {
-		active = -1
+	active := -1
+	for i, vs := range views {
+		if !plans[i].deleting() && slices.ContainsFunc(vs, func(v nodeView) bool { return v.inProgress() }) {
+			active = i
+			break
+		}
 	}
 	if active < 0 {
 		active = slices.IndexFunc(results, func(r planResult) bool {

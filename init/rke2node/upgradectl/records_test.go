@@ -170,3 +170,29 @@ func TestStaleAnswerClearedAtRequest(t *testing.T) {
 	want(t, "lines", lines(e.status("v2")), "a1=downloading(requested)")
 	want(t, "request", must(requestOf(n)), areq)
 }
+
+// A plan with a node in progress stays the active one (its drain goes
+// on) though an older plan is deleted with a node of its own still at
+// work, and another older one waits.
+func TestInProgressPlanKeepsGoing(t *testing.T) {
+	now := t0.Add(24 * time.Hour)
+	r1, r2 := agentReq("v1", 1), agentReq("v2", 1)
+	v0 := mustPlan(t, "v0", 1, t0, func(s *upgradeapi.PlanSpec) { s.Server = nil }, nil)
+	v1 := mustPlan(t, "v1", 1, t0.Add(time.Hour), func(s *upgradeapi.PlanSpec) { s.Server = nil },
+		&Status{ObservedGeneration: 1, PlanStatus: upgradeapi.PlanStatus{Phase: upgradeapi.PlanRolling, Nodes: []upgradeapi.NodeProgress{recRequested("a1", r1)}}})
+	del := metav1.NewTime(now)
+	v1.DeletionTimestamp = &del
+	v2 := mustPlan(t, "v2", 1, t0.Add(2*time.Hour), func(s *upgradeapi.PlanSpec) { s.Server = nil },
+		&Status{ObservedGeneration: 1, PlanStatus: upgradeapi.PlanStatus{Phase: upgradeapi.PlanRolling, Nodes: []upgradeapi.NodeProgress{recDraining("a2", r2)}}})
+	nodes := []*corev1.Node{agent("a1", requestedBy(r1), answered(r1, "writing", "", now)), agent("a2", cordoned, annotate(CordonedKey, "true")), agent("a3")}
+	d := decide(now, []*plan{v0, v1, v2}, nodes, nil)
+	want(t, "actions", decideActs(d), "drain a2")
+	for _, r := range d.plans {
+		if r.plan.Name == "v1" {
+			want(t, "v1", r.status.Message, "deleted; finishing: a1 writing")
+		}
+		if r.plan.Name == "v0" {
+			want(t, "v0", r.status.Message, "waits for plan v2")
+		}
+	}
+}
