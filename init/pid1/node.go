@@ -74,10 +74,10 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 	}
 	console.Milestone("containerd-ready")
 	var imp nodesteps.ImportResult
-	if err := nodesteps.Run(reaper, layout.NodeBinary, &imp, nodesteps.StepImport); err != nil {
+	if err := nodesteps.Run(reaper, layout.NodeBinary, &imp, nodesteps.StepImport, "--server="+strconv.FormatBool(role == config.RoleServer)); err != nil {
 		return err
 	}
-	slog.Info("airgap images", "imported", imp.Imported, "skipped", imp.Skipped, "images", imp.Images)
+	slog.Info("airgap images", "imported", imp.Imported, "skipped", imp.Skipped, "images", imp.Images, "unpacked", imp.Unpacked)
 	console.Milestone("images-imported")
 	console.Event(console.EventImagesImported, "imported", imp.Imported, "skipped", imp.Skipped, "images", imp.Images)
 

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -80,7 +81,8 @@ func Main(env Env, args []string, stdout io.Writer) int {
 		server := fs.Bool("server", false, "copy the runtime's charts into server/manifests")
 		run = func(ctx context.Context) (any, error) { return env.Content(ctx, *server) }
 	case nodesteps.StepImport:
-		run = func(ctx context.Context) (any, error) { return env.Import(ctx) }
+		server := fs.Bool("server", false, "unpack the control plane's images too")
+		run = func(ctx context.Context) (any, error) { return env.Import(ctx, *server) }
 	case nodesteps.StepEtcd:
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
@@ -163,8 +165,11 @@ func (e Env) Content(ctx context.Context, server bool) (*nodesteps.ContentResult
 
 // Import imports every airgap archive into containerd's k8s.io namespace,
 // skipping those imported before; the boot medium's archives are known by
-// the digests in the release file.
-func (e Env) Import(ctx context.Context) (*nodesteps.ImportResult, error) {
+// the digests in the release file. Then it unpacks the images of the
+// node's own static pods (kube-proxy's; on a server, the control plane's
+// and etcd's), so that the kubelet finds them ready (see
+// airgap.UnpackImages).
+func (e Env) Import(ctx context.Context, server bool) (*nodesteps.ImportResult, error) {
 	rel, err := e.release()
 	if err != nil {
 		return nil, err
@@ -188,7 +193,18 @@ func (e Env) Import(ctx context.Context) (*nodesteps.ImportResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &nodesteps.ImportResult{Imported: res.Imported, Skipped: res.Skipped, Images: res.Images}, nil
+	own := []string{rel.Image("rancher/hardened-kubernetes")}
+	if server {
+		own = append(own, rel.Image("rancher/hardened-etcd"))
+	}
+	if slices.Contains(own, "") {
+		return nil, fmt.Errorf("import: release %s names no rancher/hardened-kubernetes or rancher/hardened-etcd image", e.Release)
+	}
+	unpacked, err := airgap.UnpackImages(ctx, c, own)
+	if err != nil {
+		return nil, err
+	}
+	return &nodesteps.ImportResult{Imported: res.Imported, Skipped: res.Skipped, Images: res.Images, Unpacked: unpacked}, nil
 }
 
 // Etcd makes etcd's certificates and writes its static pod. A further

@@ -77,6 +77,43 @@ func ImportArchives(ctx context.Context, c *containerd.Client, archives []string
 	return res, nil
 }
 
+// Snapshotter is the snapshotter the CRI plugin unpacks images into
+// (containerd's config, init/pid1/launch).
+const Snapshotter = "overlayfs"
+
+// UnpackImages unpacks the named images into the snapshotter, those not
+// unpacked yet, and returns how many it unpacked. An import only stores
+// an image's layers; the kubelet's CRI call that creates a container
+// unpacks them, under the kubelet's 2-minute runtime request timeout. On
+// a slow machine (one vCPU under TCG) kube-proxy's image takes longer
+// than that, and each timeout cancels the unpack and starts it again
+// from nothing, for ever: so the images of the node's own static pods
+// are unpacked here, before the kubelet starts, with no such deadline.
+func UnpackImages(ctx context.Context, c *containerd.Client, names []string) (int, error) {
+	ctx = namespaces.WithNamespace(ctx, K8sNamespace)
+	n := 0
+	for _, name := range names {
+		img, err := c.GetImage(ctx, name)
+		if err != nil {
+			return n, fmt.Errorf("unpack %s: %w (the airgap archives should hold it: is the image built from this release?)", name, err)
+		}
+		ok, err := img.IsUnpacked(ctx, Snapshotter)
+		if err != nil {
+			return n, fmt.Errorf("unpack %s: %w", name, err)
+		}
+		if ok {
+			continue
+		}
+		start := time.Now()
+		if err := img.Unpack(ctx, Snapshotter); err != nil {
+			return n, fmt.Errorf("unpack %s: %w", name, err)
+		}
+		n++
+		slog.Info("image unpacked", "image", name, "snapshotter", Snapshotter, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return n, nil
+}
+
 // archiveDigest is an archive's digest from known when the archive (or
 // the file its symlink points at) is listed there, or else its hash.
 func archiveDigest(p string, known map[string]string) (string, error) {

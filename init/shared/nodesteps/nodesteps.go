@@ -99,6 +99,8 @@ type ImportResult struct {
 	Imported int `json:"imported"`
 	Skipped  int `json:"skipped"`
 	Images   int `json:"images"`
+	// Unpacked counts the node's own images unpacked (none once done).
+	Unpacked int `json:"unpacked"`
 }
 
 // EtcdResult is what the etcd step answers.
