@@ -42,8 +42,8 @@ const lifecycleTimeout = 20 * time.Minute
 //     plan's creation to node-ready on slot B, and the node's downtime,
 //     from its shutdown to node-ready on slot B;
 //   - an UpgradePlan to a broken build of the same key (its init a text
-//     file): from the first trial boot's start to node-ready on slot A
-//     again, after GRUB's two tries.
+//     file), written into slot A: from the first trial boot's start to
+//     node-ready on slot B again, after GRUB's two tries.
 //
 // QEMU runs with -no-reboot: a reboot is its exit, and the bench starts it
 // again at once, as firmware would.
@@ -100,6 +100,7 @@ func benchLifecycle(tb *benchTB, images clusterImages, bin string) []row {
 	}
 	waitReady(vm)
 	upgraded, downtime := time.Since(asked).Seconds(), time.Since(down).Seconds()
+	tb.Logf("lifecycle: plain reboot %.1f s; upgrade: request to node-ready on B %.1f s, downtime %.1f s; phases %v, shutdown-done %.1f", plain, upgraded, downtime, phases, shutdownT)
 	waitPhase(plans, "bench-2", upgradeapi.PlanDone)
 
 	// The rollback: two trial boots that panic, then slot A.
@@ -114,14 +115,17 @@ func benchLifecycle(tb *benchTB, images clusterImages, bin string) []row {
 		}
 		check(vm.WaitExit(5 * time.Minute))
 	}
+	// Slot B is the good one since the upgrade: the broken build went
+	// into slot A, and GRUB goes back to B.
 	vm = qemu.Start(tb, cfg)
-	if _, err := vm.WaitFor(regexp.MustCompile(`Command line: .*rke2\.slot=A rke2\.trial=0`), 5*time.Minute); err != nil {
-		check(fmt.Errorf("after the tries GRUB did not boot slot A: %w", err))
+	if _, err := vm.WaitFor(regexp.MustCompile(`Command line: .*rke2\.slot=B rke2\.trial=0`), 5*time.Minute); err != nil {
+		check(fmt.Errorf("after the tries GRUB did not boot slot B again: %w", err))
 	}
 	if _, err := vm.WaitMilestone("node-ready", lifecycleTimeout); err != nil {
 		check(fmt.Errorf("slot A after the rollback: %w", err))
 	}
 	rolledBack := time.Since(firstTrial).Seconds()
+	tb.Logf("lifecycle: rollback, first trial boot to node-ready on the good slot %.1f s", rolledBack)
 	waitPhase(plans, "bench-broken", upgradeapi.PlanFailed)
 	check(vm.Powerdown())
 	check(vm.WaitExit(5 * time.Minute))
@@ -132,7 +136,7 @@ func benchLifecycle(tb *benchTB, images clusterImages, bin string) []row {
 		ratioRow("upgrade: the node's downtime, its shutdown to node-ready on slot B, wall (s)", downtime, "plain reboot", plain),
 		{"upgrade, guest: download / write+read back / reboot to shutdown-done (s)", f(phases[upgradeapi.PhaseWriting]-phases[upgradeapi.PhaseDownloading]) + " / " +
 			f(phases[upgradeapi.PhaseRebooting]-phases[upgradeapi.PhaseWriting]) + " / " + f(shutdownT-phases[upgradeapi.PhaseRebooting]), "", ""},
-		ratioRow("rollback: first trial boot's start to node-ready on slot A, wall (s)", rolledBack, "plain reboot", plain),
+		ratioRow("rollback: first trial boot's start to node-ready on the good slot, wall (s)", rolledBack, "plain reboot", plain),
 	}
 }
 
