@@ -92,8 +92,8 @@ func benchLifecycle(tb *benchTB, images clusterImages, bin string) []row {
 		check(err)
 		phases[ph] = num(ev, "t")
 	}
-	shutdownT := vm.Milestones()["shutdown-done"]
 	check(vm.WaitExit(5 * time.Minute))
+	shutdownT := vm.Milestones()["shutdown-done"] // once QEMU is gone: the last line is in
 	vm = qemu.Start(tb, cfg)
 	if _, err := vm.WaitFor(regexp.MustCompile(`Command line: .*rke2\.slot=B rke2\.trial=1`), 5*time.Minute); err != nil {
 		check(fmt.Errorf("GRUB did not try slot B: %w", err))
