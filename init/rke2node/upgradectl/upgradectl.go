@@ -197,6 +197,10 @@ func (c *Controller) Sync(ctx context.Context) (time.Duration, error) {
 		nodes = append(nodes, n)
 	}
 
+	planByName := map[string]*plan{}
+	for _, p := range plans {
+		planByName[p.Name] = p
+	}
 	var errs []error
 	// A plan gets the finalizer before anything is recorded in it; one
 	// that cannot get it does nothing this pass.
@@ -253,13 +257,7 @@ func (c *Controller) Sync(ctx context.Context) (time.Duration, error) {
 				}
 				continue
 			}
-			var p *plan
-			for _, r := range d.plans {
-				if r.plan.Name == a.plan {
-					p = r.plan
-				}
-			}
-			updated, err := c.act(ctx, n, a, p)
+			updated, err := c.act(ctx, n, a, planByName[a.plan])
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", a, err))
 				continue
