@@ -18,15 +18,17 @@ Usage:
   rke2-build validate [--role server|agent] [--cmdline CMDLINE] FILE...
   rke2-build secrets --output DIR | --upgrade-key-only DIR
   rke2-build kubeconfig --secrets DIR --server https://ADDR:6443 [--output FILE]
+  rke2-build etcd-snapshot save|ls|delete|prune|fetch --server https://ADDR:9345 --token TOKEN [flags]
   rke2-build version
 
 Commands:
-  image       build out/rke2-<role>.{iso,raw,vmlinuz,initrd,cmdline} and out/manifest.json
-  validate    check node config files (and a kernel command line) as the init will at boot
-  secrets     make a new cluster's CAs and tokens (servers', agents') and upgrade signing key, to bake into images
-  kubeconfig  print an admin kubeconfig made from those secrets
-  version     print rke2-build's version
-  help        print this help
+  image          build out/rke2-<role>.{iso,raw,vmlinuz,initrd,cmdline} and out/manifest.json
+  validate       check node config files (and a kernel command line) as the init will at boot
+  secrets        make a new cluster's CAs and tokens (servers', agents') and upgrade signing key, to bake into images
+  kubeconfig     print an admin kubeconfig made from those secrets
+  etcd-snapshot  save, list, delete, prune or fetch a server's etcd snapshots, through its supervisor
+  version        print rke2-build's version
+  help           print this help
 
 Use "rke2-build <command> --help" for a command's flags.
 `
@@ -37,10 +39,11 @@ var version = ""
 // commands are the subcommands: each parses its own flags and returns
 // its error to run, the one place that turns errors into exit codes.
 var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
-	"image":      image,
-	"validate":   validate,
-	"secrets":    secrets,
-	"kubeconfig": kubeconfig,
+	"image":         image,
+	"validate":      validate,
+	"secrets":       secrets,
+	"kubeconfig":    kubeconfig,
+	"etcd-snapshot": etcdSnapshot,
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -67,19 +70,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	err := cmd(args[1:], stdout, stderr)
-	var ue usageError
-	var ie *build.InputError
-	var bad inputError
-	var reported reportedError
 	switch {
 	case err == nil, errors.Is(err, errHelp):
 		return 0
-	case errors.As(err, &reported):
+	case errors.As(err, new(reportedError)):
 		return 2
-	case errors.As(err, &ue):
+	case errors.As(err, new(usageError)):
 		fmt.Fprintf(stderr, "rke2-build %s: %v\n", args[0], err)
 		return 2
-	case errors.As(err, &ie), errors.As(err, &bad):
+	case errors.As(err, new(*build.InputError)), errors.As(err, new(inputError)):
 		fmt.Fprintln(stderr, "rke2-build:", err)
 		return 2
 	default:

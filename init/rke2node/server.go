@@ -137,6 +137,8 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	// is Ready, since on a single server it is this node whose upgrade
 	// the controller finishes after the reboot.
 	go e.lead(ctx, kc, upgradectl.LeaseName, nodeName, e.upgrades)
+	// etcd snapshots, on every server: each keeps its own member's.
+	go e.snapshots(ctx, rc, sup, nodeName)
 
 	// The Node, as RKE2's server treats its own: role labels once the
 	// kubelet has registered it, then node-ready once it is Ready.

@@ -3,8 +3,9 @@
 // charts of server/manifests) and k3s.cattle.io's Addon (one per plain
 // manifest file), whose schemas keep unknown fields, as helm-controller's
 // do for values, so that a manifest written for RKE2 is accepted as it is;
-// and rke2os.io's UpgradePlan (the upgrade controller's), whose schema
-// is exact and validated.
+// rke2os.io's UpgradePlan (the upgrade controller's), whose schema is
+// exact and validated; and k3s.cattle.io's ETCDSnapshotFile, one per etcd
+// snapshot of a server.
 package crds
 
 import (
@@ -31,6 +32,9 @@ var (
 	HelmChartConfig = schema.GroupVersionResource{Group: "helm.cattle.io", Version: "v1", Resource: "helmchartconfigs"}
 	Addon           = schema.GroupVersionResource{Group: "k3s.cattle.io", Version: "v1", Resource: "addons"}
 	UpgradePlan     = schema.GroupVersionResource{Group: upgradeapi.Group, Version: upgradeapi.Version, Resource: upgradeapi.Resource}
+	// ETCDSnapshotFile records one etcd snapshot of a server, as RKE2's
+	// records them: kubectl get etcdsnapshotfiles lists every server's.
+	ETCDSnapshotFile = schema.GroupVersionResource{Group: "k3s.cattle.io", Version: "v1", Resource: "etcdsnapshotfiles"}
 )
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -72,6 +76,35 @@ var definitions = []definition{
 			// Columns of its own replace kubectl's AGE: it is asked for.
 			{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 		}},
+	{gvr: ETCDSnapshotFile, kind: "ETCDSnapshotFile", singular: "etcdsnapshotfile",
+		status: true, cluster: true, schema: etcdSnapshotFileSchema(), columns: []map[string]any{
+			{"name": "SnapshotName", "type": "string", "jsonPath": ".spec.snapshotName"},
+			{"name": "Node", "type": "string", "jsonPath": ".spec.nodeName"},
+			{"name": "Location", "type": "string", "jsonPath": ".spec.location"},
+			{"name": "Size", "type": "string", "jsonPath": ".status.size"},
+			{"name": "CreationTime", "type": "date", "jsonPath": ".status.creationTime"},
+		}},
+}
+
+// etcdSnapshotFileSchema is k3s.cattle.io/v1 ETCDSnapshotFile's schema,
+// the fields RKE2 sets.
+func etcdSnapshotFileSchema() map[string]any {
+	str := map[string]any{"type": "string"}
+	return map[string]any{"type": "object", "properties": map[string]any{
+		"spec": map[string]any{"type": "object", "required": []any{"snapshotName", "nodeName"}, "properties": map[string]any{
+			"snapshotName": str, "nodeName": str, "location": str,
+			"metadata": map[string]any{"type": "object", "additionalProperties": str},
+			"s3":       map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+		}},
+		"status": map[string]any{"type": "object", "properties": map[string]any{
+			"readyToUse":   map[string]any{"type": "boolean"},
+			"size":         map[string]any{"x-kubernetes-int-or-string": true, "anyOf": []any{map[string]any{"type": "integer"}, str}},
+			"creationTime": map[string]any{"type": "string", "format": "date-time"},
+			"error": map[string]any{"type": "object", "properties": map[string]any{
+				"time": map[string]any{"type": "string", "format": "date-time"}, "message": str,
+			}},
+		}},
+	}}
 }
 
 // object is the CRD as the apiserver takes it.

@@ -123,6 +123,8 @@ type Server struct {
 	// claims limits the claims of new names per source.
 	claims  *claimLimiter
 	cluster atomic.Pointer[Cluster]
+	// snapshots are the server's etcd snapshots, once they are ready.
+	snapshots atomic.Pointer[Snapshots]
 }
 
 // New is the supervisor of the server whose PKI is under p: it reads the
@@ -174,6 +176,8 @@ func (s *Server) Handler() http.Handler {
 	authed.Handle("GET "+Prefix+"/apiservers", node(s.apiservers))
 	authed.Handle("GET "+Prefix+"/server-bootstrap", server(s.bootstrap))
 	authed.Handle("GET /db/info", server(s.dbInfo))
+	authed.Handle("POST "+SnapshotPath, server(s.snapshot))
+	authed.Handle("GET "+SnapshotPath+"/{name}", server(s.fetchSnapshot))
 
 	open := http.NewServeMux()
 	open.HandleFunc("GET /cacerts", s.file(s.Paths.Server("tls", "server-ca.crt")))

@@ -11,15 +11,21 @@ import (
 // rke2TypedKeys are the rke2 keys the init reads itself, with how each is
 // checked; any other key is kept as written.
 var rke2TypedKeys = map[string]func(p *parser, v *yaml.Node, path string) bool{
-	"token":       func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkToken) },
-	"agent-token": func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkToken) },
-	"server":      func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkServerURL) },
-	"node-name":   func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkNodeName) },
-	"node-label":  func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkLabel) },
-	"node-taint":  func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkTaint) },
-	"tls-san":     func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkSAN) },
-	"node-ip":     func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkNodeIP) },
-	"cni":         (*parser).rke2CNI,
+	"token":                       func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkToken) },
+	"agent-token":                 func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkToken) },
+	"server":                      func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkServerURL) },
+	"node-name":                   func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkNodeName) },
+	"node-label":                  func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkLabel) },
+	"node-taint":                  func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkTaint) },
+	"tls-san":                     func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkSAN) },
+	"node-ip":                     func(p *parser, v *yaml.Node, path string) bool { return p.rke2List(v, path, checkNodeIP) },
+	"cni":                         (*parser).rke2CNI,
+	"etcd-snapshot-schedule-cron": func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkCron) },
+	"etcd-snapshot-retention":     func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkRetention) },
+	"etcd-snapshot-name":          func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkSnapshotName) },
+	"etcd-snapshot-dir":           func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkSnapshotDir) },
+	"etcd-snapshot-compress":      func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkBool) },
+	"etcd-disable-snapshots":      func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkBool) },
 	"control-plane-probe-configuration": func(p *parser, v *yaml.Node, path string) bool {
 		return p.rke2List(v, path, checkProbeConfiguration)
 	},

@@ -36,6 +36,12 @@ var RKE2KeysActedOn = map[string]string{
 	"cluster-dns":                        "the kubelet's clusterDNS, the charts' global.clusterDNS",
 	"pod-security-admission-config-file": "the apiserver's Pod Security configuration",
 	"control-plane-probe-configuration":  "the control plane's and kube-proxy's probe timing",
+	"etcd-snapshot-schedule-cron":        "when a server takes its scheduled etcd snapshots",
+	"etcd-snapshot-retention":            "how many snapshots of a name a server keeps",
+	"etcd-snapshot-name":                 "the scheduled snapshots' name",
+	"etcd-snapshot-dir":                  "where a server keeps its snapshots",
+	"etcd-snapshot-compress":             "whether snapshots are zipped",
+	"etcd-disable-snapshots":             "no scheduled snapshots",
 }
 
 // RKE2Warnings names, one sentence each, the keys under rke2: that this OS

@@ -116,4 +116,8 @@ const (
 	// EventServerResources: the server's processes' memory at a milestone
 	// (when, server_rss_kib, init_rss_kib, mem_used_kib).
 	EventServerResources = "server-resources"
+	// EventEtcdSnapshot: an etcd snapshot of this server was saved,
+	// pruned, deleted, or failed (outcome, name; bytes, revision, seconds
+	// when saved; err when failed).
+	EventEtcdSnapshot = "etcd-snapshot"
 )

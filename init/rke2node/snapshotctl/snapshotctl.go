@@ -1,0 +1,262 @@
+// Package snapshotctl is a server's etcd snapshots as RKE2 keeps them:
+// taken on the etcd-snapshot-schedule-cron schedule and on demand (the
+// supervisor's /db/snapshot), pruned to etcd-snapshot-retention per name,
+// and recorded as k3s.cattle.io ETCDSnapshotFile objects, one per file,
+// so that kubectl get etcdsnapshotfiles lists every server's. The files
+// themselves are etcdsnap's; this package adds the schedule, the
+// operations and the records.
+package snapshotctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/rke2os/rke2os/init/rke2node/etcdsnap"
+	"github.com/rke2os/rke2os/init/rke2node/supervisorapi"
+	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/init/shared/console"
+	"github.com/rke2os/rke2os/internal/backoff"
+)
+
+// Service is one server's etcd snapshots.
+type Service struct {
+	Settings config.EtcdSnapshots
+	// Dir is where the snapshots are (Settings.Dir, or RKE2's default
+	// under the data directory).
+	Dir  string
+	Node string
+	Etcd etcdsnap.Source
+	// Records keeps the ETCDSnapshotFile objects; nil keeps none.
+	Records *Records
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+
+	// mu makes one snapshot operation at a time: a scheduled snapshot
+	// and an asked one never prune each other's work half way.
+	mu sync.Mutex
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Run takes the scheduled snapshots until ctx ends, and keeps the records
+// of the node's snapshots current (every few minutes, and after each
+// operation). With etcd-disable-snapshots it takes none, but records the
+// ones asked for.
+func (s *Service) Run(ctx context.Context) error {
+	var sched cron.Schedule
+	if !s.Settings.Disabled {
+		var err error
+		if sched, err = config.ParseCron(s.Settings.Cron); err != nil {
+			return fmt.Errorf("etcd snapshots: rke2.etcd-snapshot-schedule-cron: %w", err)
+		}
+		slog.Info("etcd snapshots scheduled", "cron", s.Settings.Cron, "retention", s.Settings.Retention, "dir", s.Dir, "name", s.Settings.Name, "compress", s.Settings.Compress)
+	} else {
+		slog.Info("etcd snapshots: none scheduled (etcd-disable-snapshots)", "dir", s.Dir)
+	}
+	s.reconcile(ctx)
+	const recordEvery = 5 * time.Minute
+	for {
+		now := s.now()
+		wait := recordEvery
+		var next time.Time
+		if sched != nil {
+			next = sched.Next(now)
+			wait = min(wait, next.Sub(now))
+		}
+		if !backoff.Sleep(ctx, wait) {
+			return nil
+		}
+		if sched != nil && !s.now().Before(next) {
+			// The scheduled name, with the time it was due: two runs
+			// of one minute's schedule never collide.
+			s.save(ctx, s.Settings.Name, s.Settings.Compress, next)
+			continue
+		}
+		s.reconcile(ctx)
+	}
+}
+
+// Save takes a snapshot now, named name (on-demand if ""), compressed if
+// compress says so (the setting if nil), then prunes the name's older
+// snapshots beyond the retention.
+func (s *Service) Save(ctx context.Context, name string, compress *bool) (supervisorapi.SnapshotInfo, error) {
+	if name == "" {
+		name = etcdsnap.OnDemandName
+	}
+	z := s.Settings.Compress
+	if compress != nil {
+		z = *compress
+	}
+	f, err := s.save(ctx, name, z, s.now())
+	if err != nil {
+		return supervisorapi.SnapshotInfo{}, err
+	}
+	return s.info(f), nil
+}
+
+func (s *Service) save(ctx context.Context, name string, compress bool, at time.Time) (etcdsnap.File, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := time.Now()
+	f, st, err := etcdsnap.Save(ctx, s.Etcd, etcdsnap.Options{Dir: s.Dir, Name: name, Node: s.Node, Compress: compress, Now: at})
+	if err != nil {
+		slog.Error("etcd snapshot failed", "name", name, "err", err)
+		console.Event(console.EventEtcdSnapshot, "outcome", "failed", "name", etcdsnap.FileName(name, s.Node, at, compress), "err", err.Error())
+		s.Records.failed(ctx, s.Node, etcdsnap.FileName(name, s.Node, at, compress), s.location(etcdsnap.FileName(name, s.Node, at, compress)), at, err)
+		return etcdsnap.File{}, err
+	}
+	slog.Info("etcd snapshot saved", "file", f.Path, "bytes", f.Size, "revision", st.Revision, "keys", st.TotalKeys, "seconds", time.Since(start).Seconds())
+	console.Event(console.EventEtcdSnapshot, "outcome", "saved", "name", f.Name, "bytes", f.Size, "revision", st.Revision,
+		"seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
+	gone, err := etcdsnap.Prune(s.Dir, name, s.Node, s.Settings.Retention)
+	for _, g := range gone {
+		slog.Info("etcd snapshot pruned", "file", g.Name, "retention", s.Settings.Retention)
+		console.Event(console.EventEtcdSnapshot, "outcome", "pruned", "name", g.Name)
+	}
+	if err != nil {
+		// The snapshot is saved: a failed prune is said, not returned.
+		slog.Warn("etcd snapshots: prune", "err", err)
+	}
+	s.reconcileLocked(ctx)
+	return f, nil
+}
+
+// List lists the node's snapshots, oldest first.
+func (s *Service) List(ctx context.Context) ([]supervisorapi.SnapshotInfo, error) {
+	// Not while a snapshot is saved and its name's old ones pruned.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	files, err := etcdsnap.List(s.Dir, s.Node)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]supervisorapi.SnapshotInfo, 0, len(files))
+	for _, f := range files {
+		out = append(out, s.info(f))
+	}
+	return out, nil
+}
+
+// Delete deletes the named snapshots of this node. A name that is none of
+// them is ErrNoSnapshot, and nothing after it is deleted.
+func (s *Service) Delete(ctx context.Context, names []string) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.reconcileLocked(ctx)
+	var deleted []string
+	for _, n := range names {
+		f, err := s.find(n)
+		if err != nil {
+			return deleted, err
+		}
+		if err := os.Remove(f.Path); err != nil {
+			return deleted, fmt.Errorf("delete snapshot %s: %w", n, err)
+		}
+		slog.Info("etcd snapshot deleted", "file", n)
+		console.Event(console.EventEtcdSnapshot, "outcome", "deleted", "name", n)
+		deleted = append(deleted, n)
+	}
+	return deleted, nil
+}
+
+// Prune deletes the name's (the scheduled name's, if "") older snapshots
+// beyond the retention.
+func (s *Service) Prune(ctx context.Context, name string) ([]string, error) {
+	if name == "" {
+		name = s.Settings.Name
+	}
+	if name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+		return nil, fmt.Errorf("snapshot name %q: not a snapshot name (the part before -<node>-<time>, like %s)", name, s.Settings.Name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.reconcileLocked(ctx)
+	gone, err := etcdsnap.Prune(s.Dir, name, s.Node, s.Settings.Retention)
+	var out []string
+	for _, g := range gone {
+		slog.Info("etcd snapshot pruned", "file", g.Name, "retention", s.Settings.Retention)
+		console.Event(console.EventEtcdSnapshot, "outcome", "pruned", "name", g.Name)
+		out = append(out, g.Name)
+	}
+	return out, err
+}
+
+// Open opens one of the node's snapshot files.
+func (s *Service) Open(name string) (*os.File, error) {
+	f, err := s.find(name)
+	if err != nil {
+		return nil, err
+	}
+	return os.Open(f.Path)
+}
+
+// find is the node's snapshot file of that name: a plain file name that
+// parses as the node's, in Dir, a regular file.
+func (s *Service) find(name string) (etcdsnap.File, error) {
+	if name == "" || name != filepath.Base(name) || name == "." || name == ".." {
+		return etcdsnap.File{}, fmt.Errorf("snapshot %q: %w (a snapshot's file name, as ls lists it)", name, supervisorapi.ErrNoSnapshot)
+	}
+	f, ok := etcdsnap.Parse(name, s.Node)
+	if !ok {
+		return etcdsnap.File{}, fmt.Errorf("snapshot %q: %w (this server's snapshots are named <name>-%s-<unix time>)", name, supervisorapi.ErrNoSnapshot, s.Node)
+	}
+	f.Path = filepath.Join(s.Dir, name)
+	fi, err := os.Lstat(f.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return etcdsnap.File{}, fmt.Errorf("snapshot %q: %w", name, supervisorapi.ErrNoSnapshot)
+	}
+	if err != nil {
+		return etcdsnap.File{}, fmt.Errorf("snapshot %q: %w", name, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return etcdsnap.File{}, fmt.Errorf("snapshot %q: %w (not a regular file)", name, supervisorapi.ErrNoSnapshot)
+	}
+	f.Size = fi.Size()
+	return f, nil
+}
+
+func (s *Service) location(name string) string { return "file://" + filepath.Join(s.Dir, name) }
+
+func (s *Service) info(f etcdsnap.File) supervisorapi.SnapshotInfo {
+	return supervisorapi.SnapshotInfo{Name: f.Name, Node: s.Node, Location: s.location(f.Name), Size: f.Size, Created: f.Created, Compressed: f.Compressed}
+}
+
+func (s *Service) reconcile(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reconcileLocked(ctx)
+}
+
+// reconcileLocked makes the records match the files. The files are the
+// truth: a listing that fails changes no record.
+func (s *Service) reconcileLocked(ctx context.Context) {
+	if s.Records == nil {
+		return
+	}
+	files, err := etcdsnap.List(s.Dir, s.Node)
+	if err != nil {
+		slog.Warn("etcd snapshots: records not updated", "err", err)
+		return
+	}
+	infos := make([]supervisorapi.SnapshotInfo, 0, len(files))
+	for _, f := range files {
+		infos = append(infos, s.info(f))
+	}
+	if err := s.Records.Sync(ctx, s.Node, infos, s.now()); err != nil {
+		slog.Warn("etcd snapshots: records", "err", err)
+	}
+}

@@ -1,0 +1,97 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/robfig/cron/v3"
+)
+
+// RKE2's defaults for its etcd-snapshot-* keys.
+const (
+	DefaultSnapshotCron      = "0 */12 * * *"
+	DefaultSnapshotRetention = 5
+	DefaultSnapshotName      = "etcd-snapshot"
+)
+
+// EtcdSnapshots is what the etcd-snapshot-* keys and etcd-disable-snapshots
+// say, RKE2's defaults in place of the keys not written. Dir is "" for
+// RKE2's default, server/db/snapshots under the data directory.
+type EtcdSnapshots struct {
+	Disabled  bool
+	Cron      string
+	Retention int
+	Dir       string
+	Name      string
+	Compress  bool
+}
+
+// EtcdSnapshots returns the snapshot settings, checked when the config was
+// parsed.
+func (r RKE2Config) EtcdSnapshots() EtcdSnapshots {
+	s := EtcdSnapshots{Cron: DefaultSnapshotCron, Retention: DefaultSnapshotRetention, Name: DefaultSnapshotName}
+	if v := r.String("etcd-snapshot-schedule-cron"); v != "" {
+		s.Cron = v
+	}
+	if v, err := strconv.Atoi(r.String("etcd-snapshot-retention")); err == nil {
+		s.Retention = v
+	}
+	if v := r.String("etcd-snapshot-name"); v != "" {
+		s.Name = v
+	}
+	s.Dir = r.String("etcd-snapshot-dir")
+	s.Compress, _ = strconv.ParseBool(r.String("etcd-snapshot-compress"))
+	s.Disabled, _ = strconv.ParseBool(r.String("etcd-disable-snapshots"))
+	return s
+}
+
+// ParseCron reads a snapshot schedule as RKE2 does: five fields (minute,
+// hour, day of month, month, day of week) or a descriptor like @hourly or
+// @every 6h, in the node's time.
+func ParseCron(s string) (cron.Schedule, error) {
+	sched, err := cron.ParseStandard(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a cron schedule (%v): five fields, minute hour day-of-month month day-of-week, like %q (RKE2's default) or \"*/30 * * * *\", or @hourly, @daily, @every 6h", s, err, DefaultSnapshotCron)
+	}
+	return sched, nil
+}
+
+func checkCron(s string) error {
+	_, err := ParseCron(s)
+	return err
+}
+
+func checkRetention(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 10000 {
+		return fmt.Errorf("%q is not a number of snapshots to keep per node: a whole number from 1, like 5 (RKE2's default)", s)
+	}
+	return nil
+}
+
+// checkSnapshotName: the name begins every snapshot's file name.
+func checkSnapshotName(s string) error {
+	if s == "" || len(s) > 128 || strings.ContainsAny(s, "/\\\x00 ") || strings.HasPrefix(s, ".") {
+		return fmt.Errorf("%q cannot begin a snapshot's file name: use letters, digits, \"-\", \"_\" and \".\", no \"/\" and no leading dot, like %q", s, DefaultSnapshotName)
+	}
+	return nil
+}
+
+func checkSnapshotDir(s string) error {
+	if !filepath.IsAbs(s) || filepath.Clean(s) == "/" {
+		return fmt.Errorf("%q is not a directory for snapshots: give an absolute path on the state partition, like /var/lib/rancher/rke2/server/db/snapshots (RKE2's default)", s)
+	}
+	if !strings.HasPrefix(filepath.Clean(s), "/var/") {
+		return fmt.Errorf("%q is not under /var: only /var is kept on the state partition, a snapshot elsewhere is lost at the next reboot; leave the key out for RKE2's default, /var/lib/rancher/rke2/server/db/snapshots", s)
+	}
+	return nil
+}
+
+func checkBool(s string) error {
+	if _, err := strconv.ParseBool(s); err != nil {
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	return nil
+}
