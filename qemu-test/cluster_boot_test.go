@@ -110,8 +110,12 @@ func clusterUserData(t *testing.T, gen int, rke2 string) string {
 // downloads and checks the artifact, writes it into slot B, reboots into
 // it as a trial, is Ready on it (which makes slot B the good one), and
 // reports the new version: in its Node's osImage and the plan's status.
+//
+// Its etcd is snapshotted every minute, two kept (checkSnapshots), and a
+// snapshot taken on demand before the upgrade is there after it.
 func TestCluster(t *testing.T) {
 	cs := newClusterServer(t)
+	cs.rke2 = snapshotRKE2
 	cfg, seed, kc, rc := cs.cfg, cs.seed, cs.kc, cs.rc
 	ctx := context.Background()
 	// The next version's artifact is built while the first boot runs.
@@ -160,6 +164,7 @@ func TestCluster(t *testing.T) {
 	checkWorkload(t, ctx, kc)
 	a.checkManifests(1)
 	a.refusesStrangers()
+	kept := cs.checkSnapshots(t, vm)
 	if _, err := kc.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "made-before-reboot"},
 		Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -211,6 +216,7 @@ func TestCluster(t *testing.T) {
 		t.Errorf("the ConfigMap made before the reboot: %v %v", cm, err)
 	}
 	a.checkManifests(2)
+	cs.checkSnapshotKept(t, kept)
 	poll(t, "the object dropped from the manifest pruned", 5*time.Minute, func() error {
 		_, err := kc.CoreV1().ConfigMaps("default").Get(ctx, "rke2os-test-pruned", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -231,15 +237,17 @@ type clusterServer struct {
 	seed    func(gen int) []string
 	rke2    string
 	secrets string
-	kc      kubernetes.Interface
-	rc      *rest.Config
+	// supervisor is the host's port forwarded to the server's 9345.
+	supervisor int
+	kc         kubernetes.Interface
+	rc         *rest.Config
 }
 
 func newClusterServer(t *testing.T) *clusterServer {
 	disk, secrets := clusterImage(t)
-	api := freePort(t)
-	cs := &clusterServer{secrets: secrets, cfg: qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2, Disk: disk,
-		NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443", api),
+	api, sup := freePort(t), freePort(t)
+	cs := &clusterServer{secrets: secrets, supervisor: sup, cfg: qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2, Disk: disk,
+		NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9345", api, sup),
 		Switch:     qemu.StartSwitch(t), SwitchMAC: clusterMAC(serverIP)}}
 	cs.seed = func(gen int) []string {
 		return qemu.CIDataDrive(cidata(t, clusterUserData(t, gen, cs.rke2), "instance-id: node1\n"))
