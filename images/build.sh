@@ -125,12 +125,15 @@ recipe_kubernetes() {
 recipe_etcd() {
 	local target=$1 version=$2 w mod
 	w=$(wrapper "etcd-$version")
-	(cd "$w" && go mod edit -require "go.etcd.io/etcd/server/v3@$version" -require "go.etcd.io/etcd/etcdctl/v3@$version")
+	(cd "$w" && go mod edit -require "go.etcd.io/etcd/server/v3@$version" -require "go.etcd.io/etcd/etcdctl/v3@$version" -require "go.etcd.io/etcd/etcdutl/v3@$version")
 	for mod in go.etcd.io/etcd/api/v3 go.etcd.io/etcd/client/pkg/v3 go.etcd.io/etcd/client/v3 go.etcd.io/etcd/pkg/v3; do
 		(cd "$w" && go mod edit -replace "$mod=$mod@$version")
 	done
 	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "-s -w" -o "$target/etcd" go.etcd.io/etcd/server/v3)
 	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "-s -w" -o "$target/etcdctl" go.etcd.io/etcd/etcdctl/v3)
+	# etcdutl restores a snapshot (cluster-reset-restore-path) with the
+	# code of the etcd that will run on the restored data.
+	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "-s -w" -o "$target/etcdutl" go.etcd.io/etcd/etcdutl/v3)
 }
 
 recipe_containerd() {
@@ -288,7 +291,7 @@ build() {
 	case $1 in
 	kubernetes) component kubernetes "$KUBERNETES_VERSION" recipe_kubernetes \
 		kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy ;;
-	etcd) component etcd "$ETCD_VERSION" recipe_etcd etcd etcdctl ;;
+	etcd) component etcd "$ETCD_VERSION" recipe_etcd etcd etcdctl etcdutl ;;
 	containerd) component containerd "$CONTAINERD_VERSION" recipe_containerd \
 		containerd containerd-shim-runc-v2 ctr ;;
 	runc) component runc "$RUNC_VERSION" recipe_runc runc ;;

@@ -80,9 +80,9 @@ func TestArchive(t *testing.T) {
 	// The static binaries of each image; kube-proxy's and flannel's also
 	// carry Debian's iptables tree (withIptables), checked below.
 	want := map[string][]string{
-		v["RUNTIME_IMAGE"]:     {"bin/containerd", "bin/containerd-shim-runc-v2", "bin/crictl", "bin/ctr", "bin/kubectl", "bin/kubelet", "bin/runc", "charts/rke2-coredns.yaml", "charts/rke2-flannel.yaml"},
+		v["RUNTIME_IMAGE"]:     {"bin/containerd", "bin/containerd-shim-runc-v2", "bin/crictl", "bin/ctr", "bin/etcdutl", "bin/kubectl", "bin/kubelet", "bin/runc", "charts/rke2-coredns.yaml", "charts/rke2-flannel.yaml"},
 		v["KUBERNETES_IMAGE"]:  prefixed("usr/local/bin/", k8sBins),
-		v["ETCD_IMAGE"]:        {"usr/local/bin/etcd", "usr/local/bin/etcdctl"},
+		v["ETCD_IMAGE"]:        {"usr/local/bin/etcd", "usr/local/bin/etcdctl", "usr/local/bin/etcdutl"},
 		v["PAUSE_IMAGE"]:       {"pause"},
 		v["CNI_PLUGINS_IMAGE"]: prefixed("opt/cni/bin/", []string{"bandwidth", "bridge", "firewall", "host-device", "host-local", "ipvlan", "loopback", "macvlan", "portmap", "ptp", "sbr", "static", "tuning", "vlan", "vrf"}),
 		v["FLANNEL_IMAGE"]:     append(prefixed("opt/bin/", []string{"flannel", "flanneld", "install-cni"}), prefixed("opt/cni/bin/", cniBins)...),
@@ -136,6 +136,7 @@ func TestArchive(t *testing.T) {
 		{rt, "bin/crictl", []string{"--version"}, "crictl version " + v["CRICTL_VERSION"]},
 		{k8s, "usr/local/bin/kube-apiserver", []string{"--version"}, "Kubernetes " + v["KUBERNETES_VERSION"]},
 		{etcd, "usr/local/bin/etcd", []string{"--version"}, "etcd Version: " + strings.TrimPrefix(v["ETCD_VERSION"], "v")},
+		{rt, "bin/etcdutl", []string{"version"}, "etcdutl version: " + strings.TrimPrefix(v["ETCD_VERSION"], "v")},
 		{trees[v["FLANNEL_IMAGE"]], "opt/bin/flanneld", []string{"--version"}, v["FLANNEL_VERSION"]},
 		{trees[v["COREDNS_IMAGE"]], "coredns", []string{"-version"}, "CoreDNS-" + strings.TrimPrefix(v["COREDNS_VERSION"], "v")},
 	} {

@@ -111,8 +111,10 @@ func clusterUserData(t *testing.T, gen int, rke2 string) string {
 // it as a trial, is Ready on it (which makes slot B the good one), and
 // reports the new version: in its Node's osImage and the plan's status.
 //
-// Its etcd is snapshotted every minute, two kept (checkSnapshots), and a
-// snapshot taken on demand before the upgrade is there after it.
+// Its etcd is snapshotted every minute, two kept (checkSnapshots); a
+// snapshot taken on demand before the upgrade is there after it, and is
+// restored at a third boot (cluster-reset): what was made after it is
+// gone, what was made before it is there.
 func TestCluster(t *testing.T) {
 	cs := newClusterServer(t)
 	cs.rke2 = snapshotRKE2
@@ -164,11 +166,11 @@ func TestCluster(t *testing.T) {
 	checkWorkload(t, ctx, kc)
 	a.checkManifests(1)
 	a.refusesStrangers()
-	kept := cs.checkSnapshots(t, vm)
 	if _, err := kc.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "made-before-reboot"},
 		Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	kept := cs.checkSnapshots(t, vm)
 	first := vm.Milestones()
 	t.Logf("first boot timeline: %v", first)
 	checkOSImage(t, kc, "rke2os "+rke2Version(t)+" (server)")
@@ -223,6 +225,31 @@ func TestCluster(t *testing.T) {
 			return nil
 		}
 		return fmt.Errorf("still there (%v)", err)
+	})
+	if _, err := kc.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "made-after-the-snapshot"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	powerOffInOrder(t, vm)
+
+	// A restore: the snapshot taken before the upgrade, named in the
+	// config as a user names it (cluster-reset-restore-path).
+	cs.rke2 += "  cluster-reset: true\n  cluster-reset-restore-path: " + kept + "\n"
+	cfg.Extra = seed(2)
+	vm = qemu.Start(t, cfg)
+	ev, err := vm.WaitEvent(console.EventClusterReset, nil, nodeTimeout)
+	if err != nil || ev["outcome"] != "restored" || !strings.HasSuffix(ev["snapshot"], "/"+kept) || !strings.Contains(ev["moved_to"], "/db/etcd-old-") {
+		t.Fatalf("cluster-reset: %v %v; errors: %v", ev, err, vm.Errors())
+	}
+	waitNodeReady(t, vm)
+	t.Logf("restore boot: %v; timeline %v", ev, vm.Milestones())
+	poll(t, "the cluster as the snapshot holds it", 5*time.Minute, func() error {
+		if _, err := kc.CoreV1().ConfigMaps("default").Get(ctx, "made-before-reboot", metav1.GetOptions{}); err != nil {
+			return fmt.Errorf("made-before-reboot: %v", err)
+		}
+		if _, err := kc.CoreV1().ConfigMaps("default").Get(ctx, "made-after-the-snapshot", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("made-after-the-snapshot: %v, want not found", err)
+		}
+		return nil
 	})
 	powerOffInOrder(t, vm)
 }

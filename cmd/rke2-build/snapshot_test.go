@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -19,9 +18,8 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/rke2os/rke2os/init/rke2node/supervisorapi"
+	"github.com/rke2os/rke2os/internal/etcdtest"
 )
 
 // fakeSupervisor speaks the supervisor's snapshot wire format over TLS,
@@ -151,38 +149,6 @@ func (f *fakeSupervisor) fetch(w http.ResponseWriter, name string) {
 		sum[0] ^= 1
 	}
 	w.Header().Set(supervisorapi.SnapshotSHA256Trailer, hex.EncodeToString(sum[:]))
-}
-
-// testSnapshot is a snapshot as etcd writes one: a bbolt database with a
-// "key" bucket, whole 512-byte blocks, and its sha256 appended.
-func testSnapshot(t *testing.T) []byte {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "db")
-	db, err := bolt.Open(p, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucket([]byte("key"))
-		if err != nil {
-			return err
-		}
-		rev := binary.BigEndian.AppendUint64(nil, 7)
-		rev = binary.BigEndian.AppendUint64(append(rev, '_'), 0)
-		return b.Put(rev, []byte("a key's value"))
-	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil || len(b)%512 != 0 {
-		t.Fatalf("%d bytes, %v: want whole 512-byte blocks", len(b), err)
-	}
-	sum := sha256.Sum256(b)
-	return append(b, sum[:]...)
 }
 
 // runSnapshot runs rke2-build etcd-snapshot with args.
@@ -345,7 +311,7 @@ func TestEtcdSnapshotUsage(t *testing.T) {
 // the output and says why. It never replaces a file.
 func TestEtcdSnapshotFetch(t *testing.T) {
 	f := newFakeSupervisor(t)
-	good := testSnapshot(t)
+	good := etcdtest.Snapshot(t, 1)
 	damaged := slices.Clone(good)
 	damaged[100] ^= 1 // etcd's own sha256 no longer matches
 	const name = "on-demand-server1-1796644800"

@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -235,7 +236,10 @@ func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string, trustOnFirstUse 
 	if err != nil {
 		return nil, err
 	}
-	if rc.Server() != "" {
+	// cluster-reset makes this server a new cluster's first, from what it
+	// holds: it takes nothing from, and joins, no other server.
+	resetAsked, _ := strconv.ParseBool(rc.String("cluster-reset"))
+	if rc.Server() != "" && !resetAsked {
 		if err := e.bootstrapServer(ctx, rc, nodeName, trustOnFirstUse); err != nil {
 			return nil, fmt.Errorf("join: %w", err)
 		}
@@ -247,7 +251,11 @@ func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string, trustOnFirstUse 
 	if err := pods.EtcdCerts(o); err != nil {
 		return nil, err
 	}
-	if rc.Server() != "" {
+	reset, err := e.clusterReset(ctx, rc, nodeName, o.PeerURL())
+	if err != nil {
+		return nil, err
+	}
+	if rc.Server() != "" && !reset && !resetAsked {
 		j, err := e.joinEtcd(ctx, rc, nodeName, nodeIP)
 		if err != nil {
 			return nil, err

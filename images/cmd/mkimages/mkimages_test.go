@@ -59,7 +59,7 @@ TESTWORKLOAD_IMAGE=rke2os/testworkload:v1
 		"containerd-v2.4.2":  {"containerd", "containerd-shim-runc-v2", "ctr"},
 		"runc-v1.4.0":        {"runc"},
 		"crictl-v1.34.0":     {"crictl"},
-		"etcd-v3.6.7":        {"etcd", "etcdctl"},
+		"etcd-v3.6.7":        {"etcd", "etcdctl", "etcdutl"},
 		"pause-3.10":         {"pause"},
 		"cni-plugins-v1.9.0": {"bridge", "host-local", "loopback", "portmap"},
 		"iptables-1.8.9-2-0123456789ab/root/usr/sbin": {"xtables-nft-multi"},
@@ -272,7 +272,7 @@ func checkArchive(t *testing.T, path string, epoch time.Time) {
 	defer rc.Close()
 	want := map[string]int64{
 		"bin/": 0o755, "bin/containerd": 0o755, "bin/containerd-shim-runc-v2": 0o755, "bin/ctr": 0o755,
-		"bin/runc": 0o755, "bin/kubelet": 0o755, "bin/kubectl": 0o755, "bin/crictl": 0o755,
+		"bin/runc": 0o755, "bin/kubelet": 0o755, "bin/kubectl": 0o755, "bin/crictl": 0o755, "bin/etcdutl": 0o755,
 		"charts/": 0o755, "charts/rke2-coredns.yaml": 0o644, "charts/rke2-flannel.yaml": 0o644,
 	}
 	tr := tar.NewReader(rc)

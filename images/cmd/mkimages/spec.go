@@ -168,6 +168,10 @@ func imageSpecs(env map[string]string, cache, chartsDir string, epoch time.Time)
 				filepath.Join(k8s, "kubelet"),
 				filepath.Join(k8s, "kubectl"),
 				filepath.Join(crictl, "crictl"),
+				// Not in RKE2's runtime (RKE2 restores a snapshot with
+				// etcd's code linked in): rke2-node runs it for
+				// cluster-reset-restore-path.
+				filepath.Join(etcd, "etcdutl"),
 			), chartFiles...),
 		},
 		{
@@ -189,6 +193,7 @@ func imageSpecs(env map[string]string, cache, chartsDir string, epoch time.Time)
 			Files: bins("usr/local/bin/",
 				filepath.Join(etcd, "etcd"),
 				filepath.Join(etcd, "etcdctl"),
+				filepath.Join(etcd, "etcdutl"),
 			),
 		},
 		{

@@ -60,6 +60,15 @@ func EtcdCerts(o EtcdOptions) error {
 	return nil
 }
 
+// PeerURL is the member's peer URL, https://<node IP>:2380.
+func (o EtcdOptions) PeerURL() string {
+	ip := o.NodeIP
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
+	return "https://" + ip + ":2380"
+}
+
 // EtcdPod is etcd's static pod, shaped like RKE2's: host network, data in
 // server/db/etcd, TLS with client certificates on both client and peer ports.
 func EtcdPod(o EtcdOptions) *corev1.Pod {
@@ -71,7 +80,7 @@ func EtcdPod(o EtcdOptions) *corev1.Pod {
 	dataDir := o.Paths.Server("db", "etcd")
 	initial, state := o.InitialCluster, o.ClusterState
 	if initial == "" {
-		initial = o.NodeName + "=https://" + ip + ":2380"
+		initial = o.NodeName + "=" + o.PeerURL()
 	}
 	if state == "" {
 		state = "new"

@@ -3,8 +3,6 @@ package snapshotctl
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -14,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,43 +23,8 @@ import (
 	"github.com/rke2os/rke2os/init/rke2node/crds"
 	"github.com/rke2os/rke2os/init/rke2node/supervisorapi"
 	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/internal/etcdtest"
 )
-
-// snapshotBytes is a small etcd snapshot as etcd streams one: a bbolt
-// database with a "key" bucket, then its sha256.
-func snapshotBytes(t *testing.T) []byte {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "db")
-	db, err := bolt.Open(p, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucket([]byte("key"))
-		if err != nil {
-			return err
-		}
-		for rev := range 5 {
-			k := make([]byte, 17)
-			binary.BigEndian.PutUint64(k, uint64(rev+1))
-			k[8] = '_'
-			if err := b.Put(k, []byte("value")); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.Sum256(b)
-	return append(b, h[:]...)
-}
 
 type source struct {
 	b   []byte
@@ -126,7 +88,7 @@ func names(infos []supervisorapi.SnapshotInfo) []string {
 
 func TestSaveListPruneDelete(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, source{b: snapshotBytes(t)}, config.EtcdSnapshots{Retention: 2, Name: "etcd-snapshot"})
+	e := newEnv(t, source{b: etcdtest.Snapshot(t, 5)}, config.EtcdSnapshots{Retention: 2, Name: "etcd-snapshot"})
 	var saved []string
 	for i := range 3 {
 		e.now = e.now.Add(time.Minute)
@@ -270,7 +232,7 @@ func TestFailedSnapshot(t *testing.T) {
 
 // TestSchedule runs the schedule for real, every second, retention 2.
 func TestSchedule(t *testing.T) {
-	e := newEnv(t, source{b: snapshotBytes(t)}, config.EtcdSnapshots{Cron: "@every 1s", Retention: 2, Name: "etcd-snapshot", Compress: true})
+	e := newEnv(t, source{b: etcdtest.Snapshot(t, 5)}, config.EtcdSnapshots{Cron: "@every 1s", Retention: 2, Name: "etcd-snapshot", Compress: true})
 	e.svc.Now = nil
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)

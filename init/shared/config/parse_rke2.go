@@ -26,6 +26,8 @@ var rke2TypedKeys = map[string]func(p *parser, v *yaml.Node, path string) bool{
 	"etcd-snapshot-dir":           func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkSnapshotDir) },
 	"etcd-snapshot-compress":      func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkBool) },
 	"etcd-disable-snapshots":      func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkBool) },
+	"cluster-reset":               func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkBool) },
+	"cluster-reset-restore-path":  func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkRestorePath) },
 	"control-plane-probe-configuration": func(p *parser, v *yaml.Node, path string) bool {
 		return p.rke2List(v, path, checkProbeConfiguration)
 	},

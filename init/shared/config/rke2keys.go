@@ -42,6 +42,8 @@ var RKE2KeysActedOn = map[string]string{
 	"etcd-snapshot-dir":                  "where a server keeps its snapshots",
 	"etcd-snapshot-compress":             "whether snapshots are zipped",
 	"etcd-disable-snapshots":             "no scheduled snapshots",
+	"cluster-reset":                      "etcd made a one-member cluster before it starts (once: db/reset-flag)",
+	"cluster-reset-restore-path":         "the snapshot cluster-reset restores (a file, or a snapshot's name)",
 }
 
 // RKE2Warnings names, one sentence each, the keys under rke2: that this OS

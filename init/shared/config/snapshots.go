@@ -95,3 +95,18 @@ func checkBool(s string) error {
 	}
 	return nil
 }
+
+// checkRestorePath: an absolute path, or a snapshot's file name in the
+// snapshot directory.
+func checkRestorePath(s string) error {
+	if filepath.IsAbs(s) {
+		if filepath.Clean(s) != s || strings.HasSuffix(s, "/") {
+			return fmt.Errorf("%q is not a clean file path: give it like /var/lib/rancher/rke2/server/db/snapshots/etcd-snapshot-node1-1796644800", s)
+		}
+		return nil
+	}
+	if s == "" || s != filepath.Base(s) || strings.HasPrefix(s, ".") {
+		return fmt.Errorf("%q is neither an absolute path nor a snapshot's name: give /path/to/the/snapshot, or a name as rke2-build etcd-snapshot ls lists it", s)
+	}
+	return nil
+}

@@ -6,7 +6,7 @@ import (
 )
 
 func TestEtcdSnapshots(t *testing.T) {
-	c, err := Parse("t", []byte("rke2:\n  etcd-snapshot-schedule-cron: \"* * * * *\"\n  etcd-snapshot-retention: 2\n  etcd-snapshot-compress: true\n  etcd-snapshot-name: nightly\n  etcd-snapshot-dir: /var/backups/etcd\n"))
+	c, err := Parse("t", []byte("rke2:\n  etcd-snapshot-schedule-cron: \"* * * * *\"\n  etcd-snapshot-retention: 2\n  etcd-snapshot-compress: true\n  etcd-snapshot-name: nightly\n  etcd-snapshot-dir: /var/backups/etcd\n  cluster-reset: true\n  cluster-reset-restore-path: etcd-snapshot-node1-1796644800\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +35,9 @@ func TestEtcdSnapshotsBadInput(t *testing.T) {
 		{"etcd-snapshot-dir: /root/snap", `"/root/snap" is not under /var`},
 		{"etcd-snapshot-compress: maybe", `"maybe" is not true or false`},
 		{"etcd-disable-snapshots: [true]", "etcd-disable-snapshots"},
+		{"cluster-reset: yes please", `"yes please" is not true or false`},
+		{"cluster-reset-restore-path: ../snap", `"../snap" is neither an absolute path nor a snapshot's name`},
+		{"cluster-reset-restore-path: /var/x/../snap", `is not a clean file path`},
 	} {
 		_, err := Parse("config.yaml", []byte("rke2:\n  "+tc.yaml+"\n"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -120,4 +120,9 @@ const (
 	// pruned, deleted, or failed (outcome, name; bytes, revision, seconds
 	// when saved; err when failed).
 	EventEtcdSnapshot = "etcd-snapshot"
+	// EventClusterReset: cluster-reset made etcd a one-member cluster
+	// before it started (outcome restored or reset; snapshot, moved_to:
+	// where the old data went, seconds, next), or was not done again
+	// (outcome skipped, reason).
+	EventClusterReset = "cluster-reset"
 )

@@ -1,0 +1,116 @@
+package rke2node
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rke2os/rke2os/init/shared/config"
+	"github.com/rke2os/rke2os/internal/etcdtest"
+)
+
+// fakeEtcdutl stands for etcdutl snapshot restore: it writes the source
+// database into the new data directory and records its arguments.
+func fakeEtcdutl(t *testing.T, env Env) (args func() string) {
+	t.Helper()
+	bin := env.Paths.Bin()
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(t.TempDir(), "args")
+	script := `#!/bin/sh
+echo "$@" > ` + log + `
+while [ $# -gt 0 ]; do [ "$1" = --data-dir ] && dir=$2; shift; done
+mkdir -p "$dir/member/snap" && echo restored > "$dir/member/snap/db"
+`
+	if err := os.WriteFile(filepath.Join(bin, "etcdutl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return func() string { b, _ := os.ReadFile(log); return string(b) }
+}
+
+func rke2(t *testing.T, yaml string) config.RKE2Config {
+	t.Helper()
+	c, err := config.Parse("config.yaml", []byte("rke2:\n"+yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.RKE2
+}
+
+// TestClusterReset: a restore by a snapshot's name, once; the reset-flag
+// keeps the keys from resetting again and goes once they are gone.
+func TestClusterReset(t *testing.T) {
+	ctx := context.Background()
+	env := testEnv(t)
+	args := fakeEtcdutl(t, env)
+	data := env.Paths.Server("db", "etcd")
+	snaps := env.Paths.Server("db", "snapshots")
+	for _, d := range []string{filepath.Join(data, "member"), snaps} {
+		os.MkdirAll(d, 0o700)
+	}
+	os.WriteFile(filepath.Join(data, "member", "old"), []byte("x"), 0o600)
+	os.WriteFile(env.etcdJoinPath(), []byte("{}"), 0o600)
+	snap := filepath.Join(snaps, "etcd-snapshot-node1-1796644800")
+	if err := os.WriteFile(snap, etcdtest.Snapshot(t, 3), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rc := rke2(t, "  cluster-reset: true\n  cluster-reset-restore-path: etcd-snapshot-node1-1796644800\n")
+	reset, err := env.clusterReset(ctx, rc, "node1", "https://10.0.0.1:2380")
+	if err != nil || !reset {
+		t.Fatalf("clusterReset = %v, %v", reset, err)
+	}
+	if a := args(); !strings.Contains(a, "snapshot restore "+snap+" --name node1 --initial-cluster node1=https://10.0.0.1:2380") || strings.Contains(a, "skip-hash") {
+		t.Errorf("etcdutl %s", a)
+	}
+	old, _ := filepath.Glob(filepath.Join(filepath.Dir(data), "etcd-old-*"))
+	if len(old) != 1 || !fileExists(filepath.Join(old[0], "member", "old")) {
+		t.Errorf("old data %v", old)
+	}
+	if b, _ := os.ReadFile(filepath.Join(data, "member", "snap", "db")); string(b) != "restored\n" {
+		t.Errorf("data dir not the restored one: %q", b)
+	}
+	if !fileExists(env.resetFlag()) || fileExists(env.etcdJoinPath()) {
+		t.Error("reset-flag not written, or the join record not moved aside")
+	}
+
+	// The keys left in the config: nothing reset again.
+	os.WriteFile(filepath.Join(data, "member", "newer"), []byte("y"), 0o600)
+	if reset, err := env.clusterReset(ctx, rc, "node1", "https://10.0.0.1:2380"); err != nil || reset {
+		t.Fatalf("second boot: %v, %v", reset, err)
+	}
+	if !fileExists(filepath.Join(data, "member", "newer")) {
+		t.Error("the second boot moved the data again")
+	}
+	// The keys gone: the flag goes.
+	if reset, err := env.clusterReset(ctx, rke2(t, "  node-name: node1\n"), "node1", ""); err != nil || reset || fileExists(env.resetFlag()) {
+		t.Errorf("normal start: %v, %v, flag kept %v", reset, err, fileExists(env.resetFlag()))
+	}
+	// cluster-reset alone: the member's own database, unhashed.
+	if _, err := env.clusterReset(ctx, rke2(t, "  cluster-reset: true\n"), "node1", "https://10.0.0.1:2380"); err == nil {
+		t.Error("reset of a data dir whose db is no bbolt database: no error")
+	}
+}
+
+func TestClusterResetRefuses(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct{ yaml, want string }{
+		{"  cluster-reset-restore-path: /var/snap\n", "cluster-reset-restore-path is \"/var/snap\" but rke2.cluster-reset is not true"},
+		{"  cluster-reset: true\n  cluster-reset-restore-path: on-demand-node1-1796644800\n", "no such snapshot in"},
+		{"  cluster-reset: true\n  cluster-reset-restore-path: /var/nothing-here\n", "snapshot /var/nothing-here"},
+	} {
+		env := testEnv(t)
+		fakeEtcdutl(t, env)
+		data := env.Paths.Server("db", "etcd")
+		os.MkdirAll(data, 0o700)
+		_, err := env.clusterReset(ctx, rke2(t, tc.yaml), "node1", "https://10.0.0.1:2380")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.yaml, err, tc.want)
+		}
+		if ents, _ := os.ReadDir(filepath.Dir(data)); len(ents) != 1 || fileExists(env.resetFlag()) {
+			t.Errorf("%s: db holds %v after a refusal", tc.yaml, ents)
+		}
+	}
+}
