@@ -170,4 +170,3 @@ func TestSnapshotEndpoints(t *testing.T) {
 		t.Errorf("fetch: %s %q trailer %v", resp.Status, b, resp.Trailer)
 	}
 }
-
