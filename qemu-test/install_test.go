@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/internal/disktest"
+	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 )
 
@@ -51,14 +52,14 @@ func TestInstall(t *testing.T) {
 	// Progress at least every 10 s while the disk is written, as seen
 	// from here (the init's lines carry no time of their own).
 	waitInstalled(t, vm, 10*time.Second)
-	if _, err := vm.WaitFor(regexp.MustCompile(`shutting down" action=reboot`), time.Minute); err != nil {
+	if _, err := vm.WaitEvent(console.EventShutdownBegin, map[string]string{"action": "reboot"}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if err := vm.WaitExit(2 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(started)
-	console := vm.Console()
+	con := vm.Console()
 	for _, re := range []string{
 		`boot medium mounted" device=/dev/sr0 fstype=iso9660 label=RKE2_BOOT`,
 		`install: target disk" device=/dev/vda size="8.0 GiB" .* chosen_by="install.device /dev/vda"`,
@@ -70,7 +71,7 @@ func TestInstall(t *testing.T) {
 		`install: done" device=/dev/vda slot=A`,
 		`installed: the system is on the disk`,
 	} {
-		if !regexp.MustCompile(re).MatchString(console) {
+		if !regexp.MustCompile(re).MatchString(con) {
 			t.Errorf("the install's console lacks %s", re)
 		}
 	}
@@ -147,7 +148,7 @@ func TestInstall(t *testing.T) {
 			t.Errorf("the refusal does not say %q: %s", want, m[1])
 		}
 	}
-	if _, err := vm.WaitFor(regexp.MustCompile(`maintenance mode`), time.Minute); err != nil {
+	if _, err := vm.WaitEvent(console.EventMaintenance, nil, time.Minute); err != nil {
 		t.Error(err)
 	}
 	powerOffInOrder(t, vm, regexp.MustCompile(`install: /dev/vda holds`))
