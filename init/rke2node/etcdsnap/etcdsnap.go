@@ -336,8 +336,11 @@ func List(dir, node string) ([]File, error) {
 
 // Prune deletes the node's oldest snapshots of the prefix beyond keep
 // (etcd-snapshot-retention), as RKE2 prunes after each scheduled
-// snapshot, and returns those deleted. keep < 1 keeps everything.
-func Prune(dir, prefix, node string, keep int) ([]File, error) {
+// snapshot, and returns those deleted. keep < 1 keeps everything. The
+// snapshot named saved (the one just taken; "" for none) counts as kept
+// and is never deleted, even when files named with a later time (a clock
+// that was ahead) sort after it.
+func Prune(dir, prefix, node string, keep int, saved string) ([]File, error) {
 	if keep < 1 {
 		return nil, nil
 	}
@@ -347,9 +350,14 @@ func Prune(dir, prefix, node string, keep int) ([]File, error) {
 	}
 	var mine []File
 	for _, f := range all {
-		if f.Prefix == prefix {
-			mine = append(mine, f)
+		if f.Prefix != prefix {
+			continue
 		}
+		if f.Name == saved {
+			keep--
+			continue
+		}
+		mine = append(mine, f)
 	}
 	if len(mine) <= keep {
 		return nil, nil

@@ -151,7 +151,7 @@ func TestSave(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	gone, err := Prune(dir, DefaultName, "server1", 2)
+	gone, err := Prune(dir, DefaultName, "server1", 2, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	// etcdutl, built from the module by realEtcdutl: the tool a node
 	// restores with (at the running etcd's version in the image).
-	_ "go.etcd.io/etcd/etcdutl/v3/snapshot"
+	_ "go.etcd.io/etcd/etcdutl/v3/etcdutl"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 

@@ -122,7 +122,7 @@ func (s *Service) save(ctx context.Context, name string, compress bool, at time.
 	slog.Info("etcd snapshot saved", "file", f.Path, "bytes", f.Size, "revision", st.Revision, "keys", st.TotalKeys, "seconds", time.Since(start).Seconds())
 	console.Event(console.EventEtcdSnapshot, "outcome", "saved", "name", f.Name, "bytes", f.Size, "revision", st.Revision,
 		"seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
-	gone, err := etcdsnap.Prune(s.Dir, name, s.Node, s.Settings.Retention)
+	gone, err := etcdsnap.Prune(s.Dir, name, s.Node, s.Settings.Retention, f.Name)
 	for _, g := range gone {
 		slog.Info("etcd snapshot pruned", "file", g.Name, "retention", s.Settings.Retention)
 		console.Event(console.EventEtcdSnapshot, "outcome", "pruned", "name", g.Name)
@@ -185,7 +185,7 @@ func (s *Service) Prune(ctx context.Context, name string) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.reconcileLocked(ctx)
-	gone, err := etcdsnap.Prune(s.Dir, name, s.Node, s.Settings.Retention)
+	gone, err := etcdsnap.Prune(s.Dir, name, s.Node, s.Settings.Retention, "")
 	var out []string
 	for _, g := range gone {
 		slog.Info("etcd snapshot pruned", "file", g.Name, "retention", s.Settings.Retention)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -299,4 +300,31 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestSaveNeverPrunesItself: snapshots named with a later time
+// than now (taken while the node's clock was ahead, then corrected by
+// NTP; a VM restored from a checkpoint) sort as the newest, so the
+// prune that follows a save deletes the snapshot just taken, and the
+// save still answers "saved": the operator's fresh backup is gone.
+func TestSaveNeverPrunesItself(t *testing.T) {
+	e := newEnv(t, source{b: etcdtest.Snapshot(t, 3)}, config.EtcdSnapshots{Retention: 2, Name: "etcd-snapshot", Cron: "0 */12 * * *"})
+	if err := os.MkdirAll(e.svc.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	snap := etcdtest.Snapshot(t, 2)
+	for i := range 2 {
+		// Taken yesterday while the clock was a day ahead.
+		name := fmt.Sprintf("on-demand-server1-%d", e.now.Add(24*time.Hour-time.Duration(i)*time.Hour).Unix())
+		if err := os.WriteFile(filepath.Join(e.svc.Dir, name), snap, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := e.svc.Save(context.Background(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(e.svc.Dir, info.Name)); err != nil {
+		t.Errorf("Save answered %s saved, but it is gone: %v", info.Name, err)
+	}
 }
