@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rke2os/rke2os/internal/disktest"
 	"github.com/rke2os/rke2os/init/shared/console"
+	"github.com/rke2os/rke2os/internal/disktest"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 )
 
