@@ -7,8 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/rke2os/rke2os/init/rke2node/etcdsnap"
 	"github.com/rke2os/rke2os/init/shared/config"
@@ -22,38 +26,40 @@ func (e Env) resetFlag() string { return e.Paths.Server("db", "reset-flag") }
 
 // clusterReset does RKE2's cluster-reset before etcd starts: with
 // cluster-reset-restore-path, etcd's data becomes the snapshot's, one
-// member; with cluster-reset alone, the member's own data, one member.
-// The data replaced is moved to db/etcd-old-<time>, reset-flag written,
-// and the console says the keys can go. It says whether it reset: the
-// etcd pod then starts a new cluster, joining no other server.
-func (e Env) clusterReset(ctx context.Context, rc config.RKE2Config, nodeName, peerURL string) (bool, error) {
+// member, the data replaced moved to db/etcd-old-<time>; with
+// cluster-reset alone, etcd starts once with --force-new-cluster on its
+// own data (force), which keeps every write it holds, its WAL's too, and
+// drops the other members. reset-flag is written and the console says
+// the keys can go. reset says the etcd pod starts a one-member cluster,
+// joining no other server.
+func (e Env) clusterReset(ctx context.Context, rc config.RKE2Config, nodeName, peerURL string) (reset, force bool, err error) {
 	on, _ := strconv.ParseBool(rc.String("cluster-reset"))
 	path := rc.String("cluster-reset-restore-path")
 	flag := e.resetFlag()
 	_, ferr := os.Stat(flag)
 	if ferr != nil && !errors.Is(ferr, os.ErrNotExist) {
-		return false, fmt.Errorf("cluster-reset: %w", ferr)
+		return false, false, fmt.Errorf("cluster-reset: %w", ferr)
 	}
 	flagged := ferr == nil
 	if !on {
 		if path != "" {
-			return false, fmt.Errorf("cluster-reset: rke2.cluster-reset-restore-path is %q but rke2.cluster-reset is not true: set cluster-reset: true to restore that snapshot, or remove cluster-reset-restore-path", path)
+			return false, false, fmt.Errorf("cluster-reset: rke2.cluster-reset-restore-path is %q but rke2.cluster-reset is not true: set cluster-reset: true to restore that snapshot, or remove cluster-reset-restore-path", path)
 		}
 		if flagged {
 			// A normal start after a reset, as RKE2 does it.
 			if err := os.Remove(flag); err != nil {
-				return false, fmt.Errorf("cluster-reset: %w", err)
+				return false, false, fmt.Errorf("cluster-reset: %w", err)
 			}
 			slog.Info("cluster-reset: the keys are gone from the config; reset-flag removed", "file", flag)
 		}
-		return false, nil
+		return false, false, nil
 	}
 	if flagged {
 		fi, _ := os.Stat(flag)
 		why := fmt.Sprintf("this server was reset at %s (%s): remove cluster-reset and cluster-reset-restore-path from its config", fi.ModTime().UTC().Format(time.RFC3339), flag)
 		slog.Warn("cluster-reset: not done again", "reason", why)
 		console.Event(console.EventClusterReset, "outcome", "skipped", "reason", why)
-		return false, nil
+		return false, false, nil
 	}
 	snapshot := path
 	if path != "" && !filepath.IsAbs(path) {
@@ -63,37 +69,80 @@ func (e Env) clusterReset(ctx context.Context, rc config.RKE2Config, nodeName, p
 		}
 		snapshot = filepath.Join(dir, path)
 		if _, err := os.Stat(snapshot); errors.Is(err, os.ErrNotExist) {
-			return false, fmt.Errorf("cluster-reset: rke2.cluster-reset-restore-path %q: no such snapshot in %s (give a snapshot's name as etcd-snapshot ls lists it, or an absolute path; restoring from S3 is not supported by this OS yet)", path, dir)
+			return false, false, fmt.Errorf("cluster-reset: rke2.cluster-reset-restore-path %q: no such snapshot in %s (give a snapshot's name as etcd-snapshot ls lists it, or an absolute path; restoring from S3 is not supported by this OS yet)", path, dir)
 		}
 	}
 	start := time.Now()
-	moved, err := etcdsnap.Restore(ctx, etcdsnap.RestoreOptions{Etcdutl: filepath.Join(e.Paths.Bin(), "etcdutl"), Snapshot: snapshot,
-		DataDir: e.Paths.Server("db", "etcd"), Name: nodeName, PeerURL: peerURL})
-	if err != nil {
-		return false, fmt.Errorf("cluster-reset: %w", err)
+	data := e.Paths.Server("db", "etcd")
+	var moved string
+	if snapshot != "" {
+		moved, err = etcdsnap.Restore(ctx, etcdsnap.RestoreOptions{Etcdutl: filepath.Join(e.Paths.Bin(), "etcdutl"), Snapshot: snapshot,
+			DataDir: data, Name: nodeName, PeerURL: peerURL})
+		if err != nil {
+			return false, false, fmt.Errorf("cluster-reset: %w", err)
+		}
+	} else if _, err := os.Stat(filepath.Join(data, "member", "wal")); err != nil {
+		// Nothing to keep: a reset of no data would start an empty
+		// cluster under the name of a reset one.
+		return false, false, fmt.Errorf("cluster-reset: this server has no etcd data to reset (%v): to restore a snapshot, set cluster-reset-restore-path too; otherwise remove cluster-reset", err)
 	}
 	// This server no longer joins anyone: its record of joining goes
 	// aside with the old data.
 	if j := e.etcdJoinPath(); fileExists(j) {
 		if err := os.Rename(j, j+".old-"+strconv.FormatInt(start.Unix(), 10)); err != nil {
-			return false, fmt.Errorf("cluster-reset: %w", err)
+			return false, false, fmt.Errorf("cluster-reset: %w", err)
 		}
 	}
 	if err := durable.WriteFile(flag, nil, 0o600); err != nil {
-		return false, fmt.Errorf("cluster-reset: %w", err)
+		return false, false, fmt.Errorf("cluster-reset: %w", err)
 	}
 	outcome := "reset"
 	if snapshot != "" {
 		outcome = "restored"
 	}
 	next := "remove cluster-reset and cluster-reset-restore-path from the config; until then they are ignored (" + flag + ")"
-	slog.Warn("cluster-reset: etcd is a one-member cluster now", "outcome", outcome, "snapshot", snapshot, "old_data", moved, "next", next)
-	console.Event(console.EventClusterReset, "outcome", outcome, "snapshot", snapshot, "moved_to", moved,
+	force = snapshot == ""
+	slog.Warn("cluster-reset: etcd is a one-member cluster now", "outcome", outcome, "snapshot", snapshot, "old_data", moved, "force_new_cluster", force, "next", next)
+	console.Event(console.EventClusterReset, "outcome", outcome, "snapshot", snapshot, "moved_to", moved, "force_new_cluster", force,
 		"seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()), "next", next)
-	return true, nil
+	return true, force, nil
 }
 
 func fileExists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
+}
+
+// forceNewClusterArg is etcd's flag that makes a member a one-member
+// cluster of its data at its start.
+const forceNewClusterArg = "--force-new-cluster"
+
+// endForceNewCluster takes --force-new-cluster out of etcd's static pod
+// once etcd answers after a cluster-reset: at any later start it would
+// drop the members that joined since. It says whether it did (the kubelet
+// then restarts etcd).
+func (e Env) endForceNewCluster(rc config.RKE2Config) (bool, error) {
+	b, err := os.ReadFile(e.Paths.EtcdManifest())
+	if err != nil {
+		return false, fmt.Errorf("etcd manifest: %w", err)
+	}
+	var pod corev1.Pod
+	if err := yaml.UnmarshalStrict(b, &pod); err != nil {
+		return false, fmt.Errorf("etcd manifest %s: %w", e.Paths.EtcdManifest(), err)
+	}
+	found := false
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		n := len(c.Args)
+		c.Args = slices.DeleteFunc(c.Args, func(a string) bool { return a == forceNewClusterArg })
+		found = found || len(c.Args) != n
+	}
+	if !found {
+		return false, nil
+	}
+	if _, err := e.staticPod(rc, &pod); err != nil {
+		return false, err
+	}
+	slog.Info("cluster-reset: etcd answers as a one-member cluster; its pod no longer forces a new cluster")
+	return true, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rke2os/rke2os/init/rke2node/pods"
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/internal/etcdtest"
 )
@@ -58,9 +59,9 @@ func TestClusterReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc := rke2(t, "  cluster-reset: true\n  cluster-reset-restore-path: etcd-snapshot-node1-1796644800\n")
-	reset, err := env.clusterReset(ctx, rc, "node1", "https://10.0.0.1:2380")
-	if err != nil || !reset {
-		t.Fatalf("clusterReset = %v, %v", reset, err)
+	reset, force, err := env.clusterReset(ctx, rc, "node1", "https://10.0.0.1:2380")
+	if err != nil || !reset || force {
+		t.Fatalf("clusterReset = %v, %v, %v", reset, force, err)
 	}
 	if a := args(); !strings.Contains(a, "snapshot restore "+snap+" --name node1 --initial-cluster node1=https://10.0.0.1:2380") || strings.Contains(a, "skip-hash") {
 		t.Errorf("etcdutl %s", a)
@@ -78,19 +79,23 @@ func TestClusterReset(t *testing.T) {
 
 	// The keys left in the config: nothing reset again.
 	os.WriteFile(filepath.Join(data, "member", "newer"), []byte("y"), 0o600)
-	if reset, err := env.clusterReset(ctx, rc, "node1", "https://10.0.0.1:2380"); err != nil || reset {
+	if reset, _, err := env.clusterReset(ctx, rc, "node1", "https://10.0.0.1:2380"); err != nil || reset {
 		t.Fatalf("second boot: %v, %v", reset, err)
 	}
 	if !fileExists(filepath.Join(data, "member", "newer")) {
 		t.Error("the second boot moved the data again")
 	}
 	// The keys gone: the flag goes.
-	if reset, err := env.clusterReset(ctx, rke2(t, "  node-name: node1\n"), "node1", ""); err != nil || reset || fileExists(env.resetFlag()) {
+	if reset, _, err := env.clusterReset(ctx, rke2(t, "  node-name: node1\n"), "node1", ""); err != nil || reset || fileExists(env.resetFlag()) {
 		t.Errorf("normal start: %v, %v, flag kept %v", reset, err, fileExists(env.resetFlag()))
 	}
-	// cluster-reset alone: the member's own database, unhashed.
-	if _, err := env.clusterReset(ctx, rke2(t, "  cluster-reset: true\n"), "node1", "https://10.0.0.1:2380"); err == nil {
-		t.Error("reset of a data dir whose db is no bbolt database: no error")
+	// cluster-reset alone: etcd forced to one member on its own data,
+	// which stays where it is; etcdutl is not run.
+	os.MkdirAll(filepath.Join(data, "member", "wal"), 0o700)
+	before := args()
+	reset, force, err = env.clusterReset(ctx, rke2(t, "  cluster-reset: true\n"), "node1", "https://10.0.0.1:2380")
+	if err != nil || !reset || !force || args() != before || !fileExists(filepath.Join(data, "member", "newer")) || !fileExists(env.resetFlag()) {
+		t.Errorf("reset alone: %v %v %v; etcdutl run %v", reset, force, err, args() != before)
 	}
 }
 
@@ -100,17 +105,46 @@ func TestClusterResetRefuses(t *testing.T) {
 		{"  cluster-reset-restore-path: /var/snap\n", "cluster-reset-restore-path is \"/var/snap\" but rke2.cluster-reset is not true"},
 		{"  cluster-reset: true\n  cluster-reset-restore-path: on-demand-node1-1796644800\n", "no such snapshot in"},
 		{"  cluster-reset: true\n  cluster-reset-restore-path: /var/nothing-here\n", "snapshot /var/nothing-here"},
+		{"  cluster-reset: true\n", "this server has no etcd data to reset"},
 	} {
 		env := testEnv(t)
 		fakeEtcdutl(t, env)
 		data := env.Paths.Server("db", "etcd")
 		os.MkdirAll(data, 0o700)
-		_, err := env.clusterReset(ctx, rke2(t, tc.yaml), "node1", "https://10.0.0.1:2380")
+		_, _, err := env.clusterReset(ctx, rke2(t, tc.yaml), "node1", "https://10.0.0.1:2380")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.yaml, err, tc.want)
 		}
 		if ents, _ := os.ReadDir(filepath.Dir(data)); len(ents) != 1 || fileExists(env.resetFlag()) {
 			t.Errorf("%s: db holds %v after a refusal", tc.yaml, ents)
 		}
+	}
+}
+
+// TestEndForceNewCluster: the flag leaves etcd's pod once, the rest of
+// the pod as it was.
+func TestEndForceNewCluster(t *testing.T) {
+	env := testEnv(t)
+	rc := rke2(t, "  node-name: node1\n")
+	o := pods.EtcdOptions{Paths: env.Paths, Image: "rancher/hardened-etcd:v3.6.7", NodeName: "node1", NodeIP: "10.0.0.1", ForceNewCluster: true}
+	if _, err := env.staticPod(rc, pods.EtcdPod(o)); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(env.Paths.EtcdManifest()); !strings.Contains(string(b), "--force-new-cluster") {
+		t.Fatalf("the forced pod lacks the flag:\n%s", b)
+	}
+	if ended, err := env.endForceNewCluster(rc); err != nil || !ended {
+		t.Fatalf("endForceNewCluster = %v, %v", ended, err)
+	}
+	o.ForceNewCluster = false
+	want, _ := os.ReadFile(env.Paths.EtcdManifest())
+	if _, err := env.staticPod(rc, pods.EtcdPod(o)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(env.Paths.EtcdManifest()); string(got) != string(want) {
+		t.Errorf("the pod without the flag differs from the unforced one:\n%s\nwant\n%s", got, want)
+	}
+	if ended, err := env.endForceNewCluster(rc); err != nil || ended {
+		t.Errorf("second call: %v, %v", ended, err)
 	}
 }

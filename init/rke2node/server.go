@@ -88,6 +88,15 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 		return stopped(ctx, err)
 	}
 	e.milestone("etcd-healthy")
+	// After a cluster-reset without a snapshot: etcd answers as one
+	// member; its next start must not force a new cluster again.
+	if ended, err := e.endForceNewCluster(rc); err != nil {
+		return err
+	} else if ended {
+		if err := waitFor(ctx, "etcd, restarted without --force-new-cluster", func(ctx context.Context) error { return etcdHealthy(ctx, etcd, health) }); err != nil {
+			return stopped(ctx, err)
+		}
+	}
 	if j != nil && !j.Promoted {
 		if err := e.promoteEtcd(ctx, j); err != nil {
 			return stopped(ctx, err)

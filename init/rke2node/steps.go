@@ -251,10 +251,11 @@ func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string, trustOnFirstUse 
 	if err := pods.EtcdCerts(o); err != nil {
 		return nil, err
 	}
-	reset, err := e.clusterReset(ctx, rc, nodeName, o.PeerURL())
+	reset, force, err := e.clusterReset(ctx, rc, nodeName, o.PeerURL())
 	if err != nil {
 		return nil, err
 	}
+	o.ForceNewCluster = force
 	if rc.Server() != "" && !reset && !resetAsked {
 		j, err := e.joinEtcd(ctx, rc, nodeName, nodeIP)
 		if err != nil {

@@ -21,8 +21,7 @@ type RestoreOptions struct {
 	// Etcdutl is the etcdutl binary (of the etcd version that will run on
 	// the restored data).
 	Etcdutl string
-	// Snapshot is a snapshot file, plain or zipped; "" resets the member
-	// in DataDir to one member keeping its data (cluster-reset alone).
+	// Snapshot is a snapshot file, plain or zipped.
 	Snapshot string
 	// DataDir is etcd's data directory (server/db/etcd).
 	DataDir string
@@ -31,10 +30,9 @@ type RestoreOptions struct {
 	Now           time.Time
 }
 
-// Restore makes DataDir a one-member etcd data directory, as RKE2's
-// cluster-reset does: from the snapshot, or (no snapshot) from the
-// member's own database. The snapshot is checked before anything is
-// moved; the data directory it replaces is moved aside to
+// Restore makes DataDir a one-member etcd data directory from the
+// snapshot, as RKE2's cluster-reset-restore-path does. The snapshot is
+// checked before anything is moved; the data directory it replaces is moved aside to
 // etcd-old-<unix time> beside it, never deleted, and moved back if the
 // restore cannot be put in place. It returns where the old data went
 // ("" if there was none).
@@ -43,25 +41,18 @@ func Restore(ctx context.Context, o RestoreOptions) (movedTo string, err error) 
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	src, skipHash := o.Snapshot, false
-	if src == "" {
-		// The member's own database: no hash appended, etcdutl checks
-		// none (--skip-hash-check), its buckets are checked here.
-		src, skipHash = filepath.Join(o.DataDir, "member", "snap", "db"), true
-		if _, err := dbStatus(src); err != nil {
-			return "", fmt.Errorf("cluster-reset: the member's database %s: %w", src, err)
-		}
-	} else {
-		plain, cleanup, err := plainSnapshot(src, db)
-		if err != nil {
-			return "", fmt.Errorf("snapshot %s: %w", src, err)
-		}
-		defer cleanup()
-		if _, err := Check(plain); err != nil {
-			return "", fmt.Errorf("snapshot %s: %w", src, err)
-		}
-		src = plain
+	if o.Snapshot == "" {
+		return "", errors.New("restore: no snapshot given")
 	}
+	plain, cleanup, err := plainSnapshot(o.Snapshot, db)
+	if err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", o.Snapshot, err)
+	}
+	defer cleanup()
+	if _, err := Check(plain); err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", o.Snapshot, err)
+	}
+	src := plain
 	// etcdutl writes a new directory (it refuses a non-empty one): ours,
 	// beside the data, so the rename below stays on one filesystem.
 	tmp := o.DataDir + ".restore"
@@ -70,9 +61,6 @@ func Restore(ctx context.Context, o RestoreOptions) (movedTo string, err error) 
 	}
 	args := []string{"snapshot", "restore", src, "--name", o.Name, "--initial-cluster", o.Name + "=" + o.PeerURL,
 		"--initial-advertise-peer-urls", o.PeerURL, "--data-dir", tmp}
-	if skipHash {
-		args = append(args, "--skip-hash-check")
-	}
 	cmd := exec.CommandContext(ctx, o.Etcdutl, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

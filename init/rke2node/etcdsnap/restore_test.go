@@ -198,28 +198,3 @@ func TestRestoreRefuses(t *testing.T) {
 		})
 	}
 }
-
-// TestResetKeepsData: cluster-reset without a snapshot restores the
-// member's own database, one member, the data kept.
-func TestResetKeepsData(t *testing.T) {
-	etcdutl := realEtcdutl(t)
-	ctx := context.Background()
-	data := filepath.Join(t.TempDir(), "db", "etcd")
-	c, stop := startOn(t, data, "node1")
-	for i := range 5 {
-		if _, err := c.Put(ctx, fmt.Sprintf("/registry/k%d", i), "v"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// etcd stopped, as the etcd step finds it before the kubelet runs.
-	stop()
-	moved, err := Restore(ctx, RestoreOptions{Etcdutl: etcdutl, DataDir: data, Name: "node1", PeerURL: "http://127.0.0.1:2380"})
-	if err != nil || moved == "" {
-		t.Fatalf("Restore = %q, %v", moved, err)
-	}
-	rc, _ := startOn(t, data, "node1")
-	resp, err := rc.Get(ctx, "/registry/", clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil || resp.Count != 5 {
-		t.Errorf("keys kept: %v %v", resp, err)
-	}
-}

@@ -26,6 +26,9 @@ type EtcdOptions struct {
 	// etcd's config file over its own keys, so here one replaces the flag
 	// of the same name in place and a new one is appended.
 	ExtraArgs []string
+	// ForceNewCluster starts etcd with --force-new-cluster (a
+	// cluster-reset without a snapshot): one member, its data kept.
+	ForceNewCluster bool
 }
 
 // EtcdCerts makes etcd's CAs (kept if present: a custom CA) and the
@@ -86,7 +89,7 @@ func EtcdPod(o EtcdOptions) *corev1.Pod {
 		state = "new"
 	}
 	hostPathDir := corev1.HostPathDirectoryOrCreate
-	return &corev1.Pod{
+	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "etcd", Namespace: "kube-system",
 			Labels: map[string]string{"component": "etcd", "tier": "control-plane"}},
 		Spec: corev1.PodSpec{
@@ -131,4 +134,8 @@ func EtcdPod(o EtcdOptions) *corev1.Pod {
 				HostPath: &corev1.HostPathVolumeSource{Path: dataDir, Type: &hostPathDir}}}},
 		},
 	}
+	if o.ForceNewCluster {
+		pod.Spec.Containers[0].Args = append(pod.Spec.Containers[0].Args, "--force-new-cluster")
+	}
+	return pod
 }

@@ -122,7 +122,8 @@ const (
 	EventEtcdSnapshot = "etcd-snapshot"
 	// EventClusterReset: cluster-reset made etcd a one-member cluster
 	// before it started (outcome restored or reset; snapshot, moved_to:
-	// where the old data went, seconds, next), or was not done again
+	// where the old data went, force_new_cluster, seconds, next), or was
+	// not done again
 	// (outcome skipped, reason).
 	EventClusterReset = "cluster-reset"
 )
