@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/rke2os/rke2os/init/rke2node/etcdsnap"
+	"github.com/rke2os/rke2os/init/rke2node/etcdsnap/s3store"
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/console"
 	"github.com/rke2os/rke2os/internal/durable"
@@ -68,8 +69,15 @@ func (e Env) clusterReset(ctx context.Context, rc config.RKE2Config, nodeName, p
 			dir = e.Paths.Server("db", "snapshots")
 		}
 		snapshot = filepath.Join(dir, path)
-		if _, err := os.Stat(snapshot); errors.Is(err, os.ErrNotExist) {
-			return false, false, fmt.Errorf("cluster-reset: rke2.cluster-reset-restore-path %q: no such snapshot in %s (give a snapshot's name as etcd-snapshot ls lists it, or an absolute path; restoring from S3 is not supported by this OS yet)", path, dir)
+		_, err := os.Stat(snapshot)
+		switch s3 := rc.EtcdS3(); {
+		case errors.Is(err, os.ErrNotExist) && s3.Enabled:
+			// As RKE2: a name not on the disk is fetched from S3.
+			if err := e.downloadSnapshot(ctx, s3, path, snapshot); err != nil {
+				return false, false, fmt.Errorf("cluster-reset: rke2.cluster-reset-restore-path %q: not in %s, and from S3: %w", path, dir, err)
+			}
+		case errors.Is(err, os.ErrNotExist):
+			return false, false, fmt.Errorf("cluster-reset: rke2.cluster-reset-restore-path %q: no such snapshot in %s (give a snapshot's name as etcd-snapshot ls lists it, or an absolute path; or set etcd-s3 and its keys to restore one from S3)", path, dir)
 		}
 	}
 	start := time.Now()
@@ -145,4 +153,24 @@ func (e Env) endForceNewCluster(rc config.RKE2Config) (bool, error) {
 	}
 	slog.Info("cluster-reset: etcd answers as a one-member cluster; its pod no longer forces a new cluster")
 	return true, nil
+}
+
+// downloadSnapshot fetches the snapshot name from S3 to dest.
+func (e Env) downloadSnapshot(ctx context.Context, c config.EtcdS3, name, dest string) error {
+	cfg := s3Config(c)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	st, err := s3store.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o700); err != nil {
+		return err
+	}
+	if err := st.Download(ctx, name, dest); err != nil {
+		return err
+	}
+	slog.Info("cluster-reset: snapshot downloaded from S3", "name", name, "file", dest)
+	return nil
 }

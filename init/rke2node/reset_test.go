@@ -2,11 +2,16 @@ package rke2node
 
 import (
 	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/rke2os/rke2os/init/rke2node/etcdsnap/s3store"
 	"github.com/rke2os/rke2os/init/rke2node/pods"
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/internal/etcdtest"
@@ -146,5 +151,43 @@ func TestEndForceNewCluster(t *testing.T) {
 	}
 	if ended, err := env.endForceNewCluster(rc); err != nil || ended {
 		t.Errorf("second call: %v, %v", ended, err)
+	}
+}
+
+// TestClusterResetFromS3: a snapshot's name not on the disk is fetched
+// from the bucket the etcd-s3 keys name, checked, restored.
+func TestClusterResetFromS3(t *testing.T) {
+	ctx := context.Background()
+	backend := s3mem.New()
+	if err := backend.CreateBucket("snaps"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gofakes3.New(backend).Server())
+	defer srv.Close()
+	endpoint := strings.TrimPrefix(srv.URL, "http://")
+	st, err := s3store.New(ctx, s3store.Config{Endpoint: endpoint, Insecure: true, AccessKey: "a", SecretKey: "s", Bucket: "snaps", Folder: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "etcd-snapshot-node1-1796644800")
+	os.WriteFile(src, etcdtest.Snapshot(t, 3), 0o600)
+	if _, err := st.Upload(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	env := testEnv(t)
+	args := fakeEtcdutl(t, env)
+	keys := "  etcd-s3: true\n  etcd-s3-endpoint: " + endpoint + "\n  etcd-s3-insecure: true\n  etcd-s3-bucket: snaps\n  etcd-s3-folder: c1\n  etcd-s3-access-key: a\n  etcd-s3-secret-key: s\n  cluster-reset: true\n"
+	reset, _, err := env.clusterReset(ctx, rke2(t, keys+"  cluster-reset-restore-path: etcd-snapshot-node1-1796644800\n"), "node1", "https://10.0.0.1:2380")
+	if err != nil || !reset {
+		t.Fatalf("clusterReset = %v, %v", reset, err)
+	}
+	local := filepath.Join(env.Paths.Server("db", "snapshots"), "etcd-snapshot-node1-1796644800")
+	if !strings.Contains(args(), "snapshot restore "+local+" ") {
+		t.Errorf("etcdutl %s", args())
+	}
+	os.Remove(env.resetFlag())
+	_, _, err = env.clusterReset(ctx, rke2(t, keys+"  cluster-reset-restore-path: etcd-snapshot-node1-1796640000\n"), "node1", "https://10.0.0.1:2380")
+	if err == nil || !strings.Contains(err.Error(), "not in ") {
+		t.Errorf("a name in neither place: %v", err)
 	}
 }

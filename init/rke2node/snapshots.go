@@ -3,8 +3,10 @@ package rke2node
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/rke2os/rke2os/init/rke2node/etcdsnap/s3store"
 	"github.com/rke2os/rke2os/init/rke2node/kubenode"
 	"github.com/rke2os/rke2os/init/rke2node/snapshotctl"
 	"github.com/rke2os/rke2os/init/rke2node/supervisorapi"
@@ -59,7 +61,75 @@ func (e Env) runSnapshots(ctx context.Context, rc config.RKE2Config, sup *superv
 		return err
 	}
 	svc := &snapshotctl.Service{Settings: set, Dir: dir, Node: nodeName, Etcd: etcd, Records: &snapshotctl.Records{Dyn: dyn, Kube: kube}}
+	if s3 := rc.EtcdS3(); s3.Enabled {
+		svc.S3 = &lazyS3{cfg: s3Config(s3)}
+	}
 	sup.SetSnapshots(svc)
 	defer sup.SetSnapshots(nil)
 	return svc.Run(ctx)
+}
+
+// s3Config is the S3 store's config of the etcd-s3 keys.
+func s3Config(c config.EtcdS3) s3store.Config {
+	return s3store.Config{Endpoint: c.Endpoint, EndpointCA: c.EndpointCA, SkipSSLVerify: c.SkipSSLVerify, Insecure: c.Insecure,
+		AccessKey: c.AccessKey, SecretKey: c.SecretKey, SessionToken: c.SessionToken, Bucket: c.Bucket, Region: c.Region,
+		Folder: c.Folder, Timeout: c.Timeout, BucketLookup: c.BucketLookup}
+}
+
+// lazyS3 connects to the bucket when first used, and again after a
+// failure: an endpoint down at boot fails uploads (each said) until it
+// answers, not the server.
+type lazyS3 struct {
+	cfg   s3store.Config
+	mu    sync.Mutex
+	store *s3store.Store
+}
+
+func (l *lazyS3) get(ctx context.Context) (*s3store.Store, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.store != nil {
+		return l.store, nil
+	}
+	if err := l.cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st, err := s3store.New(ctx, l.cfg)
+	if err != nil {
+		return nil, err
+	}
+	l.store = st
+	return st, nil
+}
+
+func (l *lazyS3) Upload(ctx context.Context, path string) (s3store.Object, error) {
+	st, err := l.get(ctx)
+	if err != nil {
+		return s3store.Object{}, err
+	}
+	return st.Upload(ctx, path)
+}
+
+func (l *lazyS3) List(ctx context.Context, prefix string) ([]s3store.Object, error) {
+	st, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.List(ctx, prefix)
+}
+
+func (l *lazyS3) Delete(ctx context.Context, name string) error {
+	st, err := l.get(ctx)
+	if err != nil {
+		return err
+	}
+	return st.Delete(ctx, name)
+}
+
+func (l *lazyS3) Prune(ctx context.Context, prefix string, keep int) ([]s3store.Object, error) {
+	st, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.Prune(ctx, prefix, keep)
 }

@@ -26,6 +26,14 @@ import (
 // whose disk holds the snapshot, RKE2's.
 const LabelStorageNode = "etcd.rke2.cattle.io/snapshot-storage-node"
 
+// LabelNode is the label of an ETCDSnapshotFile with the server that took
+// the snapshot: an S3 copy's storage node is "s3", and each server keeps
+// the records of its own uploads.
+const LabelNode = "rke2os.io/snapshot-node"
+
+// StorageS3 is the storage node of a snapshot copied to S3, RKE2's.
+const StorageS3 = "s3"
+
 // failedTTL is how long the record of a failed snapshot stays, as k3s
 // keeps it.
 const failedTTL = 24 * time.Hour
@@ -43,27 +51,33 @@ type Records struct {
 var invalidName = regexp.MustCompile(`[^-a-z0-9.]+`)
 
 // ObjectName is the ETCDSnapshotFile's name of a node's snapshot file, as
-// RKE2 names them: "local-", the file's name made a DNS subdomain, and a
-// short hash of node and file that keeps two names apart.
-func ObjectName(node, file string) string {
-	h := sha256.Sum256([]byte(node + "/" + file))
+// RKE2 names them: "local-" (or "s3-" for its copy in S3, storage
+// StorageS3), the file's name made a DNS subdomain, and a short hash of
+// storage and file that keeps two names apart.
+func ObjectName(storage, file string) string {
+	h := sha256.Sum256([]byte(storage + "/" + file))
 	base := strings.Trim(invalidName.ReplaceAllString(strings.ToLower(file), "-"), "-.")
 	if len(base) > 200 {
 		base = base[:200]
 	}
-	return "local-" + base + "-" + hex.EncodeToString(h[:3])
+	kind := "local-"
+	if storage == StorageS3 {
+		kind = "s3-"
+	}
+	return kind + base + "-" + hex.EncodeToString(h[:3])
 }
 
 func (r *Records) res() dynamic.ResourceInterface { return r.Dyn.Resource(crds.ETCDSnapshotFile) }
 
-// Sync makes the node's records those of files: a missing one is made,
-// a changed size rewritten, one whose file is gone deleted (the record of
-// a failure stays its day).
-func (r *Records) Sync(ctx context.Context, node string, files []supervisorapi.SnapshotInfo, now time.Time) error {
+// Sync makes the records of the node's snapshots in storage (the node's
+// own name for its disk, StorageS3 for its copies in S3) those of files:
+// a missing one is made, a changed size rewritten, one whose file is gone
+// deleted (the record of a failure stays its day).
+func (r *Records) Sync(ctx context.Context, node, storage string, files []supervisorapi.SnapshotInfo, now time.Time) error {
 	if r == nil {
 		return nil
 	}
-	list, err := r.res().List(ctx, metav1.ListOptions{LabelSelector: LabelStorageNode + "=" + node})
+	list, err := r.res().List(ctx, metav1.ListOptions{LabelSelector: LabelStorageNode + "=" + storage + "," + LabelNode + "=" + node})
 	if err != nil {
 		return fmt.Errorf("list etcdsnapshotfiles: %w", err)
 	}
@@ -73,7 +87,7 @@ func (r *Records) Sync(ctx context.Context, node string, files []supervisorapi.S
 	}
 	var errs []error
 	for _, f := range files {
-		name := ObjectName(node, f.Name)
+		name := ObjectName(storage, f.Name)
 		obj, ok := have[name]
 		delete(have, name)
 		status := map[string]any{"readyToUse": true, "size": fmt.Sprint(f.Size), "creationTime": f.Created.UTC().Format(time.RFC3339)}
@@ -82,12 +96,16 @@ func (r *Records) Sync(ctx context.Context, node string, files []supervisorapi.S
 				continue
 			}
 		}
-		if err := r.put(ctx, node, f.Name, f.Location, obj, status); err != nil {
+		if err := r.put(ctx, node, storage, f.Name, f.Location, obj, status); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if !ok {
-			r.event(ctx, node, name, corev1.EventTypeNormal, "ETCDSnapshotCreated", fmt.Sprintf("Snapshot %s saved on %s", f.Name, node))
+			where := node
+			if storage == StorageS3 {
+				where = "S3 (" + f.Location + ")"
+			}
+			r.event(ctx, node, name, corev1.EventTypeNormal, "ETCDSnapshotCreated", fmt.Sprintf("Snapshot %s saved on %s", f.Name, where))
 		}
 	}
 	for name, obj := range have {
@@ -105,27 +123,27 @@ func (r *Records) Sync(ctx context.Context, node string, files []supervisorapi.S
 
 // failed records a snapshot that failed, with the reason, and says so in
 // an Event.
-func (r *Records) failed(ctx context.Context, node, file, location string, at time.Time, cause error) {
+func (r *Records) failed(ctx context.Context, node, storage, file, location string, at time.Time, cause error) {
 	if r == nil {
 		return
 	}
-	name := ObjectName(node, file)
+	name := ObjectName(storage, file)
 	msg := cause.Error()
 	status := map[string]any{"readyToUse": false, "creationTime": at.UTC().Format(time.RFC3339),
 		"error": map[string]any{"time": time.Now().UTC().Format(time.RFC3339), "message": msg}}
-	if err := r.put(ctx, node, file, location, nil, status); err != nil {
+	if err := r.put(ctx, node, storage, file, location, nil, status); err != nil {
 		slog.Warn("etcd snapshots: record the failure", "err", err)
 	}
 	r.event(ctx, node, name, corev1.EventTypeWarning, "ETCDSnapshotFailed", fmt.Sprintf("Snapshot %s failed on %s: %s", file, node, msg))
 }
 
 // put creates (obj nil) or updates a record, then its status.
-func (r *Records) put(ctx context.Context, node, file, location string, obj *unstructured.Unstructured, status map[string]any) error {
-	name := ObjectName(node, file)
+func (r *Records) put(ctx context.Context, node, storage, file, location string, obj *unstructured.Unstructured, status map[string]any) error {
+	name := ObjectName(storage, file)
 	if obj == nil {
 		obj = &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": crds.ETCDSnapshotFile.GroupVersion().String(), "kind": "ETCDSnapshotFile",
-			"metadata": map[string]any{"name": name, "labels": map[string]any{LabelStorageNode: node}},
+			"metadata": map[string]any{"name": name, "labels": map[string]any{LabelStorageNode: storage, LabelNode: node}},
 			"spec":     map[string]any{"snapshotName": file, "nodeName": node, "location": location},
 		}}
 		created, err := r.res().Create(ctx, obj, metav1.CreateOptions{FieldManager: "rke2os"})

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/rke2os/rke2os/init/rke2node/etcdsnap"
+	"github.com/rke2os/rke2os/init/rke2node/etcdsnap/s3store"
 	"github.com/rke2os/rke2os/init/rke2node/supervisorapi"
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/console"
@@ -37,6 +39,8 @@ type Service struct {
 	Etcd etcdsnap.Source
 	// Records keeps the ETCDSnapshotFile objects; nil keeps none.
 	Records *Records
+	// S3 is where each snapshot is copied too (etcd-s3); nil: nowhere.
+	S3 S3
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
 
@@ -50,6 +54,14 @@ func (s *Service) now() time.Time {
 		return s.Now()
 	}
 	return time.Now()
+}
+
+// S3 is a bucket of snapshots (s3store.Store).
+type S3 interface {
+	Upload(ctx context.Context, path string) (s3store.Object, error)
+	List(ctx context.Context, prefix string) ([]s3store.Object, error)
+	Delete(ctx context.Context, name string) error
+	Prune(ctx context.Context, prefix string, keep int) ([]s3store.Object, error)
 }
 
 // Run takes the scheduled snapshots until ctx ends, and keeps the records
@@ -116,7 +128,7 @@ func (s *Service) save(ctx context.Context, name string, compress bool, at time.
 	if err != nil {
 		slog.Error("etcd snapshot failed", "name", name, "err", err)
 		console.Event(console.EventEtcdSnapshot, "outcome", "failed", "name", etcdsnap.FileName(name, s.Node, at, compress), "err", err.Error())
-		s.Records.failed(ctx, s.Node, etcdsnap.FileName(name, s.Node, at, compress), s.location(etcdsnap.FileName(name, s.Node, at, compress)), at, err)
+		s.Records.failed(ctx, s.Node, s.Node, etcdsnap.FileName(name, s.Node, at, compress), s.location(etcdsnap.FileName(name, s.Node, at, compress)), at, err)
 		return etcdsnap.File{}, err
 	}
 	slog.Info("etcd snapshot saved", "file", f.Path, "bytes", f.Size, "revision", st.Revision, "keys", st.TotalKeys, "seconds", time.Since(start).Seconds())
@@ -131,8 +143,55 @@ func (s *Service) save(ctx context.Context, name string, compress bool, at time.
 		// The snapshot is saved: a failed prune is said, not returned.
 		slog.Warn("etcd snapshots: prune", "err", err)
 	}
+	s.upload(ctx, f, name, at)
 	s.reconcileLocked(ctx)
 	return f, nil
+}
+
+// upload copies a snapshot saved to S3 and prunes the name's copies there
+// beyond the retention. A failure is said (log, event, a failed record)
+// and the local copy stays: the save succeeded.
+func (s *Service) upload(ctx context.Context, f etcdsnap.File, name string, at time.Time) {
+	if s.S3 == nil {
+		return
+	}
+	o, err := s.S3.Upload(ctx, f.Path)
+	if err != nil {
+		slog.Error("etcd snapshot: upload to S3 failed; the local copy stays", "file", f.Name, "err", err)
+		console.Event(console.EventEtcdSnapshot, "outcome", "upload-failed", "name", f.Name, "err", err.Error())
+		s.Records.failed(ctx, s.Node, StorageS3, f.Name, "", at, fmt.Errorf("upload to S3: %w", err))
+		return
+	}
+	slog.Info("etcd snapshot uploaded", "file", f.Name, "location", o.Location)
+	console.Event(console.EventEtcdSnapshot, "outcome", "uploaded", "name", f.Name, "location", o.Location)
+	gone, err := s.S3.Prune(ctx, name+"-"+s.Node+"-", s.Settings.Retention)
+	for _, g := range gone {
+		slog.Info("etcd snapshot pruned in S3", "location", g.Location, "retention", s.Settings.Retention)
+		console.Event(console.EventEtcdSnapshot, "outcome", "pruned", "name", g.Name, "location", g.Location)
+	}
+	if err != nil {
+		slog.Warn("etcd snapshots: prune in S3", "err", err)
+	}
+}
+
+// s3Mine are the node's snapshots in S3; nil, nil without S3.
+func (s *Service) s3Mine(ctx context.Context) ([]supervisorapi.SnapshotInfo, error) {
+	if s.S3 == nil {
+		return nil, nil
+	}
+	objs, err := s.S3.List(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var out []supervisorapi.SnapshotInfo
+	for _, o := range objs {
+		f, ok := etcdsnap.Parse(o.Name, s.Node)
+		if !ok {
+			continue
+		}
+		out = append(out, supervisorapi.SnapshotInfo{Name: o.Name, Node: s.Node, Location: o.Location, Size: o.Size, Created: f.Created, Compressed: f.Compressed})
+	}
+	return out, nil
 }
 
 // List lists the node's snapshots, oldest first.
@@ -148,7 +207,11 @@ func (s *Service) List(ctx context.Context) ([]supervisorapi.SnapshotInfo, error
 	for _, f := range files {
 		out = append(out, s.info(f))
 	}
-	return out, nil
+	remote, err := s.s3Mine(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list S3: %w", err)
+	}
+	return append(out, remote...), nil
 }
 
 // Delete deletes the named snapshots of this node. A name that is none of
@@ -160,13 +223,32 @@ func (s *Service) Delete(ctx context.Context, names []string) ([]string, error) 
 	var deleted []string
 	for _, n := range names {
 		f, err := s.find(n)
-		if err != nil {
+		local := err == nil
+		if err != nil && (s.S3 == nil || !errors.Is(err, supervisorapi.ErrNoSnapshot)) {
 			return deleted, err
 		}
-		if err := os.Remove(f.Path); err != nil {
-			return deleted, fmt.Errorf("delete snapshot %s: %w", n, err)
+		remote := false
+		if s.S3 != nil {
+			objs, err := s.S3.List(ctx, n)
+			if err != nil {
+				return deleted, fmt.Errorf("delete snapshot %s: list S3: %w", n, err)
+			}
+			remote = slices.ContainsFunc(objs, func(o s3store.Object) bool { return o.Name == n })
+			if !local && !remote {
+				return deleted, fmt.Errorf("snapshot %q: %w, nor in S3", n, supervisorapi.ErrNoSnapshot)
+			}
 		}
-		slog.Info("etcd snapshot deleted", "file", n)
+		if local {
+			if err := os.Remove(f.Path); err != nil {
+				return deleted, fmt.Errorf("delete snapshot %s: %w", n, err)
+			}
+		}
+		if remote {
+			if err := s.S3.Delete(ctx, n); err != nil {
+				return deleted, fmt.Errorf("delete snapshot %s in S3: %w", n, err)
+			}
+		}
+		slog.Info("etcd snapshot deleted", "file", n, "local", local, "s3", remote)
 		console.Event(console.EventEtcdSnapshot, "outcome", "deleted", "name", n)
 		deleted = append(deleted, n)
 	}
@@ -191,6 +273,14 @@ func (s *Service) Prune(ctx context.Context, name string) ([]string, error) {
 		slog.Info("etcd snapshot pruned", "file", g.Name, "retention", s.Settings.Retention)
 		console.Event(console.EventEtcdSnapshot, "outcome", "pruned", "name", g.Name)
 		out = append(out, g.Name)
+	}
+	if err != nil || s.S3 == nil {
+		return out, err
+	}
+	remote, err := s.S3.Prune(ctx, name+"-"+s.Node+"-", s.Settings.Retention)
+	for _, g := range remote {
+		console.Event(console.EventEtcdSnapshot, "outcome", "pruned", "name", g.Name, "location", g.Location)
+		out = append(out, g.Location)
 	}
 	return out, err
 }
@@ -256,7 +346,19 @@ func (s *Service) reconcileLocked(ctx context.Context) {
 	for _, f := range files {
 		infos = append(infos, s.info(f))
 	}
-	if err := s.Records.Sync(ctx, s.Node, infos, s.now()); err != nil {
+	if err := s.Records.Sync(ctx, s.Node, s.Node, infos, s.now()); err != nil {
 		slog.Warn("etcd snapshots: records", "err", err)
+	}
+	if s.S3 == nil {
+		return
+	}
+	// A listing that fails changes no record.
+	remote, err := s.s3Mine(ctx)
+	if err != nil {
+		slog.Warn("etcd snapshots: S3 records not updated", "err", err)
+		return
+	}
+	if err := s.Records.Sync(ctx, s.Node, StorageS3, remote, s.now()); err != nil {
+		slog.Warn("etcd snapshots: S3 records", "err", err)
 	}
 }

@@ -27,6 +27,12 @@ var rke2TypedKeys = map[string]func(p *parser, v *yaml.Node, path string) bool{
 	"etcd-snapshot-compress":      func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkBool) },
 	"etcd-disable-snapshots":      func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkBool) },
 	"cluster-reset":               func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkBool) },
+	"etcd-s3":                     func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkBool) },
+	"etcd-s3-skip-ssl-verify":     func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkBool) },
+	"etcd-s3-insecure":            func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkBool) },
+	"etcd-s3-timeout":             func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkDuration) },
+	"etcd-s3-endpoint-ca":         func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkAbsFile) },
+	"etcd-s3-bucket-lookup-type":  func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkBucketLookup) },
 	"cluster-reset-restore-path":  func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkRestorePath) },
 	"control-plane-probe-configuration": func(p *parser, v *yaml.Node, path string) bool {
 		return p.rke2List(v, path, checkProbeConfiguration)

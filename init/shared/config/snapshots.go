@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/robfig/cron/v3"
 )
@@ -109,4 +110,48 @@ func checkRestorePath(s string) error {
 		return fmt.Errorf("%q is neither an absolute path nor a snapshot's name: give /path/to/the/snapshot, or a name as rke2-build etcd-snapshot ls lists it", s)
 	}
 	return nil
+}
+
+// EtcdS3 is what the etcd-s3 keys say, as written (rke2-node makes the
+// S3 client of it; PID 1 links no S3 code). Enabled is etcd-s3.
+type EtcdS3 struct {
+	Enabled                                                  bool
+	Endpoint, EndpointCA, AccessKey, SecretKey, SessionToken string
+	Bucket, Region, Folder, BucketLookup                     string
+	SkipSSLVerify, Insecure                                  bool
+	Timeout                                                  time.Duration
+}
+
+// EtcdS3 returns the S3 settings, checked when the config was parsed.
+func (r RKE2Config) EtcdS3() EtcdS3 {
+	b := func(k string) bool { v, _ := strconv.ParseBool(r.String(k)); return v }
+	s := EtcdS3{Enabled: b("etcd-s3"), Endpoint: r.String("etcd-s3-endpoint"), EndpointCA: r.String("etcd-s3-endpoint-ca"),
+		AccessKey: r.String("etcd-s3-access-key"), SecretKey: r.String("etcd-s3-secret-key"), SessionToken: r.String("etcd-s3-session-token"),
+		Bucket: r.String("etcd-s3-bucket"), Region: r.String("etcd-s3-region"), Folder: r.String("etcd-s3-folder"),
+		BucketLookup: r.String("etcd-s3-bucket-lookup-type"), SkipSSLVerify: b("etcd-s3-skip-ssl-verify"), Insecure: b("etcd-s3-insecure")}
+	s.Timeout, _ = time.ParseDuration(r.String("etcd-s3-timeout"))
+	return s
+}
+
+func checkDuration(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < time.Second {
+		return fmt.Errorf("%q is not a duration of a second or more: write it like 5m0s or 30s", s)
+	}
+	return nil
+}
+
+func checkAbsFile(s string) error {
+	if !filepath.IsAbs(s) {
+		return fmt.Errorf("%q is not an absolute file path: give the PEM file's path on the node, like /etc/rke2/s3-ca.pem (write_files can put it there)", s)
+	}
+	return nil
+}
+
+func checkBucketLookup(s string) error {
+	switch s {
+	case "auto", "dns", "path":
+		return nil
+	}
+	return fmt.Errorf("%q is not a bucket lookup type: auto, dns or path", s)
 }

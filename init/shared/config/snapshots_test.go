@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEtcdSnapshots(t *testing.T) {
@@ -36,6 +37,10 @@ func TestEtcdSnapshotsBadInput(t *testing.T) {
 		{"etcd-snapshot-compress: maybe", `"maybe" is not true or false`},
 		{"etcd-disable-snapshots: [true]", "etcd-disable-snapshots"},
 		{"cluster-reset: yes please", `"yes please" is not true or false`},
+		{"etcd-s3-timeout: 5", `"5" is not a duration of a second or more`},
+		{"etcd-s3-endpoint-ca: ca.pem", `"ca.pem" is not an absolute file path`},
+		{"etcd-s3-bucket-lookup-type: virtual", `"virtual" is not a bucket lookup type`},
+		{"etcd-s3: on", `"on" is not true or false`},
 		{"cluster-reset-restore-path: ../snap", `"../snap" is neither an absolute path nor a snapshot's name`},
 		{"cluster-reset-restore-path: /var/x/../snap", `is not a clean file path`},
 	} {
@@ -43,5 +48,20 @@ func TestEtcdSnapshotsBadInput(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v, want %q", tc.yaml, err, tc.want)
 		}
+	}
+}
+
+func TestEtcdS3(t *testing.T) {
+	c, err := Parse("t", []byte("rke2:\n  etcd-s3: true\n  etcd-s3-endpoint: 10.0.2.2:9000\n  etcd-s3-bucket: snaps\n  etcd-s3-folder: cluster1\n  etcd-s3-insecure: true\n  etcd-s3-timeout: 30s\n  etcd-s3-access-key: a\n  etcd-s3-secret-key: s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.RKE2.EtcdS3()
+	want := EtcdS3{Enabled: true, Endpoint: "10.0.2.2:9000", Bucket: "snaps", Folder: "cluster1", Insecure: true, Timeout: 30 * time.Second, AccessKey: "a", SecretKey: "s"}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if w := c.RKE2Warnings(); len(w) != 0 {
+		t.Errorf("warnings %q", w)
 	}
 }
