@@ -117,7 +117,8 @@ func clusterUserData(t *testing.T, gen int, rke2 string) string {
 // gone, what was made before it is there.
 func TestCluster(t *testing.T) {
 	cs := newClusterServer(t)
-	cs.rke2 = snapshotRKE2
+	s3Port, bucket := fakeS3(t)
+	cs.rke2 = snapshotRKE2(s3Port)
 	cfg, seed, kc, rc := cs.cfg, cs.seed, cs.kc, cs.rc
 	ctx := context.Background()
 	// The next version's artifact is built while the first boot runs.
@@ -170,7 +171,7 @@ func TestCluster(t *testing.T) {
 		Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	kept := cs.checkSnapshots(t, vm)
+	kept := cs.checkSnapshots(t, vm, bucket)
 	first := vm.Milestones()
 	t.Logf("first boot timeline: %v", first)
 	checkOSImage(t, kc, "rke2os "+rke2Version(t)+" (server)")

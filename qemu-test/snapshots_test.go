@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/rke2os/rke2os/init/rke2node/crds"
 	"github.com/rke2os/rke2os/init/rke2node/etcdsnap"
 	"github.com/rke2os/rke2os/init/rke2node/supervisorapi"
@@ -26,8 +30,42 @@ import (
 )
 
 // snapshotRKE2 is the cluster server's snapshot schedule: every minute,
-// two kept (the proof; RKE2's defaults are twice a day, five).
-const snapshotRKE2 = "  etcd-snapshot-schedule-cron: \"* * * * *\"\n  etcd-snapshot-retention: 2\n"
+// two kept (the proof; RKE2's defaults are twice a day, five),
+// copied to the bucket "snaps" of the S3 endpoint at the host's port
+// s3Port (QEMU's user network: 10.0.2.2 is the host's loopback).
+func snapshotRKE2(s3Port int) string {
+	return "  etcd-snapshot-schedule-cron: \"* * * * *\"\n  etcd-snapshot-retention: 2\n" +
+		fmt.Sprintf("  etcd-s3: true\n  etcd-s3-endpoint: 10.0.2.2:%d\n  etcd-s3-insecure: true\n  etcd-s3-bucket: snaps\n  etcd-s3-folder: cluster1\n", s3Port) +
+		"  etcd-s3-access-key: test\n  etcd-s3-secret-key: test-secret\n"
+}
+
+// fakeS3 serves an S3 endpoint with an empty bucket "snaps" on the host's
+// loopback (gofakes3), as a user's MinIO would be.
+func fakeS3(t *testing.T) (port int, backend *s3mem.Backend) {
+	t.Helper()
+	backend = s3mem.New()
+	if err := backend.CreateBucket("snaps"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gofakes3.New(backend).Server())
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().(*net.TCPAddr).Port, backend
+}
+
+// s3Names are the snapshot names in the bucket's folder cluster1.
+func s3Names(t *testing.T, backend *s3mem.Backend) []string {
+	t.Helper()
+	l, err := backend.ListBucket("snaps", &gofakes3.Prefix{HasPrefix: true, Prefix: "cluster1/"}, gofakes3.ListBucketPage{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, c := range l.Contents {
+		out = append(out, strings.TrimPrefix(c.Key, "cluster1/"))
+	}
+	slices.Sort(out)
+	return out
+}
 
 // snapshotCLI runs rke2-build etcd-snapshot against the server's
 // supervisor with the cluster's server token, as a workstation would.
@@ -53,9 +91,13 @@ func (cs *clusterServer) snapshotList(t *testing.T) ([]supervisorapi.SnapshotInf
 }
 
 // snapshotRecords are the snapshot names the ETCDSnapshotFile objects of
-// node1 record as ready.
-func (cs *clusterServer) snapshotRecords(ctx context.Context) ([]string, error) {
-	l, err := dynamic.NewForConfigOrDie(cs.rc).Resource(crds.ETCDSnapshotFile).List(ctx, metav1.ListOptions{LabelSelector: "etcd.rke2.cattle.io/snapshot-storage-node=node1"})
+// storage (node1's disk, or s3) record as ready.
+func (cs *clusterServer) snapshotRecords(ctx context.Context, storage ...string) ([]string, error) {
+	where := "node1"
+	if len(storage) > 0 {
+		where = storage[0]
+	}
+	l, err := dynamic.NewForConfigOrDie(cs.rc).Resource(crds.ETCDSnapshotFile).List(ctx, metav1.ListOptions{LabelSelector: "etcd.rke2.cattle.io/snapshot-storage-node=" + where})
 	if err != nil {
 		return nil, err
 	}
@@ -70,10 +112,12 @@ func (cs *clusterServer) snapshotRecords(ctx context.Context) ([]string, error) 
 	return out, nil
 }
 
+// snapshotNames are the names of the snapshots on the node's disk (not
+// their copies in S3) that begin with prefix.
 func snapshotNames(l []supervisorapi.SnapshotInfo, prefix string) []string {
 	var out []string
 	for _, s := range l {
-		if strings.HasPrefix(s.Name, prefix) {
+		if strings.HasPrefix(s.Name, prefix) && strings.HasPrefix(s.Location, "file://") {
 			out = append(out, s.Name)
 		}
 	}
@@ -87,7 +131,7 @@ func snapshotNames(l []supervisorapi.SnapshotInfo, prefix string) []string {
 // compressed snapshot saved on demand and fetched to the workstation with
 // its hash checked, another saved and deleted; an agent's token refused.
 // It returns the name of the on-demand snapshot it keeps.
-func (cs *clusterServer) checkSnapshots(t *testing.T, vm *qemu.VM) string {
+func (cs *clusterServer) checkSnapshots(t *testing.T, vm *qemu.VM, bucket *s3mem.Backend) string {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := vm.WaitEvent(console.EventEtcdSnapshot, map[string]string{"outcome": "pruned"}, 6*time.Minute); err != nil {
@@ -112,8 +156,37 @@ func (cs *clusterServer) checkSnapshots(t *testing.T, vm *qemu.VM) string {
 		}
 		return nil
 	})
-	t.Logf("scheduled snapshots: %v; events: %d saved, %d pruned", scheduled,
-		snapshotEvents(vm, "saved"), snapshotEvents(vm, "pruned"))
+	t.Logf("scheduled snapshots: %v; events: %d saved, %d pruned, %d uploaded", scheduled,
+		snapshotEvents(vm, "saved"), snapshotEvents(vm, "pruned"), snapshotEvents(vm, "uploaded"))
+	// S3: each uploaded, two kept there too, recorded as storage s3.
+	poll(t, "two scheduled snapshots in S3, listed and recorded", 3*time.Minute, func() error {
+		in := s3Names(t, bucket)
+		if len(in) != 2 || !strings.HasPrefix(in[0], "etcd-snapshot-node1-") {
+			return fmt.Errorf("in the bucket: %v, want two scheduled ones", in)
+		}
+		recs, err := cs.snapshotRecords(ctx, "s3")
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(recs, in) {
+			return fmt.Errorf("s3 ETCDSnapshotFiles %v, bucket %v", recs, in)
+		}
+		l, err := cs.snapshotList(t)
+		if err != nil {
+			return err
+		}
+		var listed []string
+		for _, s := range l {
+			if strings.HasPrefix(s.Location, "s3://snaps/cluster1/") {
+				listed = append(listed, s.Name)
+			}
+		}
+		slices.Sort(listed)
+		if !slices.Equal(listed, in) {
+			return fmt.Errorf("ls lists %v in S3, the bucket holds %v", listed, in)
+		}
+		return nil
+	})
 
 	// On demand, compressed, kept across the upgrade's reboot.
 	ws := t.TempDir()
