@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 )
 
 var t0 = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
@@ -65,36 +62,7 @@ func FuzzParse(f *testing.F) {
 // client.
 func startEtcd(t *testing.T) *clientv3.Client {
 	t.Helper()
-	ports := make([]url.URL, 2)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = url.URL{Scheme: "http", Host: l.Addr().String()}
-		l.Close()
-	}
-	cfg := embed.NewConfig()
-	cfg.Name, cfg.Dir = "s", t.TempDir()
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = ports[:1], ports[:1]
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = ports[1:], ports[1:]
-	cfg.InitialCluster = "s=" + ports[0].String()
-	cfg.LogLevel, cfg.LogOutputs = "error", []string{"stderr"}
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(time.Minute):
-		t.Fatal("etcd not ready")
-	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{ports[1].String()}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c, _ := startOn(t, t.TempDir(), "s")
 	for i := range 20 {
 		if _, err := c.Put(context.Background(), fmt.Sprintf("/registry/k%d", i), strings.Repeat("v", 100)); err != nil {
 			t.Fatal(err)
