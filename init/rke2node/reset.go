@@ -56,6 +56,16 @@ func (e Env) clusterReset(ctx context.Context, rc config.RKE2Config, nodeName, p
 		return false, false, nil
 	}
 	if flagged {
+		// A reset without a snapshot whose etcd has not answered yet
+		// (the step run again, a reboot before etcd started): its pod
+		// still forces a new cluster, and keeps doing so until
+		// endForceNewCluster sees etcd answer.
+		if forcing, err := e.podForcesNewCluster(); err != nil {
+			return false, false, fmt.Errorf("cluster-reset: %w", err)
+		} else if forcing {
+			slog.Info("cluster-reset: etcd has not answered since the reset; it still starts with --force-new-cluster")
+			return true, true, nil
+		}
 		fi, _ := os.Stat(flag)
 		why := fmt.Sprintf("this server was reset at %s (%s): remove cluster-reset and cluster-reset-restore-path from its config", fi.ModTime().UTC().Format(time.RFC3339), flag)
 		slog.Warn("cluster-reset: not done again", "reason", why)
@@ -125,18 +135,45 @@ func fileExists(p string) bool {
 // cluster of its data at its start.
 const forceNewClusterArg = "--force-new-cluster"
 
+// podForcesNewCluster says whether etcd's static pod, as written, starts
+// it with --force-new-cluster; no pod written yet is no.
+func (e Env) podForcesNewCluster() (bool, error) {
+	pod, err := e.etcdPodWritten()
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, c := range pod.Spec.Containers {
+		if slices.Contains(c.Args, forceNewClusterArg) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// etcdPodWritten is etcd's static pod as the kubelet reads it.
+func (e Env) etcdPodWritten() (*corev1.Pod, error) {
+	b, err := os.ReadFile(e.Paths.EtcdManifest())
+	if err != nil {
+		return nil, fmt.Errorf("etcd manifest: %w", err)
+	}
+	var pod corev1.Pod
+	if err := yaml.UnmarshalStrict(b, &pod); err != nil {
+		return nil, fmt.Errorf("etcd manifest %s: %w", e.Paths.EtcdManifest(), err)
+	}
+	return &pod, nil
+}
+
 // endForceNewCluster takes --force-new-cluster out of etcd's static pod
 // once etcd answers after a cluster-reset: at any later start it would
 // drop the members that joined since. It says whether it did (the kubelet
 // then restarts etcd).
 func (e Env) endForceNewCluster(rc config.RKE2Config) (bool, error) {
-	b, err := os.ReadFile(e.Paths.EtcdManifest())
+	pod, err := e.etcdPodWritten()
 	if err != nil {
-		return false, fmt.Errorf("etcd manifest: %w", err)
-	}
-	var pod corev1.Pod
-	if err := yaml.UnmarshalStrict(b, &pod); err != nil {
-		return false, fmt.Errorf("etcd manifest %s: %w", e.Paths.EtcdManifest(), err)
+		return false, err
 	}
 	found := false
 	for i := range pod.Spec.Containers {
@@ -148,7 +185,7 @@ func (e Env) endForceNewCluster(rc config.RKE2Config) (bool, error) {
 	if !found {
 		return false, nil
 	}
-	if _, err := e.staticPod(rc, &pod); err != nil {
+	if _, err := e.staticPod(rc, pod); err != nil {
 		return false, err
 	}
 	slog.Info("cluster-reset: etcd answers as a one-member cluster; its pod no longer forces a new cluster")

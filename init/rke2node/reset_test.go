@@ -171,7 +171,7 @@ func TestClusterResetFromS3(t *testing.T) {
 	}
 	src := filepath.Join(t.TempDir(), "etcd-snapshot-node1-1796644800")
 	os.WriteFile(src, etcdtest.Snapshot(t, 3), 0o600)
-	if _, err := st.Upload(ctx, src); err != nil {
+	if _, err := st.Upload(ctx, src, "node1"); err != nil {
 		t.Fatal(err)
 	}
 	env := testEnv(t)

@@ -83,6 +83,11 @@ type lazyS3 struct {
 	cfg   s3store.Config
 	mu    sync.Mutex
 	store *s3store.Store
+	// failed and failedAt: the last failure to connect, answered again
+	// for a minute without trying (an endpoint that does not answer costs
+	// minio's retries each time).
+	failed   error
+	failedAt time.Time
 }
 
 func (l *lazyS3) get(ctx context.Context) (*s3store.Store, error) {
@@ -91,23 +96,27 @@ func (l *lazyS3) get(ctx context.Context) (*s3store.Store, error) {
 	if l.store != nil {
 		return l.store, nil
 	}
+	if l.failed != nil && time.Since(l.failedAt) < time.Minute {
+		return nil, l.failed
+	}
 	if err := l.cfg.Validate(); err != nil {
 		return nil, err
 	}
 	st, err := s3store.New(ctx, l.cfg)
 	if err != nil {
+		l.failed, l.failedAt = err, time.Now()
 		return nil, err
 	}
 	l.store = st
 	return st, nil
 }
 
-func (l *lazyS3) Upload(ctx context.Context, path string) (s3store.Object, error) {
+func (l *lazyS3) Upload(ctx context.Context, path, node string) (s3store.Object, error) {
 	st, err := l.get(ctx)
 	if err != nil {
 		return s3store.Object{}, err
 	}
-	return st.Upload(ctx, path)
+	return st.Upload(ctx, path, node)
 }
 
 func (l *lazyS3) List(ctx context.Context, prefix string) ([]s3store.Object, error) {
@@ -126,10 +135,10 @@ func (l *lazyS3) Delete(ctx context.Context, name string) error {
 	return st.Delete(ctx, name)
 }
 
-func (l *lazyS3) Prune(ctx context.Context, prefix string, keep int) ([]s3store.Object, error) {
+func (l *lazyS3) Owner(ctx context.Context, name string) (string, error) {
 	st, err := l.get(ctx)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	return st.Prune(ctx, prefix, keep)
+	return st.Owner(ctx, name)
 }

@@ -77,13 +77,18 @@ func (r *Records) Sync(ctx context.Context, node, storage string, files []superv
 	if r == nil {
 		return nil
 	}
-	list, err := r.res().List(ctx, metav1.ListOptions{LabelSelector: LabelStorageNode + "=" + storage + "," + LabelNode + "=" + node})
+	list, err := r.res().List(ctx, metav1.ListOptions{LabelSelector: LabelStorageNode + "=" + storage})
 	if err != nil {
 		return fmt.Errorf("list etcdsnapshotfiles: %w", err)
 	}
 	have := map[string]*unstructured.Unstructured{}
 	for i := range list.Items {
-		have[list.Items[i].GetName()] = &list.Items[i]
+		// This node's: its label says so, or (on its own disk) a record
+		// written before the label was.
+		owner, labelled := list.Items[i].GetLabels()[LabelNode]
+		if owner == node || (!labelled && storage != StorageS3) {
+			have[list.Items[i].GetName()] = &list.Items[i]
+		}
 	}
 	var errs []error
 	for _, f := range files {
@@ -138,7 +143,7 @@ func (r *Records) failed(ctx context.Context, node, storage, file, location stri
 }
 
 // put creates (obj nil) or updates a record, then its status.
-func (r *Records) put(ctx context.Context, node, storage, file, location string, obj *unstructured.Unstructured, status map[string]any) error {
+func (r *Records) put(ctx context.Context, node, storage, file, location string, obj *unstructured.Unstructured, status map[string]any) (err error) {
 	name := ObjectName(storage, file)
 	if obj == nil {
 		obj = &unstructured.Unstructured{Object: map[string]any{
@@ -154,6 +159,17 @@ func (r *Records) put(ctx context.Context, node, storage, file, location string,
 			return fmt.Errorf("create etcdsnapshotfile %s: %w", name, err)
 		}
 		obj = created
+	}
+	if _, ok := obj.GetLabels()[LabelNode]; !ok {
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[LabelNode] = node
+		obj.SetLabels(labels)
+		if obj, err = r.res().Update(ctx, obj, metav1.UpdateOptions{FieldManager: "rke2os"}); err != nil {
+			return fmt.Errorf("etcdsnapshotfile %s: label: %w", name, err)
+		}
 	}
 	obj = obj.DeepCopy()
 	if err := unstructured.SetNestedMap(obj.Object, status, "status"); err != nil {

@@ -40,7 +40,7 @@ func fakeBucket(t *testing.T) (*s3store.Store, *httptest.Server) {
 // brokenS3 fails every upload.
 type brokenS3 struct{ S3 }
 
-func (brokenS3) Upload(context.Context, string) (s3store.Object, error) {
+func (brokenS3) Upload(context.Context, string, string) (s3store.Object, error) {
 	return s3store.Object{}, errors.New("s3 upload: 503 Slow Down")
 }
 

@@ -56,12 +56,14 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-// S3 is a bucket of snapshots (s3store.Store).
+// S3 is a bucket of snapshots (s3store.Store), shared by the servers.
 type S3 interface {
-	Upload(ctx context.Context, path string) (s3store.Object, error)
+	// Upload uploads a snapshot file, its node in its metadata.
+	Upload(ctx context.Context, path, node string) (s3store.Object, error)
 	List(ctx context.Context, prefix string) ([]s3store.Object, error)
 	Delete(ctx context.Context, name string) error
-	Prune(ctx context.Context, prefix string, keep int) ([]s3store.Object, error)
+	// Owner is the node an object's metadata names, "" for none.
+	Owner(ctx context.Context, name string) (string, error)
 }
 
 // Run takes the scheduled snapshots until ctx ends, and keeps the records
@@ -155,7 +157,7 @@ func (s *Service) upload(ctx context.Context, f etcdsnap.File, name string, at t
 	if s.S3 == nil {
 		return
 	}
-	o, err := s.S3.Upload(ctx, f.Path)
+	o, err := s.S3.Upload(ctx, f.Path, s.Node)
 	if err != nil {
 		slog.Error("etcd snapshot: upload to S3 failed; the local copy stays", "file", f.Name, "err", err)
 		console.Event(console.EventEtcdSnapshot, "outcome", "upload-failed", "name", f.Name, "err", err.Error())
@@ -164,14 +166,69 @@ func (s *Service) upload(ctx context.Context, f etcdsnap.File, name string, at t
 	}
 	slog.Info("etcd snapshot uploaded", "file", f.Name, "location", o.Location)
 	console.Event(console.EventEtcdSnapshot, "outcome", "uploaded", "name", f.Name, "location", o.Location)
-	gone, err := s.S3.Prune(ctx, name+"-"+s.Node+"-", s.Settings.Retention)
-	for _, g := range gone {
-		slog.Info("etcd snapshot pruned in S3", "location", g.Location, "retention", s.Settings.Retention)
-		console.Event(console.EventEtcdSnapshot, "outcome", "pruned", "name", g.Name, "location", g.Location)
-	}
-	if err != nil {
+	if _, err := s.s3Prune(ctx, name, f.Name); err != nil {
 		slog.Warn("etcd snapshots: prune in S3", "err", err)
 	}
+}
+
+// s3Own are this node's snapshots in S3 of the name (any name if ""),
+// oldest first: names that parse as the node's with exactly that name,
+// whose metadata names this node or none (RKE2's own uploads). The
+// bucket is shared: no other server's snapshot is ever taken for this
+// one's, and an object whose owner cannot be read is an error.
+func (s *Service) s3Own(ctx context.Context, name string) ([]s3store.Object, error) {
+	objs, err := s.S3.List(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var out []s3store.Object
+	for _, o := range objs {
+		f, ok := etcdsnap.Parse(o.Name, s.Node)
+		if !ok || (name != "" && f.Prefix != name) {
+			continue
+		}
+		owner, err := s.S3.Owner(ctx, o.Name)
+		if err != nil {
+			return nil, err
+		}
+		if owner == "" || owner == s.Node {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// s3Prune deletes this node's copies of the name in S3 beyond the
+// retention, never saved (the one just uploaded, which counts as kept).
+func (s *Service) s3Prune(ctx context.Context, name, saved string) ([]string, error) {
+	keep := s.Settings.Retention
+	if keep < 1 {
+		return nil, nil
+	}
+	own, err := s.s3Own(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var others []s3store.Object
+	for _, o := range own {
+		if o.Name == saved {
+			keep--
+			continue
+		}
+		others = append(others, o)
+	}
+	var gone []string
+	for len(others) > max(keep, 0) {
+		o := others[0]
+		others = others[1:]
+		if err := s.S3.Delete(ctx, o.Name); err != nil {
+			return gone, err
+		}
+		slog.Info("etcd snapshot pruned in S3", "location", o.Location, "retention", s.Settings.Retention)
+		console.Event(console.EventEtcdSnapshot, "outcome", "pruned", "name", o.Name, "location", o.Location)
+		gone = append(gone, o.Location)
+	}
+	return gone, nil
 }
 
 // s3Mine are the node's snapshots in S3; nil, nil without S3.
@@ -179,16 +236,13 @@ func (s *Service) s3Mine(ctx context.Context) ([]supervisorapi.SnapshotInfo, err
 	if s.S3 == nil {
 		return nil, nil
 	}
-	objs, err := s.S3.List(ctx, "")
+	objs, err := s.s3Own(ctx, "")
 	if err != nil {
 		return nil, err
 	}
 	var out []supervisorapi.SnapshotInfo
 	for _, o := range objs {
-		f, ok := etcdsnap.Parse(o.Name, s.Node)
-		if !ok {
-			continue
-		}
+		f, _ := etcdsnap.Parse(o.Name, s.Node)
 		out = append(out, supervisorapi.SnapshotInfo{Name: o.Name, Node: s.Node, Location: o.Location, Size: o.Size, Created: f.Created, Compressed: f.Compressed})
 	}
 	return out, nil
@@ -209,7 +263,8 @@ func (s *Service) List(ctx context.Context) ([]supervisorapi.SnapshotInfo, error
 	}
 	remote, err := s.s3Mine(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list S3: %w", err)
+		// The disk's snapshots are listed all the same.
+		slog.Warn("etcd snapshots: S3 not listed", "err", err)
 	}
 	return append(out, remote...), nil
 }
@@ -229,11 +284,13 @@ func (s *Service) Delete(ctx context.Context, names []string) ([]string, error) 
 		}
 		remote := false
 		if s.S3 != nil {
-			objs, err := s.S3.List(ctx, n)
-			if err != nil {
-				return deleted, fmt.Errorf("delete snapshot %s: list S3: %w", n, err)
+			if _, ok := etcdsnap.Parse(n, s.Node); ok && n == filepath.Base(n) {
+				own, err := s.s3Own(ctx, "")
+				if err != nil {
+					return deleted, fmt.Errorf("delete snapshot %s: list S3: %w", n, err)
+				}
+				remote = slices.ContainsFunc(own, func(o s3store.Object) bool { return o.Name == n })
 			}
-			remote = slices.ContainsFunc(objs, func(o s3store.Object) bool { return o.Name == n })
 			if !local && !remote {
 				return deleted, fmt.Errorf("snapshot %q: %w, nor in S3", n, supervisorapi.ErrNoSnapshot)
 			}
@@ -277,12 +334,8 @@ func (s *Service) Prune(ctx context.Context, name string) ([]string, error) {
 	if err != nil || s.S3 == nil {
 		return out, err
 	}
-	remote, err := s.S3.Prune(ctx, name+"-"+s.Node+"-", s.Settings.Retention)
-	for _, g := range remote {
-		console.Event(console.EventEtcdSnapshot, "outcome", "pruned", "name", g.Name, "location", g.Location)
-		out = append(out, g.Location)
-	}
-	return out, err
+	remote, err := s.s3Prune(ctx, name, "")
+	return append(out, remote...), err
 }
 
 // Open opens one of the node's snapshot files.

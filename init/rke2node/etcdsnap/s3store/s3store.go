@@ -200,7 +200,14 @@ func transport(c Config) (*http.Transport, error) {
 
 // Upload puts the file at path into the folder under its base name and
 // checks the object's size against the file's.
-func (s *Store) Upload(ctx context.Context, file string) (Object, error) {
+// MetaNode is the user metadata of an uploaded snapshot that names the
+// node that took it: names alone cannot tell "x-server1"'s snapshots
+// from "server1"'s.
+const MetaNode = "Rke2os-Node"
+
+// Upload uploads the snapshot file as the folder's <base name>, its node
+// in the object's metadata (MetaNode).
+func (s *Store) Upload(ctx context.Context, file, node string) (Object, error) {
 	name := filepath.Base(file)
 	key := s.prefix + name
 	fail := func(err error) (Object, error) {
@@ -225,6 +232,9 @@ func (s *Store) Upload(ctx context.Context, file string) (Object, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	opts := minio.PutObjectOptions{ContentType: "application/octet-stream"}
+	if node != "" {
+		opts.UserMetadata = map[string]string{MetaNode: node}
+	}
 	if strings.HasSuffix(name, ".zip") {
 		opts.ContentType = "application/zip"
 	}
@@ -444,3 +454,24 @@ type redacted struct {
 
 func (r *redacted) Error() string { return r.msg }
 func (r *redacted) Unwrap() error { return errors.Unwrap(r.err) }
+
+// Owner is the node an object's metadata names (MetaNode), "" if it names
+// none (uploaded by RKE2 itself, or by hand).
+func (s *Store) Owner(ctx context.Context, name string) (string, error) {
+	if err := checkName(name); err != nil {
+		return "", err
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	key := s.prefix + name
+	info, err := s.mc.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return "", s.errorf("s3 stat %s: %w", s.location(key), err)
+	}
+	for k, v := range info.UserMetadata {
+		if strings.EqualFold(k, MetaNode) || strings.EqualFold(k, "X-Amz-Meta-"+MetaNode) {
+			return v, nil
+		}
+	}
+	return "", nil
+}

@@ -195,7 +195,7 @@ func TestRoundTrip(t *testing.T) {
 					rand.Read(data)
 				}
 				content[name] = data
-				o, err := s.Upload(ctx, writeFile(t, src, name, data))
+				o, err := s.Upload(ctx, writeFile(t, src, name, data), "n")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -287,7 +287,7 @@ func TestUploadContentType(t *testing.T) {
 	s := newStore(t, plainConfig(srv))
 	dir := t.TempDir()
 	for name, want := range map[string]string{"s-n-1.zip": "application/zip", "s-n-2": "application/octet-stream"} {
-		if _, err := s.Upload(t.Context(), writeFile(t, dir, name, []byte("x"))); err != nil {
+		if _, err := s.Upload(t.Context(), writeFile(t, dir, name, []byte("x")), "n"); err != nil {
 			t.Fatal(err)
 		}
 		info, err := s.mc.StatObject(t.Context(), bucket, name, minio.StatObjectOptions{})
@@ -295,7 +295,7 @@ func TestUploadContentType(t *testing.T) {
 			t.Errorf("%s: content type %q, %v; want %q", name, info.ContentType, err, want)
 		}
 	}
-	if _, err := s.Upload(t.Context(), filepath.Join(dir, "missing")); err == nil || !errors.Is(err, fs.ErrNotExist) {
+	if _, err := s.Upload(t.Context(), filepath.Join(dir, "missing"), "n"); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Upload of a missing file: %v, want not exist", err)
 	}
 }
@@ -317,7 +317,7 @@ func TestUploadSizeChecked(t *testing.T) {
 		})
 	})
 	s := newStore(t, plainConfig(srv))
-	_, err := s.Upload(t.Context(), writeFile(t, t.TempDir(), "s-n-1", []byte("12345")))
+	_, err := s.Upload(t.Context(), writeFile(t, t.TempDir(), "s-n-1", []byte("12345")), "n")
 	if err == nil || !strings.Contains(err.Error(), "stored 3 bytes of 5") {
 		t.Fatalf("Upload: %v, want stored 3 bytes of 5", err)
 	}
@@ -331,7 +331,7 @@ func TestDownloadLeavesNothing(t *testing.T) {
 	srv := fake(t, false, nil)
 	s := newStore(t, plainConfig(srv))
 	dir := t.TempDir()
-	if _, err := s.Upload(ctx, writeFile(t, dir, "s-n-1", []byte("new"))); err != nil {
+	if _, err := s.Upload(ctx, writeFile(t, dir, "s-n-1", []byte("new")), "n"); err != nil {
 		t.Fatal(err)
 	}
 	dst := t.TempDir()
@@ -373,7 +373,7 @@ func TestDownloadShort(t *testing.T) {
 	})
 	c := plainConfig(srv)
 	s := newStore(t, c)
-	if _, err := s.Upload(ctx, writeFile(t, t.TempDir(), "s-n-1", bytes.Repeat([]byte("x"), 1000))); err != nil {
+	if _, err := s.Upload(ctx, writeFile(t, t.TempDir(), "s-n-1", bytes.Repeat([]byte("x"), 1000)), "n"); err != nil {
 		t.Fatal(err)
 	}
 	dst := t.TempDir()
@@ -445,7 +445,7 @@ func TestTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			if _, err := s.Upload(t.Context(), writeFile(t, dir, "s-n-1", []byte("over tls"))); err != nil {
+			if _, err := s.Upload(t.Context(), writeFile(t, dir, "s-n-1", []byte("over tls")), "n"); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Download(t.Context(), "s-n-1", filepath.Join(dir, "back")); err != nil {
@@ -479,7 +479,7 @@ func TestErrorsHideSecrets(t *testing.T) {
 
 	c.Bucket = "missing-bucket"
 	_, errNew := New(ctx, c)
-	_, errUpload := s.Upload(ctx, writeFile(t, dir, "echo-n-1", []byte("x")))
+	_, errUpload := s.Upload(ctx, writeFile(t, dir, "echo-n-1", []byte("x")), "n")
 	down := plainConfig(srv)
 	down.Endpoint = "127.0.0.1:1"
 	down.Timeout = time.Second
@@ -538,7 +538,7 @@ func TestAnonymous(t *testing.T) {
 	c := plainConfig(srv)
 	c.AccessKey, c.SecretKey, c.SessionToken = "", "", ""
 	s := newStore(t, c)
-	if _, err := s.Upload(t.Context(), writeFile(t, t.TempDir(), "s-n-1", []byte("x"))); err != nil {
+	if _, err := s.Upload(t.Context(), writeFile(t, t.TempDir(), "s-n-1", []byte("x")), "n"); err != nil {
 		t.Fatal(err)
 	}
 }
