@@ -71,8 +71,14 @@ func s3Names(t *testing.T, backend *s3mem.Backend) []string {
 // supervisor with the cluster's server token, as a workstation would.
 func (cs *clusterServer) snapshotCLI(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
+	return cs.snapshotCLIToken(t, dir, filepath.Join(cs.secrets, "token"), args...)
+}
+
+// snapshotCLIToken is snapshotCLI with the token in tokenFile.
+func (cs *clusterServer) snapshotCLIToken(t *testing.T, dir, tokenFile string, args ...string) (string, error) {
+	t.Helper()
 	full := append([]string{"etcd-snapshot", args[0], "--server", fmt.Sprintf("https://127.0.0.1:%d", cs.supervisor),
-		"--token-file", filepath.Join(cs.secrets, "token")}, args[1:]...)
+		"--token-file", tokenFile}, args[1:]...)
 	cmd := exec.Command(filepath.Join(buildEnv(t, "RKE2_BIN"), "rke2-build"), full...)
 	cmd.Dir = dir
 	b, err := cmd.CombinedOutput()
@@ -255,7 +261,7 @@ func (cs *clusterServer) checkSnapshots(t *testing.T, vm *qemu.VM, bucket *s3mem
 	} else {
 		resp.Body.Close()
 	}
-	if out, err := cs.snapshotCLI(t, ws, "ls", "--token", strings.TrimSpace(string(agentTok))); err == nil || !strings.Contains(out, "agent's token") {
+	if out, err := cs.snapshotCLIToken(t, ws, filepath.Join(cs.secrets, "agent-token"), "ls"); err == nil || !strings.Contains(out, "agent's token") {
 		t.Errorf("ls with the agent token: %v: %s", err, out)
 	}
 	return kept
