@@ -356,7 +356,10 @@ func TestNodeRunsEtcd(t *testing.T) {
 	foreign := foreignStateDisk(t)
 	rtc := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	n := newTestNode(t, qemu.Config{ISO: filepath.Join(outDir(t), "rke2-server.iso"), Disk: foreign, RTCBase: rtc.Format("2006-01-02")})
-	n.userData(fmt.Sprintf("ntp:\n  servers: [\"10.0.2.2:%d\"]\nrke2:\n  node-label: rke2os.test/role=server\n  node-taint: [\"rke2os.test/dedicated=true:PreferNoSchedule\"]\n", ntp.Port()))
+	// A restore of a file that is no snapshot: refused, and etcd starts
+	// on the data as it is (here, a first boot's: none).
+	n.userData(fmt.Sprintf("ntp:\n  servers: [\"10.0.2.2:%d\"]\nrke2:\n  node-label: rke2os.test/role=server\n  node-taint: [\"rke2os.test/dedicated=true:PreferNoSchedule\"]\n"+
+		"  cluster-reset: true\n  cluster-reset-restore-path: /etc/os-release\n", ntp.Port()))
 	started := time.Now()
 	const unplugged = 90 * time.Second
 	vm := n.bootWith(func(vm *qemu.VM) {
@@ -375,6 +378,10 @@ func TestNodeRunsEtcd(t *testing.T) {
 		}
 	})
 	t.Logf("waiting messages while unplugged: %d", countEvents(vm, console.EventDHCPWaiting, map[string]string{"iface": "eth0"}))
+	if ev, err := vm.WaitEvent(console.EventClusterReset, map[string]string{"outcome": "refused"}, time.Second); err != nil ||
+		!strings.Contains(ev["reason"], "/etc/os-release") || !strings.Contains(ev["reason"], "not an etcd snapshot") {
+		t.Errorf("the restore of a file that is no snapshot: %v %v", ev, err)
+	}
 	// DHCP on the interface the config names (not the automatic DHCP).
 	if _, err := vm.WaitEvent(console.EventDHCPLease, map[string]string{"item": "network.interfaces[0] (name eth0)"}, time.Second); err != nil {
 		t.Error(err)

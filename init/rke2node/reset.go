@@ -72,32 +72,22 @@ func (e Env) clusterReset(ctx context.Context, rc config.RKE2Config, nodeName, p
 		console.Event(console.EventClusterReset, "outcome", "skipped", "reason", why)
 		return false, false, nil
 	}
-	snapshot := path
-	if path != "" && !filepath.IsAbs(path) {
-		dir := rc.EtcdSnapshots().Dir
-		if dir == "" {
-			dir = e.Paths.Server("db", "snapshots")
-		}
-		snapshot = filepath.Join(dir, path)
-		_, err := os.Stat(snapshot)
-		switch s3 := rc.EtcdS3(); {
-		case errors.Is(err, os.ErrNotExist) && s3.Enabled:
-			// As RKE2: a name not on the disk is fetched from S3.
-			if err := e.downloadSnapshot(ctx, s3, path, snapshot); err != nil {
-				return false, false, fmt.Errorf("cluster-reset: rke2.cluster-reset-restore-path %q: not in %s, and from S3: %w", path, dir, err)
-			}
-		case errors.Is(err, os.ErrNotExist):
-			return false, false, fmt.Errorf("cluster-reset: rke2.cluster-reset-restore-path %q: no such snapshot in %s (give a snapshot's name as etcd-snapshot ls lists it, or an absolute path; or set etcd-s3 and its keys to restore one from S3)", path, dir)
-		}
-	}
 	start := time.Now()
 	data := e.Paths.Server("db", "etcd")
-	var moved string
-	if snapshot != "" {
-		moved, err = etcdsnap.Restore(ctx, etcdsnap.RestoreOptions{Etcdutl: filepath.Join(e.Paths.Bin(), "etcdutl"), Snapshot: snapshot,
-			DataDir: data, Name: nodeName, PeerURL: peerURL})
+	var snapshot, moved string
+	if path != "" {
+		snapshot, moved, err = e.restoreSnapshot(ctx, rc, path, data, nodeName, peerURL)
+		if err != nil && moved == "" {
+			// Nothing was moved: the server starts on the data it has,
+			// and says why it did not restore (each boot, until the
+			// keys change).
+			why := err.Error() + "; etcd starts on this server's data as it is: give a good snapshot, or remove cluster-reset and cluster-reset-restore-path"
+			slog.Error("cluster-reset: restore refused", "err", why)
+			console.Event(console.EventClusterReset, "outcome", "refused", "snapshot", snapshot, "reason", why)
+			return false, false, nil
+		}
 		if err != nil {
-			return false, false, fmt.Errorf("cluster-reset: %w", err)
+			return false, false, err
 		}
 	} else if _, err := os.Stat(filepath.Join(data, "member", "wal")); err != nil {
 		// Nothing to keep: a reset of no data would start an empty
@@ -210,4 +200,35 @@ func (e Env) downloadSnapshot(ctx context.Context, c config.EtcdS3, name, dest s
 	}
 	slog.Info("cluster-reset: snapshot downloaded from S3", "name", name, "file", dest)
 	return nil
+}
+
+// restoreSnapshot restores the snapshot path names (an absolute path, or
+// a name in the snapshot directory, fetched from S3 when it is not there
+// and etcd-s3 is set) into data. It returns the snapshot's file and where
+// the old data went; an error with nothing moved left the data as it was.
+func (e Env) restoreSnapshot(ctx context.Context, rc config.RKE2Config, path, data, nodeName, peerURL string) (snapshot, moved string, err error) {
+	snapshot = path
+	if !filepath.IsAbs(path) {
+		dir := rc.EtcdSnapshots().Dir
+		if dir == "" {
+			dir = e.Paths.Server("db", "snapshots")
+		}
+		snapshot = filepath.Join(dir, path)
+		_, err := os.Stat(snapshot)
+		switch s3 := rc.EtcdS3(); {
+		case errors.Is(err, os.ErrNotExist) && s3.Enabled:
+			// As RKE2: a name not on the disk is fetched from S3.
+			if err := e.downloadSnapshot(ctx, s3, path, snapshot); err != nil {
+				return snapshot, "", fmt.Errorf("cluster-reset: rke2.cluster-reset-restore-path %q: not in %s, and from S3: %w", path, dir, err)
+			}
+		case errors.Is(err, os.ErrNotExist):
+			return snapshot, "", fmt.Errorf("cluster-reset: rke2.cluster-reset-restore-path %q: no such snapshot in %s (give a snapshot's name as etcd-snapshot ls lists it, or an absolute path; or set etcd-s3 and its keys to restore one from S3)", path, dir)
+		}
+	}
+	moved, err = etcdsnap.Restore(ctx, etcdsnap.RestoreOptions{Etcdutl: filepath.Join(e.Paths.Bin(), "etcdutl"), Snapshot: snapshot,
+		DataDir: data, Name: nodeName, PeerURL: peerURL})
+	if err != nil {
+		return snapshot, moved, fmt.Errorf("cluster-reset: %w", err)
+	}
+	return snapshot, moved, nil
 }

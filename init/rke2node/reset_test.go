@@ -106,21 +106,35 @@ func TestClusterReset(t *testing.T) {
 
 func TestClusterResetRefuses(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct{ yaml, want string }{
-		{"  cluster-reset-restore-path: /var/snap\n", "cluster-reset-restore-path is \"/var/snap\" but rke2.cluster-reset is not true"},
-		{"  cluster-reset: true\n  cluster-reset-restore-path: on-demand-node1-1796644800\n", "no such snapshot in"},
-		{"  cluster-reset: true\n  cluster-reset-restore-path: /var/nothing-here\n", "snapshot /var/nothing-here"},
-		{"  cluster-reset: true\n", "this server has no etcd data to reset"},
+	for _, tc := range []struct {
+		yaml, want string
+		// boots: the restore is refused, and etcd starts on the data
+		// as it is (no error: the node comes up).
+		boots bool
+	}{
+		{"  cluster-reset-restore-path: /var/snap\n", "cluster-reset-restore-path is \"/var/snap\" but rke2.cluster-reset is not true", false},
+		{"  cluster-reset: true\n", "this server has no etcd data to reset", false},
+		{"  cluster-reset: true\n  cluster-reset-restore-path: on-demand-node1-1796644800\n", "", true},
+		{"  cluster-reset: true\n  cluster-reset-restore-path: /var/nothing-here\n", "", true},
+		{"  cluster-reset: true\n  cluster-reset-restore-path: CORRUPT\n", "", true},
 	} {
 		env := testEnv(t)
 		fakeEtcdutl(t, env)
 		data := env.Paths.Server("db", "etcd")
-		os.MkdirAll(data, 0o700)
-		_, _, err := env.clusterReset(ctx, rke2(t, tc.yaml), "node1", "https://10.0.0.1:2380")
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
+		os.MkdirAll(filepath.Join(data, "member"), 0o700)
+		os.WriteFile(filepath.Join(data, "member", "keep"), []byte("x"), 0o600)
+		corrupt := filepath.Join(t.TempDir(), "etcd-snapshot-node1-1796644800")
+		b := etcdtest.Snapshot(t, 3)
+		b[len(b)/2] ^= 0xff
+		os.WriteFile(corrupt, b, 0o600)
+		reset, _, err := env.clusterReset(ctx, rke2(t, strings.ReplaceAll(tc.yaml, "CORRUPT", corrupt)), "node1", "https://10.0.0.1:2380")
+		if tc.boots && (err != nil || reset) {
+			t.Errorf("%s: %v, %v; want the refusal said and a start on the data as it is", tc.yaml, reset, err)
+		}
+		if !tc.boots && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: %v, want %q", tc.yaml, err, tc.want)
 		}
-		if ents, _ := os.ReadDir(filepath.Dir(data)); len(ents) != 1 || fileExists(env.resetFlag()) {
+		if ents, _ := os.ReadDir(filepath.Dir(data)); len(ents) != 1 || fileExists(env.resetFlag()) || !fileExists(filepath.Join(data, "member", "keep")) {
 			t.Errorf("%s: db holds %v after a refusal", tc.yaml, ents)
 		}
 	}
@@ -186,8 +200,8 @@ func TestClusterResetFromS3(t *testing.T) {
 		t.Errorf("etcdutl %s", args())
 	}
 	os.Remove(env.resetFlag())
-	_, _, err = env.clusterReset(ctx, rke2(t, keys+"  cluster-reset-restore-path: etcd-snapshot-node1-1796640000\n"), "node1", "https://10.0.0.1:2380")
-	if err == nil || !strings.Contains(err.Error(), "not in ") {
-		t.Errorf("a name in neither place: %v", err)
+	reset, _, err = env.clusterReset(ctx, rke2(t, keys+"  cluster-reset-restore-path: etcd-snapshot-node1-1796640000\n"), "node1", "https://10.0.0.1:2380")
+	if err != nil || reset {
+		t.Errorf("a name in neither place: %v %v, want refused and a start on the data as it is", reset, err)
 	}
 }
