@@ -29,7 +29,7 @@ type row struct {
 
 func main() {
 	runs := flag.Int("runs", 3, "repetitions per measurement (the median is shown)")
-	only := flag.String("only", "", "comma-separated parts to run (build, boot, node, lifecycle, install, sizes); all if empty")
+	only := flag.String("only", "", "comma-separated parts to run (build, boot, node, lifecycle, snapshot, install, sizes); all if empty")
 	flag.Parse()
 	part := func(name string) bool {
 		return *only == "" || slices.Contains(strings.Split(*only, ","), name)
@@ -110,7 +110,7 @@ func main() {
 	// 3. A node: the raw disk booted twice to kubelet-started; then a
 	// server upgraded, and rolled back (one run each: many minutes).
 	var cluster clusterImages
-	if part("node") || part("lifecycle") {
+	if part("node") || part("lifecycle") || part("snapshot") {
 		cluster = clusterImagesFor(tb, kernelDir, grub, bin, version, images, env("RKE2_TEST_IMAGES", ""))
 	}
 	if part("node") {
@@ -118,6 +118,9 @@ func main() {
 	}
 	if part("lifecycle") {
 		rows = append(rows, benchLifecycle(tb, cluster, bin)...)
+	}
+	if part("snapshot") {
+		rows = append(rows, benchSnapshot(tb, cluster, bin, env("RKE2_ETCDCTL", etcdctlPath()), *runs)...)
 	}
 
 	// 4. Install from the ISO: two pairs (each install boot is minutes).
@@ -296,4 +299,16 @@ func clusterImagesFor(tb *benchTB, kernelDir, grub, bin, version string, images 
 		}
 	}
 	return out
+}
+
+// etcdctlPath is the etcdctl make images built, of the version the images
+// run (images/versions.env).
+func etcdctlPath() string {
+	b, err := os.ReadFile("../images/versions.env")
+	check(err)
+	m := regexp.MustCompile(`(?m)^ETCD_VERSION=(\S+)$`).FindSubmatch(b)
+	if m == nil {
+		check(fmt.Errorf("images/versions.env has no ETCD_VERSION"))
+	}
+	return "../build/cache/etcd-" + string(m[1]) + "/etcdctl"
 }
