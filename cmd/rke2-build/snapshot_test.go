@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -316,7 +317,8 @@ func TestEtcdSnapshotFetch(t *testing.T) {
 	damaged[100] ^= 1 // etcd's own sha256 no longer matches
 	const name = "on-demand-server1-1796644800"
 	f.files[name] = good
-	f.files[name+".zip"] = []byte("PK\x03\x04 a zip, not checked as a database")
+	f.files[name+".zip"] = zipOf(t, name, good)
+	f.files[name+".damaged.zip"] = zipOf(t, name, damaged)
 	f.files[name+".badsum"] = good
 	f.files[name+".nosum"] = good
 	f.files[name+".short"] = good
@@ -335,6 +337,7 @@ func TestEtcdSnapshotFetch(t *testing.T) {
 		{"into a directory", name, func(dir string) string { return dir }, 0, nil},
 		{"as a file", name, func(dir string) string { return filepath.Join(dir, "backup.db") }, 0, nil},
 		{"compressed", name + ".zip", nil, 0, nil},
+		{"compressed, its database damaged", name + ".damaged.zip", nil, 1, []string{"not a sound etcd snapshot"}},
 		{"a wrong sha256", name + ".badsum", nil, 1, []string{"damaged on the way", hex.EncodeToString(sum[:]), "nothing was kept"}},
 		{"no sha256", name + ".nosum", nil, 1, []string{"no sha256", supervisorapi.SnapshotSHA256Trailer, "nothing was kept"}},
 		{"a short body", name + ".short", nil, 1, []string{"broke off after", "nothing was kept"}},
@@ -395,4 +398,20 @@ func TestEtcdSnapshotFetch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// zipOf is a zip with one entry, name, holding b: a compressed snapshot.
+func zipOf(t *testing.T, name string, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(b)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

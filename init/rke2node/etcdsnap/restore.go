@@ -144,3 +144,14 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, " | ")
 }
+
+// CheckAny checks a snapshot file, plain or zipped (a zip's one entry is
+// unpacked beside it for the check, then removed).
+func CheckAny(path string) (Status, error) {
+	plain, cleanup, err := plainSnapshot(path, filepath.Dir(path))
+	if err != nil {
+		return Status{}, err
+	}
+	defer cleanup()
+	return Check(plain)
+}
