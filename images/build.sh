@@ -287,6 +287,14 @@ recipe_testworkload() {
 	(cd "$root" && CGO_ENABLED=0 go build -tags netgo -ldflags "-s -w" -o "$target/testworkload" ./images/testworkload)
 }
 
+# The QEMU tests' S3 server: versitygw's posix gateway (real S3 requests,
+# objects as files, metadata in xattrs). For the host only.
+recipe_versitygw() {
+	local target=$1 version=$2 w
+	w=$(wrapper "versitygw-$version")
+	(cd "$w" && GOBIN="$target" CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go install -ldflags "-s -w" "github.com/versity/versitygw/cmd/versitygw@$version")
+}
+
 build() {
 	case $1 in
 	kubernetes) component kubernetes "$KUBERNETES_VERSION" recipe_kubernetes \
@@ -303,6 +311,7 @@ build() {
 	flannel) KEY_EXTRA=$(cat "$here"/flannelcni/*.go "$here"/installcni/*.go | sha256sum | cut -c1-16) \
 		component flannel "$FLANNEL_VERSION" recipe_flannel flanneld flannel install-cni ;;
 	coredns) component coredns "$COREDNS_VERSION" recipe_coredns coredns ;;
+	versitygw) component versitygw "$VERSITYGW_VERSION" recipe_versitygw versitygw ;;
 	testworkload) KEY_EXTRA=$(cat "$here"/testworkload/*.go | sha256sum | cut -c1-16) \
 		component testworkload "$TESTWORKLOAD_VERSION" recipe_testworkload testworkload ;;
 	iptables)
@@ -327,7 +336,7 @@ if (($# > 0)); then
 	exit 0
 fi
 # Quick ones first: a broken recipe shows before the long kubernetes build.
-for c in pause testworkload iptables runc etcd containerd crictl cni-plugins flannel coredns kubernetes; do
+for c in pause testworkload iptables runc etcd containerd crictl cni-plugins flannel coredns versitygw kubernetes; do
 	build "$c"
 done
 # The archives too are rewritten only when something they are made of

@@ -117,7 +117,7 @@ func clusterUserData(t *testing.T, gen int, rke2 string) string {
 // gone, what was made before it is there.
 func TestCluster(t *testing.T) {
 	cs := newClusterServer(t)
-	s3Port, bucket := fakeS3(t)
+	s3Port, bucket := s3Server(t)
 	cs.rke2 = snapshotRKE2(s3Port)
 	cfg, seed, kc, rc := cs.cfg, cs.seed, cs.kc, cs.rc
 	ctx := context.Background()
@@ -233,12 +233,14 @@ func TestCluster(t *testing.T) {
 	powerOffInOrder(t, vm)
 
 	// A restore: the snapshot taken before the upgrade, named in the
-	// config as a user names it (cluster-reset-restore-path).
-	cs.rke2 += "  cluster-reset: true\n  cluster-reset-restore-path: " + kept + "\n"
+	// config as a user names it (cluster-reset-restore-path), with a
+	// snapshot directory that does not hold it: as on a new machine, it
+	// comes from S3.
+	cs.rke2 += "  cluster-reset: true\n  cluster-reset-restore-path: " + kept + "\n  etcd-snapshot-dir: /var/lib/rke2os-test/snapshots\n"
 	cfg.Extra = seed(2)
 	vm = qemu.Start(t, cfg)
 	ev, err := vm.WaitEvent(console.EventClusterReset, nil, nodeTimeout)
-	if err != nil || ev["outcome"] != "restored" || !strings.HasSuffix(ev["snapshot"], "/"+kept) || !strings.Contains(ev["moved_to"], "/db/etcd-old-") {
+	if err != nil || ev["outcome"] != "restored" || ev["snapshot"] != "/var/lib/rke2os-test/snapshots/"+kept || !strings.Contains(ev["moved_to"], "/db/etcd-old-") {
 		t.Fatalf("cluster-reset: %v %v; errors: %v", ev, err, vm.Errors())
 	}
 	waitNodeReady(t, vm)

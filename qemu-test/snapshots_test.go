@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/rke2os/rke2os/init/rke2node/crds"
 	"github.com/rke2os/rke2os/init/rke2node/etcdsnap"
 	"github.com/rke2os/rke2os/init/rke2node/supervisorapi"
@@ -31,37 +28,69 @@ import (
 
 // snapshotRKE2 is the cluster server's snapshot schedule: every minute,
 // two kept (the issue's proof; RKE2's defaults are twice a day, five),
-// copied to the bucket "snaps" of the S3 endpoint at the host's port
-// s3Port (QEMU's user network: 10.0.2.2 is the host's loopback).
+// copied to the bucket "snaps" of the S3 server at the host's port s3Port
+// (QEMU's user network: 10.0.2.2 is the host's loopback).
 func snapshotRKE2(s3Port int) string {
 	return "  etcd-snapshot-schedule-cron: \"* * * * *\"\n  etcd-snapshot-retention: 2\n" +
 		fmt.Sprintf("  etcd-s3: true\n  etcd-s3-endpoint: 10.0.2.2:%d\n  etcd-s3-insecure: true\n  etcd-s3-bucket: snaps\n  etcd-s3-folder: cluster1\n", s3Port) +
 		"  etcd-s3-access-key: test\n  etcd-s3-secret-key: test-secret\n"
 }
 
-// fakeS3 serves an S3 endpoint with an empty bucket "snaps" on the host's
-// loopback (gofakes3), as a user's MinIO would be.
-func fakeS3(t *testing.T) (port int, backend *s3mem.Backend) {
+// s3Server runs a real S3 server on the host's loopback, versitygw's
+// posix gateway (built by make images, cached by version), with an empty
+// bucket "snaps" under root: its objects are files there.
+func s3Server(t *testing.T) (port int, root string) {
 	t.Helper()
-	backend = s3mem.New()
-	if err := backend.CreateBucket("snaps"); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gofakes3.New(backend).Server())
-	t.Cleanup(srv.Close)
-	return srv.Listener.Addr().(*net.TCPAddr).Port, backend
-}
-
-// s3Names are the snapshot names in the bucket's folder cluster1.
-func s3Names(t *testing.T, backend *s3mem.Backend) []string {
-	t.Helper()
-	l, err := backend.ListBucket("snaps", &gofakes3.Prefix{HasPrefix: true, Prefix: "cluster1/"}, gofakes3.ListBucketPage{})
+	versions, err := os.ReadFile("../images/versions.env")
 	if err != nil {
 		t.Fatal(err)
 	}
+	m := regexp.MustCompile(`(?m)^VERSITYGW_VERSION=(\S+)$`).FindSubmatch(versions)
+	if m == nil {
+		t.Fatal("images/versions.env has no VERSITYGW_VERSION")
+	}
+	bin := inputOr("RKE2_VERSITYGW", "../build/cache/versitygw-"+string(m[1])+"/versitygw")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("the S3 server: %v (make images builds it)", err)
+	}
+	root = t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "snaps"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	port = freePort(t)
+	cmd := exec.Command(bin, "--port", fmt.Sprintf("127.0.0.1:%d", port), "--access", "test", "--secret", "test-secret", "posix", root)
+	log, err := os.Create(filepath.Join(t.TempDir(), "versitygw.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	poll(t, "the S3 server", time.Minute, func() error {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	return port, root
+}
+
+// s3Names are the snapshot names in the bucket's folder cluster1: the
+// files the gateway keeps.
+func s3Names(t *testing.T, root string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(root, "snaps", "cluster1"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
 	var out []string
-	for _, c := range l.Contents {
-		out = append(out, strings.TrimPrefix(c.Key, "cluster1/"))
+	for _, e := range ents {
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, e.Name())
+		}
 	}
 	slices.Sort(out)
 	return out
@@ -137,7 +166,7 @@ func snapshotNames(l []supervisorapi.SnapshotInfo, prefix string) []string {
 // compressed snapshot saved on demand and fetched to the workstation with
 // its hash checked, another saved and deleted; an agent's token refused.
 // It returns the name of the on-demand snapshot it keeps.
-func (cs *clusterServer) checkSnapshots(t *testing.T, vm *qemu.VM, bucket *s3mem.Backend) string {
+func (cs *clusterServer) checkSnapshots(t *testing.T, vm *qemu.VM, bucket string) string {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := vm.WaitEvent(console.EventEtcdSnapshot, map[string]string{"outcome": "pruned"}, 6*time.Minute); err != nil {
