@@ -184,6 +184,9 @@ func (e Env) endForceNewCluster(rc config.RKE2Config) (bool, error) {
 
 // downloadSnapshot fetches the snapshot name from S3 to dest.
 func (e Env) downloadSnapshot(ctx context.Context, c config.EtcdS3, name, dest string) error {
+	if c.ConfigSecret != "" && c.FromKeysOnly() {
+		return fmt.Errorf("S3 is configured only by etcd-s3-config-secret, a Secret etcd must be running to read: give the etcd-s3-* keys (endpoint, bucket, credentials) in the config to restore from S3")
+	}
 	cfg := s3Config(c)
 	if err := cfg.Validate(); err != nil {
 		return err

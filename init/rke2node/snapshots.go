@@ -2,7 +2,10 @@ package rke2node
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +16,8 @@ import (
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/init/shared/goroutine"
 	"github.com/rke2os/rke2os/internal/backoff"
+	"github.com/rke2os/rke2os/internal/durable"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
@@ -62,7 +67,15 @@ func (e Env) runSnapshots(ctx context.Context, rc config.RKE2Config, sup *superv
 	}
 	svc := &snapshotctl.Service{Settings: set, Dir: dir, Node: nodeName, Etcd: etcd, Records: &snapshotctl.Records{Dyn: dyn, Kube: kube}}
 	if s3 := rc.EtcdS3(); s3.Enabled {
-		svc.S3 = &lazyS3{cfg: s3Config(s3)}
+		load := func(context.Context) (s3store.Config, error) { return s3Config(s3), nil }
+		if s3.ConfigSecret != "" && s3.FromKeysOnly() {
+			load = func(ctx context.Context) (s3store.Config, error) {
+				return e.secretS3Config(ctx, kube, s3.ConfigSecret)
+			}
+		} else if s3.ConfigSecret != "" {
+			slog.Warn("etcd snapshots: etcd-s3-* keys are set, so etcd-s3-config-secret is not read (as RKE2)", "secret", s3.ConfigSecret)
+		}
+		svc.S3 = &lazyS3{load: load}
 	}
 	sup.SetSnapshots(svc)
 	defer sup.SetSnapshots(nil)
@@ -80,7 +93,8 @@ func s3Config(c config.EtcdS3) s3store.Config {
 // failure: an endpoint down at boot fails uploads (each said) until it
 // answers, not the server.
 type lazyS3 struct {
-	cfg   s3store.Config
+	// load is the S3 config, read at each connect (a Secret may change).
+	load  func(context.Context) (s3store.Config, error)
 	mu    sync.Mutex
 	store *s3store.Store
 	// failed and failedAt: the last failure to connect, answered again
@@ -99,10 +113,15 @@ func (l *lazyS3) get(ctx context.Context) (*s3store.Store, error) {
 	if l.failed != nil && time.Since(l.failedAt) < time.Minute {
 		return nil, l.failed
 	}
-	if err := l.cfg.Validate(); err != nil {
+	cfg, err := l.load(ctx)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		l.failed, l.failedAt = err, time.Now()
 		return nil, err
 	}
-	st, err := s3store.New(ctx, l.cfg)
+	st, err := s3store.New(ctx, cfg)
 	if err != nil {
 		l.failed, l.failedAt = err, time.Now()
 		return nil, err
@@ -141,4 +160,46 @@ func (l *lazyS3) Owner(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	return st.Owner(ctx, name)
+}
+
+// secretS3Config is the S3 config the kube-system Secret name holds, in
+// RKE2's keys (etcd-s3-endpoint, etcd-s3-access-key, ...; etcd-s3-endpoint-ca
+// is the CA's PEM, written beside the server's credentials).
+func (e Env) secretS3Config(ctx context.Context, kube kubernetes.Interface, name string) (s3store.Config, error) {
+	sec, err := kube.CoreV1().Secrets(metav1.NamespaceSystem).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return s3store.Config{}, fmt.Errorf("etcd-s3-config-secret: secret kube-system/%s: %w (create it with the etcd-s3-* keys as its data)", name, err)
+	}
+	str := func(k string) string { return strings.TrimSpace(string(sec.Data[k])) }
+	boolean := func(k string) (bool, error) {
+		if str(k) == "" {
+			return false, nil
+		}
+		v, err := strconv.ParseBool(str(k))
+		if err != nil {
+			return false, fmt.Errorf("etcd-s3-config-secret: secret kube-system/%s: %s is %q, not true or false", name, k, str(k))
+		}
+		return v, nil
+	}
+	c := s3store.Config{Endpoint: str("etcd-s3-endpoint"), AccessKey: str("etcd-s3-access-key"), SecretKey: str("etcd-s3-secret-key"),
+		SessionToken: str("etcd-s3-session-token"), Bucket: str("etcd-s3-bucket"), Region: str("etcd-s3-region"),
+		Folder: str("etcd-s3-folder"), BucketLookup: str("etcd-s3-bucket-lookup-type")}
+	if c.SkipSSLVerify, err = boolean("etcd-s3-skip-ssl-verify"); err != nil {
+		return s3store.Config{}, err
+	}
+	if c.Insecure, err = boolean("etcd-s3-insecure"); err != nil {
+		return s3store.Config{}, err
+	}
+	if t := str("etcd-s3-timeout"); t != "" {
+		if c.Timeout, err = time.ParseDuration(t); err != nil {
+			return s3store.Config{}, fmt.Errorf("etcd-s3-config-secret: secret kube-system/%s: etcd-s3-timeout is %q, not a duration like 5m0s", name, t)
+		}
+	}
+	if pem := sec.Data["etcd-s3-endpoint-ca"]; len(pem) > 0 {
+		c.EndpointCA = e.Paths.Server("cred", "etcd-s3-endpoint-ca.pem")
+		if err := durable.WriteFile(c.EndpointCA, pem, 0o600); err != nil {
+			return s3store.Config{}, fmt.Errorf("etcd-s3-config-secret: %w", err)
+		}
+	}
+	return c, nil
 }

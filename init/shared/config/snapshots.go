@@ -120,6 +120,9 @@ type EtcdS3 struct {
 	Bucket, Region, Folder, BucketLookup                     string
 	SkipSSLVerify, Insecure                                  bool
 	Timeout                                                  time.Duration
+	// ConfigSecret is etcd-s3-config-secret: a Secret in kube-system
+	// holding these keys, used when no other etcd-s3-* key is set.
+	ConfigSecret string
 }
 
 // EtcdS3 returns the S3 settings, checked when the config was parsed.
@@ -130,7 +133,17 @@ func (r RKE2Config) EtcdS3() EtcdS3 {
 		Bucket: r.String("etcd-s3-bucket"), Region: r.String("etcd-s3-region"), Folder: r.String("etcd-s3-folder"),
 		BucketLookup: r.String("etcd-s3-bucket-lookup-type"), SkipSSLVerify: b("etcd-s3-skip-ssl-verify"), Insecure: b("etcd-s3-insecure")}
 	s.Timeout, _ = time.ParseDuration(r.String("etcd-s3-timeout"))
+	s.ConfigSecret = r.String("etcd-s3-config-secret")
 	return s
+}
+
+// FromKeysOnly says whether no etcd-s3-* key but etcd-s3 and
+// etcd-s3-config-secret is set: then the secret configures S3, as RKE2
+// reads it.
+func (s EtcdS3) FromKeysOnly() bool {
+	rest := s
+	rest.Enabled, rest.ConfigSecret = false, ""
+	return rest == (EtcdS3{})
 }
 
 func checkDuration(s string) error {
