@@ -16,7 +16,6 @@ import (
 	"github.com/rke2os/rke2os/init/rke2node/crds"
 	"github.com/rke2os/rke2os/init/rke2node/deploy"
 	"github.com/rke2os/rke2os/init/rke2node/helmchart"
-	"github.com/rke2os/rke2os/init/rke2node/kubenode"
 	"github.com/rke2os/rke2os/init/shared/config"
 	"github.com/rke2os/rke2os/internal/backoff"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,7 +23,6 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
 )
 
@@ -46,20 +44,12 @@ func (e Env) addons(ctx context.Context, rc config.RKE2Config) {
 }
 
 func (e Env) runAddons(ctx context.Context, rc config.RKE2Config) error {
-	kubeconfig := e.Paths.Server("cred", "supervisor.kubeconfig")
-	restConfig, err := kubenode.Config(kubeconfig, e.APIServerURL)
+	c, err := e.supervisorClients("", false)
 	if err != nil {
 		return err
 	}
-	dyn, err := dynamic.NewForConfig(restConfig)
-	if err != nil {
-		return err
-	}
-	kube, err := kubernetes.NewForConfig(restConfig)
-	if err != nil {
-		return err
-	}
-	disc, err := discovery.NewDiscoveryClientForConfig(restConfig)
+	dyn, kube := c.dyn, c.kube
+	disc, err := discovery.NewDiscoveryClientForConfig(c.rest)
 	if err != nil {
 		return err
 	}
@@ -71,7 +61,7 @@ func (e Env) runAddons(ctx context.Context, rc config.RKE2Config) error {
 		return err
 	}
 	hc := &helmchart.Controller{Dyn: dyn, Kube: kube, Globals: chartGlobals(rc, e.Paths.DataDir),
-		Helm: &helmchart.Helm{Kubeconfig: kubeconfig}}
+		Helm: &helmchart.Helm{Kubeconfig: e.Paths.Server("cred", "supervisor.kubeconfig")}}
 	go hc.Run(ctx)
 	d := &deploy.Controller{Dir: manifests, Dyn: dyn,
 		Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/rke2os/rke2os/init/rke2node/etcdsnap/s3store"
-	"github.com/rke2os/rke2os/init/rke2node/kubenode"
 	"github.com/rke2os/rke2os/init/rke2node/snapshotctl"
 	"github.com/rke2os/rke2os/init/rke2node/supervisorapi"
 	"github.com/rke2os/rke2os/init/shared/config"
@@ -18,7 +17,6 @@ import (
 	"github.com/rke2os/rke2os/internal/backoff"
 	"github.com/rke2os/rke2os/internal/durable"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -52,20 +50,12 @@ func (e Env) runSnapshots(ctx context.Context, rc config.RKE2Config, sup *superv
 		return err
 	}
 	defer etcd.Close()
-	restConfig, err := kubenode.Config(e.Paths.Server("cred", "supervisor.kubeconfig"), e.APIServerURL)
+	c, err := e.supervisorClients("rke2os-etcd-snapshots", false)
 	if err != nil {
 		return err
 	}
-	restConfig.UserAgent = "rke2os-etcd-snapshots"
-	dyn, err := dynamic.NewForConfig(restConfig)
-	if err != nil {
-		return err
-	}
-	kube, err := kubernetes.NewForConfig(restConfig)
-	if err != nil {
-		return err
-	}
-	svc := &snapshotctl.Service{Settings: set, Dir: dir, Node: nodeName, Etcd: etcd, Records: &snapshotctl.Records{Dyn: dyn, Kube: kube}}
+	kube := c.kube
+	svc := &snapshotctl.Service{Settings: set, Dir: dir, Node: nodeName, Etcd: etcd, Records: &snapshotctl.Records{Dyn: c.dyn, Kube: kube}}
 	if s3 := rc.EtcdS3(); s3.Enabled {
 		load := func(context.Context) (s3store.Config, error) { return s3Config(s3), nil }
 		if s3.ConfigSecret != "" && s3.FromKeysOnly() {

@@ -5,12 +5,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/rke2os/rke2os/init/rke2node/kubenode"
 	"github.com/rke2os/rke2os/init/rke2node/upgradectl"
 	"github.com/rke2os/rke2os/init/shared/goroutine"
 	"github.com/rke2os/rke2os/internal/backoff"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 )
 
 // upgrades runs the cluster's upgrade controller (upgradectl) while this
@@ -36,22 +33,10 @@ func (e Env) upgrades(ctx context.Context) {
 }
 
 func (e Env) runUpgrades(ctx context.Context) error {
-	// The supervisor's kubeconfig: cluster-admin, as RKE2's controllers.
-	restConfig, err := kubenode.Config(e.Paths.Server("cred", "supervisor.kubeconfig"), e.APIServerURL)
+	// Each pass of the controller bounds its own requests.
+	c, err := e.supervisorClients("rke2os-upgrade", true)
 	if err != nil {
 		return err
 	}
-	// No client timeout: it would end the informers' watches; each pass
-	// of the controller bounds its own requests.
-	restConfig.Timeout = 0
-	restConfig.UserAgent = "rke2os-upgrade"
-	kube, err := kubernetes.NewForConfig(restConfig)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(restConfig)
-	if err != nil {
-		return err
-	}
-	return (&upgradectl.Controller{Kube: kube, Dyn: dyn}).Run(ctx)
+	return (&upgradectl.Controller{Kube: c.kube, Dyn: c.dyn}).Run(ctx)
 }

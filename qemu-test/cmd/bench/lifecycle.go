@@ -71,12 +71,7 @@ func benchLifecycle(tb *benchTB, images clusterImages, bin string) []row {
 	waitReady(vm)
 
 	// The baseline: a plain reboot.
-	down := time.Now()
-	check(vm.Powerdown())
-	check(vm.WaitExit(5 * time.Minute))
-	vm = qemu.Start(tb, cfg)
-	waitReady(vm)
-	plain := time.Since(down).Seconds()
+	vm, plain := plainReboot(tb, vm, cfg)
 
 	// The upgrade.
 	url := serve(tb, good)
@@ -85,7 +80,7 @@ func benchLifecycle(tb *benchTB, images clusterImages, bin string) []row {
 	if _, err := vm.WaitFor(regexp.MustCompile(`event=shutdown-begin`), lifecycleTimeout); err != nil {
 		check(fmt.Errorf("the upgrade's reboot: %w; errors: %v", err, vm.Errors()))
 	}
-	down = time.Now()
+	down := time.Now()
 	phases := map[string]float64{}
 	for _, ph := range []string{upgradeapi.PhaseDownloading, upgradeapi.PhaseWriting, upgradeapi.PhaseRebooting} {
 		ev, err := vm.WaitEvent(console.EventUpgrade, map[string]string{"plan": "bench-2", "phase": ph}, time.Minute)
@@ -196,6 +191,19 @@ func waitPhase(plans dynamic.NamespaceableResourceInterface, name, phase string)
 		}
 		return nil
 	})
+}
+
+// plainReboot powers vm off (the ACPI button), starts cfg again at once
+// and waits for node-ready: a plain reboot, the baseline of the
+// lifecycle's and the restore's figures. It returns the new machine and
+// the seconds from the power-off asked to node-ready.
+func plainReboot(tb *benchTB, vm *qemu.VM, cfg qemu.Config) (*qemu.VM, float64) {
+	down := time.Now()
+	check(vm.Powerdown())
+	check(vm.WaitExit(5 * time.Minute))
+	vm = qemu.Start(tb, cfg)
+	waitReady(vm)
+	return vm, time.Since(down).Seconds()
 }
 
 // waitReady waits for node-ready, failing at an error line.

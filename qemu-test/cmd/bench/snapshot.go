@@ -135,14 +135,9 @@ func benchSnapshot(tb *benchTB, images clusterImages, bin, etcdctl string, runs 
 
 	// The baseline: a plain reboot; then one that restores the last
 	// snapshot.
-	down := time.Now()
-	check(vm.Powerdown())
-	check(vm.WaitExit(5 * time.Minute))
-	vm = qemu.Start(tb, cfg)
-	waitReady(vm)
-	plain := time.Since(down).Seconds()
+	vm, plain := plainReboot(tb, vm, cfg)
 
-	down = time.Now()
+	down := time.Now()
 	check(vm.Powerdown())
 	check(vm.WaitExit(5 * time.Minute))
 	cfg.Extra = cidata("  cluster-reset: true\n  cluster-reset-restore-path: " + last + "\n")
