@@ -76,7 +76,7 @@ func (e Env) runSnapshots(ctx context.Context, rc config.RKE2Config, sup *superv
 func s3Config(c config.EtcdS3) s3store.Config {
 	return s3store.Config{Endpoint: c.Endpoint, EndpointCA: c.EndpointCA, SkipSSLVerify: c.SkipSSLVerify, Insecure: c.Insecure,
 		AccessKey: c.AccessKey, SecretKey: c.SecretKey, SessionToken: c.SessionToken, Bucket: c.Bucket, Region: c.Region,
-		Folder: c.Folder, Timeout: c.Timeout, BucketLookup: c.BucketLookup}
+		Folder: c.Folder, Timeout: c.Timeout, BucketLookup: c.BucketLookup, Proxy: c.Proxy}
 }
 
 // lazyS3 connects to the bucket when first used, and again after a
@@ -173,7 +173,10 @@ func (e Env) secretS3Config(ctx context.Context, kube kubernetes.Interface, name
 	}
 	c := s3store.Config{Endpoint: str("etcd-s3-endpoint"), AccessKey: str("etcd-s3-access-key"), SecretKey: str("etcd-s3-secret-key"),
 		SessionToken: str("etcd-s3-session-token"), Bucket: str("etcd-s3-bucket"), Region: str("etcd-s3-region"),
-		Folder: str("etcd-s3-folder"), BucketLookup: str("etcd-s3-bucket-lookup-type")}
+		Folder: str("etcd-s3-folder"), BucketLookup: str("etcd-s3-bucket-lookup-type"), Proxy: str("etcd-s3-proxy")}
+	if _, err := s3store.ParseProxy(c.Proxy); err != nil {
+		return s3store.Config{}, fmt.Errorf("etcd-s3-config-secret: secret kube-system/%s: etcd-s3-proxy %w", name, err)
+	}
 	if c.SkipSSLVerify, err = boolean("etcd-s3-skip-ssl-verify"); err != nil {
 		return s3store.Config{}, err
 	}

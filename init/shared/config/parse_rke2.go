@@ -34,6 +34,7 @@ var rke2TypedKeys = map[string]func(p *parser, v *yaml.Node, path string) bool{
 	"etcd-s3-endpoint-ca":         func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkAbsFile) },
 	"etcd-s3-bucket-lookup-type":  func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkBucketLookup) },
 	"etcd-s3-config-secret":       func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkNodeName) },
+	"etcd-s3-proxy":               func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkS3Proxy) },
 	"cluster-reset-restore-path":  func(p *parser, v *yaml.Node, path string) bool { return p.rke2String(v, path, checkRestorePath) },
 	"control-plane-probe-configuration": func(p *parser, v *yaml.Node, path string) bool {
 		return p.rke2List(v, path, checkProbeConfiguration)

@@ -57,6 +57,7 @@ var RKE2KeysActedOn = map[string]string{
 	"etcd-s3-timeout":                    "each S3 request's time limit",
 	"etcd-s3-bucket-lookup-type":         "path- or host-style bucket addressing",
 	"etcd-s3-config-secret":              "a kube-system Secret holding the etcd-s3-* keys (when no other is set)",
+	"etcd-s3-proxy":                      "the proxy S3 requests go through (none: no proxy), not the environment's",
 	"cluster-reset-restore-path":         "the snapshot cluster-reset restores (a file, or a snapshot's name)",
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -11,8 +12,13 @@ import (
 // secrets (datastore-endpoint: a database URL with its password).
 var rke2SecretKeys = []string{"token", "agent-token", "etcd-s3-access-key", "etcd-s3-secret-key", "etcd-s3-session-token", "datastore-endpoint"}
 
+// rke2SecretURLKeys are the keys of RKE2's config.yaml whose values are
+// secrets when they carry user:password@ (a proxy's credentials).
+var rke2SecretURLKeys = []string{"etcd-s3-proxy"}
+
 // SecretPaths lists, sorted, the key paths of c that hold a secret: the
-// rke2 keys of tokens and credentials, and registries' credentials
+// rke2 keys of tokens and credentials (etcd-s3-proxy's when it carries
+// user:password@), and registries' credentials
 // ("registries.configs.<host>.auth"). The builder writes an image that
 // carries any of them private (0600); the init warns when the kernel
 // command line, which every process on the node reads in /proc/cmdline,
@@ -25,6 +31,13 @@ func (c *Config) SecretPaths() []string {
 	for _, k := range rke2SecretKeys {
 		for _, key := range []string{k, k + "+"} {
 			if _, ok := c.RKE2[key]; ok {
+				out = append(out, "rke2."+key)
+			}
+		}
+	}
+	for _, k := range rke2SecretURLKeys {
+		for _, key := range []string{k, k + "+"} {
+			if u, err := url.Parse(c.RKE2.String(key)); err == nil && u.User != nil {
 				out = append(out, "rke2."+key)
 			}
 		}

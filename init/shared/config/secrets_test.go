@@ -14,6 +14,8 @@ func TestSecretPaths(t *testing.T) {
 		{"none", "hostname: a\nrke2:\n  token-file: /etc/token\n  server: https://10.0.0.1:9345\n", ""},
 		{"tokens", "rke2:\n  token: s1\n  agent-token: s2\n", "rke2.agent-token rke2.token"},
 		{"s3", "rke2:\n  etcd-s3-secret-key: k\n  etcd-s3-access-key: a\n", "rke2.etcd-s3-access-key rke2.etcd-s3-secret-key"},
+		{"s3 proxy", "rke2:\n  etcd-s3-proxy: http://10.0.0.1:3128\n", ""},
+		{"s3 proxy with credentials", "rke2:\n  etcd-s3-proxy: http://u:p@10.0.0.1:3128\n", "rke2.etcd-s3-proxy"},
 		{"registry", "registries:\n  configs:\n    b.example.com:\n      auth: {username: u, password: p}\n" +
 			"    a.example.com:\n      tls: {insecure_skip_verify: true}\n", "registries.configs.b.example.com.auth"},
 	} {

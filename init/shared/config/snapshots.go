@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -120,6 +121,11 @@ type EtcdS3 struct {
 	Bucket, Region, Folder, BucketLookup                     string
 	SkipSSLVerify, Insecure                                  bool
 	Timeout                                                  time.Duration
+	// Proxy is etcd-s3-proxy: the proxy URL all S3 requests go through
+	// whatever the proxy environment variables say, "none" for none, ""
+	// for the environment's. It may carry user:password: print it with
+	// RedactProxy.
+	Proxy string
 	// ConfigSecret is etcd-s3-config-secret: a Secret in kube-system
 	// holding these keys, used when no other etcd-s3-* key is set.
 	ConfigSecret string
@@ -133,6 +139,7 @@ func (r RKE2Config) EtcdS3() EtcdS3 {
 		Bucket: r.String("etcd-s3-bucket"), Region: r.String("etcd-s3-region"), Folder: r.String("etcd-s3-folder"),
 		BucketLookup: r.String("etcd-s3-bucket-lookup-type"), SkipSSLVerify: b("etcd-s3-skip-ssl-verify"), Insecure: b("etcd-s3-insecure")}
 	s.Timeout, _ = time.ParseDuration(r.String("etcd-s3-timeout"))
+	s.Proxy = r.String("etcd-s3-proxy")
 	s.ConfigSecret = r.String("etcd-s3-config-secret")
 	return s
 }
@@ -167,4 +174,55 @@ func checkBucketLookup(s string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not a bucket lookup type: auto, dns or path", s)
+}
+
+// checkS3Proxy checks etcd-s3-proxy: an http or https proxy URL with a
+// host (user:password@ allowed), or "none" as RKE2 takes it (no proxy,
+// whatever the environment says). Its errors never show the credentials.
+func checkS3Proxy(s string) error {
+	if s == "none" {
+		return nil
+	}
+	const like = "give the proxy's URL like http://proxy.example.com:3128 (user:password@ allowed), or none for no proxy"
+	shown := fmt.Sprintf("%q", s)
+	if strings.Contains(s, "@") {
+		shown = "the value" // it may hold a password that, unparsed, cannot be cut out
+	}
+	if !strings.Contains(s, "://") {
+		return fmt.Errorf("%s is not a URL with a scheme: %s", shown, like)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%s is not a URL: %s", shown, like)
+	}
+	shown = fmt.Sprintf("%q", RedactProxy(s))
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%s is a %s:// URL: the S3 client speaks to http and https proxies only; %s", shown, u.Scheme, like)
+	case u.Opaque != "" || u.Hostname() == "":
+		return fmt.Errorf("%s has no host: %s", shown, like)
+	case u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/"):
+		return fmt.Errorf("%s has a path, query or fragment, which a proxy does not use: %s", shown, like)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s has port %s: a port is 1 to 65535; %s", shown, p, like)
+		}
+	}
+	return nil
+}
+
+// RedactProxy is an etcd-s3-proxy value fit for a log: its user:password
+// replaced by xxxxx; a value that does not parse as a URL and holds an "@"
+// is replaced whole.
+func RedactProxy(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err == nil && u.Opaque == "" && u.User != nil:
+		u.User = url.User("xxxxx")
+		return u.String()
+	case (err != nil || u.Opaque != "") && strings.Contains(s, "@"):
+		return "xxxxx"
+	}
+	return s
 }

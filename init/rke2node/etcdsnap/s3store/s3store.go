@@ -10,10 +10,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,6 +25,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -52,6 +56,71 @@ type Config struct {
 	Folder        string        // etcd-s3-folder: the objects' key prefix, "" for the bucket's top
 	Timeout       time.Duration // etcd-s3-timeout: bounds each call; 0 is DefaultTimeout
 	BucketLookup  string        // etcd-s3-bucket-lookup-type: auto (or ""), dns or path
+	// Proxy is etcd-s3-proxy: an http or https proxy URL, user:password@
+	// allowed, that every request goes through whatever HTTP_PROXY,
+	// HTTPS_PROXY and NO_PROXY say; "none" for no proxy at all (RKE2's
+	// word); "" for those variables, as minio's default transport reads
+	// them. An https proxy's certificate is checked as the endpoint's is.
+	Proxy string
+}
+
+// String is c with the secret key, the session token and the proxy's
+// credentials left out, for logs.
+func (c Config) String() string {
+	type plain Config // without this String
+	r := plain(c)
+	for _, f := range []*string{&r.SecretKey, &r.SessionToken} {
+		if *f != "" {
+			*f = "<redacted>"
+		}
+	}
+	r.Proxy = redactProxy(c.Proxy)
+	return fmt.Sprintf("%+v", r)
+}
+
+// LogValue is String, for slog's handlers (JSON's would print the fields).
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// ParseProxy checks an etcd-s3-proxy value: an http or https URL with a
+// host, user:password@ allowed, and nothing after the port. It returns
+// nil for "" and "none". Its errors never show the credentials.
+func ParseProxy(s string) (*url.URL, error) {
+	if s == "" || s == "none" {
+		return nil, nil
+	}
+	const like = "give it like http://proxy.example.com:3128 (user:password@ allowed), or none for no proxy"
+	shown := redactProxy(s)
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || !strings.Contains(s, "://"):
+		return nil, fmt.Errorf("%q is not a URL with a scheme: %s", shown, like)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("%q is a %s:// URL: only http and https proxies are supported; %s", shown, u.Scheme, like)
+	case u.Opaque != "" || u.Hostname() == "":
+		return nil, fmt.Errorf("%q has no host: %s", shown, like)
+	case u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/"):
+		return nil, fmt.Errorf("%q has a path, query or fragment, which a proxy does not use: %s", shown, like)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%q has port %s: a port is 1 to 65535; %s", shown, p, like)
+		}
+	}
+	return u, nil
+}
+
+// redactProxy is a proxy URL with its user:password replaced by xxxxx; a
+// value that does not parse and holds an "@" is replaced whole.
+func redactProxy(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err == nil && u.Opaque == "" && u.User != nil:
+		u.User = url.User("xxxxx")
+		return u.String()
+	case (err != nil || u.Opaque != "") && strings.Contains(s, "@"):
+		return "xxxxx"
+	}
+	return s
 }
 
 // Validate checks c without the network; its errors name the rke2 key and
@@ -91,6 +160,9 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout < 0 || c.Timeout > 0 && c.Timeout < time.Second {
 		bad("rke2.etcd-s3-timeout %s is too short: give a duration of a second or more, like 5m (RKE2's default)", c.Timeout)
+	}
+	if _, err := ParseProxy(c.Proxy); err != nil {
+		bad("rke2.etcd-s3-proxy %v", err)
 	}
 	if _, ok := bucketLookups[c.BucketLookup]; !ok {
 		bad("rke2.etcd-s3-bucket-lookup-type %q is not auto, dns or path: auto (the default) uses dns for Amazon's and Google's endpoints, path for the others", c.BucketLookup)
@@ -140,6 +212,18 @@ func New(ctx context.Context, c Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// minio retries a refused connection until the deadline and then
+	// says only that: the last dial's error says what was refused (the
+	// endpoint, or the proxy).
+	var lastDial atomic.Pointer[error]
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil && ctx.Err() == nil {
+			lastDial.Store(&err)
+		}
+		return conn, err
+	}
 	// Static credentials with both keys empty sign nothing: anonymous
 	// access, for a bucket that allows it.
 	s.mc, err = minio.New(c.Endpoint, &minio.Options{
@@ -160,20 +244,35 @@ func New(ctx context.Context, c Config) (*Store, error) {
 		var hint string
 		if cv := (*tls.CertificateVerificationError)(nil); errors.As(err, &cv) {
 			hint = ": set rke2.etcd-s3-endpoint-ca to the PEM file of the CA that signed the endpoint's certificate"
+		} else if d := lastDial.Load(); d != nil && errors.Is(err, context.DeadlineExceeded) {
+			hint = fmt.Sprintf(" (the last connection: %v)", *d)
 		}
-		return nil, s.errorf("s3 bucket %s at %s: %w%s", c.Bucket, s.endpointURL(), err, hint)
+		return nil, s.errorf("s3 bucket %s at %s%s: %w%s", c.Bucket, s.endpointURL(), s.via(), err, hint)
 	}
 	if !ok {
-		return nil, fmt.Errorf("s3 bucket %s does not exist at %s: create it, or set rke2.etcd-s3-bucket to one that does", c.Bucket, s.endpointURL())
+		return nil, fmt.Errorf("s3 bucket %s does not exist at %s%s: create it, or set rke2.etcd-s3-bucket to one that does", c.Bucket, s.endpointURL(), s.via())
 	}
 	return s, nil
 }
 
-// transport is minio's, with the TLS settings of the config.
+// transport is minio's, with the proxy and the TLS settings of the
+// config.
 func transport(c Config) (*http.Transport, error) {
 	tr, err := minio.DefaultTransport(!c.Insecure)
-	if err != nil || c.Insecure {
-		return tr, err
+	if err != nil {
+		return nil, err
+	}
+	switch u, err := ParseProxy(c.Proxy); {
+	case err != nil:
+		return nil, fmt.Errorf("rke2.etcd-s3-proxy %w", err)
+	case u != nil:
+		tr.Proxy = http.ProxyURL(u)
+	case c.Proxy == "none":
+		tr.Proxy = nil
+	}
+	// c.Proxy "": minio's http.ProxyFromEnvironment, as before the key.
+	if c.Insecure {
+		return tr, nil
 	}
 	if c.SkipSSLVerify {
 		tr.TLSClientConfig.InsecureSkipVerify = true
@@ -422,6 +521,15 @@ func (s *Store) location(key string) string {
 	return "s3://" + s.cfg.Bucket + "/" + key
 }
 
+// via is " through proxy <URL>" (its credentials xxxxx) when the config
+// names a proxy, "" otherwise.
+func (s *Store) via() string {
+	if u, _ := ParseProxy(s.cfg.Proxy); u != nil {
+		return " through proxy " + redactProxy(s.cfg.Proxy)
+	}
+	return ""
+}
+
 func (s *Store) endpointURL() string {
 	if s.cfg.Insecure {
 		return "http://" + s.cfg.Endpoint
@@ -429,13 +537,13 @@ func (s *Store) endpointURL() string {
 	return "https://" + s.cfg.Endpoint
 }
 
-// errorf is fmt.Errorf with the secret key and the session token cut out
-// of the text: errors end up in logs and events, and a server or a proxy
-// may echo what it was sent.
+// errorf is fmt.Errorf with the secret key, the session token and the
+// proxy's credentials cut out of the text: errors end up in logs and
+// events, and a server or a proxy may echo what it was sent.
 func (s *Store) errorf(format string, a ...any) error {
 	err := fmt.Errorf(format, a...)
 	msg := err.Error()
-	for _, secret := range []string{s.cfg.SecretKey, s.cfg.SessionToken} {
+	for _, secret := range append([]string{s.cfg.SecretKey, s.cfg.SessionToken}, proxySecrets(s.cfg.Proxy)...) {
 		if secret != "" {
 			msg = strings.ReplaceAll(msg, secret, "<redacted>")
 		}
@@ -444,6 +552,28 @@ func (s *Store) errorf(format string, a ...any) error {
 		return err
 	}
 	return &redacted{msg: msg, err: err}
+}
+
+// proxySecrets are the forms a proxy URL's credentials may take in an
+// error: the URL's user:password (as written, and decoded), the
+// Proxy-Authorization header's base64 of it, and the password alone (the
+// user alone when there is no password: a token, if it is long enough).
+func proxySecrets(proxy string) []string {
+	u, err := url.Parse(proxy)
+	if err != nil || u.User == nil {
+		return nil
+	}
+	user := u.User.Username()
+	pass, hasPass := u.User.Password()
+	out := []string{u.User.String(), user + ":" + pass, base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))}
+	switch {
+	case hasPass:
+		out = append(out, pass)
+	case len(user) >= 8:
+		// Long enough not to cut ordinary words out of the text.
+		out = append(out, user)
+	}
+	return slices.DeleteFunc(out, func(s string) bool { return s == "" || s == ":" })
 }
 
 // redacted keeps the wrapped error for errors.Is and errors.As.

@@ -29,6 +29,7 @@ const (
 	accessKey = "AKIAEXAMPLEACCESS"
 	secretKey = "s3cr3t-Key-That-Must-Not-Leak"
 	token     = "session-Token-That-Must-Not-Leak"
+	proxyPass = "pr0xy-Pass-That-Must-Not-Leak"
 )
 
 // fake serves an in-memory S3 with the bucket over http, or over TLS with
@@ -125,6 +126,15 @@ func TestValidate(t *testing.T) {
 		{"timeout negative", func(c *Config) { c.Timeout = -time.Second }, "rke2.etcd-s3-timeout -1s is too short"},
 		{"timeout tiny", func(c *Config) { c.Timeout = 5 * time.Millisecond }, "rke2.etcd-s3-timeout 5ms is too short"},
 		{"lookup bad", func(c *Config) { c.BucketLookup = "virtual" }, `rke2.etcd-s3-bucket-lookup-type "virtual" is not auto, dns or path`},
+		{"proxy", func(c *Config) { c.Proxy = "http://user:" + proxyPass + "@proxy.example.com:3128" }, ""},
+		{"proxy https", func(c *Config) { c.Proxy = "https://proxy.example.com/" }, ""},
+		{"proxy none", func(c *Config) { c.Proxy = "none" }, ""},
+		{"proxy no scheme", func(c *Config) { c.Proxy = "proxy.example.com:3128" }, `rke2.etcd-s3-proxy "proxy.example.com:3128" is not a URL with a scheme`},
+		{"proxy socks", func(c *Config) { c.Proxy = "socks5://user:" + proxyPass + "@proxy:1080" }, `rke2.etcd-s3-proxy "socks5://xxxxx@proxy:1080" is a socks5:// URL`},
+		{"proxy no host", func(c *Config) { c.Proxy = "http://user:" + proxyPass + "@:3128" }, `rke2.etcd-s3-proxy "http://xxxxx@:3128" has no host`},
+		{"proxy path", func(c *Config) { c.Proxy = "http://proxy:3128/s3" }, "has a path, query or fragment"},
+		{"proxy port", func(c *Config) { c.Proxy = "http://proxy:0" }, "has port 0"},
+		{"proxy not a url", func(c *Config) { c.Proxy = "http://user:" + proxyPass + " x@proxy:3128" }, `rke2.etcd-s3-proxy "xxxxx" is not a URL`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,8 +146,8 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate: %v", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Fatalf("Validate: %v, want %q", err, tt.want)
-			case err != nil && strings.Contains(err.Error(), secretKey):
-				t.Fatalf("Validate: %v shows the secret key", err)
+			case err != nil && (strings.Contains(err.Error(), secretKey) || strings.Contains(err.Error(), proxyPass)):
+				t.Fatalf("Validate: %v shows a secret", err)
 			}
 		})
 	}
