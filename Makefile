@@ -20,7 +20,7 @@ KERNEL_DIR = $(BUILD)/kernel/$(KERNEL_PKG)
 GRUB_DIR := $(BUILD)/grub
 BIN := $(BUILD)/bin
 
-.PHONY: all deps image images boot test unit qemu-test multinode-test ha-test install-test upgrade-test bench clean tools
+.PHONY: all deps image images boot test unit qemu-test multinode-test ha-test ha-restore-test install-test upgrade-test bench clean tools
 
 # The RKE2 version the images run; images/versions.env pins every part of it.
 RKE2_VERSION := $(shell sed -n 's/^RKE2_VERSION=//p' images/versions.env)

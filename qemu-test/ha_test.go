@@ -36,6 +36,9 @@ type haServer struct {
 	vm         *qemu.VM
 	kc         kubernetes.Interface
 	supervisor string
+	// seed is the server's NoCloud drive, with more lines in its rke2
+	// section.
+	seed func(moreRKE2 string) []string
 }
 
 // TestHA: three servers make one cluster. The first starts it; the two
@@ -44,76 +47,7 @@ type haServer struct {
 // off the API serves through the two others; it comes back, rejoins and
 // is Ready; its Node deleted, its member leaves etcd.
 func TestHA(t *testing.T) {
-	secrets := filepath.Join(t.TempDir(), "secrets")
-	bin := buildEnv(t, "RKE2_BIN")
-	if b, err := exec.Command(filepath.Join(bin, "rke2-build"), "secrets", "--output", secrets).CombinedOutput(); err != nil {
-		t.Fatalf("rke2-build secrets: %v\n%s", err, b)
-	}
-	tb, err := os.ReadFile(filepath.Join(secrets, "token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tb))
-	base := roleImage(t, "server", "--secrets", secrets)
-	sw := qemu.StartSwitch(t)
-
-	servers := make([]*haServer, 3)
-	for i := range servers {
-		s := &haServer{name: fmt.Sprintf("server%d", i+1), ip: fmt.Sprintf("%s%d", clusterNet, 10+i), api: freePort(t), sup: freePort(t)}
-		// Probes patient with a control plane that shares two
-		// cores with two others under TCG: at kubeadm's timing the
-		// apiservers' exec probes (a kubectl each, every 5 to 10 s) are
-		// a large part of their load, and a /livez that waits on a
-		// slow etcd quorum gets the apiserver restarted, which loads
-		// the others more.
-		//
-		// An idle server here keeps its two vCPUs 60 % busy (debug.cpu,
-		// one server, RKE2's defaults): of 72 CPU-seconds a minute, the
-		// apiserver's kubectl exec probes take 12 (and their shim's
-		// share), flanneld's iptables checks every 5 s another 11,
-		// the kubelet 10, the apiserver 10. Three of them do not fit
-		// two host cores at that rate: the test sets, as a user of a
-		// small machine would, RKE2's knobs for them. etcd's
-		// heartbeat and election timeout are etcd's advice for slow
-		// links: a member's answers late by a second under TCG are
-		// not a dead leader.
-		rke2 := "rke2:\n  node-ip: " + s.ip + "\n" +
-			"  control-plane-probe-configuration: [kube-apiserver-liveness-period-seconds=30, kube-apiserver-liveness-failure-threshold=20," +
-			" kube-apiserver-readiness-period-seconds=30, kube-apiserver-startup-period-seconds=30]\n" +
-			"  etcd-arg: [heartbeat-interval=500, election-timeout=5000]\n"
-		if i > 0 {
-			rke2 += fmt.Sprintf("  server: https://%s:9345\n  token: %q\n", serverIP, token)
-		}
-		flannel := "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: rke2-flannel\n  namespace: kube-system\nspec:\n" +
-			"  valuesContent: |-\n    flannel:\n      args: [--ip-masq, --kube-subnet-mgr, --iptables-resync=60]\n"
-		iso := cidata(t, fmt.Sprintf("#cloud-config\nhostname: %s\nwrite_files:\n", s.name)+
-			"  - path: /var/lib/rancher/rke2/server/manifests/rke2-flannel-config.yaml\n    content: |\n"+indent(flannel, 6)+"\n"+
-			clusterNetwork(s.ip, rke2), "instance-id: "+s.name+"\n")
-		// Two vCPUs each (RKE2's minimum for a server: at one, the
-		// control plane's CPU requests leave no room for kube-proxy's
-		// once flannel and CoreDNS run), all at the same niceness. Two
-		// members of etcd are its quorum both: with the second server
-		// at one vCPU niced 5 (as the agent test's agent), its etcd
-		// answered the leader's heartbeats so late that reads took
-		// seconds, the first's apiserver failed its /livez (etcd) and
-		// was restarted, and the second's never got ready.
-		s.cfg = qemu.Config{Machine: "q35", MemoryMiB: 3072, CPUs: 2, Disk: qemu.Overlay(t, base, 8<<30), Switch: sw, SwitchMAC: clusterMAC(s.ip),
-			NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9345", s.api, s.sup),
-			Extra:      qemu.CIDataDrive(iso)}
-		kubeconfig := filepath.Join(t.TempDir(), "admin.kubeconfig")
-		if b, err := exec.Command(filepath.Join(bin, "rke2-build"), "kubeconfig", "--secrets", secrets,
-			"--server", fmt.Sprintf("https://127.0.0.1:%d", s.api), "--output", kubeconfig).CombinedOutput(); err != nil {
-			t.Fatalf("rke2-build kubeconfig: %v\n%s", err, b)
-		}
-		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc.Timeout = 20 * time.Second
-		s.kc = kubernetes.NewForConfigOrDie(rc)
-		s.supervisor = fmt.Sprintf("https://127.0.0.1:%d", s.sup)
-		servers[i] = s
-	}
+	servers, secrets, token := haServers(t, 3)
 	ctx := context.Background()
 	start := time.Now()
 	servers[0].vm = qemu.Start(t, servers[0].cfg)
@@ -167,6 +101,86 @@ func TestHA(t *testing.T) {
 	for _, s := range servers[:2] {
 		powerOffInOrder(t, s.vm)
 	}
+}
+
+// haServers makes the machines of n servers of one cluster (none started):
+// the server image with the cluster's secrets baked in, each on the
+// cluster's segment with its API and supervisor forwarded, the first the
+// others' server; and the secrets and the server token.
+func haServers(t *testing.T, n int) (servers []*haServer, secrets, token string) {
+	secrets = filepath.Join(t.TempDir(), "secrets")
+	bin := buildEnv(t, "RKE2_BIN")
+	if b, err := exec.Command(filepath.Join(bin, "rke2-build"), "secrets", "--output", secrets).CombinedOutput(); err != nil {
+		t.Fatalf("rke2-build secrets: %v\n%s", err, b)
+	}
+	tb, err := os.ReadFile(filepath.Join(secrets, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token = strings.TrimSpace(string(tb))
+	base := roleImage(t, "server", "--secrets", secrets)
+	sw := qemu.StartSwitch(t)
+
+	servers = make([]*haServer, n)
+	for i := range servers {
+		s := &haServer{name: fmt.Sprintf("server%d", i+1), ip: fmt.Sprintf("%s%d", clusterNet, 10+i), api: freePort(t), sup: freePort(t)}
+		// Probes patient with a control plane that shares two
+		// cores with two others under TCG: at kubeadm's timing the
+		// apiservers' exec probes (a kubectl each, every 5 to 10 s) are
+		// a large part of their load, and a /livez that waits on a
+		// slow etcd quorum gets the apiserver restarted, which loads
+		// the others more.
+		//
+		// An idle server here keeps its two vCPUs 60 % busy (debug.cpu,
+		// one server, RKE2's defaults): of 72 CPU-seconds a minute, the
+		// apiserver's kubectl exec probes take 12 (and their shim's
+		// share), flanneld's iptables checks every 5 s another 11,
+		// the kubelet 10, the apiserver 10. Three of them do not fit
+		// two host cores at that rate: the test sets, as a user of a
+		// small machine would, RKE2's knobs for them. etcd's
+		// heartbeat and election timeout are etcd's advice for slow
+		// links: a member's answers late by a second under TCG are
+		// not a dead leader.
+		rke2 := "rke2:\n  node-ip: " + s.ip + "\n" +
+			"  control-plane-probe-configuration: [kube-apiserver-liveness-period-seconds=30, kube-apiserver-liveness-failure-threshold=20," +
+			" kube-apiserver-readiness-period-seconds=30, kube-apiserver-startup-period-seconds=30]\n" +
+			"  etcd-arg: [heartbeat-interval=500, election-timeout=5000]\n"
+		if i > 0 {
+			rke2 += fmt.Sprintf("  server: https://%s:9345\n  token: %q\n", serverIP, token)
+		}
+		flannel := "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: rke2-flannel\n  namespace: kube-system\nspec:\n" +
+			"  valuesContent: |-\n    flannel:\n      args: [--ip-masq, --kube-subnet-mgr, --iptables-resync=60]\n"
+		s.seed = func(moreRKE2 string) []string {
+			return qemu.CIDataDrive(cidata(t, fmt.Sprintf("#cloud-config\nhostname: %s\nwrite_files:\n", s.name)+
+				"  - path: /var/lib/rancher/rke2/server/manifests/rke2-flannel-config.yaml\n    content: |\n"+indent(flannel, 6)+"\n"+
+				clusterNetwork(s.ip, rke2+moreRKE2), "instance-id: "+s.name+"\n"))
+		}
+		// Two vCPUs each (RKE2's minimum for a server: at one, the
+		// control plane's CPU requests leave no room for kube-proxy's
+		// once flannel and CoreDNS run), all at the same niceness. Two
+		// members of etcd are its quorum both: with the second server
+		// at one vCPU niced 5 (as the agent test's agent), its etcd
+		// answered the leader's heartbeats so late that reads took
+		// seconds, the first's apiserver failed its /livez (etcd) and
+		// was restarted, and the second's never got ready.
+		s.cfg = qemu.Config{Machine: "q35", MemoryMiB: 3072, CPUs: 2, Disk: qemu.Overlay(t, base, 8<<30), Switch: sw, SwitchMAC: clusterMAC(s.ip),
+			NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9345", s.api, s.sup),
+			Extra:      s.seed("")}
+		kubeconfig := filepath.Join(t.TempDir(), "admin.kubeconfig")
+		if b, err := exec.Command(filepath.Join(bin, "rke2-build"), "kubeconfig", "--secrets", secrets,
+			"--server", fmt.Sprintf("https://127.0.0.1:%d", s.api), "--output", kubeconfig).CombinedOutput(); err != nil {
+			t.Fatalf("rke2-build kubeconfig: %v\n%s", err, b)
+		}
+		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Timeout = 20 * time.Second
+		s.kc = kubernetes.NewForConfigOrDie(rc)
+		s.supervisor = fmt.Sprintf("https://127.0.0.1:%d", s.sup)
+		servers[i] = s
+	}
+	return servers, secrets, token
 }
 
 // waitJoinedServer waits for a further server's timeline: its etcd member

@@ -39,6 +39,14 @@ type etcdJoin struct {
 	PeerURL        string   `json:"peer_url"`
 	Endpoints      []string `json:"endpoints"`
 	Promoted       bool     `json:"promoted"`
+	// The cluster joined: its kube-system Namespace's UID and etcd's
+	// cluster ID (see clusterIdentity), for rejoinDecision.
+	ClusterUID string `json:"cluster_uid,omitempty"`
+	ClusterID  string `json:"cluster_id,omitempty"`
+	// Rejoin says the server found itself out of its restored cluster
+	// and joins it again at its next boot (rejoinAtBoot), and why.
+	Rejoin       bool   `json:"rejoin,omitempty"`
+	RejoinReason string `json:"rejoin_reason,omitempty"`
 }
 
 func (e Env) etcdJoinPath() string { return e.Paths.Server("db", "rke2os-etcd-join.json") }
@@ -69,14 +77,35 @@ func (e Env) bootstrapServer(ctx context.Context, rc config.RKE2Config, nodeName
 	if o.Token == "" {
 		return errors.New("join: a further server needs the cluster's token: set rke2.token (the first server's /var/lib/rancher/rke2/server/token)")
 	}
-	return backoff.Poll(ctx, 5*time.Second, "the server "+o.Server+" to hand over the cluster's bootstrap data", func(ctx context.Context) error {
+	wait := ctx
+	if _, err := os.Stat(e.etcdJoinPath()); err == nil {
+		// Joined before: this server holds the cluster's data and its
+		// etcd member. When the whole cluster starts at once, its server
+		// answers only once etcd has a quorum, this member's vote among
+		// it: a wait without end here was a cluster that never came
+		// back. It waits a little, then starts on what it holds.
+		var cancel context.CancelFunc
+		wait, cancel = context.WithTimeout(ctx, joinedBootstrapWait)
+		defer cancel()
+	}
+	err := backoff.Poll(wait, 5*time.Second, "the server "+o.Server+" to hand over the cluster's bootstrap data", func(ctx context.Context) error {
 		written, err := join.Bootstrap(ctx, o)
 		if err == nil && len(written) > 0 {
 			slog.Info("cluster bootstrap data taken", "server", o.Server, "files", len(written))
 		}
 		return err
 	})
+	var p interface{ Permanent() bool }
+	if err != nil && ctx.Err() == nil && wait.Err() != nil && !(errors.As(err, &p) && p.Permanent()) {
+		slog.Warn("the server does not answer; this server joined before and starts on the cluster's data it holds", "server", o.Server, "after", joinedBootstrapWait, "last", err)
+		return nil
+	}
+	return err
 }
+
+// joinedBootstrapWait is how long a server that joined before waits for
+// its server to hand over the bootstrap data at a start.
+var joinedBootstrapWait = 30 * time.Second
 
 // joinEtcd adds this server's member to the cluster as a learner, once,
 // and answers its initial cluster.
@@ -113,6 +142,15 @@ func (e Env) joinEtcd(ctx context.Context, rc config.RKE2Config, nodeName, nodeI
 		return nil, err
 	}
 	slog.Info("etcd member added as a learner", "peer", j.PeerURL, "initial_cluster", j.InitialCluster)
+	// The cluster joined, for a rejoin's decision; the promotion records
+	// it if it cannot be read now.
+	ictx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if uid, id, err := clusterIdentity(ictx, c); err == nil {
+		j.ClusterUID, j.ClusterID = uid, id
+	} else {
+		slog.Warn("etcd: the joined cluster's identity not read yet", "err", err)
+	}
 	return j, e.writeEtcdJoin(j)
 }
 
@@ -128,6 +166,13 @@ func (e Env) promoteEtcd(ctx context.Context, j *etcdJoin) error {
 		return err
 	}
 	j.Promoted = true
+	ictx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if uid, id, err := clusterIdentity(ictx, c); err == nil {
+		j.ClusterUID, j.ClusterID = uid, id
+	} else if j.ClusterUID == "" {
+		slog.Warn("etcd: the cluster's identity not read; the standing watch records it", "err", err)
+	}
 	return e.writeEtcdJoin(j)
 }
 

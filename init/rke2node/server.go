@@ -80,6 +80,15 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	// A joined server out of its restored cluster never sees its etcd
+	// healthy again: the watch runs from before that wait.
+	if j != nil && e.Reboot != nil {
+		goroutine.Keep(ctx, "etcd standing", func(ctx context.Context) {
+			e.watchStanding(ctx, standingEvery, func(ctx context.Context, j *etcdJoin) (bool, string, error) {
+				return e.standingVerdict(ctx, j, nodeName)
+			}, e.Reboot)
+		})
+	}
 	health := e.EtcdURL + "/health"
 	if j != nil && !j.Promoted {
 		health += "?serializable=true"

@@ -60,13 +60,16 @@ type Env struct {
 	// Upgrade is where the upgrader keeps its files and finds the image's
 	// upgrade key; nil runs no upgrader (tests).
 	Upgrade *upgrader.Files
+	// Reboot asks PID 1 to reboot the node in order (a server rejoining
+	// its restored cluster).
+	Reboot func() error
 }
 
 // DefaultEnv is the node's own.
 var DefaultEnv = Env{Paths: layout.DefaultPaths, Release: layout.Release, MediumDir: layout.MediumDir,
 	EtcdURL: "https://127.0.0.1:2379", APIServerURL: "https://127.0.0.1:6443", MilestoneDir: "/run/rke2os/milestones",
 	Secrets: layout.BakedSecrets, SupervisorAddr: ":9345", LBAddr: "127.0.0.1:6443", NodePasswordFile: layout.NodePassword,
-	Upgrade: &upgrader.DefaultFiles}
+	Upgrade: &upgrader.DefaultFiles, Reboot: upgrader.NodeSystem{}.Reboot}
 
 // Main runs the step named by args[0] and writes its answer to stdout;
 // the exit status is 0 on success, 1 on a failed step, 2 on bad usage.
@@ -257,6 +260,13 @@ func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string, trustOnFirstUse 
 	}
 	o.ForceNewCluster = force
 	if rc.Server() != "" && !reset && !resetAsked {
+		if j, err := e.readEtcdJoin(); err == nil && j.Rejoin {
+			if err := e.rejoinAtBoot(j, localEtcdAddrs(nodeIP), time.Now()); err != nil {
+				return nil, err
+			}
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
 		j, err := e.joinEtcd(ctx, rc, nodeName, nodeIP)
 		if err != nil {
 			return nil, err

@@ -300,3 +300,23 @@ func Remove(ctx context.Context, c *clientv3.Client, name string) error {
 	}
 	return nil
 }
+
+// Holds tells whether the cluster c answers for has the member name
+// with peerURL (or a member with peerURL not started yet, which has no
+// name). The list is read linearizably, so a member that answers from
+// a cluster that has gone on without it (a minority, or one left behind
+// by a restore) gets an error, never a stale yes or no. A member with
+// the peer URL under another name is not this one: the address was
+// taken over.
+func Holds(ctx context.Context, c *clientv3.Client, name, peerURL string) (bool, error) {
+	ms, err := list(ctx, c)
+	if err != nil {
+		return false, fmt.Errorf("etcd member list: %w", err)
+	}
+	for _, m := range ms {
+		if has(m.PeerURLs, peerURL) && (m.Name == name || m.Name == "") {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -244,6 +244,9 @@ func TestJoinAndLeave(t *testing.T) {
 		}
 	}
 
+	wantHolds(t, ctx, c, "b", bPeer, true) // added, not started: no name yet
+	wantHolds(t, ctx, c, "b", otherPeer, false)
+
 	// b is added but not started: no one else can join until it has.
 	_, err = Add(ctx, c, "c", otherPeer)
 	wantErr(t, err, "etcd member add c", bID, "has not started")
@@ -279,6 +282,10 @@ func TestJoinAndLeave(t *testing.T) {
 		t.Fatalf("promote of a voter: %v", err)
 	}
 	wantErr(t, Promote(pctx, c, otherPeer, 100*time.Millisecond), otherPeer, "no member")
+
+	wantHolds(t, ctx, c, "b", bPeer, true)
+	wantHolds(t, ctx, c, "c", bPeer, false) // b's address under another name is not c
+	wantHolds(t, ctx, c, "a", aPeer, true)
 
 	// b started: adding it again still answers, and its name is b's.
 	if got, err := Add(ctx, c, "b", bPeer); err != nil || got != wantCluster {
@@ -316,5 +323,14 @@ func TestJoinAndLeave(t *testing.T) {
 		if ms = mustList(t, ctx, c); len(ms) != tt.left || ms[0].Name != "a" {
 			t.Fatalf("members after remove %s = %+v", tt.remove, ms)
 		}
+	}
+	wantHolds(t, ctx, c, "b", bPeer, false)
+}
+
+func wantHolds(t *testing.T, ctx context.Context, c *clientv3.Client, name, peerURL string, want bool) {
+	t.Helper()
+	got, err := Holds(ctx, c, name, peerURL)
+	if err != nil || got != want {
+		t.Errorf("Holds(%s, %s) = %v, %v; want %v", name, peerURL, got, err, want)
 	}
 }

@@ -59,8 +59,13 @@ func Restore(ctx context.Context, o RestoreOptions) (movedTo string, err error) 
 	if err := os.RemoveAll(tmp); err != nil {
 		return "", fmt.Errorf("cluster-reset: %w", err)
 	}
+	// A token of its own makes the restored cluster's ID and its member's
+	// new (etcd derives both from the peer URLs and the token): with
+	// etcd's default token they were the old cluster's, so the other
+	// servers' members of the old cluster could not tell the restored one
+	// from theirs, and would not see that they are out of it.
 	args := []string{"snapshot", "restore", src, "--name", o.Name, "--initial-cluster", o.Name + "=" + o.PeerURL,
-		"--initial-advertise-peer-urls", o.PeerURL, "--data-dir", tmp}
+		"--initial-advertise-peer-urls", o.PeerURL, "--initial-cluster-token", RestoreToken(o.Now), "--data-dir", tmp}
 	cmd := exec.CommandContext(ctx, o.Etcdutl, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -90,6 +95,12 @@ func Restore(ctx context.Context, o RestoreOptions) (movedTo string, err error) 
 		return movedTo, err
 	}
 	return movedTo, durable.SyncDir(db)
+}
+
+// RestoreToken is the --initial-cluster-token of a cluster restored at
+// now: each restore makes a cluster of its own.
+func RestoreToken(now time.Time) string {
+	return "rke2os-restore-" + strconv.FormatInt(now.Unix(), 10)
 }
 
 // plainSnapshot is the snapshot's database as a plain file: the file

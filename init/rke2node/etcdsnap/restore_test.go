@@ -142,6 +142,28 @@ func TestRestore(t *testing.T) {
 			}
 		})
 	}
+	// Each restore is a cluster of its own: the same snapshot, member
+	// name and peer URL restored at another time make another cluster ID
+	// and member ID (with etcd's default token they were the same, and
+	// the old cluster's).
+	ids := map[string]bool{}
+	for i, now := range []time.Time{time.Unix(1796644800, 0), time.Unix(1796644801, 0)} {
+		data := filepath.Join(t.TempDir(), "db", "etcd")
+		if _, err := Restore(ctx, RestoreOptions{Etcdutl: etcdutl, Snapshot: plain.Path, DataDir: data, Name: "node1", PeerURL: "http://127.0.0.1:2380", Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		rc, stop := startOn(t, data, "node1")
+		ml, err := rc.MemberList(ctx)
+		stop()
+		if err != nil || len(ml.Members) != 1 {
+			t.Fatalf("restore %d: members %v %v", i, ml, err)
+		}
+		ids[fmt.Sprintf("cluster %x", ml.Header.ClusterId)] = true
+		ids[fmt.Sprintf("member %x", ml.Members[0].ID)] = true
+	}
+	if len(ids) != 4 {
+		t.Errorf("two restores at two times share IDs: %v", ids)
+	}
 }
 
 // TestRestoreRefuses: a snapshot that is truncated, corrupt or no

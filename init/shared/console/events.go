@@ -126,4 +126,9 @@ const (
 	// not done again
 	// (outcome skipped, reason).
 	EventClusterReset = "cluster-reset"
+	// EventEtcdRejoin: a further server found itself outside its
+	// cluster's etcd (outcome rebooting, reason: it rejoins at the next
+	// boot; rejoining, moved_to: the old data set aside, joining again as
+	// a learner; refused, reason: it stays out, and why).
+	EventEtcdRejoin = "etcd-rejoin"
 )
