@@ -83,7 +83,7 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 
 	if role == config.RoleServer {
 		var etcd nodesteps.EtcdResult
-		if err := nodesteps.Run(reaper, layout.NodeBinary, &etcd, nodesteps.StepEtcd, etcdArgs(cfg, nodeName, nodeIP)...); err != nil {
+		if err := nodesteps.Run(reaper, layout.NodeBinary, &etcd, nodesteps.StepEtcd, append(etcdArgs(cfg, nodeName, nodeIP), "--"+nodesteps.FlagAtBoot)...); err != nil {
 			return err
 		}
 		// After a step of the clock, the same step re-issues what no

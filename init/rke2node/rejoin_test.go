@@ -94,16 +94,19 @@ func TestRejoinDecision(t *testing.T) {
 		name   string
 		j      *etcdJoin
 		st     standing
-		rejoin bool
+		rejoin rejoinVerdict
 		says   string
 	}{
-		{"a member", joined, standing{In: true, UID: "uid-1", ClusterID: "c1"}, false, ""},
-		{"a member of a cluster restored", joined, standing{In: true, UID: "uid-1", ClusterID: "c2"}, false, ""},
-		{"restored without it", joined, standing{UID: "uid-1", ClusterID: "c2"}, true, "etcd cluster c1 (kube-system uid-1) was restored from a snapshot: it is etcd cluster c2 now"},
-		{"removed", joined, standing{UID: "uid-1", ClusterID: "c1"}, false, "removed from etcd cluster c1"},
-		{"another Kubernetes cluster", joined, standing{UID: "uid-2", ClusterID: "c2"}, false, "holds another Kubernetes cluster (kube-system uid-2; this server joined kube-system uid-1)"},
-		{"no record of the cluster", &etcdJoin{Endpoints: joined.Endpoints}, standing{UID: "uid-1", ClusterID: "c2"}, false, "no record of the cluster it joined"},
-		{"no cluster ID recorded", &etcdJoin{ClusterUID: "uid-1"}, standing{UID: "uid-1", ClusterID: "c2"}, false, "no record"},
+		{"a member", joined, standing{In: true, UID: "uid-1", ClusterID: "c1"}, stay, ""},
+		{"a member of a cluster restored", joined, standing{In: true, UID: "uid-1", ClusterID: "c2", RestoredFrom: "c1"}, stay, ""},
+		{"restored from its cluster", joined, standing{UID: "uid-1", ClusterID: "c2", RestoredFrom: "c1"}, rejoinRestored, "etcd cluster c1 (kube-system uid-1) was restored from a snapshot: it is etcd cluster c2 now"},
+		{"restored, unsaid from which", joined, standing{UID: "uid-1", ClusterID: "c2"}, rejoinWithoutQuorum, "is etcd cluster c2 of this Kubernetes cluster (kube-system uid-1), without this server's member; it does not say which cluster it was restored from, not this server's c1"},
+		{"restored from another", joined, standing{UID: "uid-1", ClusterID: "c3", RestoredFrom: "c2"}, rejoinWithoutQuorum, "says it was restored from etcd cluster c2, not this server's c1"},
+		{"removed", joined, standing{UID: "uid-1", ClusterID: "c1"}, stay, "removed from etcd cluster c1"},
+		{"removed, marked restored long ago", joined, standing{UID: "uid-1", ClusterID: "c1", RestoredFrom: "c0"}, stay, "removed from etcd cluster c1"},
+		{"another Kubernetes cluster", joined, standing{UID: "uid-2", ClusterID: "c2", RestoredFrom: "c1"}, stay, "holds another Kubernetes cluster (kube-system uid-2; this server joined kube-system uid-1)"},
+		{"no record of the cluster", &etcdJoin{Endpoints: joined.Endpoints}, standing{UID: "uid-1", ClusterID: "c2"}, stay, "no record of the cluster it joined"},
+		{"no cluster ID recorded", &etcdJoin{ClusterUID: "uid-1"}, standing{UID: "uid-1", ClusterID: "c2", RestoredFrom: ""}, stay, "no record"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rejoin, reason := rejoinDecision(tc.j, tc.st)
@@ -133,6 +136,36 @@ func TestSplitFrom(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := splitFrom(tc.own, restored); got != tc.split {
 				t.Fatalf("splitFrom = %v, want %v", got, tc.split)
+			}
+		})
+	}
+}
+
+func TestOwnQuorumVerdict(t *testing.T) {
+	m := func(urls ...string) etcdmember.Member { return etcdmember.Member{PeerURLs: urls} }
+	theirs := []string{"https://10.0.0.1:2380"}
+	old := []etcdmember.Member{m("https://10.0.0.1:2380"), m("https://10.0.0.2:2380"), m("https://10.0.0.3:2380")}
+	without := []etcdmember.Member{m("https://10.0.0.2:2380"), m("https://10.0.0.3:2380")}
+	noQuorum := errors.New("context deadline exceeded")
+	for _, tc := range []struct {
+		name   string
+		v      rejoinVerdict
+		ms     []etcdmember.Member
+		err    error
+		rejoin bool
+		says   string
+	}{
+		{"stay", stay, nil, noQuorum, false, "r"},
+		{"restored from ours, own cluster holds the restorer", rejoinRestored, old, nil, true, "r"},
+		{"restored from ours, own etcd without quorum", rejoinRestored, nil, noQuorum, true, "r"},
+		{"restored from ours by a server ours removed", rejoinRestored, without, nil, false, "split away"},
+		{"unsaid, own quorum", rejoinWithoutQuorum, old, nil, false, "answers with a quorum: it stays"},
+		{"unsaid, no quorum", rejoinWithoutQuorum, nil, noQuorum, true, "has no quorum (context deadline exceeded)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rejoin, reason := ownQuorumVerdict(tc.v, "r", tc.ms, tc.err, theirs)
+			if rejoin != tc.rejoin || !strings.Contains(reason, tc.says) {
+				t.Fatalf("ownQuorumVerdict = %v, %q; want %v, %q", rejoin, reason, tc.rejoin, tc.says)
 			}
 		})
 	}
@@ -206,6 +239,103 @@ func TestAskStanding(t *testing.T) {
 	}
 	if st, err := askStanding(ctx, c, "server1", peer); err != nil || !st.In || st.UID != "uid-1" {
 		t.Fatalf("the member: %+v %v", st, err)
+	}
+	if _, err := c.Put(ctx, restoredFromKey, "c0ffee"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := askStanding(ctx, c, "server2", "http://10.0.0.2:2380"); err != nil || st.RestoredFrom != "c0ffee" {
+		t.Fatalf("a stranger, the cluster marked restored: %+v %v", st, err)
+	}
+}
+
+// TestMarkCluster: a server records the cluster ID its etcd answers for;
+// a restore takes that record as the marker the restored etcd then
+// holds; a server that never recorded one marks nothing.
+func TestMarkCluster(t *testing.T) {
+	env := testEnv(t)
+	os.MkdirAll(env.Paths.Server("db"), 0o700)
+	c, _ := startEmbeddedEtcd(t, "server1")
+	ctx := context.Background()
+	if err := env.markRestore(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(env.restoredFromPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a marker with no cluster recorded: %v", err)
+	}
+	if err := env.markClusterWith(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	ml, err := c.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strconv.FormatUint(ml.Header.ClusterId, 16)
+	if b, err := os.ReadFile(env.clusterIDPath()); err != nil || string(b) != id {
+		t.Fatalf("the cluster ID recorded: %q %v, want %s", b, err, id)
+	}
+	if resp, err := c.Get(ctx, restoredFromKey); err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("a marker put with none pending: %v %v", resp, err)
+	}
+	// A restore: the recorded ID becomes the marker, put once etcd runs.
+	os.WriteFile(env.clusterIDPath(), []byte("c1"), 0o600)
+	if err := env.markRestore(); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.markClusterWith(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := c.Get(ctx, restoredFromKey); err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "c1" {
+		t.Fatalf("the marker: %v %v, want c1", resp, err)
+	}
+	if _, err := os.Stat(env.restoredFromPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the pending marker left: %v", err)
+	}
+	if b, _ := os.ReadFile(env.clusterIDPath()); string(b) != id {
+		t.Fatalf("the cluster ID recorded after: %q, want %s", b, id)
+	}
+}
+
+// TestRejoinIfConfirmed: a rejoin recorded is carried out at boot only
+// when the server's etcd says so again; a member again, or no answer,
+// forgets it and keeps the data.
+func TestRejoinIfConfirmed(t *testing.T) {
+	defer func(d time.Duration) { rejoinConfirmWait = d }(rejoinConfirmWait)
+	rejoinConfirmWait = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		rejoin bool
+		err    error
+		moved  bool
+	}{
+		{"confirmed", true, nil, true},
+		{"a member again", false, nil, false},
+		{"refused now", false, nil, false},
+		{"no answer", false, errors.New("connection refused"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := testEnv(t)
+			data := env.Paths.Server("db", "etcd")
+			os.MkdirAll(filepath.Join(data, "member"), 0o700)
+			j := &etcdJoin{PeerURL: "https://10.0.0.2:2380", Promoted: true, Rejoin: true, RejoinReason: "restored"}
+			if err := env.writeEtcdJoin(j); err != nil {
+				t.Fatal(err)
+			}
+			ask := func(context.Context, *etcdJoin) (bool, string, error) { return tc.rejoin, "why", tc.err }
+			if err := env.rejoinIfConfirmed(context.Background(), j, ask, []string{"127.0.0.1:1"}); err != nil {
+				t.Fatal(err)
+			}
+			_, serr := os.Stat(filepath.Join(data, "member"))
+			got, jerr := env.readEtcdJoin()
+			if tc.moved {
+				if !errors.Is(serr, os.ErrNotExist) || !errors.Is(jerr, os.ErrNotExist) {
+					t.Fatalf("confirmed: data %v, record %+v %v", serr, got, jerr)
+				}
+				return
+			}
+			if serr != nil || jerr != nil || got.Rejoin || !got.Promoted {
+				t.Fatalf("not confirmed: data %v, record %+v %v", serr, got, jerr)
+			}
+		})
 	}
 }
 
@@ -302,7 +432,9 @@ func TestWatchStanding(t *testing.T) {
 				asked++
 				return a.rejoin, "restored", a.err
 			}
-			go func() { time.Sleep(500 * time.Millisecond); cancel() }()
+			// Long enough for a loaded machine's fsyncs; a run that asks
+			// ends when its answers do.
+			go func() { time.Sleep(3 * time.Second); cancel() }()
 			env.watchStanding(ctx, time.Millisecond, ask, func() error { rebooted = true; cancel(); return nil })
 			if rebooted != tc.reboot || (asked != tc.asked && asked != tc.asked+1) {
 				t.Fatalf("rebooted %v after %d answers; want %v after %d", rebooted, asked, tc.reboot, tc.asked)

@@ -94,6 +94,13 @@ func (e Env) clusterReset(ctx context.Context, rc config.RKE2Config, nodeName, p
 		// cluster under the name of a reset one.
 		return false, false, fmt.Errorf("cluster-reset: this server has no etcd data to reset (%v): to restore a snapshot, set cluster-reset-restore-path too; otherwise remove cluster-reset", err)
 	}
+	if snapshot != "" {
+		// The restored cluster will say which it replaces (markCluster),
+		// for the other servers to know it for theirs.
+		if err := e.markRestore(); err != nil {
+			return false, false, fmt.Errorf("cluster-reset: %w", err)
+		}
+	}
 	// This server no longer joins anyone: its record of joining goes
 	// aside with the old data.
 	if j := e.etcdJoinPath(); fileExists(j) {

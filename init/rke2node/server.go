@@ -112,6 +112,14 @@ func (e Env) Server(ctx context.Context, nodeName, nodeIP string) error {
 		}
 		e.milestone("etcd-voter")
 	}
+	// A voter now: a restore's marker goes into etcd, and the cluster's
+	// ID is recorded, for the restores to come; beside the control
+	// plane's start, which does not wait for it.
+	goroutine.Go("etcd marks", func() {
+		if err := waitFor(ctx, "etcd to take the cluster's marks", e.markCluster); err != nil && ctx.Err() == nil {
+			slog.Warn("etcd marks", "err", err)
+		}
+	})
 
 	api := pods.KubeAPIServerOptions{ControlPlane: cp, ExtraArgs: rc.Strings("kube-apiserver-arg"),
 		PodSecurityConfigFile: rc.String("pod-security-admission-config-file")}

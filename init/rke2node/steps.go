@@ -91,7 +91,8 @@ func Main(env Env, args []string, stdout io.Writer) int {
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
 		tofu := fs.Bool(nodesteps.FlagTrustOnFirstUse, false, "a further server with a bare secret trusts the CA its server presents at its first join (the config's join.trust_on_first_use)")
-		run = func(ctx context.Context) (any, error) { return env.Etcd(ctx, *name, *ip, *tofu) }
+		atBoot := fs.Bool(nodesteps.FlagAtBoot, false, "the run at boot, before the kubelet starts (etcd not running): a rejoin recorded is carried out only then")
+		run = func(ctx context.Context) (any, error) { return env.Etcd(ctx, *name, *ip, *tofu, *atBoot) }
 	case nodesteps.StepJoin:
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
@@ -215,7 +216,7 @@ func (e Env) Import(ctx context.Context, server bool) (*nodesteps.ImportResult, 
 // server (server: set) first takes the cluster's secrets from that server
 // and joins etcd as a learner; trustOnFirstUse lets it do so with a bare
 // secret before it holds the cluster's CA.
-func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string, trustOnFirstUse bool) (*nodesteps.EtcdResult, error) {
+func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string, trustOnFirstUse, atBoot bool) (*nodesteps.EtcdResult, error) {
 	if nodeName == "" {
 		return nil, fmt.Errorf("etcd: no node name")
 	}
@@ -260,8 +261,11 @@ func (e Env) Etcd(ctx context.Context, nodeName, nodeIP string, trustOnFirstUse 
 	}
 	o.ForceNewCluster = force
 	if rc.Server() != "" && !reset && !resetAsked {
-		if j, err := e.readEtcdJoin(); err == nil && j.Rejoin {
-			if err := e.rejoinAtBoot(j, localEtcdAddrs(nodeIP), time.Now()); err != nil {
+		if j, err := e.readEtcdJoin(); err == nil && j.Rejoin && atBoot {
+			ask := func(ctx context.Context, j *etcdJoin) (bool, string, error) {
+				return e.standingVerdict(ctx, j, nodeName)
+			}
+			if err := e.rejoinIfConfirmed(ctx, j, ask, localEtcdAddrs(nodeIP)); err != nil {
 				return nil, err
 			}
 		} else if err != nil && !errors.Is(err, os.ErrNotExist) {

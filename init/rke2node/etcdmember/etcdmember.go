@@ -302,21 +302,27 @@ func Remove(ctx context.Context, c *clientv3.Client, name string) error {
 }
 
 // Holds tells whether the cluster c answers for has the member name
-// with peerURL (or a member with peerURL not started yet, which has no
-// name). The list is read linearizably, so a member that answers from
-// a cluster that has gone on without it (a minority, or one left behind
-// by a restore) gets an error, never a stale yes or no. A member with
-// the peer URL under another name is not this one: the address was
-// taken over.
+// with peerURL (see Held). The list is read linearizably, so a member
+// that answers from a cluster that has gone on without it (a minority,
+// or one left behind by a restore) gets an error, never a stale yes or
+// no.
 func Holds(ctx context.Context, c *clientv3.Client, name, peerURL string) (bool, error) {
-	ms, err := list(ctx, c)
+	ms, err := List(ctx, c)
 	if err != nil {
-		return false, fmt.Errorf("etcd member list: %w", err)
+		return false, err
 	}
+	return Held(ms, name, peerURL), nil
+}
+
+// Held tells whether ms holds the member name with peerURL, or a member
+// with peerURL not started yet (which has no name). A member with the
+// peer URL under another name is not this one: the address was taken
+// over.
+func Held(ms []Member, name, peerURL string) bool {
 	for _, m := range ms {
 		if has(m.PeerURLs, peerURL) && (m.Name == name || m.Name == "") {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }

@@ -3,6 +3,7 @@ package etcdsnap
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -65,7 +66,7 @@ func Restore(ctx context.Context, o RestoreOptions) (movedTo string, err error) 
 	// servers' members of the old cluster could not tell the restored one
 	// from theirs, and would not see that they are out of it.
 	args := []string{"snapshot", "restore", src, "--name", o.Name, "--initial-cluster", o.Name + "=" + o.PeerURL,
-		"--initial-advertise-peer-urls", o.PeerURL, "--initial-cluster-token", RestoreToken(o.Now), "--data-dir", tmp}
+		"--initial-advertise-peer-urls", o.PeerURL, "--initial-cluster-token", restoreToken(), "--data-dir", tmp}
 	cmd := exec.CommandContext(ctx, o.Etcdutl, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -97,10 +98,11 @@ func Restore(ctx context.Context, o RestoreOptions) (movedTo string, err error) 
 	return movedTo, durable.SyncDir(db)
 }
 
-// RestoreToken is the --initial-cluster-token of a cluster restored at
-// now: each restore makes a cluster of its own.
-func RestoreToken(now time.Time) string {
-	return "rke2os-restore-" + strconv.FormatInt(now.Unix(), 10)
+// restoreToken is a restored cluster's --initial-cluster-token: random,
+// so that each restore makes a cluster of its own (two in the same second
+// of a clock not yet set included).
+func restoreToken() string {
+	return "rke2os-restore-" + rand.Text()
 }
 
 // plainSnapshot is the snapshot's database as a plain file: the file

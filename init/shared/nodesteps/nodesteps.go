@@ -76,6 +76,11 @@ type InstallResult struct {
 // no such key.
 const FlagTrustOnFirstUse = "trust-on-first-use"
 
+// FlagAtBoot marks the etcd step's run at boot, before the kubelet
+// starts: only then, etcd not running, may a server set its etcd data
+// aside to rejoin its cluster (the step runs again after a clock step).
+const FlagAtBoot = "at-boot"
+
 // JoinResult is what the join step answers.
 type JoinResult struct {
 	Server        string   `json:"server"`
