@@ -20,10 +20,11 @@ KERNEL_DIR = $(BUILD)/kernel/$(KERNEL_PKG)
 GRUB_DIR := $(BUILD)/grub
 BIN := $(BUILD)/bin
 
-.PHONY: all deps image images boot test unit qemu-test multinode-test ha-test ha-restore-test install-test upgrade-test bench clean tools
+.PHONY: all deps image images boot test unit qemu-test multinode-test ha-test ha-restore-test install-test upgrade-test bench clean tools e2e conformance
 
 # The RKE2 version the images run; images/versions.env pins every part of it.
 RKE2_VERSION := $(shell sed -n 's/^RKE2_VERSION=//p' images/versions.env)
+KUBERNETES_VERSION := $(shell sed -n 's/^KUBERNETES_VERSION=//p' images/versions.env)
 IMAGES := $(BUILD)/images/rke2-images.linux-amd64.tar.zst
 all: image
 
@@ -109,6 +110,7 @@ unit: deps
 	$(GO) vet -tags multinode ./qemu-test/
 	$(GO) vet -tags installtest ./qemu-test/
 	$(GO) vet -tags upgradetest ./qemu-test/
+	$(GO) vet -tags conformance ./qemu-test/
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test $$($(GO) list ./... | grep -v /qemu-test$$)
 
@@ -157,6 +159,21 @@ install-test: image
 # (1464 s on 2026-12-06), so it runs on its own.
 upgrade-test: image
 	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst $(GO) test -tags upgradetest -count=1 -timeout 80m -run 'TestUpgradeFailures$$' -v .
+
+# e2e builds Kubernetes' e2e.test of the cluster's version (for make
+# conformance), cached by version beside the images.
+E2E := $(BUILD)/cache/e2e-$(KUBERNETES_VERSION)/e2e.test
+e2e: images
+	images/build.sh $(BUILD)/images $(BUILD)/cache e2e
+
+# conformance boots a server and runs Kubernetes' own [Conformance] tests
+# against it with e2e.test (CONFORMANCE_FOCUS, CONFORMANCE_SKIP choose the
+# set, CONFORMANCE_TIMEOUT the time budget); the JUnit report and the
+# summary land in build/conformance.
+conformance: image e2e
+	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst \
+		RKE2_E2E=$(E2E) RKE2_KUBECTL=$(BUILD)/cache/kubernetes-$(KUBERNETES_VERSION)/kubectl RKE2_CONFORMANCE_DIR=$(BUILD)/conformance \
+		$(GO) test -tags conformance -count=1 -timeout 0 -run 'TestConformance$$' -v .
 
 bench: image
 	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_IMAGES=$(IMAGES) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst RKE2_VERSION=$(RKE2_VERSION) $(GO) run ./cmd/bench $(BENCH_ARGS)

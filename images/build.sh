@@ -9,7 +9,8 @@
 #   CACHEDIR  binaries by component-version,   (default: build/cache)
 #             wrapper modules and the GOCACHE
 #   COMPONENT build only these (kubernetes etcd containerd runc crictl
-#             cni-plugins pause iptables flannel coredns testworkload) and
+#             cni-plugins pause iptables flannel coredns testworkload
+#             versitygw; e2e, after kubernetes, only when named) and
 #             write no archive
 #
 # Each component lands in CACHEDIR/<component>-<version>/ with a .stamp file
@@ -120,6 +121,25 @@ recipe_kubernetes() {
 		k8s.io/kubernetes/cmd/kube-controller-manager \
 		k8s.io/kubernetes/cmd/kube-scheduler \
 		k8s.io/kubernetes/cmd/kube-proxy)
+}
+
+# Kubernetes' own e2e tests, for make conformance on the host (never in an
+# image): e2e.test from the wrapper module recipe_kubernetes made for the
+# same version, so it shares that build's packages in the GOCACHE.
+recipe_e2e() {
+	local target=$1 version=$2 w minor ldflags="-s -w" pkg
+	w=$cache/wrap/kubernetes-$version
+	if ! grep -q "k8s.io/kubernetes $version" "$w/go.mod" 2>/dev/null; then
+		log "e2e $version: build kubernetes $version first (its wrapper module $w)"
+		return 1
+	fi
+	minor=${version#v1.}
+	minor=${minor%%.*}
+	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+		ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
+	done
+	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go test -c -ldflags "$ldflags" -o "$target/e2e.test" k8s.io/kubernetes/test/e2e)
 }
 
 recipe_etcd() {
@@ -299,6 +319,7 @@ build() {
 	case $1 in
 	kubernetes) component kubernetes "$KUBERNETES_VERSION" recipe_kubernetes \
 		kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy ;;
+	e2e) component e2e "$KUBERNETES_VERSION" recipe_e2e e2e.test ;;
 	etcd) component etcd "$ETCD_VERSION" recipe_etcd etcd etcdctl etcdutl ;;
 	containerd) component containerd "$CONTAINERD_VERSION" recipe_containerd \
 		containerd containerd-shim-runc-v2 ctr ;;

@@ -271,6 +271,8 @@ type clusterServer struct {
 	supervisor int
 	kc         kubernetes.Interface
 	rc         *rest.Config
+	// kubeconfig is the admin kubeconfig's file.
+	kubeconfig string
 }
 
 func newClusterServer(t *testing.T) *clusterServer {
@@ -282,13 +284,13 @@ func newClusterServer(t *testing.T) *clusterServer {
 	cs.seed = func(gen int) []string {
 		return qemu.CIDataDrive(cidata(t, clusterUserData(t, gen, cs.rke2), "instance-id: node1\n"))
 	}
-	kubeconfig := filepath.Join(t.TempDir(), "admin.kubeconfig")
+	cs.kubeconfig = filepath.Join(t.TempDir(), "admin.kubeconfig")
 	if b, err := exec.Command(filepath.Join(buildEnv(t, "RKE2_BIN"), "rke2-build"), "kubeconfig", "--secrets", secrets,
-		"--server", fmt.Sprintf("https://127.0.0.1:%d", api), "--output", kubeconfig).CombinedOutput(); err != nil {
+		"--server", fmt.Sprintf("https://127.0.0.1:%d", api), "--output", cs.kubeconfig).CombinedOutput(); err != nil {
 		t.Fatalf("rke2-build kubeconfig: %v\n%s", err, b)
 	}
 	var err error
-	if cs.rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
+	if cs.rc, err = clientcmd.BuildConfigFromFlags("", cs.kubeconfig); err != nil {
 		t.Fatal(err)
 	}
 	cs.rc.Timeout = 30 * time.Second
