@@ -140,11 +140,18 @@ func haServers(t *testing.T, n int) (servers []*haServer, secrets, token string)
 		// small machine would, RKE2's knobs for them. etcd's
 		// heartbeat and election timeout are etcd's advice for slow
 		// links: a member's answers late by a second under TCG are
-		// not a dead leader.
+		// not a dead leader. The controller-manager's and scheduler's
+		// leases likewise: at Kubernetes' 15 s lease and 10 s renewal, a
+		// renewal late behind a slow etcd quorum exits the process, and
+		// each restart of theirs costs the loaded machine minutes of CPU
+		// (seen: both in CrashLoopBackOff on the first server while the
+		// second imported its images).
+		lease := "[leader-elect-lease-duration=60s, leader-elect-renew-deadline=40s, leader-elect-retry-period=10s]"
 		rke2 := "rke2:\n  node-ip: " + s.ip + "\n" +
 			"  control-plane-probe-configuration: [kube-apiserver-liveness-period-seconds=30, kube-apiserver-liveness-failure-threshold=20," +
 			" kube-apiserver-readiness-period-seconds=30, kube-apiserver-startup-period-seconds=30]\n" +
-			"  etcd-arg: [heartbeat-interval=500, election-timeout=5000]\n"
+			"  etcd-arg: [heartbeat-interval=500, election-timeout=5000]\n" +
+			"  kube-controller-manager-arg: " + lease + "\n  kube-scheduler-arg: " + lease + "\n"
 		if i > 0 {
 			rke2 += fmt.Sprintf("  server: https://%s:9345\n  token: %q\n", serverIP, token)
 		}

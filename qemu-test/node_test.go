@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -25,9 +24,7 @@ import (
 	"time"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
-	"github.com/rke2os/rke2os/init/pid1/timesync/ntptest"
 	"github.com/rke2os/rke2os/init/shared/console"
-	"github.com/rke2os/rke2os/internal/disktest"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
@@ -330,135 +327,6 @@ func waitMore(t *testing.T, vm *qemu.VM, name string, match map[string]string, b
 			t.Fatalf("no new event %s %v after %s", name, match, timeout)
 		}
 		time.Sleep(time.Second)
-	}
-}
-
-// The server ISO with a NoCloud volume comes up as a live node: hostname,
-// a written file, DHCP, the runtime extracted as RKE2 does, containerd,
-// the airgap images imported, a standalone kubelet running etcd's static
-// pod, which the test reaches through QEMU's port forwarding.
-//
-// Its cable is unplugged from power-on for 90 seconds, as when the switch
-// comes back after the node: the boot waits, says what for, and goes on by
-// itself once the link is up.
-//
-// Its hardware clock is six years behind (QEMU's -rtc base=2020-01-01) and
-// the test serves the host's time over NTP: the clock is set before any
-// certificate is made, and etcd's are valid today. A second disk with a
-// state partition of another machine is attached: the live ISO leaves it
-// alone.
-func TestNodeRunsEtcd(t *testing.T) {
-	ntp, err := ntptest.Listen("127.0.0.1:0", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ntp.Close() })
-	foreign := foreignStateDisk(t)
-	rtc := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
-	n := newTestNode(t, qemu.Config{ISO: filepath.Join(outDir(t), "rke2-server.iso"), Disk: foreign, RTCBase: rtc.Format("2006-01-02")})
-	// A restore of a file that is no snapshot: refused, and etcd starts
-	// on the data as it is (here, a first boot's: none).
-	n.userData(fmt.Sprintf("ntp:\n  servers: [\"10.0.2.2:%d\"]\nrke2:\n  node-label: rke2os.test/role=server\n  node-taint: [\"rke2os.test/dedicated=true:PreferNoSchedule\"]\n"+
-		"  cluster-reset: true\n  cluster-reset-restore-path: /etc/os-release\n", ntp.Port()))
-	started := time.Now()
-	const unplugged = 90 * time.Second
-	vm := n.bootWith(func(vm *qemu.VM) {
-		if err := vm.SetLink(false); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := vm.WaitEvent(console.EventDHCPWaiting, map[string]string{"iface": "eth0", "reason": "no-carrier", "waited": "30s"}, bootTimeout); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Until(vm.Started.Add(unplugged)))
-		if ms := vm.Milestones(); ms["network-up"] != 0 {
-			t.Fatalf("network-up at t=%.3f with the cable unplugged", ms["network-up"])
-		}
-		if err := vm.SetLink(true); err != nil {
-			t.Fatal(err)
-		}
-	})
-	t.Logf("waiting messages while unplugged: %d", countEvents(vm, console.EventDHCPWaiting, map[string]string{"iface": "eth0"}))
-	if ev, err := vm.WaitEvent(console.EventClusterReset, map[string]string{"outcome": "refused"}, time.Second); err != nil ||
-		!strings.Contains(ev["reason"], "/etc/os-release") || !strings.Contains(ev["reason"], "not an etcd snapshot") {
-		t.Errorf("the restore of a file that is no snapshot: %v %v", ev, err)
-	}
-	// DHCP on the interface the config names (not the automatic DHCP).
-	if _, err := vm.WaitEvent(console.EventDHCPLease, map[string]string{"item": "network.interfaces[0] (name eth0)"}, time.Second); err != nil {
-		t.Error(err)
-	}
-
-	// The clock: set from NTP after network-up and before content-ready,
-	// by the offset the test made.
-	ms := vm.Milestones()
-	if !(ms["network-up"] <= ms["time-synced"] && ms["time-synced"] > 0 && ms["time-synced"] < ms["content-ready"]) {
-		t.Errorf("time-synced at %.3f, want after network-up (%.3f) and before content-ready (%.3f)", ms["time-synced"], ms["network-up"], ms["content-ready"])
-	}
-	synced, err := vm.WaitEvent(console.EventTimeSynced, map[string]string{"stepped": "true"}, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	offset, err := time.ParseDuration(synced["offset"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The guest started at rtc when QEMU started; its clock ran since.
-	if want := started.Sub(rtc); offset < want-5*time.Minute || offset > want+5*time.Minute {
-		t.Errorf("logged offset %v, want about %v", offset, want)
-	}
-	if ntp.Queries() == 0 {
-		t.Errorf("the node never asked the test's NTP server")
-	}
-	// With virtio-rng the kernel's RNG is ready at once: no word about it.
-	if len(vm.Events(console.EventRNGNotReady)) > 0 || len(vm.Events(console.EventRNGMissing)) > 0 {
-		t.Errorf("the RNG message appeared although the VM has virtio-rng")
-	}
-	if _, err := vm.WaitEventFunc(console.EventConfigLoaded, func(ev map[string]string) bool { return strings.HasPrefix(ev["sources"], "cidata") },
-		"the config from cidata", time.Second); err != nil {
-		t.Error(err)
-	}
-	if _, err := vm.WaitEvent(console.EventStateInMemory, nil, time.Second); err != nil {
-		t.Error(err)
-	}
-	if _, err := vm.WaitEvent(console.EventContentReady, map[string]string{"skipped": "false"}, time.Second); err != nil {
-		t.Error(err)
-	}
-	// The airgap images are pinned: the kubelet's image GC, which a live
-	// node's full tmpfs triggers, never removes them. A third-party line:
-	// containerd's own log.
-	if _, err := vm.WaitFor(regexp.MustCompile(`ImageCreate event name:.*docker.io/rancher/hardened-flannel:.*io.cri-containerd.pinned.*pinned`), time.Second); err != nil {
-		t.Error(err)
-	}
-	n.put("/rke2os/test", "hello from the host")
-	if got := n.get("/rke2os/test"); got != "hello from the host" {
-		t.Fatalf("get = %q", got)
-	}
-	// etcd's serving certificate, made by the node, is valid today.
-	conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", n.etcd), &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{n.ca.client(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := conn.ConnectionState().PeerCertificates[0]
-	conn.Close()
-	if now := time.Now(); cert.NotBefore.After(now) || cert.NotAfter.Before(now) || now.Sub(cert.NotBefore) > time.Hour+10*time.Minute {
-		t.Errorf("etcd's certificate is valid %v to %v, not from about now (%v)", cert.NotBefore, cert.NotAfter, now)
-	}
-	n.checkControlPlane(vm)
-	t.Logf("timeline: %v", vm.Milestones())
-	if err := vm.Powerdown(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := vm.WaitMilestone("shutdown-done", 3*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := vm.WaitExit(time.Minute); err != nil {
-		// Stopped here so that the disk is read at rest.
-		t.Errorf("after shutdown-done: %v", err)
-		vm.Kill()
-	}
-	// The other machine's blank state partition is still blank.
-	start, size := statePartition(t, foreign)
-	if sum, zero := disktest.Hash(t, foreign, start, size), sha256.Sum256(make([]byte, size)); sum != zero {
-		t.Errorf("the state partition of a disk the node did not boot from was written to")
 	}
 }
 
