@@ -20,7 +20,7 @@ KERNEL_DIR = $(BUILD)/kernel/$(KERNEL_PKG)
 GRUB_DIR := $(BUILD)/grub
 BIN := $(BUILD)/bin
 
-.PHONY: all deps image images boot test unit qemu-test multinode-test ha-test ha-restore-test install-test upgrade-test node-test bench clean tools e2e conformance
+.PHONY: all deps image images boot test unit qemu-test multinode-test ha-test ha-restore-test install-test upgrade-test node-test bench clean tools e2e conformance-images conformance
 
 # The RKE2 version the images run; images/versions.env pins every part of it.
 RKE2_VERSION := $(shell sed -n 's/^RKE2_VERSION=//p' images/versions.env)
@@ -175,12 +175,21 @@ E2E := $(BUILD)/cache/e2e-$(KUBERNETES_VERSION)/e2e.test
 e2e: images
 	images/build.sh $(BUILD)/images $(BUILD)/cache e2e
 
+# conformance-images builds the images Kubernetes' conformance tests run
+# (agnhost, busybox, httpd, nginx, ... under the names the tests pull) into
+# their own archive, never RKE2's nor the QEMU tests'.
+CONFORMANCE_IMAGES := $(BUILD)/images/rke2os-conformance-images.linux-amd64.tar.zst
+conformance-images: images
+	images/build.sh $(BUILD)/images $(BUILD)/cache conformance-images
+	RKE2_REQUIRE_CONFORMANCE_IMAGES=1 $(GO) test -count=1 -run TestConformanceImages ./images/
+
 # conformance boots a server and runs Kubernetes' own [Conformance] tests
 # against it with e2e.test (CONFORMANCE_FOCUS, CONFORMANCE_SKIP choose the
 # set, CONFORMANCE_TIMEOUT the time budget); the JUnit report and the
 # summary land in build/conformance.
-conformance: image e2e
+conformance: image e2e conformance-images
 	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst \
+		RKE2_CONFORMANCE_IMAGES=$(CONFORMANCE_IMAGES) \
 		RKE2_E2E=$(E2E) RKE2_KUBECTL=$(BUILD)/cache/kubernetes-$(KUBERNETES_VERSION)/kubectl RKE2_CONFORMANCE_DIR=$(BUILD)/conformance \
 		$(GO) test -tags conformance -count=1 -timeout 0 -run 'TestConformance$$' -v .
 

@@ -3,5 +3,8 @@
 // Kubernetes components, etcd, crictl, the CNI plugins and pause from their
 // Go modules at the versions in versions.env, and cmd/mkimages writes them as
 // the docker-save archive rke2-images.linux-amd64.tar.zst, under RKE2's own
-// image names. This package's test checks that archive.
+// image names. build.sh conformance-images builds, apart from them, the
+// images Kubernetes' conformance tests run (agnhost, busybox, httpd, nginx,
+// ...) from their sources and Debian's packages, for make conformance.
+// This package's tests check both archives.
 package images

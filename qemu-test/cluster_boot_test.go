@@ -70,6 +70,11 @@ func roleImage(t *testing.T, role string, extra ...string) string {
 		"--version", rke2Version(t),
 		"--images", inputOr("RKE2_IMAGES", "../build/images/rke2-images.linux-amd64.tar.zst"),
 		"--images", inputOr("RKE2_TEST_IMAGES", "../build/images/rke2os-test-images.linux-amd64.tar.zst")}, extra...)
+	// make conformance bakes the images Kubernetes' conformance tests run
+	// too (their own archive: no other test carries them).
+	if a := os.Getenv("RKE2_CONFORMANCE_IMAGES"); a != "" {
+		args = append(args, "--images", a)
+	}
 	if b, err := exec.Command(filepath.Join(bin, "rke2-build"), args...).CombinedOutput(); err != nil {
 		t.Fatalf("rke2-build image --role %s: %v\n%s", role, err, b)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,30 +26,68 @@ type taggedImage struct {
 // defaultPath is the PATH of every image, as in a Debian or distroless base.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// newImage makes a linux/amd64 image of one layer.
-func newImage(layer v1.Layer, entrypoint []string, epoch time.Time) (v1.Image, error) {
+// newImage makes a linux/amd64 image of layers with config.
+func newImage(layers []v1.Layer, config v1.Config, epoch time.Time) (v1.Image, error) {
 	cfg := &v1.ConfigFile{
 		Architecture: "amd64",
 		OS:           "linux",
 		Created:      v1.Time{Time: epoch},
-		Config: v1.Config{
-			Env:        []string{defaultPath},
-			Entrypoint: entrypoint,
-		},
-		RootFS: v1.RootFS{Type: "layers"},
+		Config:       config,
+		RootFS:       v1.RootFS{Type: "layers"},
 	}
 	img, err := mutate.ConfigFile(empty.Image, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("image config: %w", err)
 	}
-	img, err = mutate.Append(img, mutate.Addendum{
-		Layer:   layer,
-		History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "rke2os images/cmd/mkimages"},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("image layer: %w", err)
+	for _, l := range layers {
+		img, err = mutate.Append(img, mutate.Addendum{
+			Layer:   l,
+			History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "rke2os images/cmd/mkimages"},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("image layer: %w", err)
+		}
 	}
 	return img, nil
+}
+
+// config is s's image config: its base's (or only defaultPath in Env),
+// with what s sets over it, as a Dockerfile's instructions after FROM.
+// An image that sets only Entrypoint gets {Entrypoint, Env: [defaultPath]},
+// the config RKE2's images have always had.
+func (s *imageSpec) config() v1.Config {
+	var c v1.Config
+	if s.Base != nil {
+		c = s.Base.config()
+	} else {
+		c.Env = []string{defaultPath}
+	}
+	if s.Env != nil {
+		c.Env = slices.Clone(s.Env)
+	}
+	if s.Entrypoint != nil {
+		c.Entrypoint = slices.Clone(s.Entrypoint)
+	}
+	if s.Cmd != nil {
+		c.Cmd = slices.Clone(s.Cmd)
+	}
+	if s.User != "" {
+		c.User = s.User
+	}
+	if s.WorkingDir != "" {
+		c.WorkingDir = s.WorkingDir
+	}
+	if len(s.ExposedPorts) > 0 {
+		ports := map[string]struct{}{}
+		for p := range c.ExposedPorts {
+			ports[p] = struct{}{}
+		}
+		for _, p := range s.ExposedPorts {
+			ports[p] = struct{}{}
+		}
+		c.ExposedPorts = ports
+	}
+	return c
 }
 
 // writeArchive writes images as a docker-save archive ("docker save"'s

@@ -17,9 +17,10 @@ import (
 )
 
 // writeLayer writes files as an uncompressed layer tar to w: entries sorted
-// by name, every parent directory present (0755), owner root, every time
-// epoch. It returns the layer's sha256, which is both its digest and its
-// diff ID since docker-save layers are stored uncompressed.
+// by name, every parent directory present (0755 unless listed as a Dir
+// with a mode of its own), owner root, every time epoch. It returns the
+// layer's sha256, which is both its digest and its diff ID since
+// docker-save layers are stored uncompressed.
 func writeLayer(w io.Writer, files []file, epoch time.Time) (v1.Hash, int64, error) {
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, h)}
@@ -33,12 +34,25 @@ func writeLayer(w io.Writer, files []file, epoch time.Time) (v1.Hash, int64, err
 			return v1.Hash{}, 0, fmt.Errorf("layer file %q: want a clean relative path", f.Name)
 		}
 		if i > 0 && sorted[i-1].Name == f.Name {
+			// One directory from two trees is one entry.
+			if prev := sorted[i-1]; prev.Dir && f.Dir && prev.Mode == f.Mode {
+				continue
+			}
 			return v1.Hash{}, 0, fmt.Errorf("layer file %q listed twice", f.Name)
 		}
 		// Each directory goes right before the first file inside it, so
-		// an extractor always meets a parent before its contents.
+		// an extractor always meets a parent before its contents. A
+		// listed directory sorts before everything inside it, so it is
+		// never implied first.
 		if err := writeParents(tw, path.Dir(f.Name), dirs, epoch); err != nil {
 			return v1.Hash{}, 0, err
+		}
+		if f.Dir {
+			if err := writeDir(tw, f.Name, f.Mode, epoch); err != nil {
+				return v1.Hash{}, 0, err
+			}
+			dirs[f.Name] = true
+			continue
 		}
 		if err := writeFile(tw, f, epoch); err != nil {
 			return v1.Hash{}, 0, err
@@ -58,10 +72,14 @@ func writeParents(tw *tar.Writer, dir string, done map[string]bool, epoch time.T
 		return err
 	}
 	done[dir] = true
+	return writeDir(tw, dir, 0o755, epoch)
+}
+
+func writeDir(tw *tar.Writer, dir string, mode int64, epoch time.Time) error {
 	hdr := &tar.Header{
 		Typeflag: tar.TypeDir,
 		Name:     dir + "/",
-		Mode:     0o755,
+		Mode:     mode,
 		ModTime:  epoch,
 		Format:   tar.FormatPAX,
 	}

@@ -3,8 +3,12 @@
 // archive, rke2-images.linux-amd64.tar.zst, from the binaries images/build.sh
 // left in its cache, and the QEMU tests' own image (images/testworkload) as
 // another, rke2os-test-images.linux-amd64.tar.zst, so that it never reaches a
-// node. The same inputs give the same bytes: every time stamp is
-// SOURCE_DATE_EPOCH (0 when unset), every owner root, every list sorted.
+// node. With -conformance it writes instead, and only, the images
+// Kubernetes' conformance tests run (agnhost, busybox, httpd, nginx, ...,
+// under their registry.k8s.io names) as rke2os-conformance-images.linux-amd64.tar.zst,
+// for make conformance. The same inputs give the same bytes: every time
+// stamp is SOURCE_DATE_EPOCH (0 when unset), every owner root, every list
+// sorted.
 package main
 
 import (
@@ -20,6 +24,7 @@ func main() {
 	cache := flag.String("cache", "build/cache", "images/build.sh's cache: <component>-<version>/ directories of binaries")
 	out := flag.String("out", "build/images", "where to write the archives")
 	keepTar := flag.Bool("keep-tar", true, "also keep the uncompressed rke2-images.linux-amd64.tar")
+	conformance := flag.Bool("conformance", false, "write only rke2os-conformance-images.linux-amd64.tar.zst, the images Kubernetes' conformance tests run (images/build.sh OUT CACHE conformance-images builds what it needs)")
 	flag.Parse()
 
 	epoch, err := sourceDateEpoch()
@@ -28,7 +33,12 @@ func main() {
 		os.Exit(2)
 	}
 	start := time.Now()
-	if err := run(*versions, *cache, *out, *keepTar, epoch); err != nil {
+	if *conformance {
+		err = runConformance(*versions, *cache, *out, epoch)
+	} else {
+		err = run(*versions, *cache, *out, *keepTar, epoch)
+	}
+	if err != nil {
 		slog.Error("mkimages", "err", err)
 		os.Exit(1)
 	}

@@ -3,15 +3,20 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/klauspost/compress/zstd"
 )
@@ -390,5 +395,238 @@ func TestKubernetesImageCarriesIptables(t *testing.T) {
 	}
 	if got["usr/local/bin/kube-proxy"] == nil {
 		t.Error("kube-proxy is missing")
+	}
+}
+
+// Directories listed with a mode keep it (sticky, private), a setuid file
+// keeps its bit, a directory from two trees is one entry, and parents
+// still come first.
+func TestWriteLayerDirsAndModes(t *testing.T) {
+	type entry struct {
+		name string
+		typ  byte
+		mode int64
+	}
+	for _, tc := range []struct {
+		name    string
+		files   []file
+		want    []entry
+		wantErr string
+	}{{
+		name: "modes kept",
+		files: []file{
+			{Name: "tmp", Dir: true, Mode: 0o1777},
+			{Name: "usr/local/bin/nnp", Data: []byte("x"), Mode: 0o4755},
+			{Name: "root", Dir: true, Mode: 0o700},
+			{Name: "uploads", Dir: true, Mode: 0o755},
+			{Name: "usr", Dir: true, Mode: 0o755},
+			{Name: "usr", Dir: true, Mode: 0o755},
+			{Name: "tmp/x", Data: []byte("y"), Mode: 0o644},
+			{Name: "bin/sh", Link: "bash"},
+		},
+		want: []entry{
+			{"bin/", tar.TypeDir, 0o755},
+			{"bin/sh", tar.TypeSymlink, 0o777},
+			{"root/", tar.TypeDir, 0o700},
+			{"tmp/", tar.TypeDir, 0o1777},
+			{"tmp/x", tar.TypeReg, 0o644},
+			{"uploads/", tar.TypeDir, 0o755},
+			{"usr/", tar.TypeDir, 0o755},
+			{"usr/local/", tar.TypeDir, 0o755},
+			{"usr/local/bin/", tar.TypeDir, 0o755},
+			{"usr/local/bin/nnp", tar.TypeReg, 0o4755},
+		},
+	}, {
+		name:    "one directory, two modes",
+		files:   []file{{Name: "tmp", Dir: true, Mode: 0o1777}, {Name: "tmp", Dir: true, Mode: 0o755}},
+		wantErr: "listed twice",
+	}, {
+		name:    "a directory and a file",
+		files:   []file{{Name: "tmp", Dir: true, Mode: 0o1777}, {Name: "tmp", Data: []byte("x"), Mode: 0o644}},
+		wantErr: "listed twice",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			_, _, err := writeLayer(&buf, tc.files, time.Unix(0, 0))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("writeLayer: %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []entry
+			tr := tar.NewReader(&buf)
+			for {
+				hdr, err := tr.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, entry{hdr.Name, hdr.Typeflag, hdr.Mode})
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("layer holds\n  %v\nwant\n  %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestImageConfig(t *testing.T) {
+	agnhost := &imageSpec{Ref: "registry.k8s.io/e2e-test-images/agnhost:2.56", Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}, ExposedPorts: []string{"80/tcp", "8080/tcp"}}
+	for _, tc := range []struct {
+		name string
+		spec imageSpec
+		want v1.Config
+	}{{
+		name: "nothing set",
+		want: v1.Config{Env: []string{defaultPath}},
+	}, {
+		name: "entrypoint alone, as RKE2's images",
+		spec: imageSpec{Entrypoint: []string{"/pause"}},
+		want: v1.Config{Env: []string{defaultPath}, Entrypoint: []string{"/pause"}},
+	}, {
+		name: "everything set",
+		spec: imageSpec{
+			Entrypoint: []string{"/e"}, Cmd: []string{"httpd-foreground"}, User: "1234",
+			Env: []string{"PATH=/usr/local/apache2/bin:/bin", "HTTPD_PREFIX=/usr/local/apache2"}, WorkingDir: "/usr/local/apache2",
+			ExposedPorts: []string{"80/tcp"},
+		},
+		want: v1.Config{
+			Entrypoint: []string{"/e"}, Cmd: []string{"httpd-foreground"}, User: "1234",
+			Env: []string{"PATH=/usr/local/apache2/bin:/bin", "HTTPD_PREFIX=/usr/local/apache2"}, WorkingDir: "/usr/local/apache2",
+			ExposedPorts: map[string]struct{}{"80/tcp": {}},
+		},
+	}, {
+		name: "from a base: its entrypoint, ports added, its command replaced",
+		spec: imageSpec{Base: agnhost, Cmd: []string{"test-webserver"}, ExposedPorts: []string{"9376/tcp"}},
+		want: v1.Config{
+			Env: []string{defaultPath}, Entrypoint: []string{"/agnhost"}, Cmd: []string{"test-webserver"},
+			ExposedPorts: map[string]struct{}{"80/tcp": {}, "8080/tcp": {}, "9376/tcp": {}},
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.spec.config(); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("config() = %+v\nwant       %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// RKE2's images keep the config bytes they had before imageSpec grew the
+// e2e test images' fields: the archive's bytes do not change.
+func TestNewImageConfigAsBefore(t *testing.T) {
+	epoch := time.Unix(1700000000, 0).UTC()
+	l, err := layerFile(filepath.Join(t.TempDir(), "layer.tar"), []file{{Name: "pause", Data: []byte("x"), Mode: 0o755}}, epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The config as newImage wrote it before.
+	before := func(entrypoint []string) []byte {
+		cfg := &v1.ConfigFile{
+			Architecture: "amd64",
+			OS:           "linux",
+			Created:      v1.Time{Time: epoch},
+			Config:       v1.Config{Env: []string{defaultPath}, Entrypoint: entrypoint},
+			RootFS:       v1.RootFS{Type: "layers"},
+		}
+		img, err := mutate.ConfigFile(empty.Image, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err = mutate.Append(img, mutate.Addendum{
+			Layer:   l,
+			History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "rke2os images/cmd/mkimages"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := img.RawConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	for _, ep := range [][]string{nil, {"/pause"}} {
+		s := imageSpec{Ref: "rancher/mirrored-pause:3.10", Entrypoint: ep}
+		img, err := newImage([]v1.Layer{l}, s.config(), epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := img.RawConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := before(ep); !bytes.Equal(raw, want) {
+			t.Errorf("entrypoint %q: config\n  %s\nwant\n  %s", ep, raw, want)
+		}
+	}
+}
+
+func TestFullName(t *testing.T) {
+	for in, want := range map[string]string{
+		"rancher/rke2-runtime:v1.34.4-rke2r1":          "docker.io/rancher/rke2-runtime:v1.34.4-rke2r1",
+		"rke2os/testworkload:v1":                       "docker.io/rke2os/testworkload:v1",
+		"registry.k8s.io/pause:3.10.1":                 "registry.k8s.io/pause:3.10.1",
+		"registry.k8s.io/e2e-test-images/agnhost:2.56": "registry.k8s.io/e2e-test-images/agnhost:2.56",
+		"localhost/x:1":                                "localhost/x:1",
+		"registry.local:5000/x:1":                      "registry.local:5000/x:1",
+		"docker.io/library/busybox:1.37.0":             "docker.io/library/busybox:1.37.0",
+	} {
+		if got := fullName(in); got != want {
+			t.Errorf("fullName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// rootTree keeps what a tree of Debian's packages has: empty directories,
+// the sticky /tmp, a private /root, a setuid file, links as links.
+func TestRootTree(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []struct {
+		name string
+		mode os.FileMode
+	}{{"tmp", 0o777 | os.ModeSticky}, {"root", 0o700}, {"uploads", 0o755}, {"usr", 0o755}, {"usr/bin", 0o755}} {
+		if err := os.MkdirAll(filepath.Join(dir, d.name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(dir, d.name), d.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "usr/bin/nnp"), []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "usr/bin/nnp"), 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../usr/bin/nnp", filepath.Join(dir, "uploads/nnp")); err != nil {
+		t.Fatal(err)
+	}
+	files, err := rootTree(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range files {
+		switch {
+		case f.Dir:
+			got[f.Name] = fmt.Sprintf("dir %o", f.Mode)
+		case f.Link != "":
+			got[f.Name] = "link " + f.Link
+		default:
+			got[f.Name] = fmt.Sprintf("file %o", f.Mode)
+		}
+	}
+	want := map[string]string{
+		"tmp": "dir 1777", "root": "dir 700", "uploads": "dir 755", "usr": "dir 755", "usr/bin": "dir 755",
+		"usr/bin/nnp": "file 4755", "uploads/nnp": "link ../usr/bin/nnp",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("rootTree = %v\nwant       %v", got, want)
 	}
 }

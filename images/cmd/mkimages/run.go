@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -23,6 +24,11 @@ const (
 	testArchiveName = "rke2os-test-images.linux-amd64.tar"
 	testZstdName    = testArchiveName + ".zst"
 	testListName    = "rke2os-test-images.linux-amd64.txt"
+	// The images Kubernetes' conformance tests run (-conformance), for
+	// make conformance alone.
+	conformanceArchiveName = "rke2os-conformance-images.linux-amd64.tar"
+	conformanceZstdName    = conformanceArchiveName + ".zst"
+	conformanceListName    = "rke2os-conformance-images.linux-amd64.txt"
 )
 
 // zstdWindow bounds the decoder's memory. 8 MiB is what zstd -19 uses, so
@@ -76,21 +82,70 @@ func run(versionsPath, cache, out string, keepTar bool, epoch time.Time) error {
 	return nil
 }
 
+// runConformance writes the conformance archive alone (mkimages
+// -conformance): the images Kubernetes' conformance tests run, apart from
+// RKE2's archive and the QEMU tests' so that neither grows by them.
+func runConformance(versionsPath, cache, out string, epoch time.Time) error {
+	env, err := readEnv(versionsPath)
+	if err != nil {
+		return err
+	}
+	specs, err := conformanceImageSpecs(env, cache)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", out, err)
+	}
+	tmp, err := os.MkdirTemp(out, ".mkimages-")
+	if err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	return writeImages(out, tmp, archive{Name: conformanceArchiveName, List: conformanceListName, Specs: specs}, epoch)
+}
+
 // writeImages makes the images of a and writes them as its archive and list.
 func writeImages(out, tmp string, a archive, epoch time.Time) error {
 	var images []taggedImage
-	for i, s := range a.Specs {
-		start := time.Now()
-		l, err := layerFile(filepath.Join(tmp, fmt.Sprintf("%s-layer%d.tar", strings.TrimSuffix(a.Name, ".tar"), i)), s.Files, epoch)
-		if err != nil {
-			return fmt.Errorf("image %s: %w", s.Ref, err)
+	// The layers of each image by reference, for the images built on it.
+	made := map[string][]v1.Layer{}
+	n := 0
+	var layersOf func(s *imageSpec) ([]v1.Layer, error)
+	layersOf = func(s *imageSpec) ([]v1.Layer, error) {
+		if ls, ok := made[s.Ref]; ok {
+			return ls, nil
 		}
-		img, err := newImage(l, s.Entrypoint, epoch)
+		var ls []v1.Layer
+		if s.Base != nil {
+			base, err := layersOf(s.Base)
+			if err != nil {
+				return nil, err
+			}
+			ls = append(ls, base...)
+		}
+		start := time.Now()
+		l, err := layerFile(filepath.Join(tmp, fmt.Sprintf("%s-layer%d.tar", strings.TrimSuffix(a.Name, ".tar"), n)), s.Files, epoch)
+		n++
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", s.Ref, err)
+		}
+		slog.Info("layer", "image", s.Ref, "files", len(s.Files), "bytes", l.size, "digest", l.hash, "took", time.Since(start).Round(time.Millisecond))
+		ls = append(ls, l)
+		made[s.Ref] = ls
+		return ls, nil
+	}
+	for i := range a.Specs {
+		s := &a.Specs[i]
+		layers, err := layersOf(s)
+		if err != nil {
+			return err
+		}
+		img, err := newImage(layers, s.config(), epoch)
 		if err != nil {
 			return fmt.Errorf("image %s: %w", s.Ref, err)
 		}
 		images = append(images, taggedImage{Tag: s.Ref, Image: img})
-		slog.Info("layer", "image", s.Ref, "files", len(s.Files), "bytes", l.size, "digest", l.hash, "took", time.Since(start).Round(time.Millisecond))
 	}
 
 	start := time.Now()
@@ -99,13 +154,22 @@ func writeImages(out, tmp string, a archive, epoch time.Time) error {
 	}
 	var list strings.Builder
 	for _, ti := range images {
-		fmt.Fprintf(&list, "docker.io/%s\n", ti.Tag)
+		fmt.Fprintf(&list, "%s\n", fullName(ti.Tag))
 	}
 	if err := os.WriteFile(filepath.Join(out, a.List), []byte(list.String()), 0o644); err != nil {
 		return fmt.Errorf("write image list: %w", err)
 	}
 	slog.Info("archive", "path", filepath.Join(out, a.Name+".zst"), "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// fullName is ref as containerd names it: docker.io/rancher/pause:3.10 for
+// rancher/pause:3.10, registry.k8s.io/pause:3.10.1 as it is.
+func fullName(ref string) string {
+	if first, _, ok := strings.Cut(ref, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return ref
+	}
+	return "docker.io/" + ref
 }
 
 // layerFile writes files as a layer tar at path.

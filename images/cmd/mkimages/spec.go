@@ -15,24 +15,37 @@ import (
 	"github.com/rke2os/rke2os/images/charts"
 )
 
-// imageSpec is one image to write: its reference and the files of its single
-// layer.
+// imageSpec is one image to write: its reference, the files of its layer
+// and its config. RKE2's images set only Entrypoint; the e2e test images
+// set what their upstream Dockerfiles set.
 type imageSpec struct {
-	Ref        string
-	Files      []file
+	Ref   string
+	Files []file
+	// Base is the image this one is built FROM: its layers come first,
+	// and this one's config is the base's with what this one sets over it.
+	Base       *imageSpec
 	Entrypoint []string
+	Cmd        []string
+	// Env replaces the base's (or, without a base, defaultPath alone).
+	Env          []string
+	User         string
+	WorkingDir   string
+	ExposedPorts []string // "80/tcp"
 }
 
-// file is one regular file or symbolic link of a layer: Name is its path in
-// the image without the leading slash ("bin/kubelet"); a file's content
-// comes from Source on the host or, when Source is empty, from Data; a
-// link (Link not "") points at Link.
+// file is one regular file, directory or symbolic link of a layer: Name is
+// its path in the image without the leading slash ("bin/kubelet"); a file's
+// content comes from Source on the host or, when Source is empty, from
+// Data; a link (Link not "") points at Link; a directory (Dir) is written
+// with its Mode (with the setuid, setgid and sticky bits: /tmp is 01777),
+// where a directory only implied by a path is 0755.
 type file struct {
 	Name   string
 	Source string
 	Data   []byte
 	Mode   int64
 	Link   string
+	Dir    bool
 }
 
 // tree lists the regular files and symbolic links below dir (a root
@@ -70,6 +83,63 @@ func tree(dir string) ([]file, error) {
 		return nil, fmt.Errorf("read tree %s (did images/build.sh run?): %w", dir, err)
 	}
 	return out, nil
+}
+
+// rootTree lists everything below dir as the layer of an image whose whole
+// root it is (an e2e test image's Debian tree): regular files and links as
+// tree does, and the directories too, so that empty ones (/uploads,
+// /var/lib/nginx) and their modes (/tmp 01777, /root 0700) are kept.
+func rootTree(dir string) ([]file, error) {
+	var out []file
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		switch {
+		case info.IsDir():
+			out = append(out, file{Name: name, Dir: true, Mode: tarMode(info.Mode())})
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			out = append(out, file{Name: name, Link: target})
+		case info.Mode().IsRegular():
+			out = append(out, file{Name: name, Source: p, Mode: tarMode(info.Mode())})
+		default:
+			return fmt.Errorf("%s: neither a file, a directory nor a link", p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read tree %s (did images/build.sh conformance-images run?): %w", dir, err)
+	}
+	return out, nil
+}
+
+// tarMode is m as a tar header's mode: the permissions and the setuid,
+// setgid and sticky bits, which fs.FileMode keeps apart from Perm.
+func tarMode(m fs.FileMode) int64 {
+	mode := int64(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		mode |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		mode |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		mode |= 0o1000
+	}
+	return mode
 }
 
 // readEnv parses a shell-sourceable KEY=value file such as versions.env.

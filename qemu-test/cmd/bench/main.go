@@ -29,7 +29,7 @@ type row struct {
 
 func main() {
 	runs := flag.Int("runs", 3, "repetitions per measurement (the median is shown)")
-	only := flag.String("only", "", "comma-separated parts to run (build, boot, node, lifecycle, snapshot, install, sizes); all if empty")
+	only := flag.String("only", "", "comma-separated parts to run (build, boot, node, lifecycle, snapshot, pods, install, sizes); all if empty")
 	flag.Parse()
 	part := func(name string) bool {
 		return *only == "" || slices.Contains(strings.Split(*only, ","), name)
@@ -110,7 +110,7 @@ func main() {
 	// 3. A node: the raw disk booted twice to kubelet-started; then a
 	// server upgraded, and rolled back (one run each: many minutes).
 	var cluster clusterImages
-	if part("node") || part("lifecycle") || part("snapshot") {
+	if part("node") || part("lifecycle") || part("snapshot") || part("pods") {
 		cluster = clusterImagesFor(tb, kernelDir, grub, bin, version, images, env("RKE2_TEST_IMAGES", ""))
 	}
 	if part("node") {
@@ -118,6 +118,9 @@ func main() {
 	}
 	if part("lifecycle") {
 		rows = append(rows, benchLifecycle(tb, cluster, bin)...)
+	}
+	if part("pods") {
+		rows = append(rows, benchPods(tb, cluster, bin)...)
 	}
 	if part("snapshot") {
 		rows = append(rows, benchSnapshot(tb, cluster, bin, env("RKE2_ETCDCTL", etcdctlPath()), *runs)...)
