@@ -60,6 +60,15 @@ func run(versionsPath, cache, out string, keepTar bool, epoch time.Time) error {
 	if err != nil {
 		return err
 	}
+	// The test archive's plain .tar would serve nobody: only its .tar.zst.
+	return writeAll(out, epoch,
+		archive{Name: archiveName, List: listName, KeepTar: keepTar, Specs: specs},
+		archive{Name: testArchiveName, List: testListName, Specs: testSpecs})
+}
+
+// writeAll writes the archives into out, their layers made in a temporary
+// directory there.
+func writeAll(out string, epoch time.Time, archives ...archive) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", out, err)
 	}
@@ -68,12 +77,6 @@ func run(versionsPath, cache, out string, keepTar bool, epoch time.Time) error {
 		return fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-
-	// The test archive's plain .tar would serve nobody: only its .tar.zst.
-	archives := []archive{
-		{Name: archiveName, List: listName, KeepTar: keepTar, Specs: specs},
-		{Name: testArchiveName, List: testListName, Specs: testSpecs},
-	}
 	for _, a := range archives {
 		if err := writeImages(out, tmp, a, epoch); err != nil {
 			return err
@@ -94,15 +97,7 @@ func runConformance(versionsPath, cache, out string, epoch time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", out, err)
-	}
-	tmp, err := os.MkdirTemp(out, ".mkimages-")
-	if err != nil {
-		return fmt.Errorf("temp dir: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	return writeImages(out, tmp, archive{Name: conformanceArchiveName, List: conformanceListName, Specs: specs}, epoch)
+	return writeAll(out, epoch, archive{Name: conformanceArchiveName, List: conformanceListName, Specs: specs})
 }
 
 // writeImages makes the images of a and writes them as its archive and list.

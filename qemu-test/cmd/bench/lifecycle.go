@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -54,15 +55,7 @@ func benchLifecycle(tb *benchTB, images clusterImages, bin string) []row {
 	broken, brokenSum := artifact(tb, images, "bench-broken", notInit)
 
 	api := freePort()
-	kubeconfig := filepath.Join(tb.TempDir(), "admin.kubeconfig")
-	if b, err := exec.Command(filepath.Join(bin, "rke2-build"), "kubeconfig", "--secrets", images.secrets,
-		"--server", fmt.Sprintf("https://127.0.0.1:%d", api), "--output", kubeconfig).CombinedOutput(); err != nil {
-		check(fmt.Errorf("rke2-build kubeconfig: %v: %s", err, b))
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	check(err)
-	rc.Timeout = 30 * time.Second
-	plans := dynamic.NewForConfigOrDie(rc).Resource(crds.UpgradePlan)
+	plans := dynamic.NewForConfigOrDie(adminConfig(tb, images, bin, api)).Resource(crds.UpgradePlan)
 
 	cfg := qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2, Disk: qemu.Overlay(tb, images.server, 8<<30),
 		NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443", api),
@@ -133,6 +126,21 @@ func benchLifecycle(tb *benchTB, images clusterImages, bin string) []row {
 			f(phases[upgradeapi.PhaseRebooting]-phases[upgradeapi.PhaseWriting]) + " / " + f(shutdownT-phases[upgradeapi.PhaseRebooting]), "", ""},
 		ratioRow("rollback: first trial boot's start to node-ready on the good slot, wall (s)", rolledBack, "plain reboot", plain),
 	}
+}
+
+// adminConfig is the client config of the cluster's admin, as a
+// workstation makes it (rke2-build kubeconfig), for the server's API
+// forwarded to the host's port api.
+func adminConfig(tb *benchTB, images clusterImages, bin string, api int) *rest.Config {
+	kubeconfig := filepath.Join(tb.TempDir(), "admin.kubeconfig")
+	if b, err := exec.Command(filepath.Join(bin, "rke2-build"), "kubeconfig", "--secrets", images.secrets,
+		"--server", fmt.Sprintf("https://127.0.0.1:%d", api), "--output", kubeconfig).CombinedOutput(); err != nil {
+		check(fmt.Errorf("rke2-build kubeconfig: %v: %s", err, b))
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	check(err)
+	rc.Timeout = 30 * time.Second
+	return rc
 }
 
 // artifact builds the server's image again with another OS version (and

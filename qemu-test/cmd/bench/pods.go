@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -16,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // podStartupSLO is Kubernetes' pod startup latency SLO: 5 s at p99, from
@@ -35,15 +32,7 @@ const podCount = 20
 // the SLO's 5 s.
 func benchPods(tb *benchTB, images clusterImages, bin string) []row {
 	api := freePort()
-	kubeconfig := filepath.Join(tb.TempDir(), "admin.kubeconfig")
-	if b, err := exec.Command(filepath.Join(bin, "rke2-build"), "kubeconfig", "--secrets", images.secrets,
-		"--server", fmt.Sprintf("https://127.0.0.1:%d", api), "--output", kubeconfig).CombinedOutput(); err != nil {
-		check(fmt.Errorf("rke2-build kubeconfig: %v: %s", err, b))
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	check(err)
-	rc.Timeout = 30 * time.Second
-	kc := kubernetes.NewForConfigOrDie(rc)
+	kc := kubernetes.NewForConfigOrDie(adminConfig(tb, images, bin, api))
 
 	cfg := qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2, Disk: qemu.Overlay(tb, images.server, 8<<30),
 		NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443", api),
