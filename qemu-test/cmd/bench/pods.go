@@ -32,7 +32,13 @@ const podCount = 20
 // the SLO's 5 s.
 func benchPods(tb *benchTB, images clusterImages, bin string) []row {
 	api := freePort()
-	kc := kubernetes.NewForConfigOrDie(adminConfig(tb, images, bin, api))
+	rc := adminConfig(tb, images, bin, api)
+	kc := kubernetes.NewForConfigOrDie(rc)
+	// A watch lasts as long as its pod takes (startPod bounds it), not
+	// the requests' 30 s.
+	wrc := *rc
+	wrc.Timeout = 0
+	wc := kubernetes.NewForConfigOrDie(&wrc)
 
 	cfg := qemu.Config{Machine: "q35", MemoryMiB: 4096, CPUs: 2, Disk: qemu.Overlay(tb, images.server, 8<<30),
 		NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443", api),
@@ -49,7 +55,7 @@ func benchPods(tb *benchTB, images clusterImages, bin string) []row {
 	var lat []float64
 	for i := range podCount {
 		name := fmt.Sprintf("startup-%02d", i)
-		d, err := startPod(ctx, kc, name)
+		d, err := startPod(ctx, kc, wc, name)
 		check(err)
 		lat = append(lat, d.Seconds())
 	}
@@ -66,14 +72,15 @@ func benchPods(tb *benchTB, images clusterImages, bin string) []row {
 	}
 }
 
-// startPod creates one pod of the test workload and answers the time
-// from its Create call to the watch event that shows it Running with
-// every container started.
-func startPod(ctx context.Context, kc kubernetes.Interface, name string) (time.Duration, error) {
+// startPod creates one pod of the test workload (through kc) and answers
+// the time from its Create call to the watch event (through wc, whose
+// requests have no timeout of their own) that shows it Running with every
+// container started.
+func startPod(ctx context.Context, kc, wc kubernetes.Interface, name string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	pods := kc.CoreV1().Pods("default")
-	w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
+	w, err := wc.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
 	if err != nil {
 		return 0, fmt.Errorf("watch pod %s: %w", name, err)
 	}
@@ -102,7 +109,7 @@ func startPod(ctx context.Context, kc kubernetes.Interface, name string) (time.D
 			return time.Since(start), nil
 		}
 	}
-	return 0, fmt.Errorf("pod %s not running after %s: %w", name, time.Since(start).Round(time.Second), ctx.Err())
+	return 0, fmt.Errorf("pod %s not running after %s: its watch ended (%v)", name, time.Since(start).Round(time.Second), ctx.Err())
 }
 
 // started says the pod is Running and every container of it started.
