@@ -53,12 +53,7 @@ type conformanceImage struct {
 // RKE2_REQUIRE_IMAGES=1 does not build these).
 func TestConformanceImages(t *testing.T) {
 	path := conformanceArchivePath()
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("RKE2_REQUIRE_CONFORMANCE_IMAGES") == "1" {
-			t.Fatalf("RKE2_REQUIRE_CONFORMANCE_IMAGES=1 but %s is missing (run images/build.sh OUT CACHE conformance-images): %v", path, err)
-		}
-		t.Skipf("%s not built (images/build.sh OUT CACHE conformance-images builds it; RKE2_REQUIRE_CONFORMANCE_IMAGES=1 makes this a failure)", path)
-	}
+	requireBuilt(t, path, "RKE2_REQUIRE_CONFORMANCE_IMAGES", "images/build.sh OUT CACHE conformance-images")
 	v := versions(t)
 	s, err := content.Open(path)
 	if err != nil {

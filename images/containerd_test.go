@@ -19,12 +19,7 @@ import (
 // the format as written. It needs root, as containerd does.
 func TestContainerdImports(t *testing.T) {
 	path := archivePath()
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("RKE2_REQUIRE_IMAGES") == "1" {
-			t.Fatalf("RKE2_REQUIRE_IMAGES=1 but %s is missing (run images/build.sh): %v", path, err)
-		}
-		t.Skipf("%s not built", path)
-	}
+	requireBuilt(t, path, "RKE2_REQUIRE_IMAGES", "images/build.sh")
 	if os.Geteuid() != 0 {
 		t.Skip("containerd needs root")
 	}

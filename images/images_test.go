@@ -55,6 +55,19 @@ func versions(t *testing.T) map[string]string {
 	return env
 }
 
+// requireBuilt skips the test when path (an archive images/build.sh
+// writes) is missing, or fails it when env=1 says the build ran: how says
+// which build writes it.
+func requireBuilt(t *testing.T, path, env, how string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv(env) == "1" {
+			t.Fatalf("%s=1 but %s is missing (run %s): %v", env, path, how, err)
+		}
+		t.Skipf("%s not built (%s builds it; %s=1 makes this a failure)", path, how, env)
+	}
+}
+
 // TestArchive checks the built archive from the archive alone: every image
 // under its name, every file where RKE2 looks for it, every binary a static
 // x86-64 executable, and the binaries saying the versions asked for. It is
@@ -62,12 +75,7 @@ func versions(t *testing.T) map[string]string {
 // RKE2_REQUIRE_IMAGES=1 (as `make test` after `make images` sets it).
 func TestArchive(t *testing.T) {
 	path := archivePath()
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("RKE2_REQUIRE_IMAGES") == "1" {
-			t.Fatalf("RKE2_REQUIRE_IMAGES=1 but %s is missing (run images/build.sh): %v", path, err)
-		}
-		t.Skipf("%s not built (images/build.sh builds it; RKE2_REQUIRE_IMAGES=1 makes this a failure)", path)
-	}
+	requireBuilt(t, path, "RKE2_REQUIRE_IMAGES", "images/build.sh")
 	v := versions(t)
 	s, err := content.Open(path)
 	if err != nil {
@@ -155,12 +163,7 @@ func TestArchive(t *testing.T) {
 // testworkload. TestArchive checks that the main archive does not hold it.
 func TestTestArchive(t *testing.T) {
 	path := testArchivePath()
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("RKE2_REQUIRE_IMAGES") == "1" {
-			t.Fatalf("RKE2_REQUIRE_IMAGES=1 but %s is missing (run images/build.sh): %v", path, err)
-		}
-		t.Skipf("%s not built (images/build.sh builds it; RKE2_REQUIRE_IMAGES=1 makes this a failure)", path)
-	}
+	requireBuilt(t, path, "RKE2_REQUIRE_IMAGES", "images/build.sh")
 	v := versions(t)
 	s, err := content.Open(path)
 	if err != nil {
