@@ -43,6 +43,7 @@ func main() {
 	out, kernelDir, bin, grub := env("RKE2_OUT", "../out"), env("RKE2_KERNEL", ""), env("RKE2_BIN", "../build/bin"), env("RKE2_GRUB", "../build/grub")
 	images, version := env("RKE2_IMAGES", "../build/images/rke2-images.linux-amd64.tar.zst"), env("RKE2_VERSION", "v1.34.4+rke2r1")
 	tb := &benchTB{}
+	running = tb
 	defer tb.cleanup()
 	var rows []row
 
@@ -239,9 +240,17 @@ func helloInitrd(tb *benchTB) string {
 func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		// The machines it started and its temporary files go with it.
+		if running != nil {
+			running.cleanup()
+		}
 		os.Exit(1)
 	}
 }
+
+// running is the benchmark's benchTB, whose cleanups check runs before it
+// exits.
+var running *benchTB
 
 type quiet struct{}
 
@@ -269,6 +278,7 @@ func (b *benchTB) cleanup() {
 	for i := len(b.cleanups) - 1; i >= 0; i-- {
 		b.cleanups[i]()
 	}
+	b.cleanups = nil
 }
 
 // clusterImagesFor builds the node benchmark's images: the cluster's
