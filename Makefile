@@ -115,11 +115,14 @@ unit: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test $$($(GO) list ./... | grep -v /qemu-test$$)
 
-# qemu-test boots the images built above; it needs `make image` for both roles.
-qemu-test: image
+# qemu-test boots the images built above; it needs `make image` for both
+# roles, and e2e.test for the few conformance tests the cluster test runs.
+qemu-test: image e2e
 	$(MAKE) image ROLE=agent
 	RKE2_REQUIRE_IMAGES=1 $(GO) test -count=1 ./images/
-	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst $(GO) test -count=1 -timeout 75m -v ./...
+	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst \
+		RKE2_E2E=$(E2E) RKE2_KUBECTL=$(BUILD)/cache/kubernetes-$(KUBERNETES_VERSION)/kubectl RKE2_CONFORMANCE_DIR=$(BUILD)/conformance \
+		$(GO) test -count=1 -timeout 75m -v ./...
 
 test: unit qemu-test
 
@@ -184,9 +187,11 @@ conformance-images: images
 	RKE2_REQUIRE_CONFORMANCE_IMAGES=1 $(GO) test -count=1 -run TestConformanceImages ./images/
 
 # conformance boots a server and runs Kubernetes' own [Conformance] tests
-# against it with e2e.test (CONFORMANCE_FOCUS, CONFORMANCE_SKIP choose the
-# set, CONFORMANCE_TIMEOUT the time budget); the JUnit report and the
-# summary land in build/conformance.
+# against it with e2e.test: by default the set of
+# qemu-test/conformance/sets.go, every SIG's that fit an hour under TCG
+# (CONFORMANCE_FOCUS, CONFORMANCE_SKIP choose another, CONFORMANCE_TIMEOUT
+# the time budget); the JUnit report and the summary land in
+# build/conformance.
 conformance: image e2e conformance-images
 	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst \
 		RKE2_CONFORMANCE_IMAGES=$(CONFORMANCE_IMAGES) \

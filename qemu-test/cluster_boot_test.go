@@ -3,16 +3,19 @@ package qemutest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rke2os/rke2os/init/rke2node/upgradeapi"
 	"github.com/rke2os/rke2os/init/shared/console"
+	"github.com/rke2os/rke2os/qemu-test/conformance"
 	"github.com/rke2os/rke2os/qemu-test/qemu"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -81,11 +84,39 @@ func roleImage(t *testing.T, role string, extra ...string) string {
 	return filepath.Join(out, "rke2-"+role+".raw")
 }
 
+// smallMachineRKE2 is what a user of a small machine sets in the rke2
+// section (indented keys) for a control plane that shares two cores under
+// TCG, and smallMachineFlannel the HelmChartConfig beside it in
+// server/manifests: RKE2's knobs, no change to the OS.
+//
+// An idle server here keeps its two vCPUs 60 to 100 % busy (debug.cpu, one
+// server, RKE2's defaults): of 72 CPU-seconds a minute, the apiserver's
+// kubectl exec probes take 12 (and their shim's share), flanneld's
+// iptables checks every 5 s another 11, the kubelet 10, the apiserver 10.
+// At kubeadm's timing the apiserver's probes (a kubectl each, every 5 to
+// 10 s) are a large part of the load, and a /livez that waits on a slow
+// etcd gets the apiserver restarted, which loads the machine more; here
+// they run every 30 s, and flanneld checks its rules every 60 s. The
+// controller-manager's and scheduler's leases likewise: at Kubernetes'
+// 15 s lease and 10 s renewal, a renewal late behind a slow etcd exits
+// the process, and each restart of theirs costs the loaded machine
+// minutes of CPU (seen: both in CrashLoopBackOff on the first HA server
+// while the second imported its images).
+const (
+	smallMachineRKE2 = "  control-plane-probe-configuration: [kube-apiserver-liveness-period-seconds=30, kube-apiserver-liveness-failure-threshold=20," +
+		" kube-apiserver-readiness-period-seconds=30, kube-apiserver-startup-period-seconds=30]\n" +
+		"  kube-controller-manager-arg: " + smallMachineLease + "\n  kube-scheduler-arg: " + smallMachineLease + "\n"
+	smallMachineLease   = "[leader-elect-lease-duration=60s, leader-elect-renew-deadline=40s, leader-elect-retry-period=10s]"
+	smallMachineFlannel = "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: rke2-flannel\n  namespace: kube-system\nspec:\n" +
+		"  valuesContent: |-\n    flannel:\n      args: [--ip-masq, --kube-subnet-mgr, --iptables-resync=60]\n"
+)
+
 // clusterUserData is the NoCloud user-data of the cluster node: its name,
 // DHCP, and what a user puts into server/manifests with write_files (a
-// HelmChart with chartContent and a plain manifest, version gen); rke2 is
-// more of its rke2 section, indented keys ("  token: x\n").
-func clusterUserData(t *testing.T, gen int, rke2 string) string {
+// HelmChart with chartContent and a plain manifest, version gen, and the
+// manifests of more, by file name); rke2 is more of its rke2 section,
+// indented keys ("  token: x\n").
+func clusterUserData(t *testing.T, gen int, rke2 string, more map[string]string) string {
 	plain := fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rke2os-test-plain\n  namespace: default\ndata:\n  generation: \"%d\"\n", gen)
 	if gen == 1 {
 		// Dropped from the file at the next boot: pruned.
@@ -93,7 +124,12 @@ func clusterUserData(t *testing.T, gen int, rke2 string) string {
 	}
 	var b strings.Builder
 	b.WriteString("#cloud-config\nhostname: node1\nwrite_files:\n")
-	for name, content := range map[string]string{"rke2os-test-chart.yaml": testChart(t), "rke2os-test-plain.yaml": plain} {
+	files := map[string]string{"rke2os-test-chart.yaml": testChart(t), "rke2os-test-plain.yaml": plain}
+	for name, content := range more {
+		files[name] = content
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		content := files[name]
 		fmt.Fprintf(&b, "  - path: /var/lib/rancher/rke2/server/manifests/%s\n    content: |\n%s\n", name, indent(content, 6))
 	}
 	b.WriteString(clusterNetwork(serverIP, "rke2:\n  node-ip: "+serverIP+"\n"+rke2))
@@ -115,6 +151,9 @@ func clusterUserData(t *testing.T, gen int, rke2 string) string {
 // downloads and checks the artifact, writes it into slot B, reboots into
 // it as a trial, is Ready on it (which makes slot B the good one), and
 // reports the new version: in its Node's osImage and the plan's status.
+//
+// On the first boot, Kubernetes' own conformance tests of conformance.Smoke
+// pass.
 //
 // Its etcd is snapshotted every minute, two kept (checkSnapshots); a
 // snapshot taken on demand before the upgrade is there after it, and is
@@ -177,6 +216,9 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	kept := cs.checkSnapshots(t, vm, bucket)
+	// Kubernetes' own conformance tests, a few (make conformance runs
+	// the rest).
+	runConformance(t, cs.kubeconfig, conformance.Focus(conformance.Smoke), "", 10*time.Minute)
 	first := vm.Milestones()
 	t.Logf("first boot timeline: %v", first)
 	checkOSImage(t, kc, "rke2os "+rke2Version(t)+" (server)")
@@ -268,10 +310,12 @@ func TestCluster(t *testing.T) {
 // rke2, more of its rke2 section, as set when seed is called), and
 // client-go through the kubeconfig rke2-build kubeconfig writes.
 type clusterServer struct {
-	cfg     qemu.Config
-	seed    func(gen int) []string
-	rke2    string
-	secrets string
+	cfg  qemu.Config
+	seed func(gen int) []string
+	rke2 string
+	// manifests are more files of server/manifests, by name.
+	manifests map[string]string
+	secrets   string
 	// supervisor is the host's port forwarded to the server's 9345.
 	supervisor int
 	kc         kubernetes.Interface
@@ -287,7 +331,7 @@ func newClusterServer(t *testing.T) *clusterServer {
 		NetdevOpts: fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-10.0.2.15:6443,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9345", api, sup),
 		Switch:     qemu.StartSwitch(t), SwitchMAC: clusterMAC(serverIP)}}
 	cs.seed = func(gen int) []string {
-		return qemu.CIDataDrive(cidata(t, clusterUserData(t, gen, cs.rke2), "instance-id: node1\n"))
+		return qemu.CIDataDrive(cidata(t, clusterUserData(t, gen, cs.rke2, cs.manifests), "instance-id: node1\n"))
 	}
 	cs.kubeconfig = filepath.Join(t.TempDir(), "admin.kubeconfig")
 	if b, err := exec.Command(filepath.Join(buildEnv(t, "RKE2_BIN"), "rke2-build"), "kubeconfig", "--secrets", secrets,

@@ -124,42 +124,19 @@ func haServers(t *testing.T, n int) (servers []*haServer, secrets, token string)
 	servers = make([]*haServer, n)
 	for i := range servers {
 		s := &haServer{name: fmt.Sprintf("server%d", i+1), ip: fmt.Sprintf("%s%d", clusterNet, 10+i), api: freePort(t), sup: freePort(t)}
-		// Probes patient with a control plane that shares two
-		// cores with two others under TCG: at kubeadm's timing the
-		// apiservers' exec probes (a kubectl each, every 5 to 10 s) are
-		// a large part of their load, and a /livez that waits on a
-		// slow etcd quorum gets the apiserver restarted, which loads
-		// the others more.
-		//
-		// An idle server here keeps its two vCPUs 60 % busy (debug.cpu,
-		// one server, RKE2's defaults): of 72 CPU-seconds a minute, the
-		// apiserver's kubectl exec probes take 12 (and their shim's
-		// share), flanneld's iptables checks every 5 s another 11,
-		// the kubelet 10, the apiserver 10. Three of them do not fit
-		// two host cores at that rate: the test sets, as a user of a
-		// small machine would, RKE2's knobs for them. etcd's
-		// heartbeat and election timeout are etcd's advice for slow
-		// links: a member's answers late by a second under TCG are
-		// not a dead leader. The controller-manager's and scheduler's
-		// leases likewise: at Kubernetes' 15 s lease and 10 s renewal, a
-		// renewal late behind a slow etcd quorum exits the process, and
-		// each restart of theirs costs the loaded machine minutes of CPU
-		// (seen: both in CrashLoopBackOff on the first server while the
-		// second imported its images).
-		lease := "[leader-elect-lease-duration=60s, leader-elect-renew-deadline=40s, leader-elect-retry-period=10s]"
-		rke2 := "rke2:\n  node-ip: " + s.ip + "\n" +
-			"  control-plane-probe-configuration: [kube-apiserver-liveness-period-seconds=30, kube-apiserver-liveness-failure-threshold=20," +
-			" kube-apiserver-readiness-period-seconds=30, kube-apiserver-startup-period-seconds=30]\n" +
-			"  etcd-arg: [heartbeat-interval=500, election-timeout=5000]\n" +
-			"  kube-controller-manager-arg: " + lease + "\n  kube-scheduler-arg: " + lease + "\n"
+		// The small machine's knobs (smallMachineRKE2): three control
+		// planes on two host cores under TCG. etcd's heartbeat and
+		// election timeout are etcd's advice for slow links: a
+		// member's answers late by a second under TCG are not a dead
+		// leader.
+		rke2 := "rke2:\n  node-ip: " + s.ip + "\n" + smallMachineRKE2 +
+			"  etcd-arg: [heartbeat-interval=500, election-timeout=5000]\n"
 		if i > 0 {
 			rke2 += fmt.Sprintf("  server: https://%s:9345\n  token: %q\n", serverIP, token)
 		}
-		flannel := "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: rke2-flannel\n  namespace: kube-system\nspec:\n" +
-			"  valuesContent: |-\n    flannel:\n      args: [--ip-masq, --kube-subnet-mgr, --iptables-resync=60]\n"
 		s.seed = func(moreRKE2 string) []string {
 			return qemu.CIDataDrive(cidata(t, fmt.Sprintf("#cloud-config\nhostname: %s\nwrite_files:\n", s.name)+
-				"  - path: /var/lib/rancher/rke2/server/manifests/rke2-flannel-config.yaml\n    content: |\n"+indent(flannel, 6)+"\n"+
+				"  - path: /var/lib/rancher/rke2/server/manifests/rke2-flannel-config.yaml\n    content: |\n"+indent(smallMachineFlannel, 6)+"\n"+
 				clusterNetwork(s.ip, rke2+moreRKE2), "instance-id: "+s.name+"\n"))
 		}
 		// Two vCPUs each (RKE2's minimum for a server: at one, the

@@ -1,14 +1,15 @@
 // Package conformance reads the JUnit report Kubernetes' e2e.test writes
 // (--report-dir, junit_01.xml) into what make conformance prints: the
 // tests passed, failed (each with its first error line) and skipped at
-// run time (each with its reason). Specs the focus did not select are
-// only counted.
+// run time (each with its reason), and those the suite's time budget left
+// unrun. Specs the focus did not select are only counted.
 package conformance
 
 import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 )
 
@@ -23,6 +24,10 @@ type Case struct {
 // Summary is a run's outcome.
 type Summary struct {
 	Passed, Failed, Skipped []Case
+	// NotReached are the specs the focus chose that did not run: the
+	// suite stopped first (Detail says why, as ginkgo does: "Suite
+	// Timeout Elapsed" when the budget ran out).
+	NotReached []Case
 	// NotSelected counts the specs the focus and skip left out.
 	NotSelected int
 	Seconds     float64
@@ -48,9 +53,42 @@ type junitProblem struct {
 type junitSuites struct {
 	XMLName xml.Name `xml:"testsuites"`
 	Suites  []struct {
-		Time  float64     `xml:"time,attr"`
+		Name       string  `xml:"name,attr"`
+		Time       float64 `xml:"time,attr"`
+		Properties []struct {
+			Name  string `xml:"name,attr"`
+			Value string `xml:"value,attr"`
+		} `xml:"properties>property"`
 		Cases []junitCase `xml:"testcase"`
 	} `xml:"testsuite"`
+}
+
+// chosen tells the specs the focus and skip chose (ginkgo's rule: the
+// suite's description, a space and the spec's text, here the case's name
+// without "[It] ", match the focus and not the skip) when the suite
+// stopped before its end (stopped, ginkgo's SpecialSuiteFailureReason):
+// in the report those left unrun look the same as those never chosen
+// ("skipped" alone). With the suite run to its end, it is nil.
+func chosen(stopped, suite, focus, skip string) (func(name string) bool, error) {
+	if stopped == "" {
+		return nil, nil
+	}
+	var f, k *regexp.Regexp
+	var err error
+	if focus != "" {
+		if f, err = regexp.Compile(focus); err != nil {
+			return nil, fmt.Errorf("junit report: FocusStrings: %w", err)
+		}
+	}
+	if skip != "" {
+		if k, err = regexp.Compile(skip); err != nil {
+			return nil, fmt.Errorf("junit report: SkipStrings: %w", err)
+		}
+	}
+	return func(name string) bool {
+		text := suite + " " + name
+		return (f == nil || f.MatchString(text)) && (k == nil || !k.MatchString(text))
+	}, nil
 }
 
 // Read reads a JUnit report. A report with no test suite is an error: a
@@ -66,6 +104,15 @@ func Read(r io.Reader) (*Summary, error) {
 	s := &Summary{}
 	for _, suite := range js.Suites {
 		s.Seconds += suite.Time
+		props := map[string]string{}
+		for _, p := range suite.Properties {
+			props[p.Name] = p.Value
+		}
+		stopped := props["SpecialSuiteFailureReason"]
+		wasChosen, err := chosen(stopped, suite.Name, props["FocusStrings"], props["SkipStrings"])
+		if err != nil {
+			return nil, err
+		}
 		for _, c := range suite.Cases {
 			k := Case{Name: strings.TrimPrefix(c.Name, "[It] "), Seconds: c.Time}
 			switch {
@@ -88,9 +135,14 @@ func Read(r io.Reader) (*Summary, error) {
 				}
 				reason, ok := strings.CutPrefix(msg, "skipped - ")
 				if !ok {
-					// "skipped" alone: left out by the focus, or
-					// pending.
-					s.NotSelected++
+					// "skipped" alone: left out by the focus,
+					// pending, or not reached.
+					if wasChosen != nil && strings.HasPrefix(c.Name, "[It] ") && wasChosen(k.Name) {
+						k.Detail = stopped
+						s.NotReached = append(s.NotReached, k)
+					} else {
+						s.NotSelected++
+					}
 					continue
 				}
 				k.Detail = firstLine(reason)
@@ -125,13 +177,16 @@ func firstLine(texts ...string) string {
 
 // Write writes the summary as make conformance prints it.
 func (s *Summary) Write(w io.Writer) {
-	fmt.Fprintf(w, "conformance: %d passed, %d failed, %d skipped (%d not selected), %.0f s\n",
-		len(s.Passed), len(s.Failed), len(s.Skipped), s.NotSelected, s.Seconds)
+	fmt.Fprintf(w, "conformance: %d passed, %d failed, %d skipped, %d not run (%d not selected), %.0f s\n",
+		len(s.Passed), len(s.Failed), len(s.Skipped), len(s.NotReached), s.NotSelected, s.Seconds)
 	for _, c := range s.Failed {
 		fmt.Fprintf(w, "FAILED  %s\n        %s\n", c.Name, c.Detail)
 	}
 	for _, c := range s.Skipped {
 		fmt.Fprintf(w, "SKIPPED %s\n        %s\n", c.Name, c.Detail)
+	}
+	for _, c := range s.NotReached {
+		fmt.Fprintf(w, "NOT RUN %s\n        %s\n", c.Name, c.Detail)
 	}
 	for _, c := range s.Passed {
 		fmt.Fprintf(w, "passed  %s (%.1f s)\n", c.Name, c.Seconds)

@@ -13,15 +13,7 @@ import (
 // list, a failure's first line without ginkgo's mark, a skip's reason,
 // the specs the focus left out only counted.
 func TestRead(t *testing.T) {
-	f, err := os.Open("testdata/junit_01.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s, err := Read(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := readReport(t, "testdata/junit_01.xml")
 	if len(s.Passed) != 1 || len(s.Failed) != 1 || len(s.Skipped) != 1 || s.NotSelected != 2 || s.Seconds != 84.5 {
 		t.Fatalf("summary %+v", s)
 	}
@@ -36,8 +28,40 @@ func TestRead(t *testing.T) {
 	golden.Check(t, "summary.txt", b.Bytes())
 }
 
+// TestReadStopped reads a report of a suite its time budget stopped: the
+// specs the focus chose and the skip did not leave out, not run, are
+// listed apart from those it never chose.
+func TestReadStopped(t *testing.T) {
+	s := readReport(t, "testdata/junit_timeout.xml")
+	if len(s.Passed) != 1 || len(s.Failed) != 1 || len(s.Skipped) != 0 || len(s.NotReached) != 1 || s.NotSelected != 3 {
+		t.Fatalf("summary %+v", s)
+	}
+	if r := s.NotReached[0]; r.Name != "[sig-network] DNS should provide DNS for pods for Hostname [LinuxOnly] [Conformance]" || r.Detail != "Suite Timeout Elapsed" {
+		t.Errorf("not reached: %+v", r)
+	}
+	var b bytes.Buffer
+	s.Write(&b)
+	golden.Check(t, "summary_timeout.txt", b.Bytes())
+}
+
+// readReport reads the report of the file name.
+func readReport(t *testing.T, name string) *Summary {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, err := Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestReadRefuses(t *testing.T) {
-	for _, in := range []string{"", "<testsuites></testsuites>", "not xml", `<testsuites><testsuite><testcase name="x" status="weird"/></testsuite></testsuites>`} {
+	for _, in := range []string{"", "<testsuites></testsuites>", "not xml", `<testsuites><testsuite><testcase name="x" status="weird"/></testsuite></testsuites>`,
+		`<testsuites><testsuite><properties><property name="SpecialSuiteFailureReason" value="Interrupted"/><property name="FocusStrings" value="(["/></properties></testsuite></testsuites>`} {
 		if s, err := Read(strings.NewReader(in)); err == nil {
 			t.Errorf("Read(%q) = %+v, want an error", in, s)
 		}
@@ -48,6 +72,10 @@ func TestReadRefuses(t *testing.T) {
 func FuzzRead(f *testing.F) {
 	b, err := os.ReadFile("testdata/junit_01.xml")
 	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	if b, err = os.ReadFile("testdata/junit_timeout.xml"); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(b)
