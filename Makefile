@@ -121,7 +121,7 @@ qemu-test: image e2e
 	$(MAKE) image ROLE=agent
 	RKE2_REQUIRE_IMAGES=1 $(GO) test -count=1 ./images/
 	cd qemu-test && RKE2_OUT=$(OUT) RKE2_KERNEL=$(KERNEL_DIR) RKE2_BIN=$(BIN) RKE2_GRUB=$(GRUB_DIR) RKE2_TEST_IMAGES=$(BUILD)/images/rke2os-test-images.linux-amd64.tar.zst \
-		RKE2_E2E=$(E2E) RKE2_KUBECTL=$(BUILD)/cache/kubernetes-$(KUBERNETES_VERSION)/kubectl RKE2_CONFORMANCE_DIR=$(BUILD)/conformance \
+		RKE2_E2E=$(E2E) RKE2_KUBECTL=$(BUILD)/cache/kubernetes-$(KUBERNETES_VERSION)/kubectl RKE2_CONFORMANCE_DIR=$(BUILD)/conformance/smoke \
 		$(GO) test -count=1 -timeout 75m -v ./...
 
 test: unit qemu-test
