@@ -8,6 +8,7 @@ package qemutest
 
 import (
 	"os"
+	"regexp"
 	"testing"
 	"time"
 
@@ -21,7 +22,14 @@ import (
 // (CONFORMANCE_SKIP) and time budget (CONFORMANCE_TIMEOUT, default 1h)
 // chosen.
 func TestConformance(t *testing.T) {
-	focus := os.Getenv("CONFORMANCE_FOCUS")
+	focus, skip := os.Getenv("CONFORMANCE_FOCUS"), os.Getenv("CONFORMANCE_SKIP")
+	// Checked before the boot: e2e.test compiles them only once the
+	// server is up, and panics on one that is no regular expression.
+	for name, v := range map[string]string{"CONFORMANCE_FOCUS": focus, "CONFORMANCE_SKIP": skip} {
+		if _, err := regexp.Compile(v); err != nil {
+			t.Fatalf("%s=%q: %v (a Go regular expression matched against the tests' names, as ginkgo's --ginkgo.focus: quote [ and ] as \\[ and \\])", name, v, err)
+		}
+	}
 	if focus == "" {
 		focus = conformance.Focus(conformance.Default)
 	}
@@ -47,6 +55,6 @@ func TestConformance(t *testing.T) {
 	a.runningPods("CoreDNS", "k8s-app=kube-dns", 10*time.Minute)
 	t.Logf("server Ready with CoreDNS after %s", time.Since(start).Round(time.Second))
 
-	runConformance(t, cs.kubeconfig, focus, os.Getenv("CONFORMANCE_SKIP"), budget)
+	runConformance(t, cs.kubeconfig, focus, skip, budget)
 	powerOffInOrder(t, vm)
 }
