@@ -218,7 +218,10 @@ func TestCluster(t *testing.T) {
 	kept := cs.checkSnapshots(t, vm, bucket)
 	// Kubernetes' own conformance tests, a few (make conformance runs
 	// the rest).
-	runConformance(t, cs.kubeconfig, conformance.Focus(conformance.Smoke), "", 10*time.Minute)
+	smoke := runConformance(t, cs.kubeconfig, conformance.Focus(conformance.Smoke), "", 10*time.Minute)
+	if m := smoke.Missing(conformance.Smoke); len(m) > 0 {
+		t.Errorf("the conformance smoke: %s (RKE2_E2E) has no test named %q", os.Getenv("RKE2_E2E"), m)
+	}
 	first := vm.Milestones()
 	t.Logf("first boot timeline: %v", first)
 	checkOSImage(t, kc, "rke2os "+rke2Version(t)+" (server)")

@@ -18,8 +18,8 @@ import (
 // e2e.test's log and the summary into a directory of RKE2_CONFORMANCE_DIR
 // named by the time, the summary also as RKE2_CONFORMANCE_DIR/summary.txt,
 // logs the summary, and fails the test on a failed test, a chosen test the
-// budget left unrun, or when none passed.
-func runConformance(t *testing.T, kubeconfig, focus, skip string, budget time.Duration) {
+// budget left unrun, or when none passed. It returns the summary.
+func runConformance(t *testing.T, kubeconfig, focus, skip string, budget time.Duration) *conformance.Summary {
 	t.Helper()
 	e2e, kubectl, dir := buildEnv(t, "RKE2_E2E"), buildEnv(t, "RKE2_KUBECTL"), buildEnv(t, "RKE2_CONFORMANCE_DIR")
 	report := filepath.Join(dir, time.Now().UTC().Format("20060102T150405Z"))
@@ -69,6 +69,7 @@ func runConformance(t *testing.T, kubeconfig, focus, skip string, budget time.Du
 	if len(s.Passed) == 0 {
 		t.Errorf("no conformance test passed: the focus %q selects none, or the suite did not start", focus)
 	}
+	return s
 }
 
 // lastLines is the end of s, n lines at most.

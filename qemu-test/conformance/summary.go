@@ -175,6 +175,26 @@ func firstLine(texts ...string) string {
 	return ""
 }
 
+// Missing are the tests of names the report holds nowhere (passed, failed,
+// skipped or not run): tests the e2e binary does not have, as when a set
+// names a test of a suite the binary leaves out, or one a new Kubernetes
+// renamed. A run that chose them by name did not run them.
+func (s *Summary) Missing(names []string) []string {
+	seen := map[string]bool{}
+	for _, l := range [][]Case{s.Passed, s.Failed, s.Skipped, s.NotReached} {
+		for _, c := range l {
+			seen[c.Name] = true
+		}
+	}
+	var m []string
+	for _, n := range names {
+		if !seen[n] {
+			m = append(m, n)
+		}
+	}
+	return m
+}
+
 // Write writes the summary as make conformance prints it.
 func (s *Summary) Write(w io.Writer) {
 	fmt.Fprintf(w, "conformance: %d passed, %d failed, %d skipped, %d not run (%d not selected), %.0f s\n",

@@ -44,6 +44,24 @@ func TestReadStopped(t *testing.T) {
 	golden.Check(t, "summary_timeout.txt", b.Bytes())
 }
 
+// TestMissing: of the names a run chose, those the report holds in no
+// list are missing; a test that passed, failed or that the budget left
+// unrun is not.
+func TestMissing(t *testing.T) {
+	s := readReport(t, "testdata/junit_timeout.xml")
+	absent := "[sig-apps] Daemon set [Serial] should rollback without unnecessary restarts [Conformance]"
+	names := []string{absent}
+	for _, l := range [][]Case{s.Passed, s.Failed, s.NotReached} {
+		names = append(names, l[0].Name)
+	}
+	if got := s.Missing(names); len(got) != 1 || got[0] != absent {
+		t.Errorf("Missing(%q) = %q, want only %q", names, got, absent)
+	}
+	if got := s.Missing(nil); got != nil {
+		t.Errorf("Missing(nil) = %q", got)
+	}
+}
+
 // readReport reads the report of the file name.
 func readReport(t *testing.T, name string) *Summary {
 	t.Helper()
