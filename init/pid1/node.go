@@ -118,6 +118,15 @@ func startNode(ctx context.Context, reaper *supervise.Reaper, sup *supervise.Sup
 			return err
 		}
 	}
+	// The images the kubelet has not unpacked yet are, in the background
+	// (a service that ends: see rke2node's UnpackAll).
+	err = sup.Add(&supervise.Service{
+		Name: "rke2-unpack", Path: layout.NodeBinary, Args: []string{nodesteps.StepUnpack},
+		LogFile: layout.DefaultPaths.Agent("logs", "rke2-unpack.log"), Restart: supervise.Never,
+	}, "containerd")
+	if err != nil {
+		return err
+	}
 	if role == config.RoleServer {
 		// The control plane's gating (etcd healthy, then the apiserver,
 		// then the controller-manager and the scheduler) is a service of

@@ -100,6 +100,15 @@ func Main(env Env, args []string, stdout io.Writer) int {
 	case nodesteps.StepInstall:
 		in := installFlags(fs)
 		run = func(ctx context.Context) (any, error) { return env.Install(ctx, in()) }
+	case nodesteps.StepUnpack:
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		console.Open()
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		env.UnpackAll(ctx)
+		return 0
 	case nodesteps.StepServer, nodesteps.StepAgent:
 		name := fs.String("node-name", "", "the node's name")
 		ip := fs.String("node-ip", "", "the node's IP address")
@@ -210,6 +219,89 @@ func (e Env) Import(ctx context.Context, server bool) (*nodesteps.ImportResult, 
 		return nil, err
 	}
 	return &nodesteps.ImportResult{Imported: res.Imported, Skipped: res.Skipped, Images: res.Images, Unpacked: unpacked}, nil
+}
+
+// UnpackAll unpacks every image in containerd not unpacked yet (the
+// airgap archives' and any pulled since), at the lowest priority, with no
+// deadline, and says so on the console. Without it the kubelet unpacks an
+// image when it creates a pod's container, under its 2-minute runtime
+// request timeout: on a slow node (an agent of one niced vCPU under TCG,
+// seen with a conformance test's agnhost) a large image's unpack never
+// fits, and each try starts it again from nothing. An image that fails is
+// tried again a minute later, up to unpackPasses times in all, the others
+// going on meanwhile; it returns when none is left or ctx ends (the node
+// stopping).
+func (e Env) UnpackAll(ctx context.Context) {
+	if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, 19); err != nil {
+		slog.Warn("unpack: lowest priority", "err", err)
+	}
+	start := time.Now()
+	unpacked, images := 0, 0
+	var failed []string
+	var err error
+	for pass := 1; ; pass++ {
+		var n, names int
+		n, names, failed, err = e.unpackPass(ctx, failed)
+		unpacked += n
+		images = max(images, names)
+		if ctx.Err() != nil {
+			return
+		}
+		done := err == nil && len(failed) == 0
+		if done || pass == unpackPasses {
+			break
+		}
+		slog.Warn("unpack images: trying again in a minute", "err", err, "failed", failed)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Minute):
+		}
+	}
+	nfailed := len(failed)
+	if err != nil || nfailed > 0 {
+		// Not an error of the node: the kubelet unpacks what a pod needs.
+		slog.Warn("unpack images: gave up; the kubelet unpacks them when a pod needs them", "err", err, "images", failed)
+		nfailed = max(nfailed, 1)
+	}
+	console.Event(console.EventImagesUnpacked, "unpacked", unpacked, "images", images, "failed", nfailed, "seconds", int(time.Since(start).Seconds()))
+}
+
+// unpackPasses bounds UnpackAll's tries of an image that fails.
+const unpackPasses = 5
+
+// unpackPass unpacks the images not unpacked yet, each on its own (only
+// those of only, when it is not nil): how many it unpacked, of how many
+// names, and the names that failed. err is one that stopped the pass
+// (containerd not answering).
+func (e Env) unpackPass(ctx context.Context, only []string) (n, names int, failed []string, err error) {
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	c, err := airgap.WaitContainerd(wctx, e.Paths.ContainerdSocket())
+	cancel()
+	if err != nil {
+		return 0, 0, only, err
+	}
+	defer c.Close()
+	all, err := airgap.ImageNames(ctx, c)
+	if err != nil {
+		return 0, 0, only, err
+	}
+	todo := all
+	if only != nil {
+		todo = only
+	}
+	for _, name := range todo {
+		k, err := airgap.UnpackImages(ctx, c, []string{name})
+		if ctx.Err() != nil {
+			return n, len(all), nil, ctx.Err()
+		}
+		n += k
+		if err != nil {
+			slog.Warn("unpack image", "err", err)
+			failed = append(failed, name)
+		}
+	}
+	return n, len(all), failed, nil
 }
 
 // Etcd makes etcd's certificates and writes its static pod. A further

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -112,6 +113,22 @@ func UnpackImages(ctx context.Context, c *containerd.Client, names []string) (in
 		slog.Info("image unpacked", "image", name, "snapshotter", Snapshotter, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return n, nil
+}
+
+// ImageNames are the names of every image in containerd's k8s.io
+// namespace, sorted (several may name one image).
+func ImageNames(ctx context.Context, c *containerd.Client) ([]string, error) {
+	ctx = namespaces.WithNamespace(ctx, K8sNamespace)
+	imgs, err := c.ImageService().List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	names := make([]string, 0, len(imgs))
+	for _, img := range imgs {
+		names = append(names, img.Name)
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // archiveDigest is an archive's digest from known when the archive (or

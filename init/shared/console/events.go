@@ -80,6 +80,9 @@ const (
 	// EventImagesImported: the airgap images are in containerd (imported,
 	// skipped: archives; images).
 	EventImagesImported = "images-imported"
+	// EventImagesUnpacked: every image in containerd is unpacked
+	// (unpacked: how many were not yet; images; seconds).
+	EventImagesUnpacked = "images-unpacked"
 	// EventService: a supervised service changed state (name, state, pid,
 	// and exit, delay or for as the state has them).
 	EventService = "service"

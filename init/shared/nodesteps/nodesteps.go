@@ -40,6 +40,10 @@ const (
 	// install section, given as flags) with the node's config (a file),
 	// and answers InstallResult; the caller reboots or powers off.
 	StepInstall = "install"
+	// StepUnpack is a service that ends: it unpacks every image in
+	// containerd not unpacked yet, at the lowest priority and with no
+	// deadline, then exits.
+	StepUnpack = "unpack"
 )
 
 // The install step's flags: the config's install section (min-size in
