@@ -29,44 +29,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// agentUserData is the config of an agent joining the test's server.
-func agentUserData(name, ip, token string) string {
-	return fmt.Sprintf("#cloud-config\nhostname: %s\n", name) + clusterNetwork(ip, fmt.Sprintf(
-		"rke2:\n  server: https://%s:9345\n  token: %q\n  node-ip: %s\n", serverIP, token, ip))
-}
-
-// agentTimeout bounds each of the agent's milestones: it boots beside a
-// running server, on what the server leaves of two cores.
-const agentTimeout = 40 * time.Minute
-
-// startAgent boots an agent disk (an overlay of base) with its config.
-//
-// One vCPU, niced 5: under TCG on two cores, an agent with two vCPUs
-// importing its images beside the server starved the server's apiserver
-// into TLS handshake timeouts it did not recover from; niced 15 it was
-// itself starved (the idle control plane under TCG takes about a core)
-// and had not imported its images after 20 minutes. One vCPU at nice 5
-// leaves the server a core and the agent most of the other.
+// startAgent boots an agent disk (an overlay of base) with its config
+// (agentConfig).
 func startAgent(t *testing.T, base, sw, name, ip, token string, mem int) *qemu.VM {
 	return qemu.Start(t, agentConfig(t, base, sw, name, ip, token, mem))
 }
-
-// agentConfig is an agent's machine: started again with it, the agent
-// boots from the same disk.
-func agentConfig(t *testing.T, base, sw, name, ip, token string, mem int) qemu.Config {
-	iso := cidata(t, agentUserData(name, ip, token), "instance-id: "+name+"\n")
-	return qemu.Config{Machine: "q35", MemoryMiB: mem, CPUs: 1, Nice: 5, Disk: qemu.Overlay(t, base, 8<<30),
-		Switch: sw, SwitchMAC: clusterMAC(ip),
-		Extra: qemu.CIDataDrive(iso)}
-}
-
-// The tokens the test's server config sets, as a user would over the
-// image's baked ones: the config's win at the first boot (the baked token
-// is only a default), and agents join with an agent token of their own.
-const (
-	testServerSecret = "multinode-server-secret"
-	testAgentSecret  = "multinode-agent-secret"
-)
 
 // TestAgents: a server, its image baked with --secrets, boots with a token
 // and an agent-token of its config into its cluster and runs the echo
@@ -177,41 +144,12 @@ func upgradeInOrder(t *testing.T, cs *clusterServer, server, agent *qemu.VM, age
 	return server, agent
 }
 
-// clusterTokens are the tokens of the test's cluster: the full tokens of
-// its config's secrets, pinning the CA baked into the server image, and
-// the baked server token, which the config's overrides.
-type clusterTokens struct {
-	server, agent, baked string
-}
-
-// testTokens are the full tokens of the cluster whose secrets are in
-// secrets: the CA hash is the baked token's (its CA is the cluster's).
-func testTokens(t *testing.T, secrets string) clusterTokens {
-	tb, err := os.ReadFile(filepath.Join(secrets, "token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	baked := strings.TrimSpace(string(tb))
-	hash, _, ok := strings.Cut(baked, "::")
-	if !ok {
-		t.Fatalf("the secrets' token %q is not a K10<hash>::<user>:<secret> token", baked)
-	}
-	return clusterTokens{server: hash + "::server:" + testServerSecret, agent: hash + "::node:" + testAgentSecret, baked: baked}
-}
-
 // joinAgent boots agent1 and joins it to the running server: it gets its
 // certificates through the supervisor and its Node is Ready; a pod on it
 // reaches a pod on the server by pod IP and through a Service, resolving
 // through CoreDNS across the nodes. The agent is left running.
 func joinAgent(t *testing.T, ctx context.Context, kc kubernetes.Interface, cfg qemu.Config) *qemu.VM {
-	agent := qemu.Start(t, cfg)
-	for _, m := range []string{"joined", "kubelet-started", "node-ready"} {
-		got, err := agent.WaitFor(regexp.MustCompile(`(?m)^rke2-init (milestone=`+m+` |error=)`), agentTimeout)
-		if err != nil || got[1] == "error=" {
-			t.Fatalf("agent: waiting for %s: %v; errors: %v", m, err, agent.Errors())
-		}
-	}
-	t.Logf("agent timeline: %v", agent.Milestones())
+	agent := startJoined(t, cfg)
 	n, err := kc.CoreV1().Nodes().Get(ctx, "agent1", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -231,26 +169,7 @@ func joinAgent(t *testing.T, ctx context.Context, kc kubernetes.Interface, cfg q
 	if internal == 0 {
 		t.Errorf("agent1 has no InternalIP (addresses %v), want its node-ip %s", n.Status.Addresses, clusterNet+"11")
 	}
-	// kube-proxy and flannel run on the agent; no control-plane pod does.
-	poll(t, "kube-proxy and flannel Running on agent1", 10*time.Minute, func() error {
-		pods, err := kc.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=agent1"})
-		if err != nil {
-			return err
-		}
-		running := map[string]bool{}
-		for _, p := range pods.Items {
-			if p.Labels["tier"] == "control-plane" && p.Labels["component"] != "kube-proxy" {
-				t.Fatalf("a control-plane pod on the agent: %s", p.Name)
-			}
-			if p.Status.Phase == corev1.PodRunning {
-				running[p.Labels["component"]+p.Labels["app"]] = true
-			}
-		}
-		if !running["kube-proxy"] || !running["flannel"] {
-			return fmt.Errorf("running: %v", running)
-		}
-		return nil
-	})
+	agentPodsRunning(t, ctx, kc)
 	// The server kept the agent's password, and gave it to its Node.
 	poll(t, "agent1's node password secret owned by its Node", 3*time.Minute, func() error {
 		s, err := kc.CoreV1().Secrets("kube-system").Get(ctx, "agent1.node-password.rke2", metav1.GetOptions{})

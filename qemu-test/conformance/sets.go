@@ -7,7 +7,8 @@ import (
 
 // Default is the set make conformance runs when CONFORMANCE_FOCUS is not
 // given: of every SIG's [Conformance] tests, those that fit an hour under
-// TCG on two cores, one server (issue 25). Each is the test's full name as
+// TCG on two cores, one server (issue 25); those that need two nodes are
+// TwoNodes'. Each is the test's full name as
 // e2e.test v1.34.4 spells it (testdata/conformance-v1.34.4.txt holds them
 // all); a test the default leaves out runs with CONFORMANCE_FOCUS.
 var Default = []string{
@@ -99,6 +100,18 @@ var Default = []string{
 	"[sig-instrumentation] Events API should ensure that an event can be fetched, patched, deleted, and listed [Conformance]",
 	"[sig-cli] Kubectl client Kubectl api-versions should check if v1 is in available api versions [Conformance]",
 	"[sig-cli] Kubectl client Kubectl run pod should create a pod from an image when restart is Never [Conformance]",
+}
+
+// TwoNodes is the set make conformance runs on a server and an agent
+// (CONFORMANCE_NODES=2) when CONFORMANCE_FOCUS is not given: the
+// conformance tests that need two schedulable nodes, and pod networking
+// checked between pods and nodes across the two (flannel's VXLAN between
+// the machines).
+var TwoNodes = []string{
+	"[sig-architecture] Conformance Tests should have at least two untainted nodes [Conformance]",
+	"[sig-apps] Daemon set [Serial] should rollback without unnecessary restarts [Conformance]",
+	"[sig-network] Networking Granular Checks: Pods should function for intra-pod communication: udp [NodeConformance] [Conformance]",
+	"[sig-network] Networking Granular Checks: Pods should function for node-pod communication: http [LinuxOnly] [NodeConformance] [Conformance]",
 }
 
 // LeftOut are the tests the default set would hold but does not, each with

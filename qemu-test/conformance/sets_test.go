@@ -30,7 +30,7 @@ func TestSets(t *testing.T) {
 			t.Errorf("left out: %q is no conformance test of v1.34.4, is in the default set, or has no reason", n)
 		}
 	}
-	for name, set := range map[string][]string{"Default": Default, "Smoke": Smoke} {
+	for name, set := range map[string][]string{"Default": Default, "Smoke": Smoke, "TwoNodes": TwoNodes} {
 		re, err := regexp.Compile(Focus(set))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
