@@ -127,14 +127,17 @@ recipe_kubernetes() {
 		k8s.io/kubernetes/cmd/kube-proxy)
 }
 
-# Kubernetes' own e2e tests, for make conformance on the host (never in an
-# image): e2e.test from the wrapper module recipe_kubernetes made for the
-# same version, so it shares that build's packages in the GOCACHE.
-recipe_e2e() {
-	local target=$1 version=$2 w minor ldflags="-s -w" pkg
+# e2e_binary TARGET VERSION NAME PACKAGE [GO TEST FLAG...] builds
+# TARGET/NAME, the test binary of PACKAGE, in the wrapper module
+# recipe_kubernetes made for VERSION, so it shares that build's packages
+# in the GOCACHE, with the version stamped as in the kubernetes binaries.
+# (Its text is in the keys of the e2e components: a change rebuilds them.)
+e2e_binary() {
+	local target=$1 version=$2 name=$3 package=$4 w minor ldflags="-s -w" pkg
+	shift 4
 	w=$cache/wrap/kubernetes-$version
 	if ! grep -q "k8s.io/kubernetes $version" "$w/go.mod" 2>/dev/null; then
-		log "e2e $version: build kubernetes $version first (its wrapper module $w)"
+		log "$name $version: build kubernetes $version first (its wrapper module $w)"
 		return 1
 	fi
 	minor=${version#v1.}
@@ -143,32 +146,26 @@ recipe_e2e() {
 		ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
 		ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
 	done
-	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go test -c -ldflags "$ldflags" -o "$target/e2e.test" k8s.io/kubernetes/test/e2e)
+	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go test -c "$@" -ldflags "$ldflags" -o "$target/$name" "$package")
+}
+
+# Kubernetes' own e2e tests, for make conformance on the host (never in an
+# image).
+recipe_e2e() {
+	e2e_binary "$1" "$2" e2e.test k8s.io/kubernetes/test/e2e
 }
 
 # The conformance smoke's e2e binary, for make test: Kubernetes' own e2e
 # suite setup and the API machinery, auth and network suites
-# (images/e2esmoke), built in the same wrapper module, with the same
-# flags, as e2e.test, the other suites left out: 212 s against e2e.test's
-# 253 s on 2 cores after the kubernetes binaries (most of either is the
-# framework both link).
+# (images/e2esmoke, copied into the wrapper module), the other suites left
+# out: 212 s against e2e.test's 253 s on 2 cores after the kubernetes
+# binaries (most of either is the framework both link).
 recipe_e2e_smoke() {
-	local target=$1 version=$2 w minor ldflags="-s -w" pkg
-	w=$cache/wrap/kubernetes-$version
-	if ! grep -q "k8s.io/kubernetes $version" "$w/go.mod" 2>/dev/null; then
-		log "e2e-smoke $version: build kubernetes $version first (its wrapper module $w)"
-		return 1
-	fi
-	minor=${version#v1.}
-	minor=${minor%%.*}
-	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-		ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-		ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
-	done
+	local w=$cache/wrap/kubernetes-$2
 	rm -rf "$w/e2esmoke"
 	mkdir -p "$w/e2esmoke"
 	cp "$here/e2esmoke/e2esmoke_test.go" "$w/e2esmoke/"
-	(cd "$w" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" go test -c -tags e2esmoke -ldflags "$ldflags" -o "$target/e2e-smoke.test" ./e2esmoke)
+	e2e_binary "$1" "$2" e2e-smoke.test ./e2esmoke -tags e2esmoke
 }
 
 recipe_etcd() {
@@ -815,8 +812,9 @@ build() {
 	case $1 in
 	kubernetes) component kubernetes "$KUBERNETES_VERSION" recipe_kubernetes \
 		kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy ;;
-	e2e) component e2e "$KUBERNETES_VERSION" recipe_e2e e2e.test ;;
-	e2e-smoke) KEY_EXTRA=$(sha256sum <"$here/e2esmoke/e2esmoke_test.go" | cut -c1-16) \
+	e2e) KEY_EXTRA=$(declare -f e2e_binary | sha256sum | cut -c1-16) \
+		component e2e "$KUBERNETES_VERSION" recipe_e2e e2e.test ;;
+	e2e-smoke) KEY_EXTRA=$({ declare -f e2e_binary; cat "$here/e2esmoke/e2esmoke_test.go"; } | sha256sum | cut -c1-16) \
 		component e2e-smoke "$KUBERNETES_VERSION" recipe_e2e_smoke e2e-smoke.test ;;
 	etcd) component etcd "$ETCD_VERSION" recipe_etcd etcd etcdctl etcdutl ;;
 	containerd) component containerd "$CONTAINERD_VERSION" recipe_containerd \
