@@ -80,8 +80,8 @@ const (
 	// EventImagesImported: the airgap images are in containerd (imported,
 	// skipped: archives; images).
 	EventImagesImported = "images-imported"
-	// EventImagesUnpacked: every image in containerd is unpacked
-	// (unpacked: how many were not yet; images; seconds).
+	// EventImagesUnpacked: the rke2-unpack service is done (unpacked: how
+	// many were not yet; images; failed: left to the kubelet; seconds).
 	EventImagesUnpacked = "images-unpacked"
 	// EventService: a supervised service changed state (name, state, pid,
 	// and exit, delay or for as the state has them).
